@@ -1,0 +1,1 @@
+"""The user ABI: errno values, constants and struct layouts, with Linux's spelling."""

@@ -1,0 +1,1 @@
+"""Architecture entry: the syscall tables and do_syscall_64 (Linux: arch/)."""

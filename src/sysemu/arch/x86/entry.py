@@ -1,0 +1,221 @@
+"""Syscall entry: the tables built from the tbl rows, and do_syscall_64.
+
+Linux: arch/x86/entry/syscall_64.c (sys_call_table, do_syscall_64), syscall_x32.c,
+syscall_32.c and common.c (do_syscall_x64, do_syscall_x32, do_int80_syscall_32).
+Every slot starts as sys_ni_syscall (-ENOSYS); slots with a sysemu handler are served;
+the others follow the policy:
+
+- passthrough: the host kernel runs them (the filter does not even trap them);
+- strict: ENOSYS, logged once per syscall, except the calls in DELEGATED, which sysemu
+  deliberately leaves to the host (memory, processes, files, time, signals).
+"""
+from __future__ import annotations
+
+import enum
+from typing import Callable, Iterable
+
+from sysemu.abi.errno import Errno
+from sysemu.arch.x86 import _syscalls
+from sysemu.kernel.errors import HostPassthrough, SyscallError
+from sysemu.kernel.syscalls import HANDLERS, Handler, InstallFd
+
+X32_SYSCALL_BIT = 0x40000000
+AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_I386 = 0x40000003
+
+
+class Policy(str, enum.Enum):
+    PASSTHROUGH = "passthrough"
+    STRICT = "strict"
+
+
+class Action(str, enum.Enum):
+    SERVED = "served"            # sysemu's handler answers
+    PASSTHROUGH = "passthrough"  # the host kernel runs it
+    ENOSYS = "ENOSYS"            # sys_ni_syscall
+
+
+# What sysemu leaves to the host kernel even under --policy strict: the calls a program
+# needs to run at all that touch nothing sysemu models.
+DELEGATED = frozenset("""
+read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction
+rt_sigprocmask rt_sigreturn ioctl pread64 pwrite64 readv writev access pipe select sched_yield
+mremap msync mincore madvise dup dup2 pause nanosleep getitimer alarm setitimer getpid sendfile
+recvfrom recvmsg sendmsg sendto clone fork vfork execve exit wait4 kill uname fcntl flock fsync
+fdatasync truncate ftruncate getdents getcwd chdir fchdir rename mkdir rmdir creat link unlink
+symlink readlink chmod fchmod chown fchown lchown umask gettimeofday getrlimit getrusage sysinfo
+times getuid getgid setuid setgid geteuid getegid setpgid getppid getpgrp setsid setreuid
+setregid getgroups setgroups setresuid getresuid setresgid getresgid getpgid setfsuid setfsgid
+getsid capget capset rt_sigpending rt_sigtimedwait rt_sigqueueinfo rt_sigsuspend sigaltstack
+utime mknod personality statfs fstatfs getpriority setpriority sched_setparam sched_getparam
+sched_setscheduler sched_getscheduler sched_get_priority_max sched_get_priority_min
+sched_rr_get_interval mlock munlock mlockall munlockall prctl arch_prctl setrlimit sync gettid
+readahead setxattr lsetxattr fsetxattr getxattr lgetxattr fgetxattr listxattr llistxattr
+flistxattr removexattr lremovexattr fremovexattr tkill time futex sched_setaffinity
+sched_getaffinity getdents64 set_tid_address restart_syscall fadvise64 timer_create
+timer_settime timer_gettime timer_getoverrun timer_delete clock_gettime clock_getres
+clock_nanosleep exit_group epoll_wait epoll_ctl tgkill utimes epoll_create openat mkdirat
+mknodat fchownat futimesat newfstatat unlinkat renameat linkat symlinkat readlinkat fchmodat
+faccessat pselect6 ppoll set_robust_list get_robust_list splice tee sync_file_range vmsplice
+utimensat epoll_pwait signalfd timerfd_create eventfd fallocate timerfd_settime
+timerfd_gettime signalfd4 eventfd2 epoll_create1 dup3 pipe2 inotify_init inotify_init1
+inotify_add_watch inotify_rm_watch preadv pwritev rt_tgsigqueueinfo prlimit64 syncfs getcpu
+sched_setattr sched_getattr renameat2 getrandom memfd_create execveat membarrier mlock2
+copy_file_range preadv2 pwritev2 statx rseq pidfd_send_signal pidfd_open clone3 close_range
+openat2 faccessat2 epoll_pwait2 futex_waitv fchmodat2 cachestat mseal futex_wake futex_wait
+futex_requeue waitid socketpair
+""".split())
+
+
+def sys_ni_syscall(task, args) -> int:
+    """Linux: kernel/sys_ni.c sys_ni_syscall()."""
+    raise SyscallError(Errno.ENOSYS)
+
+
+def _host(task, args) -> int:
+    raise HostPassthrough()
+
+
+class Slot:
+    """One entry of a syscall table."""
+
+    __slots__ = ("nr", "abi", "name", "entry", "handler", "action", "call")
+
+    def __init__(self, nr: int, abi: str, name: str, entry: str, handler: Handler | None,
+                 action: Action, call: Callable):
+        self.nr, self.abi, self.name, self.entry = nr, abi, name, entry
+        self.handler, self.action, self.call = handler, action, call
+
+
+NI_SLOT = Slot(-1, "", "", "", None, Action.ENOSYS, sys_ni_syscall)
+
+
+class SyscallTable:
+    """Linux: sys_call_table / x32_sys_call_table / ia32_sys_call_table."""
+
+    def __init__(self, abi: str, rows: Iterable[tuple[int, str, str, str]], accept: set[str],
+                 policy: Policy, on_unserved: Callable[[Slot], None] | None = None):
+        self.abi = abi
+        rows = [r for r in rows if r[1] in accept]
+        self.nr_syscalls = max(r[0] for r in rows) + 1   # Linux: __NR_syscall_max + 1
+        self.slots: list[Slot] = [NI_SLOT] * self.nr_syscalls
+        for nr, row_abi, name, entry in rows:
+            handler = HANDLERS.get(name)
+            handler_abi = "64" if row_abi == "common" else row_abi
+            if handler is not None and handler_abi in handler.abis and entry:
+                slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler)
+            elif not entry:
+                slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, sys_ni_syscall)
+            elif policy is Policy.PASSTHROUGH or name in DELEGATED:
+                slot = Slot(nr, row_abi, name, entry, None, Action.PASSTHROUGH, _host)
+            else:
+                slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, None)
+                slot.call = self._unserved(slot, on_unserved)
+            self.slots[nr] = slot
+
+    @staticmethod
+    def _unserved(slot: Slot, on_unserved):
+        def call(task, args):
+            if on_unserved is not None:
+                on_unserved(slot)
+            raise SyscallError(Errno.ENOSYS)
+        return call
+
+    def lookup(self, nr: int) -> Slot:
+        return self.slots[nr] if 0 <= nr < self.nr_syscalls else NI_SLOT
+
+
+class Syscalls:
+    """The three tables of one sandbox and the entry points that index them."""
+
+    def __init__(self, policy: Policy = Policy.PASSTHROUGH, x32_abi: bool = True,
+                 on_unserved: Callable[[Slot], None] | None = None):
+        self.policy = Policy(policy)
+        self.x32_abi = x32_abi          # Linux: CONFIG_X86_X32_ABI
+        self._logged: set[tuple[str, str]] = set()
+        self._on_unserved = on_unserved
+        log = self._log_once
+        self.x64 = SyscallTable("64", _syscalls.SYSCALL_64, {"common", "64"}, self.policy, log)
+        self.x32 = SyscallTable("x32", _syscalls.SYSCALL_64, {"common", "x32"}, self.policy, log)
+        self.ia32 = SyscallTable("i386", _syscalls.SYSCALL_32, {"i386"}, self.policy, log)
+
+    def _log_once(self, slot: Slot) -> None:
+        key = (slot.abi, slot.name)
+        if key not in self._logged:
+            self._logged.add(key)
+            if self._on_unserved is not None:
+                self._on_unserved(slot)
+
+    def slot_64(self, nr: int) -> Slot:
+        """Linux: do_syscall_64(): do_syscall_x64(), then do_syscall_x32(), else ni."""
+        unr = nr & 0xFFFFFFFF            # `unsigned int unr = nr;`
+        if unr < self.x64.nr_syscalls:
+            return self.x64.slots[unr]
+        xnr = (nr - X32_SYSCALL_BIT) & 0xFFFFFFFF
+        if self.x32_abi and xnr < self.x32.nr_syscalls:
+            return self.x32.slots[xnr]
+        return NI_SLOT
+
+    def slot_32(self, nr: int) -> Slot:
+        """Linux: do_int80_syscall_32() / do_fast_syscall_32(): ia32_sys_call_table."""
+        unr = nr & 0xFFFFFFFF
+        return self.ia32.slots[unr] if unr < self.ia32.nr_syscalls else NI_SLOT
+
+    def slot(self, arch: int, nr: int) -> Slot:
+        if arch == AUDIT_ARCH_X86_64:
+            return self.slot_64(nr)
+        if arch == AUDIT_ARCH_I386:
+            return self.slot_32(nr)
+        return NI_SLOT
+
+    def do_syscall_64(self, task, nr: int, args) -> int | InstallFd:
+        slot = self.slot_64(nr)
+        task.abi = "x32" if slot.abi == "x32" or (nr & X32_SYSCALL_BIT) else "64"
+        return slot.call(task, args)
+
+    def do_syscall_32(self, task, nr: int, args) -> int | InstallFd:
+        task.abi = "i386"
+        return self.slot_32(nr).call(task, args)
+
+    def dispatch(self, task, arch: int, nr: int, args) -> int | InstallFd:
+        """Run one call; returns rax or an InstallFd, or raises SyscallError, WouldBlock or
+        HostPassthrough. Side effects deferred with task.on_commit() are the caller's to run
+        once the response is accepted."""
+        if arch == AUDIT_ARCH_I386:
+            return self.do_syscall_32(task, nr, args)
+        if arch == AUDIT_ARCH_X86_64:
+            return self.do_syscall_64(task, nr, args)
+        raise SyscallError(Errno.ENOSYS)
+
+    def trapped(self) -> dict[str, list[Slot]]:
+        """The slots the seccomp filter must send to sysemu, per table."""
+        return {t.abi: [s for s in t.slots if s.nr >= 0 and s.action is not Action.PASSTHROUGH
+                        and (s.action is Action.SERVED or s.call is not sys_ni_syscall)]
+                for t in (self.x64, self.x32, self.ia32)}
+
+    def rows(self) -> list[Slot]:
+        """Every numbered slot of every table, for `sysemu syscalls`."""
+        return [s for t in (self.x64, self.x32, self.ia32) for s in t.slots if s.nr >= 0]
+
+
+def run_model_call(syscalls: Syscalls, task, nr: int, *args: int, arch: int = AUDIT_ARCH_X86_64,
+                   accepted: bool = True) -> int:
+    """Finish one call in the model as the host would: rax, or -errno. An InstallFd goes into
+    the task's FdTable. With accepted=False the response is lost (a signal cancelled the
+    call): nothing deferred runs and nothing is installed. WouldBlock propagates."""
+    task.commits = []
+    args = list(args) + [0] * (6 - len(args))
+    try:
+        result = syscalls.dispatch(task, arch, nr, args)
+    except SyscallError as err:
+        return -int(err.errno)
+    if not accepted:
+        return -int(Errno.EINTR)
+    if isinstance(result, InstallFd):
+        fd = task.files.install(result.file, result.cloexec)
+        if result.commit is not None:
+            result.commit(fd)
+        result = fd
+    for action in task.commits:
+        action()
+    return result

@@ -1,0 +1,1 @@
+"""Tasks, files, wait queues, sysctls and the clock: the model's kernel core."""

@@ -1,0 +1,95 @@
+"""The syscall handler registry and argument decoding.
+
+A handler is declared once with its tbl name and annotated raw arguments:
+
+    @syscall("bind")
+    def sys_bind(task: Task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int: ...
+
+The annotations say how each 64-bit register is narrowed (Linux: SYSCALL_DEFINEn's
+__SC_CAST); decoders are built once, when arch/x86 builds the table, not per call.
+A handler returns an int (rax), or an InstallFd (fd_install of a new file), or raises
+SyscallError / WouldBlock / HostPassthrough.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, NewType
+
+CInt = NewType("CInt", int)        # int: low 32 bits, sign-extended
+CUInt = NewType("CUInt", int)      # unsigned int: low 32 bits
+CLong = NewType("CLong", int)      # long: 64 bits, signed
+CULong = NewType("CULong", int)    # unsigned long / size_t: 64 bits
+UserPtr = NewType("UserPtr", int)  # void __user *: 64 bits (32 in compat, zero-extended)
+
+
+def _cint(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _cuint(v: int) -> int:
+    return v & 0xFFFFFFFF
+
+
+def _clong(v: int) -> int:
+    v &= 0xFFFFFFFFFFFFFFFF
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
+def _culong(v: int) -> int:
+    return v & 0xFFFFFFFFFFFFFFFF
+
+
+DECODERS: dict[object, Callable[[int], int]] = {
+    CInt: _cint, CUInt: _cuint, CLong: _clong, CULong: _culong, UserPtr: _culong,
+    "CInt": _cint, "CUInt": _cuint, "CLong": _clong, "CULong": _culong, "UserPtr": _culong,
+}
+
+
+@dataclass
+class InstallFd:
+    """The call's result is a new descriptor: Linux fd_install(). The host installs `file`
+    and answers with its number in one step (SECCOMP_ADDFD_FLAG_SEND); `commit(fd)` runs only
+    once the program has it. In the model, the Task's FileTable installs it."""
+    file: object
+    cloexec: bool = False
+    commit: Callable[[int], None] | None = None
+
+
+@dataclass
+class Handler:
+    name: str
+    func: Callable
+    decoders: tuple[Callable[[int], int], ...]
+    abis: frozenset[str] = field(default_factory=lambda: frozenset({"64", "x32", "i386"}))
+    # When the seccomp filter sends this call to sysemu: None for always, else rules that
+    # are OR-ed, each an AND of (arg index, op, value[, mask]) with op "eq", "ne", "lt",
+    # "ge" or "masked_eq" (libseccomp's comparisons). Other calls run on the host.
+    trap_when: tuple[tuple[tuple, ...], ...] | None = None
+
+    def __call__(self, task, args):
+        return self.func(task, *[d(a) for d, a in zip(self.decoders, args)])
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def syscall(name: str, *, abis: tuple[str, ...] = ("64", "x32", "i386"),
+            trap_when: tuple[tuple[tuple, ...], ...] | None = None):
+    """Register `func` as the handler of the tbl entry `name`. `trap_when` narrows what the
+    filter traps (see Handler); a handler must then raise HostPassthrough itself for
+    anything else that reaches it."""
+
+    def register(func):
+        params = list(inspect.signature(func).parameters.values())[1:]  # skip task
+        try:
+            decoders = tuple(DECODERS[p.annotation] for p in params)
+        except KeyError as exc:
+            raise TypeError(f"{func.__name__}: undeclared argument type {exc}") from None
+        if name in HANDLERS:
+            raise ValueError(f"two handlers for {name}")
+        HANDLERS[name] = Handler(name, func, decoders, frozenset(abis), trap_when)
+        return func
+
+    return register

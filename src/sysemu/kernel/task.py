@@ -1,0 +1,57 @@
+"""Tasks and the sandbox kernel they share. Linux: struct task_struct, struct cred."""
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from sysemu.kernel.clock import Clock, FakeClock
+from sysemu.kernel.file import FdTable, FileTable
+from sysemu.kernel.usermem import BufferMemory, UserMemory
+
+CAP_NET_BIND_SERVICE = 10
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+
+
+class Kernel:
+    """What all tasks of one sandbox share: the clock, the random source, sysctls and the
+    network namespace (attached by sysemu.net). Everything here is deterministic given
+    `clock` and `rng`."""
+
+    def __init__(self, clock: Clock | None = None, rng: random.Random | None = None):
+        self.clock = clock if clock is not None else FakeClock()
+        self.rng = rng if rng is not None else random.Random(0)
+        self.sysctl: dict[str, object] = {}
+        self.net = None  # sysemu.net.Net, attached by sysemu.net.attach()
+
+
+class Task:
+    """The calling thread as a handler sees it.
+
+    pid is the thread group id, tid the thread; `mem` its address space; `files` its
+    descriptor table; `caps` its effective capabilities. `abi` is "64", "x32" or "i386".
+    Handlers defer side effects that must wait until the program has the result with
+    on_commit(): dispatch runs them only when the response is accepted (a signal can
+    cancel a call up to that point, and then nothing may have changed)."""
+
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
+
+    def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
+                 mem: UserMemory | None = None, files: FileTable | None = None,
+                 caps: frozenset[int] = frozenset(), abi: str = "64", comm: str = ""):
+        self.kernel = kernel
+        self.pid = pid
+        self.tid = tid if tid is not None else pid
+        self.mem = mem if mem is not None else BufferMemory()
+        self.files = files if files is not None else FdTable()
+        self.caps = caps
+        self.abi = abi
+        self.commits: list[Callable[[], None]] = []
+        self.comm = comm
+
+    def capable(self, cap: int) -> bool:
+        """Linux: ns_capable(net->user_ns, cap)."""
+        return cap in self.caps
+
+    def on_commit(self, action: Callable[[], None]) -> None:
+        self.commits.append(action)
