@@ -94,13 +94,14 @@ class SyscallTable:
     """Linux: sys_call_table / x32_sys_call_table / ia32_sys_call_table."""
 
     def __init__(self, abi: str, rows: Iterable[tuple[int, str, str, str]], accept: set[str],
-                 policy: Policy, on_unserved: Callable[[Slot], None] | None = None):
+                 policy: Policy, on_unserved: Callable[[Slot], None] | None = None,
+                 handlers: dict[str, Handler] | None = None):
         self.abi = abi
         rows = [r for r in rows if r[1] in accept]
         self.nr_syscalls = max(r[0] for r in rows) + 1   # Linux: __NR_syscall_max + 1
         self.slots: list[Slot] = [NI_SLOT] * self.nr_syscalls
         for nr, row_abi, name, entry in rows:
-            handler = HANDLERS.get(name)
+            handler = (HANDLERS if handlers is None else handlers).get(name)
             handler_abi = "64" if row_abi == "common" else row_abi
             if handler is not None and handler_abi in handler.abis and entry:
                 slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler)
@@ -129,15 +130,21 @@ class Syscalls:
     """The three tables of one sandbox and the entry points that index them."""
 
     def __init__(self, policy: Policy = Policy.PASSTHROUGH, x32_abi: bool = True,
-                 on_unserved: Callable[[Slot], None] | None = None):
+                 on_unserved: Callable[[Slot], None] | None = None,
+                 handlers: dict[str, Handler] | None = None):
+        """`handlers` defaults to every registered handler (sysemu.kernel.syscalls.HANDLERS);
+        tests may pass their own."""
         self.policy = Policy(policy)
         self.x32_abi = x32_abi          # Linux: CONFIG_X86_X32_ABI
         self._logged: set[tuple[str, str]] = set()
         self._on_unserved = on_unserved
         log = self._log_once
-        self.x64 = SyscallTable("64", _syscalls.SYSCALL_64, {"common", "64"}, self.policy, log)
-        self.x32 = SyscallTable("x32", _syscalls.SYSCALL_64, {"common", "x32"}, self.policy, log)
-        self.ia32 = SyscallTable("i386", _syscalls.SYSCALL_32, {"i386"}, self.policy, log)
+        self.x64 = SyscallTable("64", _syscalls.SYSCALL_64, {"common", "64"}, self.policy, log,
+                                handlers)
+        self.x32 = SyscallTable("x32", _syscalls.SYSCALL_64, {"common", "x32"}, self.policy, log,
+                                handlers)
+        self.ia32 = SyscallTable("i386", _syscalls.SYSCALL_32, {"i386"}, self.policy, log,
+                                 handlers)
 
     def _log_once(self, slot: Slot) -> None:
         key = (slot.abi, slot.name)
