@@ -13,6 +13,25 @@ CAP_NET_ADMIN = 12
 CAP_NET_RAW = 13
 
 
+class HostHooks:
+    """What the model tells the host side (host/ implements it; the model's default does
+    nothing, and tests record). Every sysemu file a program gets is a placeholder in the
+    program (DESIGN.md); these calls let the host keep the placeholders in step.
+
+    new_file(file)               a File was created and is about to be installed
+    established(sock)            a socket became connected (sock.peer is the other end)
+    listen_queue_changed(sock)   a listener's accept queue length changed (readiness)
+    connect_done(sock, errno)    an asynchronous connect finished (0 or the error)
+    released(sock)               the model is done with a socket (ports already freed)
+    """
+
+    def new_file(self, file) -> None: ...
+    def established(self, sock) -> None: ...
+    def listen_queue_changed(self, sock) -> None: ...
+    def connect_done(self, sock, errno: int) -> None: ...
+    def released(self, sock) -> None: ...
+
+
 class Kernel:
     """What all tasks of one sandbox share: the clock, the random source, sysctls and the
     network namespace (attached by sysemu.net). Everything here is deterministic given
@@ -23,6 +42,7 @@ class Kernel:
         self.rng = rng if rng is not None else random.Random(0)
         self.sysctl: dict[str, object] = {}
         self.net = None  # sysemu.net.Net, attached by sysemu.net.attach()
+        self.host: HostHooks = HostHooks()
 
 
 class Task:
