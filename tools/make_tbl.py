@@ -20,7 +20,7 @@ NO_ENTRY_32 = {"break", "stty", "gtty", "ftime", "prof", "lock", "mpx", "ulimit"
 ENTRY_ALIAS = {"stat": "sys_newstat", "fstat": "sys_newfstat", "lstat": "sys_newlstat",
                "uname": "sys_newuname", "sendfile": "sys_sendfile64", "umount2": "sys_umount"}
 # Calls added to the kernel after the 6.1 headers: (number, abi in the 64-bit table, name).
-LATER = [(335, "64", "uretprobe"), (451, "common", "cachestat"), (452, "common", "fchmodat2"),
+LATER = [(335, "common", "uretprobe"), (336, "common", "uprobe"), (451, "common", "cachestat"), (452, "common", "fchmodat2"),
          (453, "64", "map_shadow_stack"), (454, "common", "futex_wake"),
          (455, "common", "futex_wait"), (456, "common", "futex_requeue"),
          (457, "common", "statmount"), (458, "common", "listmount"),
@@ -70,7 +70,7 @@ def main(headers, outdir):
         head + "".join(f"{nr}\t{abi}\t{name}\t{ent}".rstrip() + "\n" for nr, abi, name, ent in rows))
     rows32 = [(nr, name, entry(name, NO_ENTRY_32)) for name, nr in n32.items()]
     for nr, _abi, name in LATER:
-        if name not in n32 and name not in ("uretprobe", "map_shadow_stack"):
+        if name not in n32 and name not in ("uretprobe", "uprobe", "map_shadow_stack"):
             rows32.append((nr, name, "sys_" + name))
     rows32.sort()
     head32 = ("#\n# 32-bit system call numbers and entry vectors (sysemu's copy, composed by\n"
