@@ -21,12 +21,18 @@ class File:
     f_flags holds O_NONBLOCK etc.; it belongs to the open file description, so dup()s and
     forked copies share it, as in Linux."""
 
-    __slots__ = ("private_data", "f_flags", "refs", "__weakref__")
+    __slots__ = ("private_data", "f_flags", "refs", "host_fd", "host_installed", "holder",
+                 "__weakref__")
 
     def __init__(self, private_data: object, f_flags: int = O_RDWR):
         self.private_data = private_data
         self.f_flags = f_flags
         self.refs = 0
+        # Set by the host side (host/netglue.py): the placeholder descriptor to install, a
+        # callback told whether the program got it, and the last (pid, fd) seen holding it.
+        self.host_fd: int | None = None
+        self.host_installed = None
+        self.holder: tuple[int, int] | None = None
 
     @property
     def nonblocking(self) -> bool:

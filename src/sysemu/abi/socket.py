@@ -1,0 +1,97 @@
+"""Socket-layer constants and struct layouts. Linux: include/linux/socket.h,
+include/linux/net.h, include/uapi/linux/net.h, include/uapi/asm-generic/socket.h."""
+from __future__ import annotations
+
+import enum
+import struct
+
+
+class AddressFamily(enum.IntEnum):
+    AF_UNSPEC = 0
+    AF_UNIX = 1
+    AF_INET = 2
+    AF_INET6 = 10
+    AF_NETLINK = 16
+    AF_PACKET = 17
+
+
+AF_UNSPEC = AddressFamily.AF_UNSPEC
+AF_UNIX = AddressFamily.AF_UNIX
+AF_INET = AddressFamily.AF_INET
+AF_INET6 = AddressFamily.AF_INET6
+NPROTO = 46                     # Linux: AF_MAX
+
+
+class SockType(enum.IntEnum):
+    SOCK_STREAM = 1
+    SOCK_DGRAM = 2
+    SOCK_RAW = 3
+    SOCK_RDM = 4
+    SOCK_SEQPACKET = 5
+    SOCK_DCCP = 6
+    SOCK_PACKET = 10
+
+
+SOCK_STREAM = SockType.SOCK_STREAM
+SOCK_DGRAM = SockType.SOCK_DGRAM
+SOCK_RAW = SockType.SOCK_RAW
+SOCK_MAX = 11
+SOCK_TYPE_MASK = 0xF
+SOCK_NONBLOCK = 0o4000          # == O_NONBLOCK on x86
+SOCK_CLOEXEC = 0o2000000        # == O_CLOEXEC
+
+
+class SocketState(enum.IntEnum):
+    """Linux: include/uapi/linux/net.h socket_state (struct socket's state)."""
+    SS_FREE = 0
+    SS_UNCONNECTED = 1
+    SS_CONNECTING = 2
+    SS_CONNECTED = 3
+    SS_DISCONNECTING = 4
+
+
+# shutdown(2) how
+SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK = 1, 2, 3
+
+# socketcall(2) call numbers. Linux: include/uapi/linux/net.h
+SYS_SOCKET, SYS_BIND, SYS_CONNECT, SYS_LISTEN, SYS_ACCEPT = 1, 2, 3, 4, 5
+SYS_GETSOCKNAME, SYS_GETPEERNAME, SYS_SOCKETPAIR, SYS_SEND, SYS_RECV = 6, 7, 8, 9, 10
+SYS_SENDTO, SYS_RECVFROM, SYS_SHUTDOWN, SYS_SETSOCKOPT, SYS_GETSOCKOPT = 11, 12, 13, 14, 15
+SYS_SENDMSG, SYS_RECVMSG, SYS_ACCEPT4, SYS_RECVMMSG, SYS_SENDMMSG = 16, 17, 18, 19, 20
+# Linux: net/socket.c nargs[] (in unsigned longs, i.e. 32-bit words for the compat call)
+SOCKETCALL_NARGS = (0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4)
+
+# Levels and SOL_SOCKET options (asm-generic/socket.h; x86 uses these)
+SOL_SOCKET = 1
+SO_DEBUG = 1
+SO_REUSEADDR = 2
+SO_TYPE = 3
+SO_ERROR = 4
+SO_DONTROUTE = 5
+SO_BROADCAST = 6
+SO_SNDBUF = 7
+SO_RCVBUF = 8
+SO_KEEPALIVE = 9
+SO_OOBINLINE = 10
+SO_LINGER = 13
+SO_REUSEPORT = 15
+SO_RCVLOWAT = 18
+SO_SNDLOWAT = 19
+SO_RCVTIMEO_OLD = 20
+SO_SNDTIMEO_OLD = 21
+SO_ACCEPTCONN = 30
+SO_PROTOCOL = 38
+SO_DOMAIN = 39
+SO_RCVTIMEO_NEW = 66
+SO_SNDTIMEO_NEW = 67
+
+SOCK_MIN_SNDBUF = 4608          # 2 * (2048 + ALIGN(sizeof(struct sk_buff))) as on 6.18
+SOCK_MIN_RCVBUF = 2304
+
+SOCKADDR_STORAGE_SIZE = 128     # sizeof(struct sockaddr_storage)
+
+LINGER = struct.Struct("<ii")           # struct linger {int l_onoff; int l_linger;}
+TIMEVAL64 = struct.Struct("<qq")        # struct timeval / __kernel_sock_timeval (64-bit)
+TIMEVAL32 = struct.Struct("<ii")        # struct old_timeval32 (i386 / compat)
+SA_FAMILY = struct.Struct("<H")

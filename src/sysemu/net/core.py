@@ -1,0 +1,318 @@
+"""The network namespace and the socket object every protocol function works on.
+
+Linux: include/net/net_namespace.h (struct net), include/net/sock.h (struct sock),
+include/net/inet_sock.h, include/linux/tcp.h, include/net/inet_connection_sock.h.
+
+sysemu keeps struct sock, inet_sock, inet_connection_sock and tcp_sock in one class,
+`Sock`: only TCP over loopback lives here. Time is `kernel.clock.now()` (seconds);
+timers are a heap the host drives with `Net.next_deadline()` / `Net.run_timers(now)`.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
+from sysemu.abi.socket import AF_INET, SOCK_STREAM
+from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.wait import WaitQueue
+
+# Linux names of the sysctls the network reads, and their defaults (used only until
+# sysemu.kernel.sysctl has registered its own).
+SYSCTL_DEFAULTS: dict[str, object] = {
+    "net.core.somaxconn": 4096,
+    "net.ipv4.tcp_max_syn_backlog": 2048,
+    "net.ipv4.tcp_syn_retries": 6,
+    "net.ipv4.tcp_synack_retries": 5,
+    "net.ipv4.tcp_syncookies": 1,
+    "net.ipv4.ip_local_port_range": (32768, 60999),
+    "net.ipv4.ip_unprivileged_port_start": 1024,
+    "net.ipv4.tcp_fin_timeout": 60,
+    "net.ipv4.tcp_syn_linear_timeouts": 4,   # Linux 6.5+: first SYN retransmits 1 s apart
+}
+
+# Linux: net.core.rmem_max / wmem_max and tcp_rmem[1] / tcp_wmem[1] defaults on the
+# reference host (probed on 6.18: SO_RCVBUF 131072, SO_SNDBUF 16384 for a new socket).
+RMEM_MAX = 4194304
+WMEM_MAX = 4194304
+TCP_RMEM_DEFAULT = 131072
+TCP_WMEM_DEFAULT = 16384
+
+TCP_TIMEOUT_INIT = 1.0      # include/net/tcp.h: initial RTO, 1 s
+TCP_RTO_MAX = 120.0
+TCP_TIMEWAIT_LEN = 60.0
+TCP_DELACK_MIN = 0.04       # HZ/25: the delayed ACK of a FIN (ATO on a fresh connection)
+
+
+def sysctl(kernel, name: str):
+    """One place that reads a sysctl (int, or (lo, hi) for ip_local_port_range)."""
+    try:
+        from sysemu.kernel.sysctl import sysctl_get
+    except ImportError:  # pragma: no cover - sysctl.py is another helper's file
+        return kernel.sysctl.get(name, SYSCTL_DEFAULTS[name])
+    try:
+        return sysctl_get(kernel, name)
+    except SyscallError:  # ENOENT: not one sysctl.py owns (yet); Linux's default
+        return kernel.sysctl.get(name, SYSCTL_DEFAULTS[name])
+
+
+def mapped(v4: bytes) -> bytes:
+    """::ffff:a.b.c.d, the form every address takes on sysemu's virtual wire."""
+    return V4MAPPED_PREFIX + v4
+
+
+@dataclass
+class Segment:
+    """One TCP segment on the virtual wire. Addresses are 16-byte IPv6 (IPv4 v4-mapped)."""
+    saddr: bytes
+    sport: int
+    daddr: bytes
+    dport: int
+    seq: int
+    ack: int
+    flags: TcpFlags
+    length: int = 0
+    time: float = 0.0
+
+    @property
+    def is_v4(self) -> bool:
+        return self.saddr[:12] == V4MAPPED_PREFIX
+
+
+class Timer:
+    """Linux: struct timer_list, one-shot. cancel() is del_timer()."""
+
+    __slots__ = ("deadline", "fn", "cancelled")
+
+    def __init__(self, deadline: float, fn: Callable[[float], None]):
+        self.deadline = deadline
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Sock:
+    """Linux: struct sock + inet_sock + inet_connection_sock + tcp_sock (TCP only).
+
+    What the host reads:
+      state        TcpState (ESTABLISHED, LISTEN, SYN_SENT, CLOSE_WAIT, TIME_WAIT ...)
+      family       AF_INET or AF_INET6
+      local()      (addr, port) as the program sees it (getsockname)
+      remote()     (addr, port) of the peer, or None
+      peer         the other end's Sock once the connection is linked, else None
+      ack_backlog, max_ack_backlog   accept queue length and limit (listeners)
+      sk_err       pending error (SO_ERROR), 0 if none
+      rcvbuf, sndbuf                 SO_RCVBUF / SO_SNDBUF as getsockopt reports them
+      shutdown     RCV_SHUTDOWN | SEND_SHUTDOWN bits
+      socket       the Socket (struct socket) it belongs to (None for a child not yet
+                   accepted; kept after close, when `dead` is True)
+      parent       the listener a child came from (None for active opens)
+      dead         the program closed it (orphan: FIN_WAIT/TIME_WAIT/LAST_ACK live on)
+      wait         the WaitQueue blocked accept/connect sleep on
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, net: "Net", family: int, protocol: int, uid: int = 0):
+        self.id = next(Sock._ids)
+        self.net = net
+        self.family = family
+        self.type = SOCK_STREAM
+        self.protocol = protocol
+        self.uid = uid
+        self.state = TcpState.TCP_CLOSE
+        self.socket = None
+        self.wait = WaitQueue(f"sock{self.id}")
+        # inet_sock: addresses in network form (4-byte v4, 16-byte v6)
+        self.rcv_saddr = INADDR_ANY          # inet_rcv_saddr
+        self.v6_rcv_saddr = IN6ADDR_ANY       # sk_v6_rcv_saddr (AF_INET6 only)
+        self.daddr = INADDR_ANY
+        self.v6_daddr = IN6ADDR_ANY
+        self.num = 0                          # inet_num: local port, 0 when unbound
+        self.dport = 0
+        self.ipv6only = False
+        self.bound_dev_if = 0
+        self.userlocks = 0                    # SOCK_BINDADDR_LOCK | SOCK_BINDPORT_LOCK
+        self.bind_address_no_port = False
+        # sock options
+        self.reuse = False
+        self.reuseport = False
+        self.keepalive = False
+        self.linger: tuple[int, int] = (0, 0)
+        self.rcvbuf = TCP_RMEM_DEFAULT
+        self.sndbuf = TCP_WMEM_DEFAULT
+        self.rcvtimeo: float | None = None    # None: wait forever (MAX_SCHEDULE_TIMEOUT)
+        self.sndtimeo: float | None = None
+        self.nodelay = False
+        self.defer_accept = 0                 # rskq_defer_accept, in retransmits
+        self.syn_retries = 0                  # icsk_syn_retries (TCP_SYNCNT); 0: sysctl
+        self.tcp_opts: dict = {}              # other stored options (keepidle, tos ...)
+        self.total_rto = 0
+        self.sk_err = 0
+        self.sk_err_soft = 0
+        self.shutdown = 0
+        self.dead = False                     # SOCK_DEAD: orphaned (no file)
+        # listening
+        self.ack_backlog = 0
+        self.max_ack_backlog = 0
+        self.accept_queue = None              # RequestSockQueue when listening
+        self.bind_bucket = None               # icsk_bind_hash
+        self.hashed = False                   # in ehash
+        # connection
+        self.peer: Sock | None = None
+        self.isn = 0
+        self.snd_nxt = 0
+        self.rcv_nxt = 0
+        self.retransmits = 0                  # icsk_retransmits
+        self.backoff = 0
+        self.total_retrans = 0
+        self.retrans_stamp = 0.0
+        self.rto = TCP_TIMEOUT_INIT
+        self.timer: Timer | None = None       # retransmit / time-wait / fin-wait2 timer
+        self.delack: Timer | None = None      # the delayed ACK (ICSK_TIME_DACK)
+        self.parent: Sock | None = None       # the listener a child came from
+
+    # -- views -------------------------------------------------------------------
+    def wire_local(self) -> bytes:
+        return mapped(self.rcv_saddr) if self.family == AF_INET else self.v6_rcv_saddr
+
+    def wire_remote(self) -> bytes:
+        return mapped(self.daddr) if self.family == AF_INET else self.v6_daddr
+
+    def local(self) -> tuple[bytes, int]:
+        if self.family == AF_INET:
+            return self.rcv_saddr, self.num
+        return self.v6_rcv_saddr, self.num
+
+    def remote(self) -> tuple[bytes, int] | None:
+        if not self.dport:
+            return None
+        return (self.daddr if self.family == AF_INET else self.v6_daddr), self.dport
+
+    def __repr__(self) -> str:
+        return f"<Sock {self.id} {self.state.name} :{self.num}->{self.dport}>"
+
+
+@dataclass
+class _Pending:
+    deadline: float
+    seq: int
+    timer: Timer = field(compare=False)
+
+    def __lt__(self, other: "_Pending") -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
+
+class Net:
+    """Linux: struct net, one network namespace: loopback only (127.0.0.0/8, ::1).
+
+    hashinfo: the TCP tables (inet_hashtables). mib: Linux counter name -> count
+    (TcpExt and Tcp names, "CurrEstab" computed). wire: callables given every Segment the
+    virtual wire carries (pcap, tracing). link_delay: one-way delay of loopback in
+    seconds (0: delivered at once); drop: a predicate, True drops a segment (fault
+    injection)."""
+
+    MIB_NAMES = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies",
+                 "TCPTimeouts", "TCPAbortOnData", "TCPAbortOnClose", "TCPAbortOnLinger",
+                 "TCPSynRetrans", "ActiveOpens", "PassiveOpens", "AttemptFails",
+                 "EstabResets", "InSegs", "OutSegs", "RetransSegs", "OutRsts", "InErrs",
+                 "TW")
+
+    def __init__(self, kernel):
+        from sysemu.net.ipv4.inet_hashtables import InetHashInfo
+        self.kernel = kernel
+        self.hashinfo = InetHashInfo()
+        self._mib: dict[str, int] = {name: 0 for name in self.MIB_NAMES}
+        self.wire: list[Callable[[Segment], None]] = []
+        self.link_delay = 0.0
+        self.drop: Callable[[Segment], bool] | None = None
+        self._timers: list[_Pending] = []
+        self._seq = itertools.count()
+        self._rx: list[Segment] = []
+        self._delivering = False
+        self.socks: set[Sock] = set()         # every live Sock (for ss and CurrEstab)
+
+    # -- counters ------------------------------------------------------------------
+    @property
+    def mib(self) -> dict[str, int]:
+        out = dict(self._mib)
+        out["CurrEstab"] = sum(1 for s in self.socks if s.state in
+                               (TcpState.TCP_ESTABLISHED, TcpState.TCP_CLOSE_WAIT))
+        return out
+
+    def count(self, name: str, n: int = 1) -> None:
+        self._mib[name] = self._mib.get(name, 0) + n
+
+    def sysctl(self, name: str):
+        return sysctl(self.kernel, name)
+
+    def now(self) -> float:
+        return self.kernel.clock.now()
+
+    # -- timers ----------------------------------------------------------------------
+    def add_timer(self, delay: float, fn: Callable[[float], None]) -> Timer:
+        timer = Timer(self.now() + delay, fn)
+        heapq.heappush(self._timers, _Pending(timer.deadline, next(self._seq), timer))
+        return timer
+
+    def next_deadline(self) -> float | None:
+        while self._timers and self._timers[0].timer.cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0].deadline if self._timers else None
+
+    def run_timers(self, now: float) -> int:
+        """Fire every timer due at `now` (in deadline order); returns how many fired."""
+        fired = 0
+        while self._timers and self._timers[0].deadline <= now:
+            pending = heapq.heappop(self._timers)
+            if pending.timer.cancelled:
+                continue
+            pending.timer.cancelled = True
+            pending.timer.fn(now)
+            fired += 1
+        return fired
+
+    def release(self, sock, unread: bool = False) -> None:
+        """Linux: sock_close() -> inet_release() -> tcp_close(): the last reference to
+        the socket's file is gone. `sock` is the Socket (or its Sock). A listener stops
+        (queued children get RST); a connection sends FIN (RST if unread data remains,
+        or with SO_LINGER 0) and, closing first, sits in TIME_WAIT for 60 s holding its
+        port. kernel.host.released(sk) follows once the Sock is gone entirely."""
+        from sysemu.net.ipv4.tcp import tcp_close
+        sk = getattr(sock, "sk", sock)
+        if sk is None or sk.dead:
+            return
+        tcp_close(self, sk, unread)
+
+    # -- the wire --------------------------------------------------------------------
+    def transmit(self, seg: Segment) -> None:
+        """ip_queue_xmit onto loopback: log, then deliver now or after link_delay."""
+        seg.time = self.now()
+        self.count("OutSegs")
+        for hook in self.wire:
+            hook(seg)
+        if self.drop is not None and self.drop(seg):
+            return
+        if self.link_delay > 0:
+            self.add_timer(self.link_delay, lambda now, seg=seg: self._deliver(seg))
+        else:
+            self._deliver(seg)
+
+    def _deliver(self, seg: Segment) -> None:
+        # Delivery is a loop, not recursion: a segment sent while another is being
+        # received waits its turn (as netif_rx queues to the backlog).
+        self._rx.append(seg)
+        if self._delivering:
+            return
+        self._delivering = True
+        try:
+            from sysemu.net.ipv4.tcp import tcp_v4_rcv
+            while self._rx:
+                tcp_v4_rcv(self, self._rx.pop(0))
+        finally:
+            self._delivering = False
+

@@ -1,0 +1,357 @@
+"""PF_INET / PF_INET6 stream sockets: the proto_ops layer.
+
+Linux: net/ipv4/af_inet.c (inet_create, inet_bind, __inet_bind, inet_listen,
+__inet_stream_connect, inet_accept, inet_getname, inet_shutdown, inet_release),
+net/ipv6/af_inet6.c (inet6_create, __inet6_bind, inet6_getname), net/ipv4/tcp_ipv4.c
+tcp_v4_connect(), net/ipv6/tcp_ipv6.c tcp_v6_connect().
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sysemu.abi.errno import Errno
+from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, IPPROTO_IP,
+                             IPPROTO_MAX, IPPROTO_TCP, V4MAPPED_PREFIX, TcpState)
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, NPROTO, SHUTDOWN_MASK,
+                               SOCK_DGRAM, SOCK_MAX, SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN,
+                               SocketState)
+from sysemu.kernel.errors import SyscallError, WouldBlock
+from sysemu.kernel.task import CAP_NET_BIND_SERVICE, CAP_NET_RAW
+from sysemu.net.core import Sock, mapped
+from sysemu.net.ipv4 import tcp
+from sysemu.net.ipv4.inet_connection_sock import (inet_csk_accept, inet_csk_get_port,
+                                                  inet_csk_listen_start)
+from sysemu.net.ipv4.inet_hashtables import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
+                                             IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
+                                             IPV6_ADDR_MULTICAST, SOCK_BINDADDR_LOCK,
+                                             SOCK_BINDPORT_LOCK, inet_hash_connect,
+                                             ipv6_addr_type)
+from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_family
+
+if TYPE_CHECKING:
+    from sysemu.net.core import Net
+    from sysemu.net.socket import Socket
+
+S = TcpState
+LOOPBACK_IFINDEX = 1
+LOOPBACK4_IPV6 = bytes([127, 0, 0, 6])   # Linux: LOOPBACK4_IPV6, v4 side of a v6 bind
+
+# Linux: inet_addr_type() results for the loopback-only namespace
+RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST, RTN_MULTICAST = 1, 2, 3, 5
+
+
+def inet_addr_type(addr: bytes) -> int:
+    """Linux: inet_addr_type_table() over the local table of a namespace with only lo:
+    127.0.0.0/8 is local (127.255.255.255 broadcast), 224/4 multicast,
+    255.255.255.255 broadcast, anything else has no local route (unicast)."""
+    if addr[0] == 127:
+        return RTN_BROADCAST if addr == b"\x7f\xff\xff\xff" else RTN_LOCAL
+    if addr == b"\xff\xff\xff\xff":
+        return RTN_BROADCAST
+    if addr[0] >> 4 == 14:
+        return RTN_MULTICAST
+    return RTN_UNICAST
+
+
+def inet_create(net: "Net", family: int, type_: int, protocol: int, task) -> Sock:
+    """Linux: net/socket.c __sock_create() then inet_create() / inet6_create(), with
+    their check order: EAFNOSUPPORT (family), EINVAL (type range), EINVAL (protocol
+    range), ESOCKTNOSUPPORT (no such type in inetsw), EPROTONOSUPPORT (protocol), EPERM
+    (raw without CAP_NET_RAW)."""
+    if family < 0 or family >= NPROTO or family not in (AF_INET, AF_INET6):
+        raise SyscallError(Errno.EAFNOSUPPORT)
+    if type_ < 0 or type_ >= SOCK_MAX:
+        raise SyscallError(Errno.EINVAL)
+    if protocol < 0 or protocol >= IPPROTO_MAX:
+        raise SyscallError(Errno.EINVAL)
+    if type_ == SOCK_STREAM:
+        if protocol not in (IPPROTO_IP, IPPROTO_TCP):
+            raise SyscallError(Errno.EPROTONOSUPPORT)
+    elif type_ == SOCK_DGRAM:
+        if protocol not in (IPPROTO_IP, 17, 136, 1 if family == AF_INET else 58):
+            raise SyscallError(Errno.EPROTONOSUPPORT)
+        # sysemu: UDP and ICMP sockets are not served (nothing may reach a host AF_INET
+        # socket); EPROTONOSUPPORT is what a kernel without them would answer.
+        raise SyscallError(Errno.EPROTONOSUPPORT)
+    elif type_ == SOCK_RAW:
+        if not task.capable(CAP_NET_RAW):
+            raise SyscallError(Errno.EPERM)
+        raise SyscallError(Errno.EPROTONOSUPPORT)  # sysemu: raw sockets are not served
+    else:
+        raise SyscallError(Errno.ESOCKTNOSUPPORT)
+    sk = Sock(net, family, IPPROTO_TCP, uid=getattr(task, "uid", 0))
+    net.socks.add(sk)
+    return sk
+
+
+def inet_bind(net: "Net", sock: "Socket", data: bytes, task) -> None:
+    """Linux: inet_bind() -> __inet_bind() (AF_INET) or inet6_bind() -> __inet6_bind()."""
+    sk = sock.sk
+    if sk.family == AF_INET6:
+        return inet6_bind(net, sk, data, task)
+    addr = decode_sockaddr_in(data)                   # EINVAL: addr_len < sizeof
+    if addr.family != AF_INET:
+        # Compatibility: AF_UNSPEC is taken as AF_INET for INADDR_ANY only.
+        if addr.family != AF_UNSPEC or addr.addr != INADDR_ANY:
+            raise SyscallError(Errno.EAFNOSUPPORT)
+    chk = inet_addr_type(addr.addr)
+    if addr.addr != INADDR_ANY and chk not in (RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST):
+        raise SyscallError(Errno.EADDRNOTAVAIL)
+    _check_bind_service(net, addr.port, task)
+    if sk.state != S.TCP_CLOSE or sk.num:
+        raise SyscallError(Errno.EINVAL)
+    sk.rcv_saddr = addr.addr
+    _bind_port(net, sk, addr.port, lambda: setattr(sk, "rcv_saddr", INADDR_ANY))
+
+
+def _check_bind_service(net: "Net", snum: int, task) -> None:
+    """Linux: inet_port_requires_bind_service() + ns_capable(CAP_NET_BIND_SERVICE)."""
+    if snum and snum < int(net.sysctl("net.ipv4.ip_unprivileged_port_start")) \
+            and not task.capable(CAP_NET_BIND_SERVICE):
+        raise SyscallError(Errno.EACCES)
+
+
+def _bind_port(net: "Net", sk: Sock, snum: int, undo) -> None:
+    if snum or not sk.bind_address_no_port:
+        try:
+            inet_csk_get_port(net, sk, snum)
+        except SyscallError:
+            undo()
+            raise SyscallError(Errno.EADDRINUSE) from None
+    if (sk.rcv_saddr != INADDR_ANY if sk.family == AF_INET
+            else sk.v6_rcv_saddr != IN6ADDR_ANY):
+        sk.userlocks |= SOCK_BINDADDR_LOCK
+    if snum:
+        sk.userlocks |= SOCK_BINDPORT_LOCK
+    sk.dport = 0
+    sk.daddr = INADDR_ANY
+    sk.v6_daddr = IN6ADDR_ANY
+
+
+def inet6_bind(net: "Net", sk: Sock, data: bytes, task) -> None:
+    """Linux: inet6_bind() -> __inet6_bind(): v4-mapped addresses bind the IPv4 side
+    (EINVAL on a v6only socket); a specific IPv6 address makes the socket v6only;
+    link-local needs a scope id (EINVAL without, ENODEV for no such interface)."""
+    addr = decode_sockaddr_in6(data)                  # EINVAL: < SIN6_LEN_RFC2133
+    if addr.family != AF_INET6:
+        raise SyscallError(Errno.EAFNOSUPPORT)
+    addr_type = ipv6_addr_type(addr.addr)
+    if addr_type == IPV6_ADDR_MULTICAST:
+        raise SyscallError(Errno.EINVAL)              # multicast on SOCK_STREAM
+    _check_bind_service(net, addr.port, task)
+    if sk.state != S.TCP_CLOSE or sk.num:
+        raise SyscallError(Errno.EINVAL)
+    v4addr = INADDR_ANY
+    if addr_type == IPV6_ADDR_MAPPED:
+        if sk.ipv6only:
+            raise SyscallError(Errno.EINVAL)
+        v4addr = addr.addr[12:]
+        if v4addr != INADDR_ANY and inet_addr_type(v4addr) not in (
+                RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST):
+            raise SyscallError(Errno.EADDRNOTAVAIL)
+    elif addr_type != IPV6_ADDR_ANY:
+        bound_dev_if = sk.bound_dev_if
+        if addr_type == IPV6_ADDR_LINKLOCAL:
+            if addr.scope_id:
+                bound_dev_if = addr.scope_id
+            if not bound_dev_if:
+                raise SyscallError(Errno.EINVAL)
+        if bound_dev_if and bound_dev_if != LOOPBACK_IFINDEX:
+            raise SyscallError(Errno.ENODEV)
+        sk.bound_dev_if = bound_dev_if
+        v4addr = LOOPBACK4_IPV6
+        if addr_type != IPV6_ADDR_LOOPBACK:          # ipv6_chk_addr(): only ::1 is ours
+            raise SyscallError(Errno.EADDRNOTAVAIL)
+    sk.rcv_saddr = v4addr
+    sk.v6_rcv_saddr = addr.addr
+    saved_ipv6only = sk.ipv6only
+    if addr_type not in (IPV6_ADDR_ANY, IPV6_ADDR_MAPPED):
+        sk.ipv6only = True
+
+    def undo():
+        sk.ipv6only = saved_ipv6only
+        sk.rcv_saddr, sk.v6_rcv_saddr = INADDR_ANY, IN6ADDR_ANY
+    _bind_port(net, sk, addr.port, undo)
+
+
+def inet_listen(net: "Net", sock: "Socket", backlog: int) -> None:
+    """Linux: inet_listen() / __inet_listen_sk(): EINVAL unless unconnected and in CLOSE
+    or LISTEN; a second listen only updates the backlog."""
+    sk = sock.sk
+    if sock.state != SocketState.SS_UNCONNECTED or sock.type != SOCK_STREAM:
+        raise SyscallError(Errno.EINVAL)
+    if sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN):
+        raise SyscallError(Errno.EINVAL)
+    sk.max_ack_backlog = backlog
+    if sk.state != S.TCP_LISTEN:
+        inet_csk_listen_start(net, sk)     # autobinds (get_port(0)) when unbound
+    net.kernel.host.listen_queue_changed(sk)
+
+
+def _route_v4(daddr: bytes) -> bytes:
+    """ip_route_connect() in the loopback namespace: the source address, or
+    ENETUNREACH (no route; multicast and broadcast refused for TCP)."""
+    kind = inet_addr_type(daddr)
+    if kind != RTN_LOCAL:
+        raise SyscallError(Errno.ENETUNREACH)
+    return b"\x7f\0\0\x01"
+
+
+def tcp_v4_connect(net: "Net", sk: Sock, data: bytes) -> None:
+    """Linux: tcp_v4_connect(): EINVAL short, EAFNOSUPPORT, route, source address, port
+    (__inet_hash_connect), then tcp_connect()."""
+    addr = decode_sockaddr_in(data)
+    if addr.family != AF_INET:
+        raise SyscallError(Errno.EAFNOSUPPORT)
+    daddr = addr.addr if addr.addr != INADDR_ANY else b"\x7f\0\0\x01"
+    src = _route_v4(daddr)
+    _connect_common(net, sk, daddr, addr.port, src, v6=None)
+
+
+def tcp_v6_connect(net: "Net", sk: Sock, data: bytes) -> None:
+    """Linux: tcp_v6_connect(): :: means loopback; v4-mapped goes to tcp_v4_connect
+    (ENETUNREACH on a v6only socket); multicast and other addresses are unreachable."""
+    addr = decode_sockaddr_in6(data)
+    if addr.family != AF_INET6:
+        raise SyscallError(Errno.EAFNOSUPPORT)
+    daddr = addr.addr
+    if daddr == IN6ADDR_ANY:
+        daddr = (mapped(b"\x7f\0\0\x01") if ipv6_addr_type(sk.v6_rcv_saddr) == IPV6_ADDR_MAPPED
+                 else IN6ADDR_LOOPBACK)
+    kind = ipv6_addr_type(daddr)
+    if kind == IPV6_ADDR_MAPPED:
+        if sk.ipv6only:
+            raise SyscallError(Errno.ENETUNREACH)
+        v4 = daddr[12:] if daddr[12:] != INADDR_ANY else b"\x7f\0\0\x01"
+        src = _route_v4(v4)
+        return _connect_common(net, sk, v4, addr.port, src, v6=mapped(v4))
+    if kind != IPV6_ADDR_LOOPBACK:
+        raise SyscallError(Errno.ENETUNREACH)
+    if ipv6_addr_type(sk.v6_rcv_saddr) == IPV6_ADDR_MAPPED:
+        raise SyscallError(Errno.ENETUNREACH)
+    _connect_common(net, sk, LOOPBACK4_IPV6, addr.port, LOOPBACK4_IPV6, v6=daddr)
+
+
+def _connect_common(net: "Net", sk: Sock, daddr4: bytes, dport: int, src4: bytes,
+                    v6: bytes | None) -> None:
+    if dport == 0:
+        # sysemu: Linux sends a SYN to port 0 and gets RST back; same result here.
+        pass
+    saved = (sk.rcv_saddr, sk.v6_rcv_saddr)
+    if sk.family == AF_INET:
+        if sk.rcv_saddr == INADDR_ANY:
+            sk.rcv_saddr = src4
+        sk.daddr = daddr4
+    else:
+        if sk.v6_rcv_saddr == IN6ADDR_ANY:
+            sk.v6_rcv_saddr = mapped(src4) if v6[:12] == V4MAPPED_PREFIX else IN6ADDR_LOOPBACK
+            sk.rcv_saddr = src4
+        sk.v6_daddr = v6
+        sk.daddr = daddr4
+    sk.dport = dport
+    try:
+        inet_hash_connect(net, sk)
+    except SyscallError:
+        sk.rcv_saddr, sk.v6_rcv_saddr = saved
+        sk.dport = 0
+        sk.daddr, sk.v6_daddr = INADDR_ANY, IN6ADDR_ANY
+        raise
+    tcp.tcp_connect(net, sk)
+
+
+def inet_stream_connect(net: "Net", sock: "Socket", data: bytes, nonblocking: bool) -> int:
+    """Linux: __inet_stream_connect(). A blocking attempt that must wait raises
+    WouldBlock; run again, it finds SS_CONNECTING and waits or finishes (as Linux's own
+    sleep in inet_wait_for_connect does)."""
+    sk = sock.sk
+    family = sa_family(data)                          # EINVAL: < sizeof(sa_family)
+    if family == AF_UNSPEC:
+        tcp.tcp_disconnect(net, sk)
+        sock.state = SocketState.SS_UNCONNECTED
+        return 0
+    if sock.state == SocketState.SS_CONNECTED:
+        raise SyscallError(Errno.EISCONN)
+    if sock.state == SocketState.SS_CONNECTING:
+        err = Errno.EALREADY
+    elif sock.state == SocketState.SS_UNCONNECTED:
+        if sk.state != S.TCP_CLOSE:
+            raise SyscallError(Errno.EISCONN)
+        if sk.family == AF_INET:
+            tcp_v4_connect(net, sk, data)
+        else:
+            tcp_v6_connect(net, sk, data)
+        sock.state = SocketState.SS_CONNECTING
+        err = Errno.EINPROGRESS
+    else:
+        raise SyscallError(Errno.EINVAL)
+    # Linux holds the socket lock from here to the state test, so even on loopback the
+    # answer to a SYN just sent is processed after it (from the backlog): a fresh
+    # non-blocking connect always reports EINPROGRESS (probed on 6.18).
+    just_sent = err == Errno.EINPROGRESS
+    if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV) or just_sent:
+        timeo = None if nonblocking else sk.sndtimeo
+        if nonblocking or timeo == 0:
+            raise SyscallError(err)
+    if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        deadline = None if timeo is None else net.now() + timeo
+        raise WouldBlock(sk.wait, deadline, Errno.EINPROGRESS)
+    if sk.state == S.TCP_CLOSE:
+        # Linux: sock_error: the pending error once (then ECONNABORTED), and disconnect.
+        errno = sk.sk_err or Errno.ECONNABORTED
+        sk.sk_err = 0
+        sock.state = SocketState.SS_UNCONNECTED
+        tcp.tcp_disconnect(net, sk)
+        raise SyscallError(errno)
+    sock.state = SocketState.SS_CONNECTED
+    return 0
+
+
+def inet_accept(net: "Net", sock: "Socket", nonblocking: bool) -> Sock:
+    """Linux: inet_accept() -> inet_csk_accept(): the child to hand out (not yet
+    dequeued; see Socket.accept_commit)."""
+    return inet_csk_accept(net, sock.sk, nonblocking)
+
+
+def inet_getname(sk: Sock, peer: bool) -> tuple[int, bytes, int, int]:
+    """Linux: inet_getname() / inet6_getname(): (family, addr, port, scope_id). ENOTCONN
+    for the peer of an unconnected (or still connecting) socket."""
+    if peer:
+        if not sk.dport or (sk.state in (S.TCP_CLOSE, S.TCP_SYN_SENT)):
+            raise SyscallError(Errno.ENOTCONN)
+        if sk.family == AF_INET:
+            return AF_INET, sk.daddr, sk.dport, 0
+        return AF_INET6, sk.v6_daddr, sk.dport, 0
+    if sk.family == AF_INET:
+        return AF_INET, sk.rcv_saddr, sk.num, 0
+    scope = sk.bound_dev_if if ipv6_addr_type(sk.v6_rcv_saddr) == IPV6_ADDR_LINKLOCAL else 0
+    return AF_INET6, sk.v6_rcv_saddr, sk.num, scope
+
+
+def inet_shutdown(net: "Net", sock: "Socket", how: int) -> None:
+    """Linux: inet_shutdown(): EINVAL for a bad `how`; ENOTCONN when closed (the bits
+    are still set); a listener stops listening on SHUT_RD/SHUT_RDWR."""
+    sk = sock.sk
+    how += 1
+    if how & ~SHUTDOWN_MASK or not how:
+        raise SyscallError(Errno.EINVAL)
+    if sock.state == SocketState.SS_CONNECTING:
+        if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV, S.TCP_CLOSE):
+            sock.state = SocketState.SS_DISCONNECTING
+        else:
+            sock.state = SocketState.SS_CONNECTED
+    err = 0
+    if sk.state == S.TCP_LISTEN:
+        if how & RCV_SHUTDOWN:
+            tcp.tcp_disconnect(net, sk)
+            sock.state = SocketState.SS_UNCONNECTED
+    elif sk.state == S.TCP_SYN_SENT:
+        tcp.tcp_disconnect(net, sk)
+        sock.state = SocketState.SS_UNCONNECTED
+    else:
+        if sk.state == S.TCP_CLOSE:
+            err = Errno.ENOTCONN
+        sk.shutdown |= how
+        tcp.tcp_shutdown(net, sk, how)
+    sk.wait.wake_up()
+    if err:
+        raise SyscallError(err)

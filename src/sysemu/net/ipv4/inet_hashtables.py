@@ -1,0 +1,238 @@
+"""The TCP tables: bind buckets (port -> owners), the established hash and listeners.
+
+Linux: net/ipv4/inet_hashtables.c, include/net/inet_hashtables.h, and the address
+comparisons of net/ipv4/inet_connection_sock.c (inet_rcv_saddr_equal).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sysemu.abi.errno import Errno
+from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX
+from sysemu.abi.socket import AF_INET6
+from sysemu.kernel.errors import SyscallError
+
+if TYPE_CHECKING:
+    from sysemu.net.core import Net, Sock
+
+SOCK_BINDADDR_LOCK = 4
+SOCK_BINDPORT_LOCK = 8
+
+# ipv6_addr_type() classes sysemu distinguishes
+IPV6_ADDR_ANY = "any"
+IPV6_ADDR_MAPPED = "mapped"
+IPV6_ADDR_LOOPBACK = "loopback"
+IPV6_ADDR_MULTICAST = "multicast"
+IPV6_ADDR_LINKLOCAL = "linklocal"
+IPV6_ADDR_UNICAST = "unicast"
+
+
+def ipv6_addr_type(addr: bytes) -> str:
+    """Linux: net/ipv6/addrconf_core.c __ipv6_addr_type(), reduced to the classes used."""
+    if addr == IN6ADDR_ANY:
+        return IPV6_ADDR_ANY
+    if addr[:12] == V4MAPPED_PREFIX:
+        return IPV6_ADDR_MAPPED
+    if addr == bytes(15) + b"\1":
+        return IPV6_ADDR_LOOPBACK
+    if addr[0] == 0xFF:
+        return IPV6_ADDR_MULTICAST
+    if addr[0] == 0xFE and (addr[1] & 0xC0) == 0x80:
+        return IPV6_ADDR_LINKLOCAL
+    return IPV6_ADDR_UNICAST
+
+
+class InetBindBucket:
+    """Linux: struct inet_bind_bucket: one local port and the socks that own it
+    (bound, listening, connected and TIME_WAIT). fastreuse is -1 for buckets connect()
+    made (inet_bind_bucket_create from __inet_hash_connect), else 0/1."""
+
+    __slots__ = ("port", "owners", "fastreuse", "fastreuseport")
+
+    def __init__(self, port: int):
+        self.port = port
+        self.owners: list[Sock] = []
+        self.fastreuse = 0
+        self.fastreuseport = 0
+
+
+class InetHashInfo:
+    """Linux: struct inet_hashinfo (tcp_hashinfo) of one net namespace."""
+
+    def __init__(self):
+        self.bhash: dict[int, InetBindBucket] = {}
+        self.ehash: dict[tuple[bytes, int, bytes, int], Sock] = {}
+        self.listening: dict[int, list[Sock]] = {}
+
+    # Linux: inet_bind_hash()
+    def bind_hash(self, sk: "Sock", tb: InetBindBucket, port: int) -> None:
+        sk.num = port
+        tb.owners.append(sk)
+        sk.bind_bucket = tb
+
+    def bucket(self, port: int, create: bool = False) -> InetBindBucket | None:
+        tb = self.bhash.get(port)
+        if tb is None and create:
+            tb = self.bhash[port] = InetBindBucket(port)
+        return tb
+
+    def put_port(self, sk: "Sock") -> None:
+        """Linux: inet_put_port(): leave the bind bucket; free it when empty."""
+        tb = sk.bind_bucket
+        if tb is None:
+            return
+        sk.bind_bucket = None
+        sk.num = 0
+        if sk in tb.owners:
+            tb.owners.remove(sk)
+        if not tb.owners and self.bhash.get(tb.port) is tb:
+            del self.bhash[tb.port]
+
+    def ehash_key(self, sk: "Sock") -> tuple[bytes, int, bytes, int]:
+        return (sk.wire_local(), sk.num, sk.wire_remote(), sk.dport)
+
+    def ehash_insert(self, sk: "Sock") -> bool:
+        """Linux: inet_ehash_insert() with found_dup_sk: False if the 4-tuple is taken."""
+        key = self.ehash_key(sk)
+        if key in self.ehash:
+            return False
+        self.ehash[key] = sk
+        sk.hashed = True
+        return True
+
+    def unhash(self, sk: "Sock") -> None:
+        """Linux: inet_unhash(): leave ehash or the listening hash."""
+        if sk.hashed:
+            key = self.ehash_key(sk)
+            if self.ehash.get(key) is sk:
+                del self.ehash[key]
+            sk.hashed = False
+        listeners = self.listening.get(sk.num)
+        if listeners and sk in listeners:
+            listeners.remove(sk)
+            if not listeners:
+                del self.listening[sk.num]
+
+    def hash_listener(self, sk: "Sock") -> None:
+        """Linux: __inet_hash() for TCP_LISTEN (v6 reuseport socks go to the tail)."""
+        self.listening.setdefault(sk.num, []).append(sk)
+
+    def lookup_established(self, daddr: bytes, dport: int, saddr: bytes, sport: int):
+        return self.ehash.get((daddr, dport, saddr, sport))
+
+    def lookup_listener(self, daddr: bytes, dport: int, saddr: bytes, sport: int):
+        """Linux: __inet_lookup_listener() / inet6_lookup_listener(): the best-scoring
+        listener for a SYN to daddr:dport (exact address beats wildcard; an IPv4 packet
+        reaches IPv6 wildcard listeners that are not v6only). Among a reuseport group the
+        4-tuple picks one (sysemu: a deterministic hash of the source port)."""
+        best, best_score, group = None, -1, []
+        is_v4 = daddr[:12] == V4MAPPED_PREFIX
+        for sk in self.listening.get(dport, ()):
+            score = _listener_score(sk, daddr, is_v4)
+            if score < 0:
+                continue
+            if score > best_score:
+                best, best_score, group = sk, score, [sk]
+            elif score == best_score and sk.reuseport and best.reuseport:
+                group.append(sk)
+        if len(group) > 1:
+            best = group[(sport ^ (sport >> 3)) % len(group)]
+        return best
+
+
+def _listener_score(sk: "Sock", daddr: bytes, is_v4: bool) -> int:
+    """Linux: compute_score() (inet_hashtables.c / inet6_hashtables.c), reduced."""
+    if sk.family == AF_INET6:
+        if is_v4:
+            if sk.ipv6only:
+                return -1
+            if sk.v6_rcv_saddr == IN6ADDR_ANY:
+                return 1
+            return 3 if sk.v6_rcv_saddr == daddr else -1
+        if sk.v6_rcv_saddr == IN6ADDR_ANY:
+            return 2
+        return 3 if sk.v6_rcv_saddr == daddr else -1
+    if not is_v4:
+        return -1
+    if sk.rcv_saddr == INADDR_ANY:
+        return 2
+    return 3 if V4MAPPED_PREFIX + sk.rcv_saddr == daddr else -1
+
+
+def _ipv6_rcv_saddr_equal(a6: bytes, b6: bytes | None, a4: bytes, b4: bytes,
+                          a_only: bool, b_only: bool, wild: bool) -> bool:
+    """Linux: net/ipv4/inet_connection_sock.c ipv6_rcv_saddr_equal()."""
+    t1 = ipv6_addr_type(a6)
+    t2 = ipv6_addr_type(b6) if b6 is not None else IPV6_ADDR_MAPPED
+    if t1 == IPV6_ADDR_MAPPED and t2 == IPV6_ADDR_MAPPED:
+        if not b_only:
+            if a4 == b4:
+                return True
+            return wild and (a4 == INADDR_ANY or b4 == INADDR_ANY)
+        return False
+    if t1 == IPV6_ADDR_ANY and t2 == IPV6_ADDR_ANY:
+        return True
+    if t2 == IPV6_ADDR_ANY and wild and not (b_only and t1 == IPV6_ADDR_MAPPED):
+        return True
+    if t1 == IPV6_ADDR_ANY and wild and not (a_only and t2 == IPV6_ADDR_MAPPED):
+        return True
+    return b6 is not None and a6 == b6
+
+
+def inet_rcv_saddr_equal(sk: "Sock", sk2: "Sock", match_wildcard: bool) -> bool:
+    """Linux: net/ipv4/inet_connection_sock.c inet_rcv_saddr_equal()."""
+    if sk.family == AF_INET6:
+        return _ipv6_rcv_saddr_equal(
+            sk.v6_rcv_saddr, sk2.v6_rcv_saddr if sk2.family == AF_INET6 else None,
+            sk.rcv_saddr, sk2.rcv_saddr, sk.ipv6only, sk2.ipv6only, match_wildcard)
+    # Linux: ipv4_rcv_saddr_equal()
+    if sk2.ipv6only:
+        return False
+    if sk.rcv_saddr == sk2.rcv_saddr:
+        return True
+    return match_wildcard and (sk.rcv_saddr == INADDR_ANY or sk2.rcv_saddr == INADDR_ANY)
+
+
+def inet_hash_connect(net: "Net", sk: "Sock") -> None:
+    """Linux: net/ipv4/inet_hashtables.c __inet_hash_connect(): give a connecting sock a
+    local port whose 4-tuple is unique, and enter it in ehash. A bound sock keeps its port
+    (EADDRNOTAVAIL if the 4-tuple is taken). The first pass tries ports of the range
+    start's parity (bind(0) prefers the other one)."""
+    from sysemu.net.ipv4.inet_connection_sock import local_port_range
+    hinfo = net.hashinfo
+    if sk.num:
+        if not hinfo.ehash_insert(sk):
+            # sysemu: TIME_WAIT reuse (tcp_tw_reuse) is not modelled: the 4-tuple is busy.
+            raise SyscallError(Errno.EADDRNOTAVAIL)
+        return
+    low, high = local_port_range(net)
+    high += 1
+    remaining = high - low
+    if remaining > 1:
+        remaining &= ~1
+    offset = net.kernel.rng.randrange(max(remaining, 1)) & ~1
+    for _parity in range(2):
+        port = low + offset
+        for _ in range(0, remaining, 2):
+            if port >= high:
+                port -= remaining
+            tb = hinfo.bhash.get(port)
+            if tb is not None:
+                if tb.fastreuse >= 0 or tb.fastreuseport >= 0:
+                    port += 2
+                    continue
+                key = (sk.wire_local(), port, sk.wire_remote(), sk.dport)
+                if key in hinfo.ehash:   # __inet_check_established()
+                    port += 2
+                    continue
+            else:
+                tb = hinfo.bucket(port, create=True)
+                tb.fastreuse = -1
+                tb.fastreuseport = -1
+            hinfo.bind_hash(sk, tb, port)
+            hinfo.ehash_insert(sk)
+            return
+        offset += 1
+        if not (offset & 1) or remaining <= 1:
+            break
+    raise SyscallError(Errno.EADDRNOTAVAIL)

@@ -1,0 +1,89 @@
+"""The SYN queue and the accept queue of a listener.
+
+Linux: include/net/request_sock.h (struct request_sock, struct request_sock_queue,
+reqsk_queue_remove), net/core/request_sock.c, net/ipv4/inet_connection_sock.c
+(inet_csk_reqsk_queue_add, inet_csk_reqsk_queue_hash_add).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sysemu.net.core import Sock, Timer
+
+
+class RequestSock:
+    """Linux: struct request_sock / inet_request_sock / tcp_request_sock: a connection in
+    SYN_RECV, known by its 4-tuple, until the client's ACK makes it a child socket."""
+
+    __slots__ = ("listener", "loc_addr", "loc_port", "rmt_addr", "rmt_port", "snt_isn",
+                 "rcv_isn", "num_timeout", "num_retrans", "timer", "sk", "acked",
+                 "cookie")
+
+    def __init__(self, listener: "Sock", loc_addr: bytes, loc_port: int, rmt_addr: bytes,
+                 rmt_port: int, rcv_isn: int, snt_isn: int):
+        self.listener = listener
+        self.loc_addr, self.loc_port = loc_addr, loc_port
+        self.rmt_addr, self.rmt_port = rmt_addr, rmt_port
+        self.rcv_isn = rcv_isn
+        self.snt_isn = snt_isn
+        self.num_timeout = 0
+        self.num_retrans = 0
+        self.timer: Timer | None = None
+        self.sk: Sock | None = None     # the child, once in the accept queue
+        self.acked = False
+        self.cookie = False             # sent as a SYN cookie: not in the SYN queue
+
+    @property
+    def key(self) -> tuple[bytes, int, bytes, int]:
+        return (self.loc_addr, self.loc_port, self.rmt_addr, self.rmt_port)
+
+
+class RequestSockQueue:
+    """Linux: struct request_sock_queue. `syn` holds requests in SYN_RECV by 4-tuple
+    (qlen is its size: Linux keeps them in ehash, counted per listener); `accept` is the
+    FIFO of established children (rskq_accept_head .. tail)."""
+
+    def __init__(self):
+        self.syn: dict[tuple[bytes, int, bytes, int], RequestSock] = {}
+        self.accept: deque[RequestSock] = deque()
+        # sysemu: SYN cookies are kept as the requests they encode (no timer, not counted
+        # in qlen), so the ACK that returns one can be checked (cookie_v4_check()).
+        self.cookies: dict[tuple[bytes, int, bytes, int], RequestSock] = {}
+
+    @property
+    def qlen(self) -> int:
+        return len(self.syn)
+
+    def empty(self) -> bool:
+        """Linux: reqsk_queue_empty()."""
+        return not self.accept
+
+
+def sk_acceptq_is_full(sk: "Sock") -> bool:
+    """Linux: include/net/sock.h sk_acceptq_is_full(): `>`, so backlog+1 fit."""
+    return sk.ack_backlog > sk.max_ack_backlog
+
+
+def inet_csk_reqsk_queue_is_full(sk: "Sock") -> bool:
+    """Linux: inet_csk_reqsk_queue_is_full(): qlen > sk_max_ack_backlog (`>` since the
+    2024 fix that made backlog 0 usable without SYN cookies; 6.18 has it)."""
+    return sk.accept_queue.qlen > sk.max_ack_backlog
+
+
+def inet_csk_reqsk_queue_add(sk: "Sock", req: RequestSock, child: "Sock") -> None:
+    """Linux: inet_csk_reqsk_queue_add() + sk_acceptq_added()."""
+    req.sk = child
+    sk.accept_queue.accept.append(req)
+    sk.ack_backlog += 1
+
+
+def reqsk_queue_remove(sk: "Sock") -> RequestSock | None:
+    """Linux: reqsk_queue_remove() + sk_acceptq_removed()."""
+    queue = sk.accept_queue
+    if not queue.accept:
+        return None
+    req = queue.accept.popleft()
+    sk.ack_backlog -= 1
+    return req

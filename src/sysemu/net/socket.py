@@ -1,0 +1,338 @@
+"""The socket-call layer. Linux: net/socket.c.
+
+sys_* take raw arguments and user pointers; the kernel-value halves (bind_socket,
+do_accept ...) take decoded values and are what in-process tests call directly."""
+from __future__ import annotations
+
+from sysemu.abi.errno import Errno
+from sysemu.abi.socket import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK,
+                               SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
+                               SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
+                               SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
+                               SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
+                               SocketState)
+from sysemu.kernel.errors import HostPassthrough, SyscallError
+from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
+from sysemu.kernel.syscalls import CInt, InstallFd, UserPtr, syscall
+from sysemu.kernel.usermem import get_user_int, put_user_int
+from sysemu.net.core import Net, Sock
+from sysemu.net.ipv4 import af_inet
+from sysemu.net.ipv4.request_sock import reqsk_queue_remove
+from sysemu.net.sockaddr import encode_sockaddr
+from sysemu.net import sockopt
+
+
+class Socket:
+    """Linux: struct socket: the file-side half of a socket. `state` is the SS_* state
+    (connect's bookkeeping); `sk` the Sock (protocol state, see Sock's docstring);
+    `file` the File whose private_data this is. The host reads: sk (state, addresses,
+    peer, queues, sk_err, rcvbuf/sndbuf), file.f_flags (O_NONBLOCK), family, type."""
+
+    __slots__ = ("net", "state", "type", "sk", "file", "__weakref__")
+
+    def __init__(self, net: Net, sk: Sock, type_: int = 1, graft: bool = True):
+        self.net = net
+        self.state = SocketState.SS_UNCONNECTED
+        self.type = type_
+        self.sk = sk
+        self.file: File | None = None
+        if graft:
+            sk.socket = self   # Linux: sock_graft()
+
+    @property
+    def family(self) -> int:
+        return self.sk.family
+
+    @property
+    def wait(self):
+        return self.sk.wait
+
+    @property
+    def peer(self) -> "Socket | None":
+        """The Socket at the other end of an established pair (None if it has none)."""
+        peer = self.sk.peer
+        return peer.socket if peer is not None else None
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.state.name} {self.sk!r}>"
+
+
+# -- lookup and addresses ------------------------------------------------------------
+
+def sockfd_lookup(task, fd: int) -> Socket:
+    """Linux: sockfd_lookup_light(): EBADF (or HostPassthrough for a host fd), then
+    ENOTSOCK when the file is not one of ours."""
+    file = task.files.lookup(fd)
+    sock = file.private_data
+    if not isinstance(sock, Socket):
+        raise SyscallError(Errno.ENOTSOCK)
+    return sock
+
+
+def move_addr_to_kernel(mem, uaddr: int, ulen: int) -> bytes:
+    """Linux: move_addr_to_kernel(): EINVAL for ulen < 0 or > sizeof(sockaddr_storage),
+    EFAULT if unreadable; ulen == 0 copies nothing."""
+    if ulen < 0 or ulen > SOCKADDR_STORAGE_SIZE:
+        raise SyscallError(Errno.EINVAL)
+    if ulen == 0:
+        return b""
+    return mem.read(uaddr, ulen)
+
+
+def move_addr_to_user(mem, kaddr: bytes, uaddr: int, ulen: int) -> None:
+    """Linux: move_addr_to_user(): read *ulen (EFAULT), copy min(len, klen) (EINVAL for
+    a negative len), write back the full klen."""
+    klen = len(kaddr)
+    length = get_user_int(mem, ulen)
+    if length > klen:
+        length = klen
+    if length < 0:
+        raise SyscallError(Errno.EINVAL)
+    if length:
+        mem.write(uaddr, kaddr[:length])
+    put_user_int(mem, ulen, klen)
+
+
+def _new_file(task, sock: Socket, flags: int) -> File:
+    file = File(sock, O_RDWR | (O_NONBLOCK if flags & SOCK_NONBLOCK else 0))
+    sock.file = file
+    task.kernel.host.new_file(file)
+    return file
+
+
+def _net(task) -> Net:
+    net = task.kernel.net
+    if net is None:
+        from sysemu.net import attach
+        net = attach(task.kernel)
+    return net
+
+
+# -- kernel-value halves -----------------------------------------------------------------
+
+def create_socket(task, family: int, type_: int, protocol: int) -> Socket:
+    """Linux: __sys_socket_create() + sock_create(): type flags already stripped."""
+    net = _net(task)
+    sk = af_inet.inet_create(net, family, type_, protocol, task)
+    return Socket(net, sk, type_)
+
+
+def bind_socket(task, sock: Socket, address: bytes) -> int:
+    af_inet.inet_bind(sock.net, sock, address, task)
+    return 0
+
+
+def listen_socket(task, sock: Socket, backlog: int) -> int:
+    """Linux: __sys_listen(): backlog capped at somaxconn, compared unsigned (so a
+    negative backlog becomes somaxconn)."""
+    somaxconn = int(sock.net.sysctl("net.core.somaxconn"))
+    if (backlog & 0xFFFFFFFF) > somaxconn:
+        backlog = somaxconn
+    af_inet.inet_listen(sock.net, sock, backlog)
+    return 0
+
+
+def connect_socket(task, sock: Socket, address: bytes) -> int:
+    return af_inet.inet_stream_connect(sock.net, sock, address, sock.file is not None
+                                       and sock.file.nonblocking)
+
+
+def do_accept(task, sock: Socket, flags: int) -> tuple[Socket, Sock]:
+    """Linux: do_accept(): the child to return, not yet dequeued."""
+    nonblocking = sock.file is not None and sock.file.nonblocking
+    child = af_inet.inet_accept(sock.net, sock, nonblocking)
+    return sock, child
+
+
+def accept_commit(net: Net, listener: Sock, child: Sock, newsock: Socket) -> None:
+    """Dequeue `child` once the program has its fd (the attempt may have been
+    cancelled until then): reqsk_queue_remove() and sock_graft()."""
+    queue = listener.accept_queue
+    if queue is None or not queue.accept or queue.accept[0].sk is not child:
+        return
+    reqsk_queue_remove(listener)
+    newsock.sk = child
+    child.socket = newsock
+    net.kernel.host.listen_queue_changed(listener)
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+INET_FAMILIES = (((0, "eq", AF_INET),), ((0, "eq", AF_INET6),))
+
+
+@syscall("socket", trap_when=INET_FAMILIES)
+def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
+    """socket(2). Linux: net/socket.c __sys_socket(): EINVAL for unknown type flags
+    before anything else."""
+    if family not in (AF_INET, AF_INET6):
+        raise HostPassthrough()
+    flags = type & ~SOCK_TYPE_MASK
+    if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+        raise SyscallError(Errno.EINVAL)
+    sock = create_socket(task, family, type & SOCK_TYPE_MASK, protocol)
+    file = _new_file(task, sock, flags)
+    return InstallFd(file, bool(flags & SOCK_CLOEXEC))
+
+
+@syscall("bind")
+def sys_bind(task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int:
+    """bind(2). Linux: net/socket.c __sys_bind()."""
+    sock = sockfd_lookup(task, fd)
+    address = move_addr_to_kernel(task.mem, umyaddr, addrlen)
+    return bind_socket(task, sock, address)
+
+
+@syscall("listen")
+def sys_listen(task, fd: CInt, backlog: CInt) -> int:
+    """listen(2). Linux: net/socket.c __sys_listen()."""
+    return listen_socket(task, sockfd_lookup(task, fd), backlog)
+
+
+@syscall("connect")
+def sys_connect(task, fd: CInt, uservaddr: UserPtr, addrlen: CInt) -> int:
+    """connect(2). Linux: net/socket.c __sys_connect()."""
+    sock = sockfd_lookup(task, fd)
+    address = move_addr_to_kernel(task.mem, uservaddr, addrlen)
+    return connect_socket(task, sock, address)
+
+
+def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int):
+    """Linux: __sys_accept4() -> __sys_accept4_file() -> do_accept(): EBADF, EINVAL
+    (flags), ENOTSOCK, then the protocol (EINVAL not listening, EAGAIN, wait), then the
+    peer address (EFAULT/EINVAL). sysemu: the child is dequeued only once the program
+    has its descriptor, so a failed copy of the address leaves it queued (Linux drops
+    the connection)."""
+    file = task.files.lookup(fd)
+    if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+        raise SyscallError(Errno.EINVAL)
+    sock = file.private_data
+    if not isinstance(sock, Socket):
+        raise SyscallError(Errno.ENOTSOCK)
+    net = sock.net
+    _, child = do_accept(task, sock, flags)
+    if upeer_sockaddr:
+        family, addr, port, scope = af_inet.inet_getname(child, peer=True)
+        move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope),
+                          upeer_sockaddr, upeer_addrlen)
+    newsock = Socket(net, child, sock.type, graft=False)   # grafted in the commit
+    newsock.state = SocketState.SS_CONNECTED
+    newfile = _new_file(task, newsock, flags)
+    listener = sock.sk
+    return InstallFd(newfile, bool(flags & SOCK_CLOEXEC),
+                     lambda fd: accept_commit(net, listener, child, newsock))
+
+
+@syscall("accept4")
+def sys_accept4(task, fd: CInt, upeer_sockaddr: UserPtr, upeer_addrlen: UserPtr,
+                flags: CInt):
+    """accept4(2). Linux: net/socket.c __sys_accept4()."""
+    return _accept4(task, fd, upeer_sockaddr, upeer_addrlen, flags)
+
+
+@syscall("accept")
+def sys_accept(task, fd: CInt, upeer_sockaddr: UserPtr, upeer_addrlen: UserPtr):
+    """accept(2). Linux: net/socket.c SYSCALL_DEFINE3(accept): accept4 with flags 0."""
+    return _accept4(task, fd, upeer_sockaddr, upeer_addrlen, 0)
+
+
+def _getname(task, fd: int, usockaddr: int, usockaddr_len: int, peer: bool) -> int:
+    sock = sockfd_lookup(task, fd)
+    family, addr, port, scope = af_inet.inet_getname(sock.sk, peer)
+    move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope), usockaddr,
+                      usockaddr_len)
+    return 0
+
+
+@syscall("getsockname")
+def sys_getsockname(task, fd: CInt, usockaddr: UserPtr, usockaddr_len: UserPtr) -> int:
+    """getsockname(2). Linux: net/socket.c __sys_getsockname()."""
+    return _getname(task, fd, usockaddr, usockaddr_len, False)
+
+
+@syscall("getpeername")
+def sys_getpeername(task, fd: CInt, usockaddr: UserPtr, usockaddr_len: UserPtr) -> int:
+    """getpeername(2). Linux: net/socket.c __sys_getpeername()."""
+    return _getname(task, fd, usockaddr, usockaddr_len, True)
+
+
+@syscall("shutdown")
+def sys_shutdown(task, fd: CInt, how: CInt) -> int:
+    """shutdown(2). Linux: net/socket.c __sys_shutdown_sock() -> inet_shutdown()."""
+    sock = sockfd_lookup(task, fd)
+    af_inet.inet_shutdown(sock.net, sock, how)
+    return 0
+
+
+@syscall("setsockopt")
+def sys_setsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
+                   optlen: CInt) -> int:
+    """setsockopt(2). Linux: net/socket.c __sys_setsockopt(): EINVAL for optlen < 0."""
+    sock = sockfd_lookup(task, fd)
+    if optlen < 0:
+        raise SyscallError(Errno.EINVAL)
+    return sockopt.setsockopt(task, sock, level, optname, optval, optlen)
+
+
+@syscall("getsockopt")
+def sys_getsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
+                   optlen: UserPtr) -> int:
+    """getsockopt(2). Linux: net/socket.c __sys_getsockopt()."""
+    sock = sockfd_lookup(task, fd)
+    return sockopt.getsockopt(task, sock, level, optname, optval, optlen)
+
+
+# -- i386 socketcall -----------------------------------------------------------------
+
+_SOCKETCALL = {
+    SYS_SOCKET: lambda t, a: sys_socket(t, *a[:3]),
+    SYS_BIND: lambda t, a: sys_bind(t, *a[:3]),
+    SYS_CONNECT: lambda t, a: sys_connect(t, *a[:3]),
+    SYS_LISTEN: lambda t, a: sys_listen(t, *a[:2]),
+    SYS_ACCEPT: lambda t, a: _accept4(t, a[0], a[1], a[2], 0),
+    SYS_GETSOCKNAME: lambda t, a: sys_getsockname(t, *a[:3]),
+    SYS_GETPEERNAME: lambda t, a: sys_getpeername(t, *a[:3]),
+    SYS_SHUTDOWN: lambda t, a: sys_shutdown(t, *a[:2]),
+    SYS_SETSOCKOPT: lambda t, a: sys_setsockopt(t, *a[:5]),
+    SYS_GETSOCKOPT: lambda t, a: sys_getsockopt(t, *a[:5]),
+    SYS_ACCEPT4: lambda t, a: _accept4(t, a[0], a[1], a[2], a[3]),
+}
+
+
+# which argument words are ints (sign-extended); the rest are pointers (compat_uptr_t)
+_SOCKETCALL_INTS = {
+    SYS_SOCKET: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
+    SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
+    SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3)}
+
+
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+@syscall("socketcall", abis=("i386",))
+def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
+    """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
+    words): EINVAL for call outside 1..20, EFAULT copying the arguments. The calls that
+    are not control-plane (send, recv, socketpair, *msg) go to the host.
+    sysemu: deciding "host" after reading args from memory races with the program
+    rewriting them; only calls sysemu never serves (and host fds) are passed on."""
+    if call < 1 or call > SYS_SENDMMSG:
+        raise SyscallError(Errno.EINVAL)
+    nwords = SOCKETCALL_NARGS[call]
+    raw = task.mem.read(args & 0xFFFFFFFF, nwords * 4)
+    words = [int.from_bytes(raw[i * 4:i * 4 + 4], "little") for i in range(nwords)]
+    handler = _SOCKETCALL.get(call)
+    if handler is None:
+        raise HostPassthrough()
+    for i in _SOCKETCALL_INTS[call]:
+        words[i] = _s32(words[i])
+    return handler(task, words)
+
+
+@syscall("io_uring_setup")
+def sys_io_uring_setup(task, entries: CInt, params: UserPtr) -> int:
+    """io_uring_setup(2) answers ENOSYS. sysemu: io_uring's socket operations run in
+    the kernel without system calls, so seccomp could not trap them: a program must fall
+    back to ordinary syscalls (as it does on kernels without io_uring)."""
+    raise SyscallError(Errno.ENOSYS)

@@ -1,0 +1,361 @@
+"""setsockopt/getsockopt for TCP sockets.
+
+Linux: net/core/sock.c sk_setsockopt() / sk_getsockopt() / sock_set_timeout(),
+net/ipv4/tcp.c do_tcp_setsockopt() / do_tcp_getsockopt(), net/ipv4/ip_sockglue.c,
+net/ipv6/ipv6_sockglue.c. Options sysemu does not know answer ENOPROTOOPT (an unknown
+level on an IPv4 socket: getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT, as Linux)."""
+from __future__ import annotations
+
+from sysemu.abi.errno import Errno
+from sysemu.abi.inet import (IP_BIND_ADDRESS_NO_PORT, IP_TOS, IP_TTL, IPV6_V6ONLY,
+                             MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL,
+                             MAX_TCP_SYNCNT, SOL_IP, SOL_IPV6, SOL_TCP, TCP_CORK,
+                             TCP_DEFER_ACCEPT, TCP_INFO, TCP_INFO_HEAD, TCP_INFO_SIZE,
+                             TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
+                             TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
+                             TCP_USER_TIMEOUT, TcpState)
+from sysemu.abi.socket import (AF_INET6, LINGER, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
+                               SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
+                               SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
+                               SO_SNDBUF, SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
+                               SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOL_SOCKET, TIMEVAL32,
+                               TIMEVAL64)
+from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.usermem import get_user_int, put_user_int
+from sysemu.net.core import RMEM_MAX, TCP_RTO_MAX, TCP_TIMEOUT_INIT, WMEM_MAX
+
+HZ = 250            # sysemu: timeouts are kept in jiffies of the reference hosts' HZ
+INT_MAX = 2**31 - 1
+USEC_PER_SEC = 1_000_000
+
+
+def _einval() -> SyscallError:
+    return SyscallError(Errno.EINVAL)
+
+
+def _get_int(task, optval: int, optlen: int) -> int:
+    if optlen < 4:
+        raise _einval()
+    return int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
+
+
+def secs_to_retrans(seconds: int, timeout: int, rto_max: int) -> int:
+    """Linux: tcp.c secs_to_retrans()."""
+    res = 0
+    if seconds > 0:
+        period = timeout
+        res = 1
+        while seconds > period and res < 255:
+            res += 1
+            timeout = min(timeout << 1, rto_max)
+            period += timeout
+    return res
+
+
+def retrans_to_secs(retrans: int, timeout: int, rto_max: int) -> int:
+    """Linux: tcp.c retrans_to_secs()."""
+    period = 0
+    if retrans > 0:
+        period = timeout
+        while retrans > 1:
+            retrans -= 1
+            timeout = min(timeout << 1, rto_max)
+            period += timeout
+    return period
+
+
+def _timeval_layout(task, optname: int):
+    old = optname in (SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD)
+    return TIMEVAL32 if (old and task.abi == "i386") else TIMEVAL64
+
+
+def sock_set_timeout(task, optval: int, optlen: int, layout) -> int | None:
+    """Linux: sock.c sock_set_timeout(): jiffies, None for "forever" (0, 0)."""
+    if optlen < layout.size:
+        raise _einval()
+    sec, usec = layout.unpack(task.mem.read(optval, layout.size))
+    if usec < 0 or usec >= USEC_PER_SEC:
+        raise SyscallError(Errno.EDOM)
+    if sec < 0:
+        return 0
+    if sec == 0 and usec == 0:
+        return None
+    return sec * HZ + -(-usec // (USEC_PER_SEC // HZ))
+
+
+def _jiffies_to_seconds(j: int | None) -> float | None:
+    return None if j is None else j / HZ
+
+
+def _seconds_to_jiffies(s: float | None) -> int | None:
+    return None if s is None else round(s * HZ)
+
+
+# -- set -----------------------------------------------------------------------------
+
+def setsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -> int:
+    sk = sock.sk
+    if level == SOL_SOCKET:
+        return sk_setsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_TCP:
+        return do_tcp_setsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_IP:
+        return do_ip_setsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_IPV6 and sk.family == AF_INET6:
+        return do_ipv6_setsockopt(task, sk, optname, optval, optlen)
+    raise SyscallError(Errno.ENOPROTOOPT)
+
+
+def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: sock.c sk_setsockopt(): every option needs an int's worth (EINVAL)."""
+    val = _get_int(task, optval, optlen)
+    valbool = bool(val)
+    if optname == SO_REUSEADDR:
+        sk.reuse = valbool
+    elif optname == SO_REUSEPORT:
+        sk.reuseport = valbool
+    elif optname == SO_KEEPALIVE:
+        sk.keepalive = valbool
+    elif optname == SO_SNDBUF:
+        v = min(val & 0xFFFFFFFF, WMEM_MAX, INT_MAX // 2)
+        sk.sndbuf = max(v * 2, SOCK_MIN_SNDBUF)
+    elif optname == SO_RCVBUF:
+        v = min(val & 0xFFFFFFFF, RMEM_MAX, INT_MAX // 2)
+        sk.rcvbuf = max(v * 2, SOCK_MIN_RCVBUF)
+    elif optname == SO_LINGER:
+        if optlen < LINGER.size:
+            raise _einval()
+        onoff, linger = LINGER.unpack(task.mem.read(optval, LINGER.size))
+        sk.linger = (1, linger) if onoff else (0, sk.linger[1])
+    elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
+        sk.rcvtimeo = _jiffies_to_seconds(
+            sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
+    elif optname in (SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
+        sk.sndtimeo = _jiffies_to_seconds(
+            sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
+    else:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    return 0
+
+
+def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: tcp.c do_tcp_setsockopt()."""
+    val = _get_int(task, optval, optlen)
+    if optname == TCP_NODELAY:
+        sk.nodelay = bool(val)
+    elif optname == TCP_SYNCNT:
+        if val < 1 or val > MAX_TCP_SYNCNT:
+            raise _einval()
+        sk.syn_retries = val
+    elif optname == TCP_DEFER_ACCEPT:
+        sk.defer_accept = secs_to_retrans(val, int(TCP_TIMEOUT_INIT), int(TCP_RTO_MAX))
+    elif optname == TCP_KEEPIDLE:
+        if val < 1 or val > MAX_TCP_KEEPIDLE:
+            raise _einval()
+        sk.tcp_opts[optname] = val
+    elif optname == TCP_KEEPINTVL:
+        if val < 1 or val > MAX_TCP_KEEPINTVL:
+            raise _einval()
+        sk.tcp_opts[optname] = val
+    elif optname == TCP_KEEPCNT:
+        if val < 1 or val > MAX_TCP_KEEPCNT:
+            raise _einval()
+        sk.tcp_opts[optname] = val
+    elif optname == TCP_USER_TIMEOUT:
+        if val < 0:
+            raise _einval()
+        sk.tcp_opts[optname] = val
+    elif optname in (TCP_CORK, TCP_QUICKACK, TCP_LINGER2):
+        sk.tcp_opts[optname] = val
+    else:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    return 0
+
+
+def do_ip_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: ip_sockglue.c do_ip_setsockopt(): an int, or one byte when shorter."""
+    if optlen >= 4:
+        val = int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
+    elif optlen >= 1:
+        val = task.mem.read(optval, 1)[0]
+    else:
+        val = 0
+    if optname == IP_BIND_ADDRESS_NO_PORT:
+        sk.bind_address_no_port = bool(val)
+    elif optname == IP_TOS:
+        sk.tcp_opts[("ip", IP_TOS)] = val & 0xFF
+    elif optname == IP_TTL:
+        if optlen < 1:
+            raise _einval()
+        if val != -1 and (val < 1 or val > 255):
+            raise _einval()
+        sk.tcp_opts[("ip", IP_TTL)] = val
+    else:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    return 0
+
+
+def do_ipv6_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: ipv6_sockglue.c do_ipv6_setsockopt()."""
+    val = 0
+    if optlen >= 4:
+        val = int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
+    if optname == IPV6_V6ONLY:
+        if optlen < 4 or sk.num:
+            raise _einval()
+        sk.ipv6only = bool(val)
+        return 0
+    raise SyscallError(Errno.ENOPROTOOPT)
+
+
+# -- get -----------------------------------------------------------------------------
+
+def getsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -> int:
+    sk = sock.sk
+    if level == SOL_SOCKET:
+        return sk_getsockopt(task, sock, optname, optval, optlen)
+    if level == SOL_TCP:
+        return do_tcp_getsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_IP:
+        return do_ip_getsockopt(task, sk, optname, optval, optlen)
+    if sk.family == AF_INET6:
+        if level == SOL_IPV6:
+            return do_ipv6_getsockopt(task, sk, optname, optval, optlen)
+        raise SyscallError(Errno.ENOPROTOOPT)
+    raise SyscallError(Errno(95))   # EOPNOTSUPP (== ENOTSUP): ip_getsockopt(), level != SOL_IP
+
+
+def _put(task, optval: int, optlen: int, data: bytes, length: int) -> int:
+    """Copy the first `length` bytes of the value, then write the length back."""
+    task.mem.write(optval, data[:length])
+    put_user_int(task.mem, optlen, length)
+    return 0
+
+
+def _int(v: int) -> bytes:
+    return (v & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
+    """Linux: sock.c sk_getsockopt(): EINVAL for a negative length, then copy
+    min(len, size of the value) and write that length back."""
+    sk = sock.sk
+    length = get_user_int(task.mem, optlen)
+    if length < 0:
+        raise _einval()
+    if optname == SO_REUSEADDR:
+        data = _int(int(sk.reuse))
+    elif optname == SO_REUSEPORT:
+        data = _int(int(sk.reuseport))
+    elif optname == SO_KEEPALIVE:
+        data = _int(int(sk.keepalive))
+    elif optname == SO_TYPE:
+        data = _int(sock.type)
+    elif optname == SO_PROTOCOL:
+        data = _int(sk.protocol)
+    elif optname == SO_DOMAIN:
+        data = _int(sk.family)
+    elif optname == SO_ACCEPTCONN:
+        data = _int(int(sk.state == TcpState.TCP_LISTEN))
+    elif optname == SO_ERROR:
+        err = sk.sk_err or sk.sk_err_soft
+        if sk.sk_err:
+            sk.sk_err = 0
+        else:
+            sk.sk_err_soft = 0
+        data = _int(int(err))
+    elif optname == SO_SNDBUF:
+        data = _int(sk.sndbuf)
+    elif optname == SO_RCVBUF:
+        data = _int(sk.rcvbuf)
+    elif optname == SO_LINGER:
+        data = LINGER.pack(*sk.linger)
+    elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW, SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
+        seconds = sk.rcvtimeo if optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW) else sk.sndtimeo
+        jiffies = _seconds_to_jiffies(seconds)
+        if jiffies is None:
+            sec, usec = 0, 0
+        else:
+            sec, usec = jiffies // HZ, (jiffies % HZ) * USEC_PER_SEC // HZ
+        data = _timeval_layout(task, optname).pack(sec, usec)
+    else:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    return _put(task, optval, optlen, data, min(length, len(data)))
+
+
+def tcp_info(sk) -> bytes:
+    """Linux: tcp.c tcp_get_info(), the fields sysemu knows (the rest zero)."""
+    from sysemu.net.core import TCP_TIMEOUT_INIT as rto
+    head = TCP_INFO_HEAD.pack(
+        int(sk.state), 0, sk.retransmits, 0, sk.backoff, 0, 0, 0,
+        int(sk.rto * 1_000_000) if sk.state != TcpState.TCP_LISTEN else int(rto * 1e6),
+        40_000, 65483 if sk.state == TcpState.TCP_ESTABLISHED else 536, 536,
+        sk.ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
+        sk.max_ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
+        *([0] * 17), sk.total_retrans)
+    return head.ljust(TCP_INFO_SIZE, b"\0")
+
+
+def do_tcp_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: tcp.c do_tcp_getsockopt(): EINVAL for a negative length (probed on
+    6.18), then min(len, size of the value)."""
+    length = get_user_int(task.mem, optlen)
+    if length < 0:
+        raise _einval()
+    if optname == TCP_INFO:
+        data = tcp_info(sk)
+        return _put(task, optval, optlen, data, min(length, len(data)))
+    length = min(length, 4)
+    opts = sk.tcp_opts
+    if optname == TCP_NODELAY:
+        val = int(sk.nodelay)
+    elif optname == TCP_SYNCNT:
+        val = sk.syn_retries or int(sk.net.sysctl("net.ipv4.tcp_syn_retries"))
+    elif optname == TCP_DEFER_ACCEPT:
+        val = retrans_to_secs(sk.defer_accept, int(TCP_TIMEOUT_INIT), int(TCP_RTO_MAX))
+    elif optname == TCP_KEEPIDLE:
+        val = opts.get(TCP_KEEPIDLE, 7200)
+    elif optname == TCP_KEEPINTVL:
+        val = opts.get(TCP_KEEPINTVL, 75)
+    elif optname == TCP_KEEPCNT:
+        val = opts.get(TCP_KEEPCNT, 9)
+    elif optname == TCP_MAXSEG:
+        val = 65483 if sk.state == TcpState.TCP_ESTABLISHED else 536
+    elif optname in (TCP_USER_TIMEOUT, TCP_CORK, TCP_QUICKACK):
+        val = opts.get(optname, 0)
+    elif optname == TCP_LINGER2:
+        val = opts.get(optname, 0) or int(sk.net.sysctl("net.ipv4.tcp_fin_timeout"))
+    else:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    return _put(task, optval, optlen, _int(val), length)
+
+
+def do_ip_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: ip_sockglue.c do_ip_getsockopt(): a short buffer gets one byte when the
+    value fits."""
+    length = get_user_int(task.mem, optlen)
+    if length < 0:
+        raise _einval()
+    if optname == IP_BIND_ADDRESS_NO_PORT:
+        val = int(sk.bind_address_no_port)
+    elif optname == IP_TOS:
+        val = sk.tcp_opts.get(("ip", IP_TOS), 0)
+    elif optname == IP_TTL:
+        val = sk.tcp_opts.get(("ip", IP_TTL), -1)
+        if val == -1:
+            val = 64
+    else:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    if 0 < length < 4 and 0 <= val <= 255:
+        return _put(task, optval, optlen, bytes([val]), 1)
+    return _put(task, optval, optlen, _int(val), min(length, 4))
+
+
+def do_ipv6_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: ipv6_sockglue.c do_ipv6_getsockopt()."""
+    length = get_user_int(task.mem, optlen)
+    if length < 0:
+        raise _einval()
+    if optname == IPV6_V6ONLY:
+        return _put(task, optval, optlen, _int(int(sk.ipv6only)), min(length, 4))
+    raise SyscallError(Errno.ENOPROTOOPT)

@@ -1,0 +1,203 @@
+"""The handshake with a fake clock: accept queue limits (backlog+1), SYN drops with
+ListenOverflows/ListenDrops, the SYN retransmission schedule and ETIMEDOUT, SYN-ACK
+retries, link delay."""
+from __future__ import annotations
+
+import pytest
+
+from sysemu.abi.inet import SOL_TCP, TCP_SYNCNT, TcpFlags, TcpState
+from sysemu.abi.socket import AF_INET, SO_ERROR, SOCK_NONBLOCK, SOL_SOCKET
+from test_net_helpers import BLOCK, E, Env
+
+
+def syns_to(env, port):
+    return [s for s in env.seen if s.flags == TcpFlags.SYN and s.dport == port]
+
+
+@pytest.fixture
+def env():
+    e = Env()
+    e.seen = []
+    e.net.wire.append(e.seen.append)
+    return e
+
+
+def test_accept_queue_holds_backlog_plus_one(env):
+    lfd, port = env.server(backlog=2)
+    clients = [env.socket(AF_INET, 1 | SOCK_NONBLOCK) for _ in range(5)]
+    for c in clients:
+        env.connect(c, "127.0.0.1", port)
+    states = [env.sk(c).state for c in clients]
+    assert states.count(TcpState.TCP_ESTABLISHED) == 3
+    assert states.count(TcpState.TCP_SYN_SENT) == 2
+    assert env.sk(lfd).ack_backlog == 3
+    mib = env.net.mib
+    assert mib["ListenOverflows"] == 2 and mib["ListenDrops"] == 2
+    # accepting one makes room: the next SYN retransmission gets in
+    assert env.accept(lfd)[0] >= 0
+    env.advance(1.0)
+    assert env.sk(lfd).ack_backlog == 3
+    assert [env.sk(c).state for c in clients].count(TcpState.TCP_ESTABLISHED) == 4
+
+
+def test_syn_retransmission_schedule_and_timeout(env):
+    lfd, port = env.server(backlog=0)
+    first = env.socket()
+    assert env.connect(first, "127.0.0.1", port) == 0      # fills the queue (0 + 1)
+    start = env.clock.now()
+    c = env.socket()
+    assert env.connect(c, "127.0.0.1", port) == BLOCK
+    assert env.last_block.on_timeout == E.EINPROGRESS and env.last_block.deadline is None
+    env.run_until(start + 200)
+    times = [round(s.time - start, 6) for s in syns_to(env, port)][1:]
+    # Linux 6.5+: tcp_syn_linear_timeouts (4) retransmits 1 s apart, then doubling;
+    # tcp_syn_retries (6) + 4 retransmits, ETIMEDOUT at 131 s (measured on 6.18: ~133 s).
+    assert times == [0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67]
+    assert env.connect(c, "127.0.0.1", port) == -E.ETIMEDOUT
+    assert ("connect_done", env.sk(c), E.ETIMEDOUT) in env.hooks.events
+    assert env.net.mib["RetransSegs"] == 10 and env.net.mib["TCPTimeouts"] == 10
+    assert env.net.mib["ListenOverflows"] == 11 and env.net.mib["AttemptFails"] == 1
+    assert env.sk(c).num == 0
+
+
+def test_syn_retries_exponential_without_linear(env):
+    env.kernel.sysctl["net.ipv4.tcp_syn_linear_timeouts"] = 0
+    env.kernel.sysctl["net.ipv4.tcp_syn_retries"] = 3
+    lfd, port = env.server(backlog=0)
+    env.connect(env.socket(), "127.0.0.1", port)
+    start = env.clock.now()
+    c = env.socket(AF_INET, 1 | SOCK_NONBLOCK)
+    assert env.connect(c, "127.0.0.1", port) == -E.EINPROGRESS
+    env.run_until(start + 100)
+    times = [round(s.time - start, 6) for s in syns_to(env, port)][1:]
+    assert times == [0, 1, 3, 7]                            # 1, 2, 4 s apart
+    assert env.sk(c).state == TcpState.TCP_CLOSE
+    closed_at = [e for e in env.hooks.events if e[0] == "connect_done" and e[2]]
+    assert closed_at and env.getint(c, SOL_SOCKET, SO_ERROR) == E.ETIMEDOUT
+    assert env.getint(c, SOL_SOCKET, SO_ERROR) == 0
+
+
+def test_tcp_syncnt_caps_by_time(env):
+    """TCP_SYNCNT 1: retransmits_timed_out() models 3 s (1 + 2), so connect gives up at
+    3 s after two retransmits even though linear timeouts would allow more."""
+    lfd, port = env.server(backlog=0)
+    env.connect(env.socket(), "127.0.0.1", port)
+    c = env.socket(AF_INET, 1 | SOCK_NONBLOCK)
+    assert env.setsockopt(c, SOL_TCP, TCP_SYNCNT, 1) == 0
+    start = env.clock.now()
+    env.connect(c, "127.0.0.1", port)
+    env.run_until(start + 10)
+    times = [round(s.time - start, 6) for s in syns_to(env, port)][1:]
+    assert times == [0, 1, 2]
+    assert env.sk(c).sk_err == E.ETIMEDOUT
+
+
+def test_link_delay_and_synack_retries(env):
+    """With the client's ACKs lost, the listener resends SYN-ACK at 1, 3, 7, 15, 31 s
+    (tcp_synack_retries 5) and drops the request at 63 s."""
+    env.net.drop = lambda seg: seg.flags == TcpFlags.ACK
+    lfd, port = env.server()
+    start = env.clock.now()
+    c = env.socket(AF_INET, 1 | SOCK_NONBLOCK)
+    env.connect(c, "127.0.0.1", port)
+    assert env.sk(c).state == TcpState.TCP_ESTABLISHED       # client thinks it is open
+    lsk = env.sk(lfd)
+    assert lsk.accept_queue.qlen == 1 and lsk.ack_backlog == 0
+    env.run_until(start + 100)
+    synacks = [round(s.time - start, 6) for s in env.seen
+               if s.flags == TcpFlags.SYN | TcpFlags.ACK]
+    assert synacks == [0, 1, 3, 7, 15, 31]
+    assert lsk.accept_queue.qlen == 0
+
+
+def test_synack_retransmit_completes_after_ack_loss(env):
+    dropped = []
+
+    def drop_first_ack(seg):
+        if seg.flags == TcpFlags.ACK and not dropped:
+            dropped.append(seg)
+            return True
+        return False
+    env.net.drop = drop_first_ack
+    lfd, port = env.server()
+    c = env.socket()
+    assert env.connect(c, "127.0.0.1", port) == 0
+    assert env.sk(lfd).ack_backlog == 0
+    env.advance(1.0)                                          # SYN-ACK again, ACK again
+    assert env.sk(lfd).ack_backlog == 1
+    a, peer = env.accept(lfd)
+    assert env.sk(a).peer is env.sk(c)
+
+
+def test_syn_queue_full_without_syncookies():
+    env = Env(sysctl={"net.ipv4.tcp_syncookies": 0})
+    env.net.drop = lambda seg: seg.flags == TcpFlags.ACK   # requests stay in SYN_RECV
+    lfd, port = env.server(backlog=2)
+    for _ in range(5):
+        env.connect(env.socket(AF_INET, 1 | SOCK_NONBLOCK), "127.0.0.1", port)
+    assert env.sk(lfd).accept_queue.qlen == 3                # qlen > backlog is full
+    assert env.net.mib["TCPReqQFullDrop"] == 2 and env.net.mib["ListenDrops"] == 2
+
+
+def test_syn_queue_full_with_syncookies():
+    env = Env()
+    env.net.link_delay = 0.1
+    lfd, port = env.server(backlog=1)
+    cs = [env.socket(AF_INET, 1 | SOCK_NONBLOCK) for _ in range(3)]
+    for c in cs:
+        env.connect(c, "127.0.0.1", port)
+    env.run_until(env.clock.now() + 0.15)           # SYNs in, SYN-ACKs on the way
+    assert env.sk(lfd).accept_queue.qlen == 2        # the third became a cookie
+    assert env.net.mib["TCPReqQFullDoCookies"] == 1
+    env.run_until(env.clock.now() + 0.2)            # the ACKs arrive
+    assert env.net.mib["SyncookiesRecv"] == 1
+    # two children fill the accept queue (backlog 1 + 1); the cookie's ACK overflows
+    assert env.sk(lfd).ack_backlog == 2 and env.sk(lfd).accept_queue.qlen == 0
+    assert env.net.mib["ListenOverflows"] == 1
+    assert env.accept(lfd)[0] >= 0
+
+
+def test_connect_with_link_delay_blocks_until_established(env):
+    env.net.link_delay = 0.25
+    lfd, port = env.server()
+    c = env.socket()
+    assert env.connect(c, "127.0.0.1", port) == BLOCK
+    env.run_until(env.clock.now() + 0.6)        # SYN-ACK in at 0.5, our ACK at 0.75
+    assert env.connect(c, "127.0.0.1", port) == 0
+    assert env.accept(lfd)[0] == BLOCK
+    env.run_until(env.clock.now() + 0.2)
+    assert env.accept(lfd)[0] >= 0
+
+
+def test_isn_from_rng():
+    a, b = Env(seed=1), Env(seed=1)
+    for e in (a, b):
+        e.seen = []
+        e.net.wire.append(e.seen.append)
+        lfd, port = e.server(port=5000)
+        e.connect(e.socket(), "127.0.0.1", port)
+    assert [(s.seq, s.ack, s.sport) for s in a.seen] == [(s.seq, s.ack, s.sport) for s in b.seen]
+    c = Env(seed=2)
+    c.seen = []
+    c.net.wire.append(c.seen.append)
+    lfd, port = c.server(port=5000)
+    c.connect(c.socket(), "127.0.0.1", port)
+    assert c.seen[0].seq != a.seen[0].seq
+
+
+def test_v6_and_mapped_connections():
+    env = Env()
+    l6, port = env.server(host="::")
+    c4 = env.socket()
+    assert env.connect(c4, "127.0.0.1", port) == 0          # v4 into a dual-stack listener
+    a, peer = env.accept(l6)
+    assert peer[0] == "::ffff:127.0.0.1"
+    assert env.getname(a)[0] == "::ffff:127.0.0.1"
+    c6 = env.socket(10)
+    assert env.connect(c6, "::1", port) == 0
+    a6, peer6 = env.accept(l6)
+    assert peer6[0] == "::1" and env.getname(c6, peer=True) == ("::1", port)
+    c6m = env.socket(10)
+    assert env.connect(c6m, "::ffff:127.0.0.1", port) == 0
+    assert env.getname(c6m)[0] == "::ffff:127.0.0.1"
+    assert env.connect(env.socket(10), "2001:db8::1", port) == -E.ENETUNREACH
