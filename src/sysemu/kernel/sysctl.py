@@ -108,6 +108,10 @@ SYSCTLS: dict[str, SysctlDef] = {d.name: d for d in (
     # handler ipv4_privileged_ports() 0..65535.
     SysctlDef("net.ipv4.ip_unprivileged_port_start", 1024, "privileged_ports", 0, 65535,
               linux="net/ipv4/sysctl_net_ipv4.c ipv4_privileged_ports()"),
+    # Linux 6.5+: tcp_sk_init() sysctl_tcp_syn_linear_timeouts = 4 (the first SYN
+    # retransmissions keep the initial RTO before backing off), dou8vec_minmax 0..MAX_TCP_SYNCNT.
+    SysctlDef("net.ipv4.tcp_syn_linear_timeouts", 4, "dou8vec_minmax", 0, MAX_TCP_SYNCNT,
+              linux="net/ipv4/sysctl_net_ipv4.c"),
     # Linux: TCP_FIN_TIMEOUT (60 s), proc_dointvec_jiffies.
     SysctlDef("net.ipv4.tcp_fin_timeout", 60, "dointvec_jiffies",
               linux="net/ipv4/sysctl_net_ipv4.c"),

@@ -288,6 +288,45 @@ class Net:
             return
         tcp_close(self, sk, unread)
 
+    # -- /proc/net/tcp{,6} ---------------------------------------------------------------
+    def proc_rows(self, v6: bool) -> list:
+        """The rows of /proc/net/tcp (AF_INET socks) or /proc/net/tcp6 (AF_INET6), in
+        Linux's order: listeners first, then the rest (established hash)."""
+        from sysemu.abi.socket import AF_INET6
+        from sysemu.net.proc import TcpRow
+        import ipaddress
+
+        def format_ip(fam, raw):
+            if not raw:
+                return "::" if fam == AF_INET6 else "0.0.0.0"
+            return str(ipaddress.ip_address(bytes(raw)))
+        family = AF_INET6 if v6 else AF_INET
+        rows = []
+        socks = sorted((s for s in self.socks if s.family == family),
+                       key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
+        for sk in socks:
+            laddr, lport = sk.local()
+            remote = sk.remote()
+            raddr, rport = remote if remote is not None else (laddr[:0] or b"", 0)
+            listening = sk.state == TcpState.TCP_LISTEN
+            timer = sk.timer
+            tr = 0
+            when = 0
+            if timer is not None and not timer.cancelled:
+                tr = 3 if sk.state == TcpState.TCP_TIME_WAIT else 1
+                when = max(0, int((timer.deadline - self.now()) * 100))
+            rows.append(TcpRow(
+                local=(format_ip(family, laddr), lport),
+                remote=(format_ip(family, raddr if rport else b""), rport),
+                state=int(sk.state),
+                rx_queue=sk.ack_backlog if listening else 0,
+                timer=(tr, when),
+                retransmits=sk.retransmits,
+                uid=sk.uid,
+                inode=0 if sk.state == TcpState.TCP_TIME_WAIT else getattr(sk, "host_inode", 0),
+                ssthresh=0 if listening else None))
+        return rows
+
     # -- the wire --------------------------------------------------------------------
     def transmit(self, seg: Segment) -> None:
         """ip_queue_xmit onto loopback: log, then deliver now or after link_delay."""

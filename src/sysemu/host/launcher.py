@@ -1,0 +1,148 @@
+"""`sysemu run`: the process layout around the program.
+
+    W  the CLI process: watchdog and child subreaper
+    └─ S  the supervisor: subreaper, dies with W (PR_SET_PDEATHSIG)
+       └─ C  the program, under the seccomp filter (and everything it starts)
+
+S serves notifications until C exits, then SIGKILLs what is left of the sandbox (its
+descendants: S is a subreaper, so orphans stay below it), reports C's status to W over a
+pipe and exits with it. If S dies without reporting, W kills the sandbox (the orphans are
+now W's) and exits 70. SIGINT/SIGTERM/SIGHUP/SIGQUIT go W -> S -> C; W and S survive them.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable
+
+from sysemu.arch.x86.entry import Syscalls
+from sysemu.host.procs import kill_descendants, reap_all
+from sysemu.host.supervisor import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Supervisor,
+                                    decode_status, prctl)
+from sysemu.kernel.task import Kernel
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+EX_SOFTWARE = 70
+
+
+def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
+        setup: Callable[[Supervisor], None] | None = None) -> int:
+    """Run argv in a sandbox; the exit status as a shell reports it. `setup(supervisor)`
+    runs in S before the program starts (the network glue attaches there)."""
+    watchdog = os.getpid()
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    report_r, report_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        code = EX_SOFTWARE
+        try:
+            code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(report_w)
+    return _watchdog(pid, report_r)
+
+
+def _watchdog(supervisor: int, report_r: int) -> int:
+    def forward(sig, _frame):
+        try:
+            os.kill(supervisor, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    _, status = os.waitpid(supervisor, 0)
+    report = b""
+    while chunk := os.read(report_r, 16):
+        report += chunk
+    os.close(report_r)
+    leftovers = kill_descendants(os.getpid())
+    reap_all()
+    if report.strip().isdigit():
+        return int(report)
+    how = (f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+           if os.WIFSIGNALED(status) else f"exited with {os.waitstatus_to_exitcode(status)}")
+    print(f"sysemu: the supervisor {how} without a result; killed {leftovers} sandbox "
+          f"process(es)", file=sys.stderr, flush=True)
+    return EX_SOFTWARE
+
+
+def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int) -> int:
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != watchdog:      # W died before we could ask to die with it
+        return EX_SOFTWARE
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    os.set_inheritable(report_w, False)
+    sup = Supervisor(syscalls, kernel)
+    if setup is not None:
+        setup(sup)
+    child: list[int] = []
+
+    def forward(sig, _frame):
+        if child:
+            try:
+                os.kill(child[0], sig)
+            except ProcessLookupError:
+                pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    # Orphans of the sandbox are reparented to us: reap them as they die.
+    reaped: dict[int, int] = {}
+
+    def reap_orphans() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            reaped[pid] = status
+
+    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def on_signal() -> None:
+        try:
+            os.read(rfd, 512)
+        except BlockingIOError:
+            pass
+        reap_orphans()      # may reap C too: exited() then finds its status in `reaped`
+
+    sup.reactor.add_reader(rfd, on_signal)
+    pid = sup.spawn(argv)
+    child.append(pid)
+    done: list[int] = []
+
+    pidfd = os.pidfd_open(pid)
+
+    def exited() -> None:
+        sup.reactor.remove_reader(pidfd)
+        if pid in reaped:
+            done.append(decode_status(reaped.pop(pid)))
+            return
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = reaped.pop(pid, 0)
+        done.append(decode_status(status))
+
+    sup.reactor.add_reader(pidfd, exited)
+    sup.reactor.run_until(lambda: bool(done))
+    kill_descendants(os.getpid())
+    reap_all()
+    code = done[0]
+    os.write(report_w, str(code).encode())
+    os.close(report_w)
+    sys.stdout.flush()
+    return code

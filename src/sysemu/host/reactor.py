@@ -1,0 +1,136 @@
+"""A minimal epoll loop for the supervisor: fd readiness callbacks and timers.
+
+One thread, no futures: callbacks run in the loop and must not block. Times are
+time.monotonic() seconds (host.clock.MonotonicClock shares the same clock).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import select
+import time
+from typing import Callable
+
+from sysemu.host.clock import MonotonicClock
+
+__all__ = ["Reactor", "TimerHandle", "MonotonicClock"]
+
+
+class TimerHandle:
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], None]):
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Reactor:
+    def __init__(self):
+        self._epoll = select.epoll()
+        self._readers: dict[int, Callable[[], None]] = {}
+        self._writers: dict[int, Callable[[], None]] = {}
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._soon: list[Callable[[], None]] = []
+        self._seq = itertools.count()
+        # The epoll mask of the fd whose callback is running (EPOLLIN, EPOLLHUP ...).
+        self.current_events = 0
+        # Run after every batch of events/timers (the supervisor's after_event hook).
+        self.after_batch: list[Callable[[], None]] = []
+
+    @staticmethod
+    def time() -> float:
+        return time.monotonic()
+
+    # -- readiness -----------------------------------------------------------------
+    def _update(self, fd: int) -> None:
+        mask = (select.EPOLLIN if fd in self._readers else 0) | \
+               (select.EPOLLOUT if fd in self._writers else 0)
+        try:
+            if mask:
+                try:
+                    self._epoll.modify(fd, mask)
+                except FileNotFoundError:
+                    self._epoll.register(fd, mask)
+            else:
+                self._epoll.unregister(fd)
+        except (FileNotFoundError, OSError):
+            if mask:
+                raise
+
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        self._readers[fd] = callback
+        self._update(fd)
+
+    def remove_reader(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None:
+            self._update(fd)
+
+    def add_writer(self, fd: int, callback: Callable[[], None]) -> None:
+        self._writers[fd] = callback
+        self._update(fd)
+
+    def remove_writer(self, fd: int) -> None:
+        if self._writers.pop(fd, None) is not None:
+            self._update(fd)
+
+    # -- time ----------------------------------------------------------------------
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        handle = TimerHandle(when, callback)
+        heapq.heappush(self._timers, (when, next(self._seq), handle))
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        return self.call_at(self.time() + delay, callback)
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self._soon.append(callback)
+
+    # -- the loop ------------------------------------------------------------------
+    def run_once(self, max_wait: float | None = None) -> None:
+        """Wait for readiness or the next timer, run what is due, then after_batch."""
+        timeout = max_wait
+        if self._soon:
+            timeout = 0
+        else:
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            if self._timers:
+                due = max(0.0, self._timers[0][0] - self.time())
+                timeout = due if timeout is None else min(timeout, due)
+        try:
+            events = self._epoll.poll(-1 if timeout is None else timeout)
+        except InterruptedError:
+            events = []
+        for fd, mask in events:
+            self.current_events = mask
+            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                cb = self._readers.get(fd)
+                if cb is not None:
+                    cb()
+            if mask & (select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR):
+                cb = self._writers.get(fd)
+                if cb is not None:
+                    cb()
+        now = self.time()
+        while self._timers and (self._timers[0][0] <= now or self._timers[0][2].cancelled):
+            _, _, handle = heapq.heappop(self._timers)
+            if not handle.cancelled:
+                handle.cancelled = True
+                handle.callback()
+        soon, self._soon = self._soon, []
+        for cb in soon:
+            cb()
+        for cb in self.after_batch:
+            cb()
+
+    def run_until(self, predicate: Callable[[], bool], max_wait: float | None = None) -> None:
+        """Run until predicate() is true (checked after every batch)."""
+        while not predicate():
+            self.run_once(max_wait)
+
+    def close(self) -> None:
+        self._epoll.close()

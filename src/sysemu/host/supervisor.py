@@ -1,0 +1,429 @@
+"""The notification loop: every trapped call of the sandbox goes through Supervisor.
+
+Per notification: the Task of the calling thread (cached per tid), dispatch, then the
+answer (DESIGN.md "How one system call travels"):
+
+    int                 -> the value          SyscallError -> -errno
+    HostPassthrough     -> CONTINUE           InstallFd    -> ADDFD + SEND, then commit(fd)
+    WouldBlock          -> parked on its wait queue, the attempt re-run when woken
+
+Deferred side effects (task.on_commit) run only once the kernel accepted the answer; if
+the call was already gone (a signal interrupted it: ENOENT), none run.
+
+A File that an InstallFd carries must have an int attribute `host_fd`: the supervisor's
+own descriptor of the placeholder (one end of a socketpair), which ADDFD copies into the
+program. Its inode is the key under which the creator puts the File in `registry`.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import traceback
+from typing import Callable, TextIO
+
+from sysemu.abi.errno import Errno
+from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Slot, Syscalls
+from sysemu.host.clock import MonotonicClock
+from sysemu.host.files import HostFileTable
+from sysemu.host.memory import ProcessMemory
+from sysemu.host.notify import Listener, Notification
+from sysemu.host.reactor import Reactor, TimerHandle
+from sysemu.host.seccomp import Filter, build_filter
+from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
+from sysemu.kernel.syscalls import InstallFd
+from sysemu.kernel.task import Kernel, Task
+from sysemu.kernel.wait import WaitQueue
+
+PARKED_CHECK_INTERVAL = 0.1   # seconds between ID_VALID sweeps of parked calls
+TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def prctl(option: int, arg: int) -> None:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, arg, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def unserved_logger(stream: TextIO | None = None) -> Callable[[Slot], None]:
+    """Syscalls(on_unserved=...) for --policy strict: one line per syscall name."""
+
+    def log(slot: Slot) -> None:
+        nr = f"{X32_SYSCALL_BIT | slot.nr:#x}" if slot.abi == "x32" else str(slot.nr)
+        print(f"sysemu: strict policy: {slot.name} ({slot.abi} nr {nr}) answered ENOSYS",
+              file=stream or sys.stderr, flush=True)
+
+    return log
+
+
+def decode_status(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def read_task_status(tid: int) -> tuple[int, frozenset[int], str]:
+    """(tgid, effective capabilities, comm) from /proc/TID/status."""
+    tgid, caps, comm = tid, frozenset(), ""
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == "Name":
+                    comm = value.strip()
+                elif key == "Tgid":
+                    tgid = int(value)
+                elif key == "CapEff":
+                    bits = int(value, 16)
+                    caps = frozenset(i for i in range(64) if bits >> i & 1)
+                    break
+    except OSError:
+        pass
+    return tgid, caps, comm
+
+
+class Parked:
+    """An unanswered notification waiting on a WaitQueue."""
+
+    __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout")
+
+    def __init__(self, notif: Notification, task: Task, waitqueue: WaitQueue,
+                 on_timeout: int):
+        self.notif, self.task, self.waitqueue = notif, task, waitqueue
+        self.on_timeout = on_timeout
+        self.waiter: Callable[[], None] | None = None
+        self.timer: TimerHandle | None = None
+
+
+class Supervisor:
+    """Serves one sandbox's notify fd in `reactor`.
+
+    Public for the network glue: `reactor`, `registry` (placeholder inode -> File),
+    `after_event` (callables run after each batch of notifications / reactor callbacks),
+    `kernel`, `syscalls`, `filter`."""
+
+    def __init__(self, syscalls: Syscalls, kernel: Kernel | None = None, *,
+                 reactor: Reactor | None = None, log: TextIO | None = None):
+        self.syscalls = syscalls
+        self.kernel = kernel if kernel is not None else Kernel(clock=MonotonicClock())
+        self.reactor = reactor if reactor is not None else Reactor()
+        self.after_event: list[Callable[[], None]] = self.reactor.after_batch
+        self.registry: dict = {}
+        self.filter: Filter = build_filter(syscalls)
+        self.listener: Listener | None = None
+        self.tasks: dict[int, Task] = {}
+        self.parked: dict[int, Parked] = {}
+        self._log = log
+        self._logged_kinds: set[str] = set()
+        self._check_timer: TimerHandle | None = None
+        self._sweep_timer: TimerHandle | None = None
+
+    # -- logging -------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        print(f"sysemu: {text}", file=self._log or sys.stderr, flush=True)
+
+    def _internal_error(self, what: str, exc: BaseException) -> None:
+        kind = f"{what}:{type(exc).__name__}"
+        if kind not in self._logged_kinds:
+            self._logged_kinds.add(kind)
+            self.log(f"internal error in {what} (answered ENOSYS; logged once per kind):\n"
+                     + "".join(traceback.format_exception(exc)).rstrip())
+
+    # -- the listener ----------------------------------------------------------------
+    def attach(self, listener_fd: int) -> None:
+        """Serve the notify fd (the sandbox's filter) from now on."""
+        self.listener = Listener(listener_fd)
+        self.reactor.add_reader(listener_fd, self._on_listener)
+        self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
+
+    def detach(self) -> None:
+        if self.listener is not None:
+            self.reactor.remove_reader(self.listener.fd)
+            os.close(self.listener.fd)
+            self.listener = None
+        for timer in (self._check_timer, self._sweep_timer):
+            if timer is not None:
+                timer.cancel()
+        self._check_timer = self._sweep_timer = None
+        for parked in list(self.parked.values()):
+            self._unpark(parked)
+
+    def _on_listener(self) -> None:
+        """One notification per readiness event: RECV blocks when nothing is pending, and
+        the listener shows EPOLLHUP alone once no task uses the filter any more."""
+        import select
+        listener = self.listener
+        if not self.reactor.current_events & select.EPOLLIN:
+            if self.reactor.current_events & (select.EPOLLHUP | select.EPOLLERR):
+                self.reactor.remove_reader(listener.fd)
+            return
+        notif = listener.recv()
+        if notif is not None:
+            self.handle(notif)
+
+    # -- tasks ---------------------------------------------------------------------
+    def task_for(self, tid: int) -> Task:
+        task = self.tasks.get(tid)
+        if task is None:
+            tgid, caps, comm = read_task_status(tid)
+            task = Task(self.kernel, pid=tgid, tid=tid, mem=ProcessMemory(tid),
+                        files=HostFileTable(tid, self.registry), caps=caps, comm=comm)
+            self.tasks[tid] = task
+        return task
+
+    def _sweep_tasks(self) -> None:
+        """Forget threads that no longer exist (bounded memory)."""
+        parked_tids = {p.task.tid for p in self.parked.values()}
+        for tid in list(self.tasks):
+            if tid not in parked_tids and not os.path.exists(f"/proc/{tid}"):
+                del self.tasks[tid]
+        self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
+
+    # -- one call ------------------------------------------------------------------
+    def handle(self, notif: Notification) -> None:
+        self.attempt(notif, self.task_for(notif.pid))
+
+    def attempt(self, notif: Notification, task: Task) -> None:
+        listener = self.listener
+        task.commits = []
+        try:
+            result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
+        except SyscallError as err:
+            accepted = listener.send_error(notif.id, int(err.errno))
+        except HostPassthrough:
+            listener.send_continue(notif.id)
+            return
+        except WouldBlock as wb:
+            self._park(notif, task, wb)
+            return
+        except Exception as exc:  # the supervisor never dies of what a program does
+            self._internal_error(self._call_name(notif), exc)
+            listener.send_error(notif.id, Errno.ENOSYS)
+            return
+        else:
+            try:
+                if isinstance(result, InstallFd):
+                    accepted = self._install(notif, result)
+                else:
+                    accepted = listener.send_value(notif.id, int(result))
+            except Exception as exc:
+                self._internal_error(f"answer of {self._call_name(notif)}", exc)
+                listener.send_error(notif.id, Errno.ENOSYS)
+                return
+        if accepted:
+            commits, task.commits = task.commits, []
+            for action in commits:
+                try:
+                    action()
+                except Exception as exc:
+                    self._internal_error(f"commit of {self._call_name(notif)}", exc)
+
+    def _install(self, notif: Notification, result: InstallFd) -> bool:
+        try:
+            newfd = self.listener.send_fd(notif.id, result.file.host_fd, result.cloexec)
+        except OSError as exc:      # EMFILE ...: the call is still waiting for an answer
+            self.listener.send_error(notif.id, exc.errno or Errno.EFAULT)
+            return False            # the call failed: nothing to commit
+        if newfd is None:
+            return False
+        if result.commit is not None:
+            try:
+                result.commit(newfd)
+            except Exception as exc:
+                self._internal_error(f"commit of {self._call_name(notif)}", exc)
+        return True
+
+    def _call_name(self, notif: Notification) -> str:
+        slot = self.syscalls.slot(notif.arch, notif.nr)
+        return slot.name or f"nr {notif.nr}"
+
+    # -- parking ---------------------------------------------------------------------
+    def _park(self, notif: Notification, task: Task, wb: WouldBlock) -> None:
+        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout)
+
+        def waiter() -> None:
+            self.reactor.call_soon(lambda: self._woken(parked))
+
+        parked.waiter = waiter
+        wb.waitqueue.add(waiter)
+        if wb.deadline is not None:
+            delay = wb.deadline - self.kernel.clock.now()
+            parked.timer = self.reactor.call_at(self.reactor.time() + delay,
+                                                lambda: self._timed_out(parked))
+        self.parked[notif.id] = parked
+        if self._check_timer is None:
+            self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
+                                                        self._check_parked)
+
+    def _unpark(self, parked: Parked) -> bool:
+        if self.parked.pop(parked.notif.id, None) is None:
+            return False
+        parked.waitqueue.remove(parked.waiter)
+        if parked.timer is not None:
+            parked.timer.cancel()
+        return True
+
+    def _woken(self, parked: Parked) -> None:
+        if not self._unpark(parked):
+            return
+        if self.listener is not None and self.listener.id_valid(parked.notif.id):
+            self.attempt(parked.notif, parked.task)
+
+    def _timed_out(self, parked: Parked) -> None:
+        if self._unpark(parked):
+            self.listener.send_error(parked.notif.id, parked.on_timeout)
+
+    def _check_parked(self) -> None:
+        """Drop parked calls a signal interrupted (the kernel restarts or fails them)."""
+        self._check_timer = None
+        for parked in list(self.parked.values()):
+            if not self.listener.id_valid(parked.notif.id):
+                self._unpark(parked)
+        if self.parked:
+            self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
+                                                        self._check_parked)
+
+    # -- running a program -----------------------------------------------------------
+    def spawn(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
+              None, None, None)) -> int:
+        """Fork the program with the filter and serve it from now on; returns its pid.
+        The child: PR_SET_PDEATHSIG(SIGKILL), fds >= 3 closed, filter loaded
+        (no_new_privs), listener sent to us over a socketpair, go-ahead, execvp."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                _child(argv, self.filter, theirs, stdio)
+            finally:
+                os._exit(127)
+        theirs.close()
+        with ours:
+            if self.filter.empty:
+                ours.recv(1)
+            else:
+                self.attach(self._receive_listener(ours, pid))
+            ours.sendall(b"g")
+        return pid
+
+    @staticmethod
+    def _receive_listener(ours: socket.socket, pid: int) -> int:
+        """The child's listener fd, sent with SCM_RIGHTS. If the filter traps the child's
+        own sendmsg, it waits for an answer we cannot give without the listener: then take
+        the listener straight from the child (pidfd_getfd) and serve that sendmsg."""
+        import select
+        while True:
+            ready, _, _ = select.select([ours], [], [], 0.05)
+            if ready:
+                _msg, fds, _flags, _addr = socket.recv_fds(ours, 1, 1)
+                if not fds:
+                    raise OSError(Errno.EIO, "the child sent no seccomp listener")
+                os.set_inheritable(fds[0], False)
+                return fds[0]
+            fd = _listener_in(pid)
+            if fd is not None:
+                return fd
+
+    def serve_child(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
+                    None, None, None)) -> int:
+        """spawn() and serve until the program exits; its status as a shell reports it.
+        Only this child is waited for (usable in-process, in tests)."""
+        pid = self.spawn(argv, stdio)
+        status = self.wait_child(pid)
+        self.detach()
+        return status
+
+    def wait_child(self, pid: int, on_exit: Callable[[], None] | None = None) -> int:
+        pidfd = os.pidfd_open(pid)
+        done: list[int] = []
+
+        def exited() -> None:
+            self.reactor.remove_reader(pidfd)
+            _, status = os.waitpid(pid, 0)
+            done.append(decode_status(status))
+
+        self.reactor.add_reader(pidfd, exited)
+        try:
+            self.reactor.run_until(lambda: bool(done))
+        finally:
+            os.close(pidfd)
+        return done[0]
+
+
+def _listener_in(pid: int) -> int | None:
+    """A copy of `pid`'s seccomp listener (anon_inode:seccomp notify), or None yet."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == "anon_inode:seccomp notify":
+                pidfd = os.pidfd_open(pid)
+                try:
+                    return pidfd_getfd(pidfd, int(name))
+                finally:
+                    os.close(pidfd)
+        except OSError:
+            continue
+    return None
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """pidfd_getfd(2) (the new fd is close-on-exec)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    new = libc.syscall(438, pidfd, fd, 0)
+    if new < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return new
+
+
+def _child(argv: list[str], filt: Filter, sock: socket.socket,
+           stdio: tuple[int | None, int | None, int | None]) -> None:
+    """Between fork and exec in the program's process. Only what the child must do runs
+    after the filter is loaded: sendmsg (the listener), recvfrom (go-ahead), execve."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    parent = os.getppid()
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:        # the supervisor died before we could ask to die too
+        os._exit(127)
+    for target, fd in enumerate(stdio):
+        if fd is not None:
+            os.dup2(fd, target)
+    keep = sock.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 20)
+    fd = filt.load()
+    if fd < 0:
+        sock.sendall(b"-")
+    else:
+        try:   # MSG_NOSIGNAL: the supervisor may have taken it already and hung up
+            # (socket.send_fds would drop the flags in Python 3.11)
+            sock.sendmsg([b"L"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                   fd.to_bytes(4, sys.byteorder))], socket.MSG_NOSIGNAL)
+        except OSError:
+            pass
+        os.close(fd)
+    if sock.recv(1) != b"g":
+        os._exit(127)
+    sock.close()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        import errno
+        code = 126 if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC) else 127
+        reason = exc.strerror or "cannot execute"
+        os.write(2, f"sysemu: {argv[0]}: {reason}\n".encode())
+        os._exit(code)
