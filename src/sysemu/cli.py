@@ -14,20 +14,25 @@ from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Policy, Syscalls
 
 def load_handlers() -> None:
     """Import the packages whose @syscall handlers fill the tables."""
-    try:
-        import sysemu.net  # noqa: F401
-    except ImportError:
-        pass
+    import sysemu.fs.fcntl  # noqa: F401
+    import sysemu.fs.procfs  # noqa: F401
+    import sysemu.net  # noqa: F401
 
 
 def configure_kernel(kernel, pairs: list[tuple[str, str]]) -> None:
-    """Apply --sysctl NAME=VALUE pairs to the sandbox Kernel (placeholder: the net layer's
-    sysctl table takes these)."""
+    """Attach the network and apply --sysctl NAME=VALUE pairs to the sandbox Kernel."""
+    import sysemu.net
+    from sysemu.kernel import sysctl
+    sysctl.register_defaults(kernel)
+    sysemu.net.attach(kernel)
+    sysctl.configure(kernel, pairs)
 
 
 def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
-    """Runs in the supervisor process S before the program starts (placeholder: the
-    network glue attaches its HostHooks, reactor readers and after_event timers here)."""
+    """Runs in the supervisor process S before the program starts: the network's host
+    side (placeholders, readiness, release) and its timers."""
+    from sysemu.host.netglue import attach_network
+    attach_network(supervisor)
 
 
 def sysctl_pair(text: str) -> tuple[str, str]:
@@ -76,7 +81,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_handlers()
     syscalls = Syscalls(args.policy, on_unserved=unserved_logger())
     kernel = Kernel(clock=MonotonicClock())
-    configure_kernel(kernel, args.sysctl)
+    try:
+        configure_kernel(kernel, args.sysctl)
+    except ValueError as exc:
+        print(f"sysemu run: --sysctl: {exc}", file=sys.stderr)
+        return 2
     return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args))
 
 

@@ -15,10 +15,11 @@ from sysemu.kernel.file import File
 class HostFileTable:
     """kernel.file.FileTable for thread `tid`: one readlink of /proc/TID/fd/FD per lookup."""
 
-    __slots__ = ("tid", "registry", "_prefix")
+    __slots__ = ("tid", "pid", "registry", "_prefix")
 
-    def __init__(self, tid: int, registry: dict[int, File]):
+    def __init__(self, tid: int, registry: dict[int, File], pid: int | None = None):
         self.tid = tid
+        self.pid = pid if pid is not None else tid
         self.registry = registry
         self._prefix = f"/proc/{tid}/fd/"
 
@@ -33,5 +34,6 @@ class HostFileTable:
         if target.startswith("socket:["):
             file = self.registry.get(int(target[8:-1]))
             if file is not None:
+                file.holder = (self.pid, fd)   # who to reach the placeholder through
                 return file
         raise HostPassthrough()

@@ -33,6 +33,7 @@ class Reactor:
         self._epoll = select.epoll()
         self._readers: dict[int, Callable[[], None]] = {}
         self._writers: dict[int, Callable[[], None]] = {}
+        self._watches: dict[int, Callable[[int], None]] = {}
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._soon: list[Callable[[], None]] = []
         self._seq = itertools.count()
@@ -77,6 +78,22 @@ class Reactor:
         if self._writers.pop(fd, None) is not None:
             self._update(fd)
 
+    def add_watch(self, fd: int, events: int, callback: Callable[[int], None]) -> None:
+        """Watch `fd` for `events` (0: only EPOLLHUP/EPOLLERR, which epoll always
+        reports); callback(mask). For fds with no reader or writer."""
+        self._watches[fd] = callback
+        try:
+            self._epoll.register(fd, events)
+        except FileExistsError:
+            self._epoll.modify(fd, events)
+
+    def remove_watch(self, fd: int) -> None:
+        if self._watches.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (FileNotFoundError, OSError):
+                pass
+
     # -- time ----------------------------------------------------------------------
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(when, callback)
@@ -107,6 +124,10 @@ class Reactor:
             events = []
         for fd, mask in events:
             self.current_events = mask
+            watch = self._watches.get(fd)
+            if watch is not None:
+                watch(mask)
+                continue
             if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
                 cb = self._readers.get(fd)
                 if cb is not None:

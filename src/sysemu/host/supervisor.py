@@ -92,12 +92,13 @@ def read_task_status(tid: int) -> tuple[int, frozenset[int], str]:
 class Parked:
     """An unanswered notification waiting on a WaitQueue."""
 
-    __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout")
+    __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout", "deadline")
 
     def __init__(self, notif: Notification, task: Task, waitqueue: WaitQueue,
                  on_timeout: int):
         self.notif, self.task, self.waitqueue = notif, task, waitqueue
         self.on_timeout = on_timeout
+        self.deadline: float | None = None
         self.waiter: Callable[[], None] | None = None
         self.timer: TimerHandle | None = None
 
@@ -174,7 +175,7 @@ class Supervisor:
         if task is None:
             tgid, caps, comm = read_task_status(tid)
             task = Task(self.kernel, pid=tgid, tid=tid, mem=ProcessMemory(tid),
-                        files=HostFileTable(tid, self.registry), caps=caps, comm=comm)
+                        files=HostFileTable(tid, self.registry, tgid), caps=caps, comm=comm)
             self.tasks[tid] = task
         return task
 
@@ -190,7 +191,9 @@ class Supervisor:
     def handle(self, notif: Notification) -> None:
         self.attempt(notif, self.task_for(notif.pid))
 
-    def attempt(self, notif: Notification, task: Task) -> None:
+    def attempt(self, notif: Notification, task: Task, deadline: float | None = None) -> None:
+        """Run one call. `deadline` is the first attempt's when a woken call runs again: a
+        timeout (SO_RCVTIMEO ...) counts from the call's start, not from each wake-up."""
         listener = self.listener
         task.commits = []
         try:
@@ -201,7 +204,7 @@ class Supervisor:
             listener.send_continue(notif.id)
             return
         except WouldBlock as wb:
-            self._park(notif, task, wb)
+            self._park(notif, task, wb, deadline)
             return
         except Exception as exc:  # the supervisor never dies of what a program does
             self._internal_error(self._call_name(notif), exc)
@@ -226,11 +229,17 @@ class Supervisor:
                     self._internal_error(f"commit of {self._call_name(notif)}", exc)
 
     def _install(self, notif: Notification, result: InstallFd) -> bool:
+        file = result.file
         try:
-            newfd = self.listener.send_fd(notif.id, result.file.host_fd, result.cloexec)
+            newfd = self.listener.send_fd(notif.id, file.host_fd, result.cloexec)
         except OSError as exc:      # EMFILE ...: the call is still waiting for an answer
             self.listener.send_error(notif.id, exc.errno or Errno.EFAULT)
-            return False            # the call failed: nothing to commit
+            newfd = None            # the call failed: nothing to commit
+        if file.host_installed is not None:
+            try:
+                file.host_installed(newfd is not None)
+            except Exception as exc:
+                self._internal_error(f"placeholder of {self._call_name(notif)}", exc)
         if newfd is None:
             return False
         if result.commit is not None:
@@ -245,16 +254,18 @@ class Supervisor:
         return slot.name or f"nr {notif.nr}"
 
     # -- parking ---------------------------------------------------------------------
-    def _park(self, notif: Notification, task: Task, wb: WouldBlock) -> None:
+    def _park(self, notif: Notification, task: Task, wb: WouldBlock,
+              deadline: float | None = None) -> None:
         parked = Parked(notif, task, wb.waitqueue, wb.on_timeout)
+        parked.deadline = deadline if deadline is not None else wb.deadline
 
         def waiter() -> None:
             self.reactor.call_soon(lambda: self._woken(parked))
 
         parked.waiter = waiter
         wb.waitqueue.add(waiter)
-        if wb.deadline is not None:
-            delay = wb.deadline - self.kernel.clock.now()
+        if parked.deadline is not None:
+            delay = parked.deadline - self.kernel.clock.now()
             parked.timer = self.reactor.call_at(self.reactor.time() + delay,
                                                 lambda: self._timed_out(parked))
         self.parked[notif.id] = parked
@@ -274,7 +285,7 @@ class Supervisor:
         if not self._unpark(parked):
             return
         if self.listener is not None and self.listener.id_valid(parked.notif.id):
-            self.attempt(parked.notif, parked.task)
+            self.attempt(parked.notif, parked.task, parked.deadline)
 
     def _timed_out(self, parked: Parked) -> None:
         if self._unpark(parked):
