@@ -30,6 +30,7 @@ import socket
 import sys
 from typing import Callable
 
+from sysemu.abi.inet import TcpState
 from sysemu.host.sockdiag import UnixDiag
 from sysemu.kernel.file import File
 from sysemu.kernel.task import HostHooks
@@ -39,13 +40,19 @@ SYS_pidfd_open = 434
 SYS_pidfd_getfd = 438
 
 
+_libc = None
+
+
 def pidfd_getfd(pid: int, fd: int) -> int:
     """A dup of descriptor `fd` of process `pid` (same open file description)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    import ctypes
     pidfd = os.pidfd_open(pid)
     try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        res = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+        res = _libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
         if res < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
@@ -54,10 +61,32 @@ def pidfd_getfd(pid: int, fd: int) -> int:
         os.close(pidfd)
 
 
+def program_end(file: File) -> socket.socket | None:
+    """The program's end of a placeholder, borrowed through its last holder (pid, fd);
+    close it after use. None when that holder no longer has it."""
+    holder = file.holder
+    if holder is None:
+        return None
+    try:
+        dup = pidfd_getfd(*holder)
+    except OSError:
+        return None
+    sock = socket.socket(fileno=dup)
+    if os.fstat(dup).st_ino != sock_inode(file):
+        sock.close()
+        return None
+    return sock
+
+
+def sock_inode(file: File) -> int:
+    return file.host_inode
+
+
 class Placeholder:
     """Host state of one sysemu file."""
 
-    __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching")
+    __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
+                 "filler")
 
     def __init__(self, file: File, prog_fd: int, kept_fd: int | None, kind: str):
         self.file = file
@@ -68,6 +97,7 @@ class Placeholder:
         self.kind = kind                # "socket" | "proc"
         self.pending = b""              # /proc content not yet written
         self.watching = False
+        self.filler = 0                 # bytes keeping a connecting placeholder unwritable
 
 
 def sock_of(file: File):
@@ -132,12 +162,91 @@ class NetGlue(HostHooks):
                 ph.token = True
             except OSError as exc:
                 self.log(f"listen token: {exc}")
-        elif not want and ph.token:
+        elif not want and ph.token and sock.state == TcpState.TCP_LISTEN:
             if self._drain_token(file):
                 ph.token = False
 
+    def connecting(self, sock) -> None:
+        """A connecting socket is not writable until established (Linux: tcp_poll in
+        SYN_SENT): fill the program's end's send buffer, made as small as it goes, so that
+        poll() shows no POLLOUT; connect_done() takes the filler out again."""
+        ph = self._placeholder_of_sock(sock)
+        if ph is None or ph.kept_fd is None or ph.filler:
+            return
+        end = program_end(ph.file)
+        if end is None:
+            return
+        try:
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)   # the minimum
+            chunk = b"\0" * 4096
+            while True:
+                try:
+                    ph.filler += end.send(chunk, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+        except OSError as exc:
+            self.log(f"connecting placeholder: {exc}")
+        finally:
+            end.close()
+
     def connect_done(self, sock, err: int) -> None:
-        pass  # readiness of a connecting placeholder: README: Limitations
+        ph = self._placeholder_of_sock(sock)
+        if ph is None or ph.kept_fd is None:
+            return
+        file = ph.file
+        if err and file.nonblocking:
+            self._show_error(ph)
+            return
+        if ph.filler:
+            remaining = ph.filler
+            while remaining > 0:
+                try:
+                    got = os.read(ph.kept_fd, min(remaining, 1 << 16))
+                except BlockingIOError:
+                    break
+                if not got:
+                    break
+                remaining -= len(got)
+            ph.filler = 0
+            end = program_end(file)
+            if end is not None:
+                try:
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock.sndbuf // 2)
+                except OSError:
+                    pass
+                end.close()
+
+    def _show_error(self, ph: Placeholder) -> None:
+        """A non-blocking connect failed: the placeholder shows POLLERR|POLLHUP (and
+        POLLOUT), as Linux's socket does. An AF_UNIX end gets sk_err when its peer closes
+        with bytes unread, so: make sure the kept end has some, and close it."""
+        if not ph.filler:
+            end = program_end(ph.file)
+            if end is not None:
+                try:
+                    end.send(b"\0", socket.MSG_DONTWAIT)
+                except OSError:
+                    pass
+                end.close()
+        self._unwatch(ph)
+        os.close(ph.kept_fd)
+        ph.kept_fd = None
+        ph.filler = 0
+        self.handed[ph.inode] = sock_of(ph.file)    # its release is seen by the sweep
+        self._schedule_sweep()
+
+    def shutdown(self, sock, how: int) -> None:
+        """shutdown(2) reaches the placeholder too, so the peer program reads EOF."""
+        file = self._file_of(sock)
+        end = program_end(file) if file is not None else None
+        if end is None:
+            return
+        try:
+            end.shutdown(how)
+        except OSError as exc:
+            self.log(f"shutdown of placeholder: {exc}")
+        finally:
+            end.close()
 
     def released(self, sock) -> None:
         file = self._file_of(sock)
@@ -147,6 +256,7 @@ class NetGlue(HostHooks):
 
     # -- placeholders ----------------------------------------------------------------
     def _track(self, ph: Placeholder) -> None:
+        ph.file.host_inode = ph.inode
         self.by_file[id(ph.file)] = ph
         self.registry[ph.inode] = ph.file
         sock = sock_of(ph.file)
@@ -238,6 +348,7 @@ class NetGlue(HostHooks):
     def _release_model(self, sock) -> None:
         if sock is None:
             return
+
         try:
             self.kernel.net.release(sock)
         except Exception as exc:  # the supervisor never dies of a model error
@@ -259,26 +370,18 @@ class NetGlue(HostHooks):
         ph.prog_fd = -1
 
     def _drain_token(self, file: File) -> bool:
-        holder = getattr(file, "holder", None)
-        if holder is None:
-            return False
-        pid, fd = holder
-        try:
-            dup = pidfd_getfd(pid, fd)
-        except OSError as exc:
-            self.log(f"listen token: pidfd_getfd({pid}, {fd}): {exc}")
+        end = program_end(file)
+        if end is None:
             return False
         try:
-            sock = socket.socket(fileno=dup)
-            try:
-                sock.recv(1, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                pass
-            finally:
-                sock.close()
+            end.recv(1, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            pass
         except OSError as exc:
             self.log(f"listen token: {exc}")
             return False
+        finally:
+            end.close()
         return True
 
     # -- /proc files -------------------------------------------------------------------

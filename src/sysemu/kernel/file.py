@@ -22,6 +22,7 @@ class File:
     forked copies share it, as in Linux."""
 
     __slots__ = ("private_data", "f_flags", "refs", "host_fd", "host_installed", "holder",
+                 "host_inode",
                  "__weakref__")
 
     def __init__(self, private_data: object, f_flags: int = O_RDWR):
@@ -33,6 +34,7 @@ class File:
         self.host_fd: int | None = None
         self.host_installed = None
         self.holder: tuple[int, int] | None = None
+        self.host_inode = 0
 
     @property
     def nonblocking(self) -> bool:

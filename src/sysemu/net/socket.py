@@ -5,6 +5,7 @@ do_accept ...) take decoded values and are what in-process tests call directly."
 from __future__ import annotations
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.inet import TcpState
 from sysemu.abi.socket import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK,
                                SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
@@ -260,8 +261,15 @@ def sys_getpeername(task, fd: CInt, usockaddr: UserPtr, usockaddr_len: UserPtr) 
 def sys_shutdown(task, fd: CInt, how: CInt) -> int:
     """shutdown(2). Linux: net/socket.c __sys_shutdown_sock() -> inet_shutdown()."""
     sock = sockfd_lookup(task, fd)
+    connected = sock.sk.state not in _NOT_CONNECTED
     af_inet.inet_shutdown(sock.net, sock, how)
+    if connected:
+        task.kernel.host.shutdown(sock.sk, how)  # the placeholder's bytes flow natively
     return 0
+
+
+_NOT_CONNECTED = frozenset((TcpState.TCP_LISTEN, TcpState.TCP_CLOSE, TcpState.TCP_SYN_SENT,
+                            TcpState.TCP_SYN_RECV))
 
 
 @syscall("setsockopt")

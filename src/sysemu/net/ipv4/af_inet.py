@@ -291,6 +291,8 @@ def inet_stream_connect(net: "Net", sock: "Socket", data: bytes, nonblocking: bo
     if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV) or just_sent:
         timeo = None if nonblocking else sk.sndtimeo
         if nonblocking or timeo == 0:
+            if err == Errno.EINPROGRESS and sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+                net.kernel.host.connecting(sk)
             raise SyscallError(err)
     if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
         deadline = None if timeo is None else net.now() + timeo
