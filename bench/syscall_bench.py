@@ -71,7 +71,7 @@ def served_by_sysemu(names: tuple[str, ...]) -> tuple[bool, str]:
     """Whether sysemu registers handlers for all `names` (after loading its CLI, which
     loads every package that serves calls)."""
     try:
-        importlib.import_module("sysemu.cli")
+        importlib.import_module("sysemu.cli").load_handlers()
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot tell"
         return False, f"sysemu.cli does not load ({type(exc).__name__}: {exc})"
     from sysemu.kernel.syscalls import HANDLERS

@@ -1,6 +1,9 @@
 """The `sysemu` command.
 
-    sysemu run [--policy passthrough|strict] [--sysctl NAME=VALUE ...] -- CMD ARGS...
+    sysemu run [--policy passthrough|strict] [--sysctl NAME=VALUE ...]
+               [--strace[=SET]] [-o FILE] [-T|--strace-time] [-y|--decode-fds]
+               [--trace-all] [--inject=SPEC ...] [--fault=SPEC ...] -- CMD ARGS...
+    sysemu trace [-e [trace=]SET] [-e inject=SPEC] [-o FILE] [-T] [-y] ... -- CMD ARGS...
     sysemu syscalls [--policy passthrough|strict] [--format table|json]
 """
 from __future__ import annotations
@@ -30,9 +33,75 @@ def configure_kernel(kernel, pairs: list[tuple[str, str]]) -> None:
 
 def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
     """Runs in the supervisor process S before the program starts: the network's host
-    side (placeholders, readiness, release) and its timers."""
+    side (placeholders, readiness, release) and its timers; the trace and injections."""
     from sysemu.host.netglue import attach_network
     attach_network(supervisor)
+    trace = getattr(args, "trace_options", None)
+    if trace is not None:
+        from sysemu.host import tracing
+        output = tracing.FdOutput(trace.output_fd) if trace.output_fd is not None else None
+        tracing.configure(supervisor, trace=trace.set, trace_requested=trace.requested,
+                          trap_set=trace.set is not None, output=output,
+                          with_time=args.strace_time, decode_fds=args.decode_fds,
+                          injects=args.inject, faults=args.fault, trap_all=args.trace_all)
+
+
+class TraceOptions:
+    """The checked trace options: the SET (None: every trapped call), whether a trace was
+    asked for, the output descriptor (None: stderr)."""
+
+    def __init__(self, requested: bool, set_: frozenset[str] | None, output_fd: int | None):
+        self.requested, self.set, self.output_fd = requested, set_, output_fd
+
+
+def check_trace_options(args: argparse.Namespace, sets: list[str], requested: bool,
+                        prog: str) -> TraceOptions | None:
+    """Parse the SETs and SPECs (strace's grammar) before anything starts; open -o FILE.
+    Prints the error and returns None when an option is wrong."""
+    from sysemu.trace import inject, syntax
+    try:
+        chosen: frozenset[str] | None = None
+        for text in sets:                       # the last -e trace= wins, as in strace
+            chosen = syntax.parse_set(text)
+        for spec in args.inject:
+            inject.parse_inject(spec)
+        for spec in args.fault:
+            inject.parse_inject(spec, fault=True)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+    if chosen is not None and chosen == syntax.NAMES:
+        chosen = None
+    fd = None
+    if args.output:
+        import os
+        try:
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                         0o644)
+        except OSError as exc:
+            print(f"{prog}: -o {args.output}: {exc.strerror}", file=sys.stderr)
+            return None
+    if args.trace_all and not requested and not args.inject and not args.fault:
+        requested = True                        # --trace-all alone: show what it traps
+    return TraceOptions(requested or bool(args.output), chosen, fd)
+
+
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the trace to FILE instead of stderr")
+    parser.add_argument("-T", "--strace-time", action="store_true",
+                        help="show the time spent in each call (strace -T)")
+    parser.add_argument("-y", "--decode-fds", action="store_true",
+                        help="describe descriptors: TCP:[addr:port->addr:port], paths "
+                             "(strace -yy)")
+    parser.add_argument("--trace-all", action="store_true",
+                        help="trap every x86-64 syscall, not only those sysemu serves (the "
+                             "others run on the host and trace as `= ?`)")
+    parser.add_argument("--inject", metavar="SPEC", action="append", default=[],
+                        help="strace's SET:error=E|retval=N[:signal=S][:delay_enter=D]"
+                             "[:delay_exit=D][:when=EXPR] (repeatable)")
+    parser.add_argument("--fault", metavar="SPEC", action="append", default=[],
+                        help="strace's SET[:error=E][:when=EXPR] (error defaults to ENOSYS)")
 
 
 def sysctl_pair(text: str) -> tuple[str, str]:
@@ -57,13 +126,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy(run)
     run.add_argument("--sysctl", metavar="NAME=VALUE", type=sysctl_pair, action="append",
                      default=[], help="set a sysctl of the sandbox kernel (repeatable)")
+    run.add_argument("--strace", metavar="SET", nargs="?", const="", default=None,
+                     help="print each trapped call as strace does; SET (strace's -e "
+                          "trace=) selects them, and its calls are trapped too")
+    add_trace_options(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     run.set_defaults(func=cmd_run)
+
+    trace = sub.add_parser("trace", help="run a program on sysemu and trace its calls "
+                                         "(sysemu run --strace)")
+    add_policy(trace)
+    trace.add_argument("--sysctl", metavar="NAME=VALUE", type=sysctl_pair, action="append",
+                       default=[], help="set a sysctl of the sandbox kernel (repeatable)")
+    trace.add_argument("-e", dest="exprs", metavar="EXPR", action="append", default=[],
+                       help="[trace=]SET, inject=SPEC or fault=SPEC (strace's -e)")
+    add_trace_options(trace)
+    trace.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    trace.set_defaults(func=cmd_trace)
 
     tables = sub.add_parser("syscalls", help="list the syscall tables and what serves each")
     add_policy(tables)
     tables.add_argument("--format", choices=["table", "json"], default="table")
     tables.set_defaults(func=cmd_syscalls)
+    try:
+        from sysemu.observe.cli import add_subcommands
+    except ImportError:
+        pass
+    else:
+        add_subcommands(sub)
     return parser
 
 
@@ -78,6 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("sysemu run: no command given (sysemu run [options] -- CMD ARGS...)",
               file=sys.stderr)
         return 2
+    sets = [args.strace] if args.strace else []
+    prog = f"sysemu {args.command}"
+    args.trace_options = check_trace_options(args, sets, args.strace is not None, prog)
+    if args.trace_options is None:
+        return 2
     load_handlers()
     syscalls = Syscalls(args.policy, on_unserved=unserved_logger())
     kernel = Kernel(clock=MonotonicClock())
@@ -87,6 +182,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sysemu run: --sysctl: {exc}", file=sys.stderr)
         return 2
     return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args))
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """`sysemu trace -e SET -- CMD`: `sysemu run --strace=SET -- CMD`."""
+    sets: list[str] = []
+    for expr in args.exprs:
+        key, eq, value = expr.partition("=")
+        if eq and key in ("inject", "fault"):
+            (args.inject if key == "inject" else args.fault).append(value)
+        elif eq and key in ("trace", "t"):
+            sets.append(value)
+        elif eq:
+            print(f"sysemu trace: -e {expr}: only trace=, inject= and fault= are supported",
+                  file=sys.stderr)
+            return 2
+        else:
+            sets.append(expr)
+    args.strace = sets[-1] if sets else ""
+    return cmd_run(args)
 
 
 def slot_row(slot) -> dict:

@@ -40,7 +40,17 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
         os.close(report_r)
         code = EX_SOFTWARE
         try:
-            code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w)
+            profile = os.environ.get("SYSEMU_PROFILE")   # developers: cProfile the supervisor
+            if profile:
+                import cProfile
+                prof = cProfile.Profile()
+                try:
+                    code = prof.runcall(_supervisor_main, argv, syscalls, kernel, setup,
+                                        watchdog, report_w)
+                finally:
+                    prof.dump_stats(profile)
+            else:
+                code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w)
         except BaseException:
             import traceback
             traceback.print_exc()

@@ -10,6 +10,13 @@ answer (DESIGN.md "How one system call travels"):
 Deferred side effects (task.on_commit) run only once the kernel accepted the answer; if
 the call was already gone (a signal interrupted it: ENOENT), none run.
 
+Tracing and injection (host/tracing.py configures them): with a `tracer` or an `injector`,
+each notification becomes a Flight: the trace line is opened before dispatch and closed
+with the answer; an injection may delay the call on entry or exit (reactor timers, the
+notification stays unanswered), replace its result without running it, and signal the
+caller. A flight whose thread makes another call was interrupted by a signal (a thread is
+in one call at a time): it ends as `= ? ERESTARTSYS`, as strace shows it.
+
 A File that an InstallFd carries must have an int attribute `host_fd`: the supervisor's
 own descriptor of the placeholder (one end of a socketpair), which ADDFD copies into the
 program. Its inode is the key under which the creator puts the File in `registry`.
@@ -35,6 +42,8 @@ from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.syscalls import InstallFd
 from sysemu.kernel.task import Kernel, Task
 from sysemu.kernel.wait import WaitQueue
+from sysemu.trace.inject import Injection, Injector
+from sysemu.trace.strace import Tracer
 
 PARKED_CHECK_INTERVAL = 0.1   # seconds between ID_VALID sweeps of parked calls
 TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
@@ -103,12 +112,37 @@ class Parked:
         self.timer: TimerHandle | None = None
 
 
+class Flight:
+    """A traced or injected call, from its notification to its answer."""
+
+    __slots__ = ("notif", "task", "name", "traced", "injection", "timer", "signalled")
+
+    def __init__(self, notif: Notification, task: Task, name: str, traced: bool,
+                 injection: Injection | None):
+        self.notif, self.task, self.name = notif, task, name
+        self.traced, self.injection = traced, injection
+        self.timer: TimerHandle | None = None       # a delay_enter / delay_exit in progress
+        self.signalled = False
+
+
+ERESTARTSYS = 512
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(234, tgid, tid, sig) != 0:     # __NR_tgkill
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 class Supervisor:
     """Serves one sandbox's notify fd in `reactor`.
 
     Public for the network glue: `reactor`, `registry` (placeholder inode -> File),
     `after_event` (callables run after each batch of notifications / reactor callbacks),
-    `kernel`, `syscalls`, `filter`."""
+    `kernel`, `syscalls`, `filter`, `tracer` (strace lines) and `injector` (--inject),
+    both None unless host/tracing.py configures them before spawn()."""
 
     def __init__(self, syscalls: Syscalls, kernel: Kernel | None = None, *,
                  reactor: Reactor | None = None, log: TextIO | None = None):
@@ -125,6 +159,11 @@ class Supervisor:
         self._logged_kinds: set[str] = set()
         self._check_timer: TimerHandle | None = None
         self._sweep_timer: TimerHandle | None = None
+        self.tracer: Tracer | None = None
+        self.injector: Injector | None = None
+        self._flights: dict[int, Flight] = {}        # notification id -> Flight
+        self._flight_of_tid: dict[int, Flight] = {}
+        self._pre_exec: set[int] = set()   # spawned, not yet at execve: sysemu's own calls
 
     # -- logging -------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -155,6 +194,8 @@ class Supervisor:
         self._check_timer = self._sweep_timer = None
         for parked in list(self.parked.values()):
             self._unpark(parked)
+        for flight in list(self._flights.values()):
+            self._land(flight, None)
 
     def _on_listener(self) -> None:
         """One notification per readiness event: RECV blocks when nothing is pending, and
@@ -185,15 +226,26 @@ class Supervisor:
         for tid in list(self.tasks):
             if tid not in parked_tids and not os.path.exists(f"/proc/{tid}"):
                 del self.tasks[tid]
+                if self.injector is not None:
+                    self.injector.forget(tid)
         self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
 
     # -- one call ------------------------------------------------------------------
     def handle(self, notif: Notification) -> None:
-        self.attempt(notif, self.task_for(notif.pid))
+        task = self.task_for(notif.pid)
+        if self.tracer is None and self.injector is None:
+            self.attempt(notif, task)
+        else:
+            self._handle_traced(notif, task)
 
     def attempt(self, notif: Notification, task: Task, deadline: float | None = None) -> None:
         """Run one call. `deadline` is the first attempt's when a woken call runs again: a
         timeout (SO_RCVTIMEO ...) counts from the call's start, not from each wake-up."""
+        if self._flights:
+            flight = self._flights.get(notif.id)
+            if flight is not None:
+                self._attempt_flight(flight, deadline)
+                return
         listener = self.listener
         task.commits = []
         try:
@@ -229,11 +281,20 @@ class Supervisor:
                     self._internal_error(f"commit of {self._call_name(notif)}", exc)
 
     def _install(self, notif: Notification, result: InstallFd) -> bool:
+        newfd = self._install_fd(notif, result)
+        return newfd is not None and newfd >= 0
+
+    def _install_fd(self, notif: Notification, result: InstallFd) -> int | None:
+        """ADDFD + SEND: the new fd, -errno if it could not be installed (the call got that
+        error), None if the call was gone."""
         file = result.file
+        failed = 0
         try:
             newfd = self.listener.send_fd(notif.id, file.host_fd, result.cloexec)
         except OSError as exc:      # EMFILE ...: the call is still waiting for an answer
-            self.listener.send_error(notif.id, exc.errno or Errno.EFAULT)
+            failed = exc.errno or Errno.EFAULT
+            if not self.listener.send_error(notif.id, failed):
+                failed = 0
             newfd = None            # the call failed: nothing to commit
         if file.host_installed is not None:
             try:
@@ -241,17 +302,170 @@ class Supervisor:
             except Exception as exc:
                 self._internal_error(f"placeholder of {self._call_name(notif)}", exc)
         if newfd is None:
-            return False
+            return -failed if failed else None
         if result.commit is not None:
             try:
                 result.commit(newfd)
             except Exception as exc:
                 self._internal_error(f"commit of {self._call_name(notif)}", exc)
-        return True
+        return newfd
 
     def _call_name(self, notif: Notification) -> str:
         slot = self.syscalls.slot(notif.arch, notif.nr)
         return slot.name or f"nr {notif.nr}"
+
+    # -- tracing and injection ---------------------------------------------------------
+    def _handle_traced(self, notif: Notification, task: Task) -> None:
+        tid = notif.pid
+        name = self.syscalls.slot(notif.arch, notif.nr).name
+        if self._pre_exec and tid in self._pre_exec:
+            if name != "execve":        # sysemu's own calls between filter and exec
+                self.attempt(notif, task)
+                return
+            self._pre_exec.discard(tid)
+        stale = self._flight_of_tid.get(tid)
+        if stale is not None:           # its thread moved on: a signal interrupted it
+            parked = self.parked.get(stale.notif.id)
+            if parked is not None:
+                self._unpark(parked)
+            self._land(stale, -ERESTARTSYS)
+        if not name:
+            name = f"syscall_{notif.nr:#x}"
+        tracer = self.tracer
+        traced = tracer is not None and tracer.wants(name)
+        injection = self.injector.decide(tid, name) if self.injector is not None else None
+        if not traced and injection is None:
+            self.attempt(notif, task)
+            return
+        flight = Flight(notif, task, name, traced, injection)
+        self._flights[notif.id] = flight
+        self._flight_of_tid[tid] = flight
+        if traced:
+            tracer.enter(tid, name, notif.args, task.mem)
+        if injection is not None and injection.delay_enter_ns:
+            flight.timer = self.reactor.call_later(injection.delay_enter_ns / 1e9,
+                                                   lambda: self._delayed_enter(flight))
+            return
+        self._attempt_flight(flight, None)
+
+    def _delayed_enter(self, flight: Flight) -> None:
+        flight.timer = None
+        if self._flights.get(flight.notif.id) is not flight:
+            return
+        if self.listener is None or not self.listener.id_valid(flight.notif.id):
+            self._land(flight, -ERESTARTSYS)
+            return
+        self._attempt_flight(flight, None)
+
+    def _attempt_flight(self, flight: Flight, deadline: float | None) -> None:
+        """attempt() for a Flight: the same answers, plus the injection and the trace."""
+        notif, task, injection = flight.notif, flight.task, flight.injection
+        task.commits = []
+        if injection is not None and injection.replaces_result:
+            # strace replaces the syscall number with -1: the call does not run at all.
+            outcome, value = "injected", injection.result
+        else:
+            try:
+                result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
+            except SyscallError as err:
+                outcome, value = "error", int(err.errno)
+            except HostPassthrough:
+                outcome, value = "continue", 0
+            except WouldBlock as wb:
+                self._park(notif, task, wb, deadline)
+                if injection is not None and injection.signal and not flight.signalled:
+                    self._signal(flight)    # as strace's: it interrupts a call that waits
+                return
+            except Exception as exc:  # the supervisor never dies of what a program does
+                self._internal_error(flight.name, exc)
+                outcome, value = "failed", int(Errno.ENOSYS)
+            else:
+                if isinstance(result, InstallFd):
+                    outcome, value = "fd", result
+                else:
+                    outcome, value = "value", int(result)
+        commits, task.commits = task.commits, []
+        if injection is not None and injection.delay_exit_ns:
+            flight.timer = self.reactor.call_later(
+                injection.delay_exit_ns / 1e9,
+                lambda: self._answer(flight, outcome, value, commits))
+            return
+        self._answer(flight, outcome, value, commits)
+
+    def _answer(self, flight: Flight, outcome: str, value, commits: list) -> None:
+        flight.timer = None
+        notif, listener = flight.notif, self.listener
+        if self._flights.get(notif.id) is not flight:
+            return                      # interrupted while delayed
+        if listener is None:
+            self._land(flight, None)
+            return
+        try:
+            if outcome == "fd":
+                result = self._install_fd(notif, value)
+                accepted = result is not None and result >= 0
+                if result is None:
+                    result = -ERESTARTSYS
+            elif outcome == "continue":
+                # The host runs the call; sysemu does not see its result (`= ?`).
+                accepted = listener.send_continue(notif.id)
+                result = None if accepted else -ERESTARTSYS
+            else:
+                if outcome == "injected" and value >= 0 or outcome == "value":
+                    accepted = listener.send_value(notif.id, value)
+                    result = value
+                else:
+                    err = -value if outcome == "injected" else value
+                    accepted = listener.send_error(notif.id, err)
+                    result = -err
+                if not accepted:
+                    result = -ERESTARTSYS
+        except Exception as exc:
+            self._internal_error(f"answer of {flight.name}", exc)
+            listener.send_error(notif.id, Errno.ENOSYS)
+            self._land(flight, -int(Errno.ENOSYS))
+            return
+        if accepted and outcome != "failed":
+            for action in commits:
+                try:
+                    action()
+                except Exception as exc:
+                    self._internal_error(f"commit of {flight.name}", exc)
+        self._land(flight, result, injected=accepted and outcome == "injected")
+        injection = flight.injection
+        if accepted and injection is not None and injection.signal and not flight.signalled:
+            # sysemu: sent once the answer is in. A signal sent before would interrupt the
+            # waiting notification (the call would restart or fail EINTR instead); after it,
+            # it is delivered as the call returns, where strace's is.
+            self._signal(flight)
+
+    def _signal(self, flight: Flight) -> None:
+        flight.signalled = True
+        try:
+            tgkill(flight.task.pid, flight.notif.pid, flight.injection.signal)
+        except OSError:
+            pass                        # the thread is gone
+
+    def _interrupted(self, notif_id: int) -> None:
+        """A parked call went away unanswered (a signal): strace's `= ? ERESTARTSYS`."""
+        flight = self._flights.get(notif_id) if self._flights else None
+        if flight is not None:
+            self._land(flight, -ERESTARTSYS)
+
+    def _land(self, flight: Flight, result: int | None, injected: bool = False) -> None:
+        """The flight is over: forget it and close its trace line."""
+        tid = flight.notif.pid
+        self._flights.pop(flight.notif.id, None)
+        if self._flight_of_tid.get(tid) is flight:
+            del self._flight_of_tid[tid]
+        if flight.timer is not None:
+            flight.timer.cancel()
+            flight.timer = None
+        if flight.traced and self.tracer is not None:
+            try:
+                self.tracer.exit(tid, result, flight.task.mem, injected=injected)
+            except Exception as exc:
+                self._internal_error(f"trace of {flight.name}", exc)
 
     # -- parking ---------------------------------------------------------------------
     def _park(self, notif: Notification, task: Task, wb: WouldBlock,
@@ -286,10 +500,15 @@ class Supervisor:
             return
         if self.listener is not None and self.listener.id_valid(parked.notif.id):
             self.attempt(parked.notif, parked.task, parked.deadline)
+        else:
+            self._interrupted(parked.notif.id)
 
     def _timed_out(self, parked: Parked) -> None:
         if self._unpark(parked):
-            self.listener.send_error(parked.notif.id, parked.on_timeout)
+            accepted = self.listener.send_error(parked.notif.id, parked.on_timeout)
+            flight = self._flights.get(parked.notif.id) if self._flights else None
+            if flight is not None:
+                self._land(flight, -int(parked.on_timeout) if accepted else None)
 
     def _check_parked(self) -> None:
         """Drop parked calls a signal interrupted (the kernel restarts or fails them)."""
@@ -297,6 +516,7 @@ class Supervisor:
         for parked in list(self.parked.values()):
             if not self.listener.id_valid(parked.notif.id):
                 self._unpark(parked)
+                self._interrupted(parked.notif.id)
         if self.parked:
             self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
                                                         self._check_parked)
@@ -307,15 +527,23 @@ class Supervisor:
         """Fork the program with the filter and serve it from now on; returns its pid.
         The child: PR_SET_PDEATHSIG(SIGKILL), fds >= 3 closed, filter loaded
         (no_new_privs), listener sent to us over a socketpair, go-ahead, execvp."""
+        path = argv[0]
+        tracing = self.tracer is not None or self.injector is not None
+        if tracing and "/" not in path:
+            # One execve, the program's (execvp would try each PATH entry in turn).
+            import shutil
+            path = shutil.which(path) or path
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
-                _child(argv, self.filter, theirs, stdio)
+                _child(argv, self.filter, theirs, stdio, path)
             finally:
                 os._exit(127)
         theirs.close()
+        if tracing:
+            self._pre_exec.add(pid)
         with ours:
             if self.filter.empty:
                 ours.recv(1)
@@ -399,7 +627,7 @@ def pidfd_getfd(pidfd: int, fd: int) -> int:
 
 
 def _child(argv: list[str], filt: Filter, sock: socket.socket,
-           stdio: tuple[int | None, int | None, int | None]) -> None:
+           stdio: tuple[int | None, int | None, int | None], path: str | None = None) -> None:
     """Between fork and exec in the program's process. Only what the child must do runs
     after the filter is loaded: sendmsg (the listener), recvfrom (go-ahead), execve."""
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
@@ -431,7 +659,7 @@ def _child(argv: list[str], filt: Filter, sock: socket.socket,
         os._exit(127)
     sock.close()
     try:
-        os.execvp(argv[0], argv)
+        os.execvp(path or argv[0], argv)
     except OSError as exc:
         import errno
         code = 126 if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC) else 127

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
@@ -197,16 +197,6 @@ class Sock:
         return f"<Sock {self.id} {self.state.name} :{self.num}->{self.dport}>"
 
 
-@dataclass
-class _Pending:
-    deadline: float
-    seq: int
-    timer: Timer = field(compare=False)
-
-    def __lt__(self, other: "_Pending") -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
-
-
 class Net:
     """Linux: struct net, one network namespace: loopback only (127.0.0.0/8, ::1).
 
@@ -230,7 +220,7 @@ class Net:
         self.wire: list[Callable[[Segment], None]] = []
         self.link_delay = 0.0
         self.drop: Callable[[Segment], bool] | None = None
-        self._timers: list[_Pending] = []
+        self._timers: list[tuple[float, int, Timer]] = []   # (deadline, seq, timer) heap
         self._seq = itertools.count()
         self._rx: list[Segment] = []
         self._delivering = False
@@ -256,23 +246,23 @@ class Net:
     # -- timers ----------------------------------------------------------------------
     def add_timer(self, delay: float, fn: Callable[[float], None]) -> Timer:
         timer = Timer(self.now() + delay, fn)
-        heapq.heappush(self._timers, _Pending(timer.deadline, next(self._seq), timer))
+        heapq.heappush(self._timers, (timer.deadline, next(self._seq), timer))
         return timer
 
     def next_deadline(self) -> float | None:
-        while self._timers and self._timers[0].timer.cancelled:
+        while self._timers and self._timers[0][2].cancelled:
             heapq.heappop(self._timers)
-        return self._timers[0].deadline if self._timers else None
+        return self._timers[0][0] if self._timers else None
 
     def run_timers(self, now: float) -> int:
         """Fire every timer due at `now` (in deadline order); returns how many fired."""
         fired = 0
-        while self._timers and self._timers[0].deadline <= now:
-            pending = heapq.heappop(self._timers)
-            if pending.timer.cancelled:
+        while self._timers and self._timers[0][0] <= now:
+            _, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled:
                 continue
-            pending.timer.cancelled = True
-            pending.timer.fn(now)
+            timer.cancelled = True
+            timer.fn(now)
             fired += 1
         return fired
 

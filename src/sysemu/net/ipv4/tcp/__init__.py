@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from sysemu.net.core import Net
 
 S = TcpState
-F = TcpFlags
+class F:
+    """TcpFlags as plain ints: the hot path tests and combines flags on every segment, and
+    IntFlag arithmetic costs microseconds in CPython. TcpFlags(x) names them for display."""
+    FIN = int(TcpFlags.FIN)
+    SYN = int(TcpFlags.SYN)
+    RST = int(TcpFlags.RST)
+    PSH = int(TcpFlags.PSH)
+    ACK = int(TcpFlags.ACK)
 U32 = 0xFFFFFFFF
 
 

@@ -1,0 +1,101 @@
+/* Network benchmark probe: run natively and under `sysemu run`, same binary.
+ *   net_bench bulk MB        one connection, MB megabytes client -> server; prints MB/s
+ *   net_bench connrate N     N x (connect, 1-byte echo, close); prints connections/s
+ * Server and client are two processes (fork) on 127.0.0.1, an ephemeral port. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) { perror(what); exit(1); }
+
+static int listener(struct sockaddr_in *addr) {
+    socklen_t len = sizeof *addr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)addr, sizeof *addr) < 0) die("bind");
+    if (listen(fd, 128) < 0) die("listen");
+    if (getsockname(fd, (struct sockaddr *)addr, &len) < 0) die("getsockname");
+    return fd;
+}
+
+static int dial(struct sockaddr_in *addr) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    if (connect(fd, (struct sockaddr *)addr, sizeof *addr) < 0) die("connect");
+    return fd;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) { fprintf(stderr, "usage: %s bulk MB | connrate N\n", argv[0]); return 2; }
+    long n = atol(argv[2]);
+    struct sockaddr_in addr;
+    int lfd = listener(&addr);
+    if (!strcmp(argv[1], "bulk")) {
+        static char buf[1 << 17];
+        pid_t pid = fork();
+        if (pid == 0) {                       /* client: send n MB */
+            close(lfd);
+            int fd = dial(&addr);
+            long left = n << 20;
+            while (left > 0) {
+                ssize_t w = write(fd, buf, left < (long)sizeof buf ? left : (long)sizeof buf);
+                if (w <= 0) die("write");
+                left -= w;
+            }
+            close(fd);
+            _exit(0);
+        }
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0) die("accept");
+        double t0 = now();
+        long got = 0;
+        ssize_t r;
+        while ((r = read(fd, buf, sizeof buf)) > 0) got += r;
+        double dt = now() - t0;
+        waitpid(pid, NULL, 0);
+        if (got != n << 20) { fprintf(stderr, "short: %ld\n", got); return 1; }
+        printf("%.1f MB/s\n", n / dt);
+    } else if (!strcmp(argv[1], "connrate")) {
+        pid_t pid = fork();
+        if (pid == 0) {                       /* server: accept, echo one byte, close */
+            for (long i = 0; i < n; i++) {
+                int fd = accept(lfd, NULL, NULL);
+                char c;
+                if (fd < 0) die("accept");
+                if (read(fd, &c, 1) != 1 || write(fd, &c, 1) != 1) die("echo");
+                close(fd);
+            }
+            _exit(0);
+        }
+        close(lfd);
+        double t0 = now();
+        for (long i = 0; i < n; i++) {
+            int fd = dial(&addr);
+            char c = 'x';
+            if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("client echo");
+            close(fd);
+        }
+        double dt = now() - t0;
+        waitpid(pid, NULL, 0);
+        printf("%.0f conn/s\n", n / dt);
+    } else {
+        return 2;
+    }
+    return 0;
+}

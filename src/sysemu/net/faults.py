@@ -1,0 +1,163 @@
+"""Network faults for `sysemu run --fault SPEC` (pure: parsing and decisions).
+
+Grammar: KIND:key=value[:key=value...]
+
+    syn-drop:port=P:count=N     drop the first N SYNs sent to port P (the client retransmits)
+    refuse:port=P               answer every SYN to port P with RST: connect() fails with
+                                ECONNREFUSED even though a listener exists
+    rst-after:port=P:bytes=N    once N bytes have gone from client to server on a connection
+                                to port P, reset it: both programs see ECONNRESET (the Pump
+                                does it: host/pump.py)
+    latency:port=P:ms=N         delay each segment of port P by N ms each way (the handshake
+                                here; the data chunks in the Pump)
+
+A FaultSet decides; the network applies the decision: `install(net)` makes it the net's
+`drop` predicate (chaining one already there). Segments keep their place on net.wire (a
+capture shows them, as tcpdump on lo shows what was sent).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sysemu.abi.inet import TcpFlags
+from sysemu.net.core import Segment
+
+KINDS = {
+    "syn-drop": ("port", "count"),
+    "refuse": ("port",),
+    "rst-after": ("port", "bytes"),
+    "latency": ("port", "ms"),
+}
+OPTIONAL = {"syn-drop": {"count": 1}}
+
+
+class FaultSpecError(ValueError):
+    """A --fault SPEC that does not parse (the message says why)."""
+
+
+@dataclass
+class Fault:
+    kind: str
+    port: int
+    count: int = 0      # syn-drop: how many SYNs to drop
+    bytes: int = 0      # rst-after: client->server bytes before the reset
+    ms: int = 0         # latency: one-way delay
+    used: int = 0       # syn-drop: SYNs dropped so far
+
+    def spec(self) -> str:
+        keys = KINDS[self.kind]
+        return ":".join([self.kind] + [f"{k}={getattr(self, k)}" for k in keys])
+
+
+def parse_fault(text: str) -> Fault:
+    """One --fault SPEC -> Fault, or FaultSpecError."""
+    kind, *parts = text.strip().split(":")
+    if kind not in KINDS:
+        raise FaultSpecError(f"unknown fault {kind!r} (one of {', '.join(KINDS)})")
+    values: dict[str, int] = dict(OPTIONAL.get(kind, {}))
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise FaultSpecError(f"{text!r}: expected key=value, got {part!r}")
+        if key not in KINDS[kind]:
+            raise FaultSpecError(f"{text!r}: {kind} takes {', '.join(KINDS[kind])}, not {key!r}")
+        try:
+            number = int(value, 10)
+        except ValueError:
+            raise FaultSpecError(f"{text!r}: {key} must be an integer, got {value!r}") from None
+        if number < 0 or (key == "port" and not 0 < number < 65536):
+            raise FaultSpecError(f"{text!r}: {key}={number} is out of range")
+        values[key] = number
+    missing = [k for k in KINDS[kind] if k not in values]
+    if missing:
+        raise FaultSpecError(f"{text!r}: missing {', '.join(missing)}")
+    return Fault(kind, **values)
+
+
+def _is_syn(seg: Segment) -> bool:
+    return bool(seg.flags & TcpFlags.SYN) and not seg.flags & TcpFlags.ACK
+
+
+@dataclass
+class FaultSet:
+    """The faults of one sandbox, and the decisions they make."""
+    faults: list[Fault] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, specs: list[str]) -> "FaultSet":
+        return cls([parse_fault(s) for s in specs])
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def _of(self, kind: str, port: int) -> Fault | None:
+        for fault in self.faults:
+            if fault.kind == kind and fault.port == port:
+                return fault
+        return None
+
+    # -- decisions on segments ---------------------------------------------------------
+    def verdict(self, seg: Segment) -> str:
+        """What happens to a segment: "pass", "drop", "refuse" (drop it and answer RST) or
+        "delay" (deliver it after latency_of(...) seconds). Counts the SYNs it drops."""
+        if _is_syn(seg):
+            if self._of("refuse", seg.dport) is not None:
+                return "refuse"
+            fault = self._of("syn-drop", seg.dport)
+            if fault is not None and fault.used < fault.count:
+                fault.used += 1
+                return "drop"
+        if self.latency(seg.sport) or self.latency(seg.dport):
+            return "delay"
+        return "pass"
+
+    def latency(self, port: int) -> float:
+        """One-way delay in seconds for segments and data of connections on `port`."""
+        fault = self._of("latency", port)
+        return fault.ms / 1000.0 if fault is not None else 0.0
+
+    def rst_after(self, port: int) -> int | None:
+        """Client->server bytes after which a connection to `port` is reset (None: never)."""
+        fault = self._of("rst-after", port)
+        return fault.bytes if fault is not None else None
+
+    # -- applying them to a Net --------------------------------------------------------
+    def install(self, net) -> None:
+        """Make these faults the net's drop predicate (after any predicate already set)."""
+        previous = net.drop
+
+        def drop(seg: Segment) -> bool:
+            if previous is not None and previous(seg):
+                return True
+            return self.apply(net, seg)
+
+        net.drop = drop
+
+    def apply(self, net, seg: Segment) -> bool:
+        """Carry out the verdict on `net`; True when the segment must not be delivered now."""
+        verdict = self.verdict(seg)
+        if verdict == "pass":
+            return False
+        if verdict == "refuse":
+            # Linux: tcp_v4_send_reset(), as if no listener had the port.
+            from sysemu.net.ipv4.tcp import tcp_v4_send_reset
+            tcp_v4_send_reset(net, seg)
+        elif verdict == "delay":
+            delay = max(self.latency(seg.sport), self.latency(seg.dport))
+            # sysemu: Net has one link_delay for all ports; a per-port delay re-delivers
+            # the segment from a timer (Net._deliver is the receive half of transmit()).
+            net.add_timer(delay, lambda now, seg=seg: net._deliver(seg))
+        return True
+
+
+def reset_connection(net, a, b) -> None:
+    """Abort the connection between Socks `a` and `b` from the middle, as a middlebox would:
+    each end receives a RST (shown on net.wire) and its state machine goes to CLOSE with
+    ECONNRESET (Linux: tcp_reset())."""
+    from sysemu.net.ipv4.tcp import U32
+    segments = [Segment(src.wire_local(), src.num, src.wire_remote(), src.dport,
+                        dst.rcv_nxt & U32, 0, TcpFlags.RST)
+                for src, dst in ((a, b), (b, a)) if src is not None and dst is not None
+                and src.dport]
+    for seg in segments:        # built first: the first RST unhashes its receiver
+        net.transmit(seg)

@@ -1,0 +1,41 @@
+"""`sysemu nstat`: the sandbox's TCP counters as iproute2's `nstat -az` prints the host's.
+
+Linux: the names are /proc/net/snmp's Tcp group and /proc/net/netstat's TcpExt group
+(net/ipv4/proc.c snmp4_tcp_list, snmp4_net_list), prefixed by their group, in that order.
+nstat leaves out the Tcp fields that are not counters (RtoAlgorithm, RtoMin, RtoMax,
+MaxConn, CurrEstab: iproute2 misc/nstat.c useless_number()).
+
+sysemu: every count is absolute (like -a) and rates are 0.0 (nstat's history file is not
+kept).
+"""
+from __future__ import annotations
+
+# Linux: snmp4_tcp_list, without the gauges nstat skips
+TCP_FIELDS = ("ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets", "InSegs",
+              "OutSegs", "RetransSegs", "InErrs", "OutRsts", "InCsumErrors")
+# Linux: snmp4_net_list order for the names sysemu's model counts
+TCPEXT_ORDER = ("SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "EmbryonicRsts",
+                "TW", "ListenOverflows", "ListenDrops", "TCPTimeouts", "TCPAbortOnData",
+                "TCPAbortOnClose", "TCPAbortOnMemory", "TCPAbortOnTimeout",
+                "TCPAbortOnLinger", "TCPSynRetrans", "TCPReqQFullDoCookies",
+                "TCPReqQFullDrop")
+SKIPPED = {"CurrEstab", "RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn"}
+
+
+def nstat_rows(mib: dict[str, int]) -> list[tuple[str, int]]:
+    """(name, value) in nstat's order: Tcp*, then TcpExt* (Linux order, then the rest)."""
+    rows = [(f"Tcp{name}", int(mib.get(name, 0))) for name in TCP_FIELDS]
+    known = set(TCP_FIELDS) | SKIPPED
+    ext = [n for n in TCPEXT_ORDER] + sorted(n for n in mib if n not in known
+                                             and n not in TCPEXT_ORDER)
+    rows += [(f"TcpExt{name}", int(mib.get(name, 0))) for name in ext]
+    return rows
+
+
+def format_nstat(mib: dict[str, int], zeros: bool = True) -> str:
+    """`nstat -az` text: "#kernel", then one "%-32s%-19s0.0" line per counter."""
+    lines = ["#kernel"]
+    for name, value in nstat_rows(mib):
+        if value or zeros:
+            lines.append(f"{name:<32}{value:<19}0.0")
+    return "\n".join(lines) + "\n"

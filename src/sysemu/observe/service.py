@@ -1,0 +1,40 @@
+"""What a sandbox answers on its control socket (pure: a request dict in, a reply out).
+
+Requests are JSON objects with "op":
+
+    {"op": "info"}    {"id", "pid", "supervisor", "command", "sockets"}
+    {"op": "ss"}      {"rows": ss.snapshot(net), "pids": [sandbox pids]}
+    {"op": "nstat"}   {"mib": net.mib}
+
+Anything else gets {"error": "..."}. The host side (host/control.py) adds the transport.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from sysemu.observe.ss import snapshot
+
+
+class ObserveService:
+    """Answers control requests about one sandbox. `info` holds its id, command and
+    supervisor pid; `pids()` lists its processes now (the host reads them)."""
+
+    def __init__(self, kernel, info: dict, pids: Callable[[], list[int]] = lambda: []):
+        self.kernel = kernel
+        self.info = dict(info)
+        self.pids = pids
+
+    def handle(self, request) -> dict:
+        if not isinstance(request, dict):
+            return {"error": "a request is a JSON object"}
+        op = request.get("op")
+        net = self.kernel.net
+        if op == "info":
+            pids = self.pids()
+            return dict(self.info, pid=pids[0] if pids else self.info.get("supervisor"),
+                        sockets=len(snapshot(net)) if net is not None else 0)
+        if op == "ss":
+            return {"rows": snapshot(net) if net is not None else [], "pids": self.pids()}
+        if op == "nstat":
+            return {"mib": net.mib if net is not None else {}}
+        return {"error": f"unknown op {op!r}"}

@@ -1,0 +1,128 @@
+"""`sysemu ss`: the sandbox's TCP sockets in the layout of iproute2's `ss -tan`.
+
+Linux: the rows are what inet_diag reports (net/ipv4/inet_diag.c inet_sk_diag_fill()):
+listeners from the listening hash, connections, TIME_WAIT and SYN_RECV requests from the
+established hash; a socket that is only bound or not bound at all is in neither and does
+not show. Recv-Q/Send-Q as tcp_diag_get_info() fills them: for a listener the current
+accept queue and its limit (sk_ack_backlog, sk_max_ack_backlog); for a connection the
+bytes queued.
+
+sysemu: a connection's queues show 0: its bytes flow natively between the programs'
+placeholders (or through the Pump), never inside the TCP model.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from sysemu.abi.inet import TcpState
+
+# Linux: iproute2 misc/ss.c sstate_name[]
+STATE_NAMES = {
+    TcpState.TCP_ESTABLISHED: "ESTAB", TcpState.TCP_SYN_SENT: "SYN-SENT",
+    TcpState.TCP_SYN_RECV: "SYN-RECV", TcpState.TCP_FIN_WAIT1: "FIN-WAIT-1",
+    TcpState.TCP_FIN_WAIT2: "FIN-WAIT-2", TcpState.TCP_TIME_WAIT: "TIME-WAIT",
+    TcpState.TCP_CLOSE: "UNCONN", TcpState.TCP_CLOSE_WAIT: "CLOSE-WAIT",
+    TcpState.TCP_LAST_ACK: "LAST-ACK", TcpState.TCP_LISTEN: "LISTEN",
+    TcpState.TCP_CLOSING: "CLOSING",
+}
+# Linux: ss's default filter (SS_CONN): every state but LISTEN, CLOSE, TIME_WAIT, SYN_RECV
+HIDDEN_BY_DEFAULT = {"LISTEN", "UNCONN", "TIME-WAIT", "SYN-RECV"}
+
+
+def format_addr(raw: bytes, v6: bool) -> str:
+    """An address as ss prints it: 127.0.0.1, [::1], [::ffff:127.0.0.1], 0.0.0.0, [::]."""
+    if not v6:
+        return str(ipaddress.IPv4Address(bytes(raw or bytes(4))))
+    ip = ipaddress.IPv6Address(bytes(raw or bytes(16)))
+    if ip.ipv4_mapped is not None:
+        return f"[::ffff:{ip.ipv4_mapped}]"
+    return f"[{ip.compressed}]"
+
+
+def _wire_addr(raw: bytes, v6: bool) -> str:
+    """A 16-byte wire address (v4-mapped for IPv4) for a socket of family v6 or not."""
+    return format_addr(raw if v6 else raw[12:], v6)
+
+
+def snapshot(net) -> list[dict]:
+    """The rows (JSON-ready dicts) of every socket inet_diag would report, in ss's order
+    (listeners first, then the established hash), with SYN_RECV requests of listeners."""
+    from sysemu.abi.socket import AF_INET6
+    rows = []
+    socks = sorted(net.socks, key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
+    for sk in socks:
+        if sk.state == TcpState.TCP_CLOSE or (sk.num == 0 and sk.state != TcpState.TCP_LISTEN):
+            continue
+        v6 = sk.family == AF_INET6
+        laddr, lport = sk.local()
+        remote = sk.remote()
+        listening = sk.state == TcpState.TCP_LISTEN
+        rows.append({
+            "state": STATE_NAMES.get(sk.state, sk.state.name),
+            "recv_q": sk.ack_backlog if listening else 0,
+            "send_q": sk.max_ack_backlog if listening else 0,
+            "local": [format_addr(laddr, v6), lport],
+            "peer": [format_addr(remote[0], v6), remote[1]] if remote
+            else [format_addr(b"", v6), "*"],
+            "inode": 0 if sk.state == TcpState.TCP_TIME_WAIT else getattr(sk, "host_inode", 0),
+            "uid": sk.uid,
+        })
+        queue = sk.accept_queue if listening else None
+        for req in (queue.syn.values() if queue is not None else ()):
+            rows.append({
+                "state": "SYN-RECV", "recv_q": 0, "send_q": 0,
+                "local": [_wire_addr(req.loc_addr, v6), req.loc_port],
+                "peer": [_wire_addr(req.rmt_addr, v6), req.rmt_port],
+                "inode": 0, "uid": sk.uid,
+            })
+    return rows
+
+
+def select_rows(rows: list[dict], listening: bool = False, all_states: bool = False) -> list[dict]:
+    """ss's state filter: -l listeners only, -a everything, default connections only."""
+    if all_states:
+        return list(rows)
+    if listening:
+        return [r for r in rows if r["state"] == "LISTEN"]
+    return [r for r in rows if r["state"] not in HIDDEN_BY_DEFAULT]
+
+
+def format_users(users: list) -> str:
+    """users:(("prog",pid=N,fd=M),...) as ss -p prints it."""
+    return "users:(" + ",".join(f'("{comm}",pid={pid},fd={fd})' for comm, pid, fd in users) + ")"
+
+
+def format_ss(rows: list[dict], users: dict[int, list] | None = None,
+              services: dict[int, str] | None = None) -> str:
+    """The table. `users` (inode -> [(comm, pid, fd)]) adds the Process column (-p);
+    `services` (port -> name) names ports as ss does without -n.
+
+    Columns are as wide as their widest cell, each after one space (ss's layout: the
+    address right-aligned up to its ':', the port left-aligned); ss also spreads spare
+    terminal width over the columns, which this does not."""
+    def port(p):
+        return services.get(p, str(p)) if services and isinstance(p, int) else str(p)
+
+    header = ["State", "Recv-Q", "Send-Q", "Local Address:", "Port", "Peer Address:", "Port"]
+    body = []
+    for r in rows:
+        line = [r["state"], str(r["recv_q"]), str(r["send_q"]), f"{r['local'][0]}:",
+                port(r["local"][1]), f"{r['peer'][0]}:", port(r["peer"][1])]
+        if users is not None:
+            found = users.get(r["inode"]) if r["inode"] else None
+            line.append(format_users(found) if found else "")
+        body.append(line)
+    if users is not None:
+        header.append("Process")
+    widths = [max([len(h)] + [len(line[i]) for line in body]) for i, h in enumerate(header)]
+    right = {3, 5}
+    glue_left = {4, 6}        # a port column follows its address with no space
+
+    def render(cells):
+        out = ""
+        for i, cell in enumerate(cells):
+            if i:
+                out += "" if i in glue_left else " "
+            out += cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+        return out.rstrip()
+    return "\n".join(render(c) for c in [header] + body) + "\n"

@@ -1,0 +1,118 @@
+"""`sysemu run --pcap FILE`: the virtual wire as a capture file (libpcap format).
+
+Every Segment the network transmits (net.wire) becomes an IPv4 or IPv6 packet with a TCP
+header, link type LINKTYPE_RAW (101: the packet starts at the IP header, its version
+nibble says 4 or 6), built with dpkt so lengths and checksums are the real ones.
+
+Sequence numbers: the TCP model only moves control segments (SYN, FIN, RST, ACK), so its
+sequence space advances by SYN and FIN alone. In pcap mode the Pump moves the data and
+reports each chunk here (`data()`); the writer keeps, per direction of each 4-tuple, how
+many data bytes went, and shifts the model's seq/ack by them, so the capture reads as one
+consistent TCP conversation (handshake, data with PSH|ACK and the peer's ACK, FIN).
+
+sysemu: a FIN the model sends while the Pump still holds unsent bytes of that direction
+(a shutdown() racing the data) appears before those bytes in the capture.
+"""
+from __future__ import annotations
+
+from typing import BinaryIO, Callable
+
+import dpkt
+
+from sysemu.abi.inet import V4MAPPED_PREFIX, TcpFlags
+from sysemu.net.core import Segment
+
+LINKTYPE_RAW = 101
+U32 = 0xFFFFFFFF
+WINDOW = 65535
+SNAPLEN = 262144
+
+Flow = tuple[bytes, int, bytes, int]
+
+
+def _flow(sk) -> Flow:
+    return (sk.wire_local(), sk.num, sk.wire_remote(), sk.dport)
+
+
+def _reverse(flow: Flow) -> Flow:
+    return (flow[2], flow[3], flow[0], flow[1])
+
+
+def build_packet(saddr: bytes, sport: int, daddr: bytes, dport: int, seq: int, ack: int,
+                 flags: int, payload: bytes = b"") -> bytes:
+    """One IPv4 (both addresses v4-mapped) or IPv6 packet carrying a TCP segment, with
+    correct lengths and checksums."""
+    tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq & U32, ack=ack & U32,
+                       flags=int(flags), win=WINDOW, data=payload)
+    tcp.off = 5
+    if saddr[:12] == V4MAPPED_PREFIX and daddr[:12] == V4MAPPED_PREFIX:
+        ip = dpkt.ip.IP(src=saddr[12:], dst=daddr[12:], p=dpkt.ip.IP_PROTO_TCP, ttl=64,
+                        data=tcp)
+        ip.df = 1
+        ip.len = 20 + len(tcp)
+        return bytes(ip)
+    ip6 = dpkt.ip6.IP6(src=saddr, dst=daddr, nxt=dpkt.ip.IP_PROTO_TCP, hlim=64, data=tcp)
+    ip6.plen = len(bytes(tcp))
+    ip6.v = 6
+    return bytes(ip6)
+
+
+class PcapWriter:
+    """Writes the wire to `fileobj` (opened "wb"). `segment` is the net.wire hook; `data`
+    is the Pump's callback. Times are `clock.now()` (the kernel's clock) + `time_offset`
+    (the host passes wall time minus monotonic time, so captures show real dates)."""
+
+    def __init__(self, fileobj: BinaryIO, clock=None, time_offset: float = 0.0):
+        self._file = fileobj
+        self._writer = dpkt.pcap.Writer(fileobj, snaplen=SNAPLEN, linktype=LINKTYPE_RAW)
+        self._clock = clock
+        self._offset = time_offset
+        self._sent: dict[Flow, int] = {}     # data bytes sent per direction of a 4-tuple
+        self.packets = 0
+
+    def _write(self, when: float, saddr: bytes, sport: int, daddr: bytes, dport: int,
+               seq: int, ack: int, flags: int, payload: bytes = b"") -> None:
+        pkt = build_packet(saddr, sport, daddr, dport, seq, ack, flags, payload)
+        self._writer.writepkt(pkt, ts=when + self._offset)
+        self._file.flush()      # the supervisor ends with _exit(): nothing may wait in a buffer
+        self.packets += 1
+
+    def segment(self, seg: Segment) -> None:
+        """A control segment of the TCP model, shifted by the data bytes of its flow."""
+        flow = (seg.saddr, seg.sport, seg.daddr, seg.dport)
+        rev = _reverse(flow)
+        if seg.flags & TcpFlags.SYN and not seg.flags & TcpFlags.ACK:
+            self._sent.pop(flow, None)      # a new connection on this 4-tuple
+            self._sent.pop(rev, None)
+        seq = seg.seq + self._sent.get(flow, 0)
+        ack = seg.ack + self._sent.get(rev, 0) if seg.flags & TcpFlags.ACK else seg.ack
+        self._write(seg.time, seg.saddr, seg.sport, seg.daddr, seg.dport, seq, ack,
+                    seg.flags)
+
+    __call__ = segment
+
+    def data(self, sender, receiver, payload: bytes) -> None:
+        """`payload` went from Sock `sender` to its peer (the Pump moved it): a PSH|ACK
+        data segment, then the receiver's ACK of it. `receiver` is unused beyond that it
+        may already be gone (None): the sender's view has both sequence spaces."""
+        if not payload:
+            return
+        now = self._clock.now() if self._clock is not None else 0.0
+        flow = _flow(sender)
+        rev = _reverse(flow)
+        sent = self._sent.get(flow, 0)
+        seq = (sender.isn + 1 + sent) & U32           # data starts after the SYN
+        peer_next = (sender.rcv_nxt + self._sent.get(rev, 0)) & U32
+        self._write(now, *flow, seq, peer_next, TcpFlags.PSH | TcpFlags.ACK, payload)
+        self._sent[flow] = sent + len(payload)
+        self._write(now, *rev, peer_next, seq + len(payload), TcpFlags.ACK)
+
+    def close(self) -> None:
+        self._file.flush()
+        self._file.close()
+
+
+def open_pcap(path: str, clock=None, time_offset: float = 0.0,
+              opener: Callable[..., BinaryIO] = open) -> PcapWriter:
+    """A PcapWriter on a new file at `path`."""
+    return PcapWriter(opener(path, "wb"), clock, time_offset)
