@@ -119,7 +119,28 @@ class NetGlue(HostHooks):
         self.orphan_kept: dict[int, int] = {}          # id(child Sock) -> kept fd to hand off
         self._diag: UnixDiag | None = None
         self._sweep_handle = None
+        # Kept ends are watched in an epoll of their own, itself watched by the reactor, so
+        # settle() can take in every pending hang-up at once before an answer depends on it.
+        self._epoll = select.epoll()
+        self._watch_cbs: dict[int, Callable[[int], None]] = {}
+        reactor.add_reader(self._epoll.fileno(), self.settle)
         self.log = log or (lambda text: print(f"sysemu: {text}", file=sys.stderr))
+
+    def settle(self) -> bool:
+        """Take in the placeholders programs have closed (hang-ups pending, and handed-off
+        ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
+        for a port whose owner is already closed. True if anything was released."""
+        released = False
+        for fd, events in self._epoll.poll(0):
+            cb = self._watch_cbs.get(fd)
+            if cb is not None:
+                cb(events)
+                released = True
+        if self.handed:
+            before = len(self.handed)
+            self.sweep()
+            released = released or len(self.handed) != before
+        return released
 
     # -- HostHooks -----------------------------------------------------------------
     def new_file(self, file: File) -> None:
@@ -311,11 +332,16 @@ class NetGlue(HostHooks):
             return
         ph.watching = True
         events = select.EPOLLIN if ph.kind == "proc" else 0   # sockets: hang-up only
-        self.reactor.add_watch(ph.kept_fd, events, lambda ev, ph=ph: self._kept_event(ph, ev))
+        self._watch_cbs[ph.kept_fd] = lambda ev, ph=ph: self._kept_event(ph, ev)
+        self._epoll.register(ph.kept_fd, events)
 
     def _unwatch(self, ph: Placeholder) -> None:
         if ph.watching and ph.kept_fd is not None:
-            self.reactor.remove_watch(ph.kept_fd)
+            self._watch_cbs.pop(ph.kept_fd, None)
+            try:
+                self._epoll.unregister(ph.kept_fd)
+            except OSError:
+                pass
         ph.watching = False
 
     def _kept_event(self, ph: Placeholder, events: int) -> None:
@@ -460,6 +486,7 @@ def attach_network(supervisor) -> NetGlue:
         sysemu.net.attach(kernel)
     glue = NetGlue(kernel, supervisor.reactor, supervisor.registry, log=supervisor.log)
     kernel.host = glue
+    supervisor.settle = glue.settle
     net = kernel.net
     reactor = supervisor.reactor
     state = {"handle": None, "when": None}

@@ -42,6 +42,8 @@ from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.syscalls import InstallFd
 from sysemu.kernel.task import Kernel, Task
 from sysemu.kernel.wait import WaitQueue
+from sysemu.host.tracing import FD_PENDING, render_exit, replace_result
+from sysemu.trace.decode import errno_text
 from sysemu.trace.inject import Injection, Injector
 from sysemu.trace.strace import Tracer
 
@@ -158,6 +160,8 @@ class Supervisor:
         self._log = log
         self._logged_kinds: set[str] = set()
         self._check_timer: TimerHandle | None = None
+        # Set by the network glue: takes in closes not yet seen; True if any.
+        self.settle: Callable[[], bool] | None = None
         self._sweep_timer: TimerHandle | None = None
         self.tracer: Tracer | None = None
         self.injector: Injector | None = None
@@ -249,7 +253,15 @@ class Supervisor:
         listener = self.listener
         task.commits = []
         try:
-            result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
+            try:
+                result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
+            except SyscallError as err:
+                # A port may be held only by a socket whose last close sysemu has not taken
+                # in yet (close() is not trapped): settle, and try once more.
+                if err.errno != Errno.EADDRINUSE or self.settle is None or not self.settle():
+                    raise
+                task.commits = []
+                result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
         except SyscallError as err:
             accepted = listener.send_error(notif.id, int(err.errno))
         except HostPassthrough:
@@ -400,44 +412,71 @@ class Supervisor:
         if listener is None:
             self._land(flight, None)
             return
+        injected = outcome == "injected"
+        if outcome == "fd":
+            expected: int | None = FD_PENDING
+        elif outcome == "continue":
+            expected = None             # the host runs the call: its result is unknown
+        elif outcome == "value" or injected and value >= 0:
+            expected = value
+        else:
+            expected = value if injected else -value
+        text = self._render(flight, expected, injected)
         try:
             if outcome == "fd":
-                result = self._install_fd(notif, value)
-                accepted = result is not None and result >= 0
-                if result is None:
-                    result = -ERESTARTSYS
+                newfd = self._install_fd(notif, value)
+                accepted = newfd is not None and newfd >= 0
+                if text is not None and newfd is not None:
+                    shown = self.tracer.fd_text(notif.pid, newfd) if accepted else \
+                        f"-1 {errno_text(-newfd)}"
+                    text = replace_result(text, shown)
             elif outcome == "continue":
-                # The host runs the call; sysemu does not see its result (`= ?`).
                 accepted = listener.send_continue(notif.id)
-                result = None if accepted else -ERESTARTSYS
+            elif expected >= 0:
+                accepted = listener.send_value(notif.id, expected)
             else:
-                if outcome == "injected" and value >= 0 or outcome == "value":
-                    accepted = listener.send_value(notif.id, value)
-                    result = value
-                else:
-                    err = -value if outcome == "injected" else value
-                    accepted = listener.send_error(notif.id, err)
-                    result = -err
-                if not accepted:
-                    result = -ERESTARTSYS
+                accepted = listener.send_error(notif.id, -expected)
         except Exception as exc:
             self._internal_error(f"answer of {flight.name}", exc)
             listener.send_error(notif.id, Errno.ENOSYS)
-            self._land(flight, -int(Errno.ENOSYS))
+            self._write_trace(text and replace_result(text, f"-1 {errno_text(Errno.ENOSYS)}"))
             return
+        if not accepted:                # the call was gone: a signal interrupted it
+            text = text and replace_result(text, f"? {errno_text(ERESTARTSYS)}")
+        self._write_trace(text)
         if accepted and outcome != "failed":
             for action in commits:
                 try:
                     action()
                 except Exception as exc:
                     self._internal_error(f"commit of {flight.name}", exc)
-        self._land(flight, result, injected=accepted and outcome == "injected")
         injection = flight.injection
         if accepted and injection is not None and injection.signal and not flight.signalled:
             # sysemu: sent once the answer is in. A signal sent before would interrupt the
             # waiting notification (the call would restart or fail EINTR instead); after it,
             # it is delivered as the call returns, where strace's is.
             self._signal(flight)
+
+    def _render(self, flight: Flight, result: int | None, injected: bool) -> str | None:
+        """Forget the flight; its trace line's end as text (None when not traced)."""
+        tid = flight.notif.pid
+        self._flights.pop(flight.notif.id, None)
+        if self._flight_of_tid.get(tid) is flight:
+            del self._flight_of_tid[tid]
+        if flight.timer is not None:
+            flight.timer.cancel()
+            flight.timer = None
+        if not flight.traced or self.tracer is None:
+            return None
+        try:
+            return render_exit(self.tracer, tid, result, flight.task.mem, injected)
+        except Exception as exc:
+            self._internal_error(f"trace of {flight.name}", exc)
+            return None
+
+    def _write_trace(self, text: str | None) -> None:
+        if text:
+            self.tracer.out.write(text)
 
     def _signal(self, flight: Flight) -> None:
         flight.signalled = True
@@ -452,20 +491,9 @@ class Supervisor:
         if flight is not None:
             self._land(flight, -ERESTARTSYS)
 
-    def _land(self, flight: Flight, result: int | None, injected: bool = False) -> None:
-        """The flight is over: forget it and close its trace line."""
-        tid = flight.notif.pid
-        self._flights.pop(flight.notif.id, None)
-        if self._flight_of_tid.get(tid) is flight:
-            del self._flight_of_tid[tid]
-        if flight.timer is not None:
-            flight.timer.cancel()
-            flight.timer = None
-        if flight.traced and self.tracer is not None:
-            try:
-                self.tracer.exit(tid, result, flight.task.mem, injected=injected)
-            except Exception as exc:
-                self._internal_error(f"trace of {flight.name}", exc)
+    def _land(self, flight: Flight, result: int | None) -> None:
+        """The flight is over without an answer of ours to wait for: close its line."""
+        self._write_trace(self._render(flight, result, False))
 
     # -- parking ---------------------------------------------------------------------
     def _park(self, notif: Notification, task: Task, wb: WouldBlock,
@@ -508,7 +536,7 @@ class Supervisor:
             accepted = self.listener.send_error(parked.notif.id, parked.on_timeout)
             flight = self._flights.get(parked.notif.id) if self._flights else None
             if flight is not None:
-                self._land(flight, -int(parked.on_timeout) if accepted else None)
+                self._land(flight, -int(parked.on_timeout) if accepted else -ERESTARTSYS)
 
     def _check_parked(self) -> None:
         """Drop parked calls a signal interrupted (the kernel restarts or fails them)."""

@@ -176,3 +176,42 @@ def configure(supervisor, *, trace: frozenset[str] | None = None, trace_requeste
 def served_names(syscalls: Syscalls) -> frozenset[str]:
     """The x86-64 calls sysemu serves (for help texts and tests)."""
     return frozenset(s.name for s in syscalls.x64.slots if s.action is Action.SERVED)
+
+
+FD_PENDING = 999_999_999     # stands for the fd ADDFD+SEND will give, while rendering
+
+
+def render_exit(tracer: Tracer, tid: int, result: int | None, mem, injected: bool) -> str:
+    """Tracer.exit()'s text, captured instead of written. The supervisor renders a call's
+    exit *before* it answers: once answered, the thread runs on and may reuse the memory
+    the output arguments are decoded from (strace reads them while the tracee is stopped)."""
+    out, buf = tracer.out, _Capture()
+    tracer.out = buf
+    try:
+        tracer.exit(tid, result, mem, injected=injected)
+    finally:
+        tracer.out = out
+    return "".join(buf.parts)
+
+
+def replace_result(text: str, result_text: str) -> str:
+    """`... = OLD <0.000012>` -> `... = NEW <0.000012>`: the result column is the text
+    after the line's last `= ` (no decoded argument or result text contains `= `)."""
+    head, sep, tail = text.rpartition("= ")
+    if not sep:
+        return text
+    newline = "\n" if tail.endswith("\n") else ""
+    tail = tail.rstrip("\n")
+    timing = ""
+    if tail.endswith(">") and " <" in tail:
+        timing = tail[tail.rindex(" <"):]
+    return f"{head}{sep}{result_text}{timing}{newline}"
+
+
+class _Capture:
+    def __init__(self):
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)

@@ -1,0 +1,103 @@
+"""Differential socket probe: each scenario of tests/probes/net_probe.py runs natively and
+under `sysemu run`; the JSON results (return values, errno names) must be equal.
+
+The probe was written against the host kernel first: every scenario passes natively and
+gives the same answer run after run (see its comments where Linux allows two answers)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = Path(__file__).parent / "probes" / "net_probe.py"
+TIMEOUT = 40
+
+
+def scenarios() -> list[str]:
+    out = subprocess.run([sys.executable, str(PROBE), "--list"], capture_output=True,
+                         text=True, timeout=30, check=True)
+    return out.stdout.split()
+
+
+def run(argv: list[str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """Run argv in its own process group; on timeout kill the whole group."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n[test: killed after {timeout} s]"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)     # stragglers in the group, if any
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def probe_json(argv: list[str]) -> tuple[object, subprocess.CompletedProcess]:
+    done = run(argv)
+    try:
+        return json.loads(done.stdout), done
+    except json.JSONDecodeError:
+        return {"no_json": done.stdout[-2000:], "rc": done.returncode}, done
+
+
+def _udp_not_served(native, got):
+    """sysemu serves no UDP yet: socket(AF_INET, SOCK_DGRAM) fails with EPROTONOSUPPORT, so
+    nothing reaches a host AF_INET socket (README: Limitations). Linux's answers are
+    still checked to be what the probe expects of a real UDP socket."""
+    assert native["udp_stream_calls"]["listen"] in ("EOPNOTSUPP", "ENOTSUP"), native
+    assert got == {"udp_stream_calls": {
+        "exception": "OSError: [Errno 93] Protocol not supported"}}, got
+    return {}, {}
+
+
+def _without_ss(native, got):
+    """ss(8) inside the sandbox asks the host's sock_diag, which does not see sysemu's
+    sockets (README: Limitations; `sysemu ss` is the view of them): compare the rest."""
+    for result in (native, got):
+        for key in [k for k in result.get("listen_limits", {}) if k.endswith("_ss_send_q")]:
+            del result["listen_limits"][key]
+    return native, got
+
+
+KNOWN_DIFFERENCES = {"udp_stream_calls": _udp_not_served, "listen_limits": _without_ss}
+
+
+# Differences sysemu has on purpose or knowingly, each named in README: Limitations.
+XFAIL = {
+    "time_wait_rebind": "a handed-off connection whose two ends close within one sweep "
+                        "(0.25 s) of each other: sysemu cannot tell which closed first and "
+                        "puts the client side in TIME_WAIT",
+}
+
+
+def scenario_params():
+    return [pytest.param(n, marks=pytest.mark.xfail(reason=XFAIL[n], strict=True))
+            if n in XFAIL else n for n in scenarios()]
+
+
+@pytest.mark.parametrize("name", scenario_params())
+def test_probe_native_equals_sysemu(name, sysemu_bin):
+    native, ndone = probe_json([sys.executable, str(PROBE), name])
+    problem = native.get(name, {}).get("exception", "") if isinstance(native, dict) else ""
+    if "Errno 97" in problem:                       # EAFNOSUPPORT natively: no IPv6 here
+        pytest.skip(f"the host kernel has no IPv6: {problem}")
+    assert ndone.returncode == 0 and not problem, f"native run failed: {native}\n{ndone.stderr}"
+    got, sdone = probe_json([str(sysemu_bin), "run", "--", sys.executable, str(PROBE), name])
+    if name in KNOWN_DIFFERENCES:
+        native, got = KNOWN_DIFFERENCES[name](native, got)
+    assert got == native, (
+        f"sysemu differs from Linux in {name}:\n"
+        f"native: {json.dumps(native, sort_keys=True)}\n"
+        f"sysemu: {json.dumps(got, sort_keys=True)}\n"
+        f"sysemu stderr (tail):\n{sdone.stderr[-3000:]}")
+    assert sdone.returncode == 0, sdone.stderr[-3000:]

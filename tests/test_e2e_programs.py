@@ -1,0 +1,374 @@
+"""Real programs end to end: each test runs ONE shell script natively and under
+`sysemu run -- sh -c SCRIPT` (server and client in the same sandbox) and compares.
+
+Servers bind 127.0.0.1 on a port free on the host at the time; scripts stop their servers
+themselves, every wait in them is bounded, and the test kills the script's process group
+(and any daemon left behind, found by its pid file) whatever happens."""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+PROBES = Path(__file__).parent / "probes"
+DEMO = Path(__file__).parent.parent / "demo" / "accept_queue.py"
+TIMEOUT = 45
+
+# A bounded wait in sh: `until_ok 100 CMD...` retries CMD every 0.1 s, at most 100 times.
+SH_PRELUDE = """
+until_ok() { n=$1; shift; while ! "$@" >/dev/null 2>&1; do
+    n=$((n-1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }
+"""
+
+
+def need(*programs: str, package: str) -> None:
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian package {package})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_sh(script: str, sysemu_bin: Path | None, timeout: float = TIMEOUT,
+           env: dict | None = None, during=None) -> subprocess.CompletedProcess:
+    """Run `sh -c script` natively (sysemu_bin None) or under `sysemu run`.
+
+    `during(proc)`, if given, runs in the test process while the script runs."""
+    argv = ["sh", "-c", SH_PRELUDE + script]
+    if sysemu_bin is not None:
+        argv = [str(sysemu_bin), "run", "--"] + argv
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, env={**os.environ, **(env or {})})
+    extra = None
+    try:
+        if during is not None:
+            extra = during(proc)
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        out, err = proc.communicate()
+        err += f"\n[test: killed after {timeout} s]".encode()
+    finally:
+        kill_group(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    done.extra = extra
+    return done
+
+
+def kill_daemon(pidfile: Path) -> None:
+    """Kill a daemon (it left our process group with setsid) and its children, by pid."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    for p in children + [pid]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists():
+            return True
+        time.sleep(0.05)
+    return path.exists()
+
+
+def text(done: subprocess.CompletedProcess) -> str:
+    return done.stdout.decode(errors="replace")
+
+
+def report(done: subprocess.CompletedProcess) -> str:
+    return (f"rc={done.returncode}\nstdout:\n{text(done)[-3000:]}\n"
+            f"stderr:\n{done.stderr.decode(errors='replace')[-4000:]}")
+
+
+@pytest.fixture
+def workdir():
+    """A world-readable private directory (nginx workers run as nobody)."""
+    path = Path(tempfile.mkdtemp(prefix="sysemu-e2e-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def known_file(path: Path, size: int = 200_000) -> bytes:
+    data = bytes((i * 7 + i // 251) % 256 for i in range(size))
+    path.write_bytes(data)
+    return data
+
+
+# --- python3 -m http.server + curl ---
+
+HTTP_SCRIPT = """
+cd "$D/www" || exit 90
+python3 -m http.server --bind 127.0.0.1 "$PORT" >"$D/http.log" 2>&1 &
+srv=$!
+until_ok 100 curl -s -o /dev/null "http://127.0.0.1:$PORT/" ||
+    { echo "server never answered"; kill $srv; exit 91; }
+: >"$D/READY"
+until_ok 100 test -e "$D/GO" || echo "no GO from the test"
+curl -s "http://127.0.0.1:$PORT/hello.bin" -o "$D/got.bin"
+echo "curl rc=$?"
+kill $srv
+wait $srv
+echo "server stopped"
+"""
+
+
+def outside_connect(workdir: Path, port: int):
+    """While the script runs: connect to its server from this process (outside)."""
+    def during(proc):
+        if not wait_for(workdir / "READY", proc):
+            return "script never READY"
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            return errno.errorcode.get(s.connect_ex(("127.0.0.1", port)), 0)
+        finally:
+            s.close()
+            (workdir / "GO").touch()
+    return during
+
+
+def http_server_run(workdir, sysemu_bin):
+    port = free_port()
+    (workdir / "www").mkdir(exist_ok=True)
+    want = known_file(workdir / "www" / "hello.bin")
+    for name in ("READY", "GO", "got.bin"):
+        (workdir / name).unlink(missing_ok=True)
+    done = run_sh(HTTP_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(port)},
+                  during=outside_connect(workdir, port))
+    got = (workdir / "got.bin").read_bytes() if (workdir / "got.bin").exists() else None
+    return done, got == want
+
+
+def test_http_server_native(workdir):
+    need("python3", package="python3")
+    need("curl", package="curl")
+    done, same = http_server_run(workdir, None)
+    want = (0, "curl rc=0\nserver stopped\n", True)
+    assert (done.returncode, text(done), same) == want, report(done)
+    assert done.extra == 0, "natively the server is reachable from outside"
+
+
+def test_http_server_sysemu(workdir, sysemu_bin):
+    need("python3", package="python3")
+    need("curl", package="curl")
+    done, same = http_server_run(workdir, sysemu_bin)
+    want = (0, "curl rc=0\nserver stopped\n", True)
+    assert (done.returncode, text(done), same) == want, report(done)
+    # The sandbox's port lives in sysemu's virtual network, not the host's.
+    assert done.extra == "ECONNREFUSED", report(done)
+
+
+# --- nginx: master + 2 workers, curl, wrk, nginx -s quit ---
+
+NGINX_CONF = """
+worker_processes 2;
+daemon on;
+pid {d}/nginx.pid;
+error_log {d}/error.log notice;
+events {{ worker_connections 128; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {d}/www;
+    }}
+}}
+"""
+
+NGINX_SCRIPT = """
+N="nginx -p $D -c $D/nginx.conf -e $D/error.log"
+$N || exit 90
+until_ok 100 curl -sf -o /dev/null "http://127.0.0.1:$PORT/hello.bin" ||
+    echo "nginx never answered"
+curl -s "http://127.0.0.1:$PORT/hello.bin" -o "$D/got.bin"
+echo "curl rc=$?"
+wrk -t1 -c4 -d1s "http://127.0.0.1:$PORT/hello.bin" >"$D/wrk.txt" 2>&1
+echo "wrk rc=$?"
+$N -s quit
+echo "quit rc=$?"
+until_ok 100 test ! -e "$D/nginx.pid" || echo "nginx did not exit"
+"""
+
+
+def nginx_run(workdir, sysemu_bin):
+    port = free_port()
+    (workdir / "www").mkdir(exist_ok=True)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    for name in ("got.bin", "wrk.txt", "error.log"):
+        (workdir / name).unlink(missing_ok=True)
+    want = known_file(workdir / "www" / "hello.bin", 50_000)
+    (workdir / "nginx.conf").write_text(NGINX_CONF.format(d=workdir, port=port))
+    try:
+        done = run_sh(NGINX_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(port)})
+    finally:
+        kill_daemon(workdir / "nginx.pid")
+    got = (workdir / "got.bin").read_bytes() if (workdir / "got.bin").exists() else None
+    wrk = (workdir / "wrk.txt").read_text() if (workdir / "wrk.txt").exists() else ""
+    log = (workdir / "error.log").read_text() if (workdir / "error.log").exists() else ""
+    return done, got == want, wrk, log
+
+
+def check_nginx(done, same, wrk, log):
+    info = f"{report(done)}\nwrk:\n{wrk}\nerror.log:\n{log[-3000:]}"
+    assert (done.returncode, text(done)) == (0, "curl rc=0\nwrk rc=0\nquit rc=0\n"), info
+    assert same, info
+    requests = re.search(r"(\d+) requests in", wrk)
+    assert requests and int(requests.group(1)) > 0, info
+    assert "Socket errors" not in wrk and "Non-2xx" not in wrk, info
+    assert not re.search(r"\[(emerg|alert|crit)\]", log), info
+    # The master started two workers and they exited on quit.
+    assert len(re.findall(r"start worker process \d+", log)) == 2, info
+    assert "exit" in log, info
+
+
+def test_nginx_native(workdir):
+    need("nginx", package="nginx")
+    need("curl", package="curl")
+    need("wrk", package="wrk")
+    check_nginx(*nginx_run(workdir, None))
+
+
+def test_nginx_sysemu(workdir, sysemu_bin):
+    need("nginx", package="nginx")
+    need("curl", package="curl")
+    need("wrk", package="wrk")
+    check_nginx(*nginx_run(workdir, sysemu_bin))
+
+
+# --- redis-server, redis-cli, redis-benchmark ---
+
+REDIS_SCRIPT = """
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$D" --logfile "$D/redis.log" &
+srv=$!
+until_ok 100 sh -c "redis-cli -p $PORT ping | grep -q PONG" || echo "redis never answered"
+redis-cli -p "$PORT" ping
+redis-benchmark -p "$PORT" -n 2000 -q -t set,get 2>&1 | tr '\\r' '\\n' \
+    | grep 'requests per second' | sed 's/:.*requests per second.*/: requests per second/'
+redis-cli -p "$PORT" shutdown nosave
+i=0; while kill -0 $srv 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+kill -0 $srv 2>/dev/null && { echo "redis did not exit"; kill -9 $srv; }
+wait $srv
+echo "redis exit=$?"
+"""
+
+REDIS_WANT = "PONG\nSET: requests per second\nGET: requests per second\nredis exit=0\n"
+
+
+def redis_run(workdir, sysemu_bin):
+    return run_sh(REDIS_SCRIPT, sysemu_bin,
+                  env={"D": str(workdir), "PORT": str(free_port())})
+
+
+def test_redis_native(workdir):
+    need("redis-server", package="redis-server")
+    need("redis-cli", "redis-benchmark", package="redis-tools")
+    done = redis_run(workdir, None)
+    assert (done.returncode, text(done)) == (0, REDIS_WANT), report(done)
+
+
+def test_redis_sysemu(workdir, sysemu_bin):
+    need("redis-server", package="redis-server")
+    need("redis-cli", "redis-benchmark", package="redis-tools")
+    done = redis_run(workdir, sysemu_bin)
+    assert (done.returncode, text(done)) == (0, REDIS_WANT), report(done)
+
+
+# --- C epoll + accept4 + sendfile server, C client ---
+
+C_SCRIPT = """
+"$SRV" "$PORT" "$D/file.bin" 20 >"$D/server.out" &
+srv=$!
+"$CLI" "$PORT" "$D/file.bin" 20
+wait $srv
+echo "server exit=$?"
+cat "$D/server.out"
+"""
+
+
+@pytest.fixture
+def c_programs(cc):
+    return cc(PROBES / "epoll_server.c"), cc(PROBES / "client.c")
+
+
+def c_run(workdir, c_programs, sysemu_bin):
+    srv, cli = c_programs
+    known_file(workdir / "file.bin", 300_000)
+    return run_sh(C_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(free_port()),
+                                             "SRV": str(srv), "CLI": str(cli)})
+
+
+C_WANT = ("client: 20 connections, 20 replies equal to the file (300000 bytes each)\n"
+          "server exit=0\n"
+          "server: accepted 20, accept4 flags ok 20, served 20, bytes 6000000\n")
+
+
+def test_c_epoll_sendfile_native(workdir, c_programs):
+    done = c_run(workdir, c_programs, None)
+    assert (done.returncode, text(done)) == (0, C_WANT), report(done)
+
+
+def test_c_epoll_sendfile_sysemu(workdir, c_programs, sysemu_bin):
+    done = c_run(workdir, c_programs, sysemu_bin)
+    assert (done.returncode, text(done)) == (0, C_WANT), report(done)
+
+
+# --- demo/accept_queue.py ---
+
+def test_accept_queue_demo_same_lines(sysemu_bin):
+    script = f'"{sys.executable}" "{DEMO}"'
+    native = run_sh(script, None)
+    assert native.returncode == 0, report(native)
+    assert "2 connected (backlog+1)" in text(native), report(native)
+    got = run_sh(script, sysemu_bin)
+    # The seconds at which the waiting clients got in are printed for people; they vary by
+    # a retransmission (1 s) when a retransmitted SYN meets the queue still full, natively
+    # too under load, so they are left out of the comparison.
+    def story(done):
+        return [line.split(" (at about")[0] for line in text(done).splitlines()]
+    assert (got.returncode, story(got)) == (0, story(native)), report(got)

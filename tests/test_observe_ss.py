@@ -1,0 +1,107 @@
+"""`sysemu ss` and `sysemu nstat` text from a model network (no processes)."""
+from __future__ import annotations
+
+from sysemu.abi.socket import AF_INET, SOCK_NONBLOCK
+from sysemu.observe.nstat import format_nstat, nstat_rows
+from sysemu.observe.ss import format_addr, format_ss, select_rows, snapshot
+from test_net_helpers import Env
+
+
+def test_format_addr():
+    assert format_addr(bytes([127, 0, 0, 1]), False) == "127.0.0.1"
+    assert format_addr(b"", False) == "0.0.0.0"
+    assert format_addr(b"", True) == "[::]"
+    assert format_addr(bytes(15) + b"\1", True) == "[::1]"
+    assert format_addr(bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1]), True) \
+        == "[::ffff:127.0.0.1]"
+
+
+def queue_env():
+    """A listener (backlog 1: 2 fit) met by 4 clients: 2 got in, one of them accepted,
+    2 retry their SYNs; and a v6 listener."""
+    env = Env()
+    lfd = env.socket()
+    assert env.bind(lfd, "127.0.0.1", 8080) == 0 and env.listen(lfd, 1) == 0
+    clients = [env.socket(AF_INET, 1 | SOCK_NONBLOCK) for _ in range(4)]
+    for c in clients:
+        env.connect(c, "127.0.0.1", 8080)
+    a, _ = env.accept(lfd)
+    v6 = env.socket(10)
+    assert env.bind(v6, "::", 9090) == 0 and env.listen(v6, 511) == 0
+    for fd, inode in ((lfd, 111), (a, 222), (clients[0], 333)):
+        env.sk(fd).host_inode = inode
+    return env, lfd, clients, a
+
+
+def test_snapshot_listener_queues():
+    env, lfd, clients, a = queue_env()
+    rows = snapshot(env.net)
+    listen = [r for r in rows if r["state"] == "LISTEN"]
+    assert [(r["local"], r["recv_q"], r["send_q"]) for r in listen] == [
+        (["127.0.0.1", 8080], 1, 1), (["[::]", 9090], 0, 511)]
+    assert listen[0]["peer"] == ["0.0.0.0", "*"] and listen[1]["peer"] == ["[::]", "*"]
+    states = sorted(r["state"] for r in rows)
+    # two clients and their two children are established; two clients still send SYNs
+    assert states.count("ESTAB") == 4 and states.count("SYN-SENT") == 2
+
+
+def test_ss_layout_listening():
+    env, *_ = queue_env()
+    text = format_ss(select_rows(snapshot(env.net), listening=True))
+    assert text == (
+        "State  Recv-Q Send-Q Local Address:Port Peer Address:Port\n"
+        "LISTEN 1      1          127.0.0.1:8080      0.0.0.0:*\n"
+        "LISTEN 0      511             [::]:9090         [::]:*\n")
+
+
+def test_ss_default_hides_listeners_and_all_shows_them():
+    env, lfd, clients, a = queue_env()
+    rows = snapshot(env.net)
+    default = select_rows(rows)
+    assert {r["state"] for r in default} == {"ESTAB", "SYN-SENT"}
+    assert len(select_rows(rows, all_states=True)) == len(rows)
+    text = format_ss(default)
+    lines = text.splitlines()
+    assert lines[0].split() == ["State", "Recv-Q", "Send-Q", "Local", "Address:Port",
+                                "Peer", "Address:Port"]
+    assert any(line.startswith("SYN-SENT 0      0") for line in lines)
+    # every address column ends at the same place (right-aligned up to the ':')
+    ends = {line.index(":", 20) for line in lines}
+    assert len(ends) == 1
+
+
+def test_ss_processes_and_services():
+    env, lfd, clients, a = queue_env()
+    rows = select_rows(snapshot(env.net), listening=True)
+    users = {111: [("server", 42, 3), ("server", 43, 3)]}
+    text = format_ss(rows, users, services={8080: "http-alt"})
+    first = text.splitlines()[1]
+    assert first.endswith('127.0.0.1:http-alt      0.0.0.0:*    '
+                          'users:(("server",pid=42,fd=3),("server",pid=43,fd=3))')
+    assert text.splitlines()[0].endswith("Peer Address:Port Process")
+
+
+def test_syn_recv_rows_show_with_all():
+    env = Env()
+    env.net.drop = lambda seg: seg.flags == 0x10    # the client's ACK never arrives
+    lfd, port = env.server()
+    env.connect(env.socket(AF_INET, 1 | SOCK_NONBLOCK), "127.0.0.1", port)
+    rows = snapshot(env.net)
+    assert [r["state"] for r in rows if r["local"][1] == port] == ["LISTEN", "SYN-RECV"]
+    assert "SYN-RECV" not in {r["state"] for r in select_rows(rows)}
+
+
+def test_nstat_layout_and_order():
+    env, *_ = queue_env()
+    mib = env.net.mib
+    text = format_nstat(mib)
+    lines = text.splitlines()
+    assert lines[0] == "#kernel"
+    assert lines[1] == "TcpActiveOpens                  4                  0.0"
+    names = [n for n, _ in nstat_rows(mib)]
+    assert "TcpCurrEstab" not in names                # nstat skips the gauge
+    assert names.index("TcpOutRsts") < names.index("TcpExtSyncookiesSent") \
+        < names.index("TcpExtTW") < names.index("TcpExtListenOverflows")
+    overflow = [l for l in lines if l.startswith("TcpExtListenOverflows ")]
+    assert overflow == [f"{'TcpExtListenOverflows':<32}{mib['ListenOverflows']:<19}0.0"]
+    assert mib["ListenOverflows"] >= 1
