@@ -70,12 +70,17 @@ def bench_nginx(workdir: Path, extra: str, seconds: int):
         d = workdir / f"nginx{port}"
         (d / "www").mkdir(parents=True)
         (d / "www" / "index.html").write_text("<html>hello from sysemu</html>\n")
+        for path in (d, d / "www", d / "www" / "index.html"):
+            path.chmod(0o755)
         conf = d / "nginx.conf"
         conf.write_text(NGINX_CONF.format(d=d, port=port, extra=extra))
         script = (f"nginx -c {conf} -p {d} && sleep 0.5 && "
                   f"wrk -t1 -c4 -d{seconds}s http://127.0.0.1:{port}/index.html; rc=$?; "
                   f"nginx -c {conf} -p {d} -s quit; exit $rc")
-        return number(r"Requests/sec:\s+([\d.]+)", run(["sh", "-c", script], sandboxed))
+        out = run(["sh", "-c", script], sandboxed)
+        if "Non-2xx" in out:
+            raise RuntimeError(f"nginx answered errors:\n{out}")
+        return number(r"Requests/sec:\s+([\d.]+)", out)
     return one
 
 
@@ -100,6 +105,7 @@ def main() -> int:
         print(f"no sysemu at {SYSEMU}: run from the project's venv", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="sysemu-bench-"))
+    work.chmod(0o755)       # nginx's workers (user nobody) serve files from here
     try:
         probe = work / "net_bench"
         subprocess.run(["gcc", "-O2", "-o", str(probe), str(HERE / "net_bench.c")], check=True)

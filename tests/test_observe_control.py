@@ -17,7 +17,7 @@ from sysemu.abi.socket import AF_INET, SOCK_NONBLOCK
 from sysemu.host import control
 from sysemu.host.reactor import Reactor
 from sysemu.observe import cli as observe_cli
-from test_net_helpers import Env
+from test_net_helpers import E, Env
 
 DEADLINE = 10.0
 
@@ -187,15 +187,34 @@ def test_setup_installs_faults_pcap_and_pump(ctl_dir, tmp_path):
     env = Env()
     sup = FakeSupervisor(env)
     pcap = tmp_path / "x.pcap"
-    observe_cli.setup(sup, run_args(faults=["refuse:port=9"], pcap=str(pcap), id="p"))
+    observe_cli.setup(sup, run_args(faults=["refuse:port=8080"], pcap=str(pcap), id="p"))
     try:
         assert env.kernel.observe_data is True and env.kernel.pump.on_data is not None
         assert env.net.drop is not None and len(env.net.wire) == 1
-        lfd = env.socket()
-        assert env.bind(lfd, "127.0.0.1", 9) == 0 or True   # port 9 < 1024: may be EACCES
+        lfd, port = env.server(port=8080)
         c = env.socket()
-        assert env.connect(c, "127.0.0.1", 9) < 0
-        assert sup.pcap.packets == 2                         # SYN, RST
+        assert env.connect(c, "127.0.0.1", 8080) == -E.ECONNREFUSED   # despite the listener
+        assert sup.pcap.packets == 2                                   # SYN, RST
     finally:
         sup.control.close()
         sup.reactor.close()
+
+
+def test_run_options_share_fault_with_the_tracer():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fault", action="append", default=[])     # the tracer's option
+    observe_cli.add_run_options(parser)
+    args = parser.parse_args(["--fault", "refuse:port=1", "--fault", "openat:error=ENOENT",
+                              "--net-fault", "latency:port=2:ms=3", "--id", "x"])
+    assert observe_cli.net_fault_specs(args) == ["latency:port=2:ms=3", "refuse:port=1"]
+    assert args.sandbox_id == "x"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--net-fault", "latency:port=2"])           # ms missing
+
+
+def test_run_options_alone_take_fault():
+    parser = argparse.ArgumentParser()
+    observe_cli.add_run_options(parser)
+    args = parser.parse_args(["--fault", "syn-drop:port=80:count=2", "--pcap", "f.pcap"])
+    assert observe_cli.net_fault_specs(args) == ["syn-drop:port=80:count=2"]
+    assert args.pcap == "f.pcap"

@@ -35,6 +35,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
     """Runs in the supervisor process S before the program starts: the network's host
     side (placeholders, readiness, release) and its timers; the trace and injections."""
     from sysemu.host.netglue import attach_network
+    from sysemu.observe.cli import is_net_fault
     attach_network(supervisor)
     trace = getattr(args, "trace_options", None)
     if trace is not None:
@@ -43,7 +44,11 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
         tracing.configure(supervisor, trace=trace.set, trace_requested=trace.requested,
                           trap_set=trace.set is not None, output=output,
                           with_time=args.strace_time, decode_fds=args.decode_fds,
-                          injects=args.inject, faults=args.fault, trap_all=args.trace_all)
+                          injects=args.inject,
+                          faults=[f for f in args.fault if not is_net_fault(f)],
+                          trap_all=args.trace_all)
+    from sysemu.observe.cli import setup as observe_setup
+    observe_setup(supervisor, args)
 
 
 class TraceOptions:
@@ -58,6 +63,7 @@ def check_trace_options(args: argparse.Namespace, sets: list[str], requested: bo
                         prog: str) -> TraceOptions | None:
     """Parse the SETs and SPECs (strace's grammar) before anything starts; open -o FILE.
     Prints the error and returns None when an option is wrong."""
+    from sysemu.observe.cli import is_net_fault
     from sysemu.trace import inject, syntax
     try:
         chosen: frozenset[str] | None = None
@@ -66,6 +72,8 @@ def check_trace_options(args: argparse.Namespace, sets: list[str], requested: bo
         for spec in args.inject:
             inject.parse_inject(spec)
         for spec in args.fault:
+            if is_net_fault(spec):          # syn-drop:..., refuse:... are the network's
+                continue
             inject.parse_inject(spec, fault=True)
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
@@ -74,10 +82,9 @@ def check_trace_options(args: argparse.Namespace, sets: list[str], requested: bo
         chosen = None
     fd = None
     if args.output:
-        import os
+        from sysemu.host.tracing import open_output
         try:
-            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                         0o644)
+            fd = open_output(args.output)
         except OSError as exc:
             print(f"{prog}: -o {args.output}: {exc.strerror}", file=sys.stderr)
             return None
@@ -130,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print each trapped call as strace does; SET (strace's -e "
                           "trace=) selects them, and its calls are trapped too")
     add_trace_options(run)
+    from sysemu.observe.cli import add_run_options
+    add_run_options(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     run.set_defaults(func=cmd_run)
 

@@ -144,6 +144,11 @@ class NetGlue(HostHooks):
 
     # -- HostHooks -----------------------------------------------------------------
     def new_file(self, file: File) -> None:
+        if getattr(self.kernel, "observe_data", False):
+            # --pcap / data faults: connections go through sysemu's Pump, not handed off
+            from sysemu.host.pump import observe_new_file
+            if observe_new_file(self, file):
+                return
         kind = "socket" if sock_of(file) is not None else "proc"
         sock = sock_of(file)
         if kind == "socket" and sock.peer is not None and getattr(sock, "parent", None) is not None:

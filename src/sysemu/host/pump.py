@@ -120,7 +120,7 @@ class Link:
             self._maybe_shut(d)
             return
         d.moved += len(data)
-        if self.pump.on_data is not None:
+        if self.pump.on_data is not None and d.sender is not None and d.receiver is not None:
             self.pump.on_data(d.sender, d.receiver, bytes(data))
         if self.delay > 0:
             d.inflight += len(data)
@@ -301,7 +301,68 @@ class Pump:
 
 
 def _default_program_end(sock):
+    """netglue.program_end of the Sock's File. A File whose descriptor the program never
+    used in a trapped call has no holder yet: find one in /proc (rare: resets only)."""
     from sysemu.host.netglue import program_end
     socket_obj = getattr(sock, "socket", None)
     file = getattr(socket_obj, "file", None)
-    return program_end(file) if file is not None else None
+    if file is None:
+        return None
+    if file.holder is None and file.host_inode:
+        from sysemu.host.control import sandbox_pids, socket_users
+        users = socket_users(sandbox_pids()).get(file.host_inode)
+        if users:
+            _comm, pid, fd = users[0]
+            file.holder = (pid, fd)
+    return program_end(file)
+
+
+# -- the glue's switch (kernel.observe_data) -------------------------------------------------
+
+def observe_new_file(glue, file) -> bool:
+    """NetGlue.new_file() for an accepted connection when kernel.observe_data is set:
+    instead of the client's kept end, the accepted program gets a placeholder of its own,
+    and once it is installed the Pump joins the two kept ends (join_accepted). False (and
+    nothing done) for any other file."""
+    from sysemu.host.netglue import Placeholder, sock_of
+    sk = sock_of(file)
+    if sk is None or getattr(sk, "parent", None) is None:
+        return False
+    prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    prog_fd, kept_fd = prog.detach(), kept.detach()
+    os.set_blocking(prog_fd, not file.nonblocking)
+    os.set_blocking(kept_fd, False)
+    ph = Placeholder(file, prog_fd, kept_fd, "socket")
+    glue._track(ph)
+    file.host_fd = prog_fd
+
+    def installed(ok: bool) -> None:
+        os.close(ph.prog_fd)
+        ph.prog_fd = -1
+        if not ok:
+            glue._forget(ph)    # the accept was cancelled: the child stays queued
+        elif not join_accepted(glue, ph, sk) and ph.kept_fd is not None:
+            glue._watch(ph)
+    file.host_installed = installed
+    return True
+
+
+def join_accepted(glue, ph, child) -> bool:
+    """Give kernel.pump the client's kept end and the accepted child's (`ph`). Both
+    placeholders then count as handed off: the glue's sweep releases each Sock once no
+    program holds its end. False if the client's kept end is not there any more."""
+    client = child.peer
+    kept = glue.orphan_kept.pop(id(child), None)
+    if kept is None:
+        cph = glue._placeholder_of_sock(client) if client is not None else None
+        if cph is None or cph.kept_fd is None:
+            return False
+        glue._unwatch(cph)
+        kept, cph.kept_fd = cph.kept_fd, None
+        glue.handed[cph.inode] = client
+    glue._unwatch(ph)
+    child_kept, ph.kept_fd = ph.kept_fd, None
+    glue.handed[ph.inode] = child
+    glue._schedule_sweep()
+    glue.kernel.pump.join(client, kept, child, child_kept)
+    return True

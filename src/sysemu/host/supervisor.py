@@ -38,11 +38,11 @@ from sysemu.host.memory import ProcessMemory
 from sysemu.host.notify import Listener, Notification
 from sysemu.host.reactor import Reactor, TimerHandle
 from sysemu.host.seccomp import Filter, build_filter
+from sysemu.host.tracing import FD_PENDING, describe_file, render_exit, replace_result
 from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.syscalls import InstallFd
 from sysemu.kernel.task import Kernel, Task
 from sysemu.kernel.wait import WaitQueue
-from sysemu.host.tracing import FD_PENDING, render_exit, replace_result
 from sysemu.trace.decode import errno_text
 from sysemu.trace.inject import Injection, Injector
 from sysemu.trace.strace import Tracer
@@ -427,9 +427,7 @@ class Supervisor:
                 newfd = self._install_fd(notif, value)
                 accepted = newfd is not None and newfd >= 0
                 if text is not None and newfd is not None:
-                    shown = self.tracer.fd_text(notif.pid, newfd) if accepted else \
-                        f"-1 {errno_text(-newfd)}"
-                    text = replace_result(text, shown)
+                    text = replace_result(text, self._fd_result(value.file, newfd))
             elif outcome == "continue":
                 accepted = listener.send_continue(notif.id)
             elif expected >= 0:
@@ -456,6 +454,14 @@ class Supervisor:
             # waiting notification (the call would restart or fail EINTR instead); after it,
             # it is delivered as the call returns, where strace's is.
             self._signal(flight)
+
+    def _fd_result(self, file, newfd: int) -> str:
+        """The result column of a call that installed `file` as newfd (or failed -errno).
+        Described from the File, not from /proc: the program runs on and may close it."""
+        if newfd < 0:
+            return f"-1 {errno_text(-newfd)}"
+        desc = describe_file(file) if self.tracer.decorate_fd is not None else None
+        return f"{newfd}<{desc}>" if desc else str(newfd)
 
     def _render(self, flight: Flight, result: int | None, injected: bool) -> str | None:
         """Forget the flight; its trace line's end as text (None when not traced)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from sysemu.arch.x86.entry import Action, Syscalls
+from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.seccomp import Filter, plan
 from sysemu.trace.inject import Injector
 from sysemu.trace.strace import Tracer
@@ -62,8 +62,7 @@ class FdOutput:
 
     @classmethod
     def open(cls, path: str) -> "FdOutput":
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        return cls(fd, close=True)
+        return cls(open_output(path), close=True)
 
     def write(self, text: str) -> int:
         if self.fd < 0:
@@ -86,6 +85,11 @@ class FdOutput:
         self.fd = -1
 
 
+def open_output(path: str) -> int:
+    """-o FILE: created or truncated, close-on-exec (the program never inherits it)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+
 def _inet(family: int, addr: bytes, port: int) -> str:
     import ipaddress
     if family == 10:      # AF_INET6: [addr]:port as strace prints it
@@ -94,20 +98,19 @@ def _inet(family: int, addr: bytes, port: int) -> str:
 
 
 def describe_sock(sock, inode: int) -> str:
-    """strace -yy's text for a TCP socket: `TCP:[0.0.0.0:8000]` (listening),
-    `TCP:[127.0.0.1:8000->127.0.0.1:40000]` (connected or connecting), `TCP:[INODE]` when
-    inet_diag would not list it (unbound, closed). Linux: strace src/socketutils.c."""
+    """strace -yy's text for a TCP socket, as strace finds it through inet_diag:
+    `TCP:[127.0.0.1:8000->127.0.0.1:40000]` (connected or connecting),
+    `TCP:[0.0.0.0:8000]` (listening, or bound), `TCP:[INODE]` (no port: unbound, or its
+    port released after a failed connect). Linux: strace src/socketutils.c."""
     from sysemu.abi.inet import TcpState
     proto = "TCPv6" if sock.family == 10 else "TCP"
-    state = sock.state
-    if state == TcpState.TCP_LISTEN:
-        addr, port = sock.local()
-        return f"{proto}:[{_inet(sock.family, addr, port)}]"
+    laddr, lport = sock.local()
     remote = sock.remote()
-    if remote is not None and state != TcpState.TCP_CLOSE:
-        laddr, lport = sock.local()
+    if remote is not None and sock.state not in (TcpState.TCP_CLOSE, TcpState.TCP_LISTEN):
         return (f"{proto}:[{_inet(sock.family, laddr, lport)}->"
                 f"{_inet(sock.family, remote[0], remote[1])}]")
+    if lport:
+        return f"{proto}:[{_inet(sock.family, laddr, lport)}]"
     return f"{proto}:[{inode}]"
 
 
@@ -135,12 +138,17 @@ def fd_describer(supervisor):
                 return None
         except Exception:
             return None
-        sock = getattr(file.private_data, "sk", None)
-        if sock is None or not hasattr(sock, "local"):
-            return None
-        return describe_sock(sock, getattr(file, "host_inode", 0))
+        return describe_file(file)
 
     return decorate
+
+
+def describe_file(file) -> str | None:
+    """strace -yy's text for a sysemu File (None: not a socket sysemu describes)."""
+    sock = getattr(file.private_data, "sk", None)
+    if sock is None or not hasattr(sock, "local"):
+        return None
+    return describe_sock(sock, getattr(file, "host_inode", 0))
 
 
 def configure(supervisor, *, trace: frozenset[str] | None = None, trace_requested: bool = False,
@@ -167,15 +175,10 @@ def configure(supervisor, *, trace: frozenset[str] | None = None, trace_requeste
     names = set(injector.by_name) | {"execve"}
     if trap_set and trace is not None:
         names |= trace
-    if True:
-        old = supervisor.filter
-        supervisor.filter = build_trace_filter(supervisor.syscalls, names, trap_all)
-        old.release()
+    old = supervisor.filter
+    supervisor.filter = build_trace_filter(supervisor.syscalls, names, trap_all)
+    old.release()
 
-
-def served_names(syscalls: Syscalls) -> frozenset[str]:
-    """The x86-64 calls sysemu serves (for help texts and tests)."""
-    return frozenset(s.name for s in syscalls.x64.slots if s.action is Action.SERVED)
 
 
 FD_PENDING = 999_999_999     # stands for the fd ADDFD+SEND will give, while rendering

@@ -12,7 +12,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sysemu.net.faults import FaultSet, FaultSpecError, parse_fault
+from sysemu.net.faults import KINDS, FaultSet, FaultSpecError, parse_fault
+
+
+def is_net_fault(spec: str) -> bool:
+    """True for a network fault SPEC (syn-drop:..., refuse:..., rst-after:..., latency:...),
+    as opposed to the tracer's syscall faults that share `run --fault`."""
+    return spec.split(":", 1)[0].strip() in KINDS
+
+
+def net_fault_specs(args) -> list[str]:
+    """The network faults of a `run`: --net-fault, and those given as --fault."""
+    specs = list(getattr(args, "net_faults", None) or [])
+    specs += [s for s in getattr(args, "fault", None) or [] if is_net_fault(s)]
+    return specs
 
 
 def _fault_spec(text: str) -> str:
@@ -27,9 +40,16 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--pcap", metavar="FILE",
                      help="write the virtual network's packets to FILE (pcap, raw IP); the "
                           "data of connections then goes through sysemu")
-    run.add_argument("--fault", metavar="SPEC", action="append", default=[], type=_fault_spec,
-                     help="inject a network fault (repeatable): syn-drop:port=P:count=N, "
-                          "refuse:port=P, rst-after:port=P:bytes=N, latency:port=P:ms=N")
+    help_text = ("inject a network fault (repeatable): syn-drop:port=P[:count=N], "
+                 "refuse:port=P, rst-after:port=P:bytes=N, latency:port=P:ms=N")
+    try:
+        run.add_argument("--net-fault", "--fault", metavar="SPEC", action="append",
+                         default=[], type=_fault_spec, dest="net_faults", help=help_text)
+    except argparse.ArgumentError:
+        # `run --fault` is the tracer's (strace's SET:error=E): network faults come as
+        # --net-fault, or through that --fault when is_net_fault(spec) (see setup()).
+        run.add_argument("--net-fault", metavar="SPEC", action="append", default=[],
+                         type=_fault_spec, dest="net_faults", help=help_text)
     run.add_argument("--id", metavar="NAME", dest="sandbox_id",
                      help="the sandbox's name for `sysemu ss/nstat/ps` (default: the "
                           "supervisor's pid)")
@@ -149,7 +169,7 @@ def setup(supervisor, args) -> None:
         import sysemu.net
         sysemu.net.attach(kernel)
     net = kernel.net
-    faults = FaultSet.parse(getattr(args, "fault", None) or [])
+    faults = FaultSet.parse(net_fault_specs(args))
     if faults:
         faults.install(net)
     writer = None
