@@ -101,3 +101,13 @@ def test_probe_native_equals_sysemu(name, sysemu_bin):
         f"sysemu: {json.dumps(got, sort_keys=True)}\n"
         f"sysemu stderr (tail):\n{sdone.stderr[-3000:]}")
     assert sdone.returncode == 0, sdone.stderr[-3000:]
+
+
+def test_time_wait_rebind_exact_when_sysemu_moves_the_bytes(sysemu_bin, tmp_path):
+    """With --pcap sysemu keeps both ends of each connection (the Pump moves the bytes),
+    sees each program's close as it happens, and the server restart case matches Linux."""
+    name = "time_wait_rebind"
+    native, _ = probe_json([sys.executable, str(PROBE), name])
+    got, done = probe_json([str(sysemu_bin), "run", "--pcap", str(tmp_path / "tw.pcap"), "--",
+                            sys.executable, str(PROBE), name])
+    assert got == native, done.stderr[-3000:]

@@ -142,6 +142,28 @@ class NetGlue(HostHooks):
             released = released or len(self.handed) != before
         return released
 
+    def watch_hangup(self, fd: int, sock) -> None:
+        """Release `sock` in the model when `fd` (a kept end someone else moves data
+        through) hangs up: its program closed its end."""
+        def hangup(events: int, fd=fd, sock=sock) -> None:
+            self._watch_cbs.pop(fd, None)
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass
+            file = self._file_of(sock)
+            inode = file.host_inode if file is not None else 0
+            if self.handed.pop(inode, None) is not None:
+                self.registry.pop(inode, None)
+                self.by_file.pop(id(file), None)
+            self._release_model(sock)
+        self._watch_cbs[fd] = hangup
+        try:
+            self._epoll.register(fd, 0)
+        except OSError as exc:
+            self._watch_cbs.pop(fd, None)
+            self.log(f"watch: {exc}")
+
     # -- HostHooks -----------------------------------------------------------------
     def new_file(self, file: File) -> None:
         if getattr(self.kernel, "observe_data", False):

@@ -365,4 +365,9 @@ def join_accepted(glue, ph, child) -> bool:
     glue.handed[ph.inode] = child
     glue._schedule_sweep()
     glue.kernel.pump.join(client, kept, child, child_kept)
+    # sysemu holds both kept ends here, so each program's last close shows as a hang-up
+    # on its kept end, in the order they happen (TIME_WAIT goes to the side that closed
+    # first); the sweep stays as the backstop.
+    for sock, fd in ((client, kept), (child, child_kept)):
+        glue.watch_hangup(fd, sock)
     return True
