@@ -108,7 +108,9 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="strace's SET:error=E|retval=N[:signal=S][:delay_enter=D]"
                              "[:delay_exit=D][:when=EXPR] (repeatable)")
     parser.add_argument("--fault", metavar="SPEC", action="append", default=[],
-                        help="strace's SET[:error=E][:when=EXPR] (error defaults to ENOSYS)")
+                        help="a network fault (syn-drop:port=P[:count=N], refuse:port=P, "
+                             "rst-after:port=P:bytes=N, latency:port=P:ms=N) or strace's "
+                             "SET[:error=E][:when=EXPR] (error defaults to ENOSYS)")
 
 
 def sysctl_pair(text: str) -> tuple[str, str]:
