@@ -17,18 +17,14 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Linux: include/net/tcp_states.h
-TCP_ESTABLISHED = 1
-TCP_SYN_SENT = 2
-TCP_SYN_RECV = 3
-TCP_FIN_WAIT1 = 4
-TCP_FIN_WAIT2 = 5
-TCP_TIME_WAIT = 6
-TCP_CLOSE = 7
-TCP_CLOSE_WAIT = 8
-TCP_LAST_ACK = 9
-TCP_LISTEN = 10
-TCP_CLOSING = 11
+from sysemu.abi.inet import TcpState
+
+# The TCP state numbers /proc prints (Linux: include/net/tcp_states.h).
+TCP_ESTABLISHED = int(TcpState.TCP_ESTABLISHED)
+TCP_SYN_SENT = int(TcpState.TCP_SYN_SENT)
+TCP_SYN_RECV = int(TcpState.TCP_SYN_RECV)
+TCP_TIME_WAIT = int(TcpState.TCP_TIME_WAIT)
+TCP_LISTEN = int(TcpState.TCP_LISTEN)
 
 USER_HZ = 100   # clock_t ticks per second: what /proc's tm->when, rto and ato count in
 

@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Protocol
 
 from sysemu.abi.errno import Errno
 from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.syscalls import _cint, _clong, _cuint, _culong
 
 MAX_STRLEN = 32          # strace -s default
 PATH_MAX = 4096
@@ -23,22 +24,8 @@ class Memory(Protocol):
     def read(self, addr: int, size: int) -> bytes: ...
 
 
-def s32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
-
-
-def u32(v: int) -> int:
-    return v & 0xFFFFFFFF
-
-
-def s64(v: int) -> int:
-    v &= 0xFFFFFFFFFFFFFFFF
-    return v - (1 << 64) if v & (1 << 63) else v
-
-
-def u64(v: int) -> int:
-    return v & 0xFFFFFFFFFFFFFFFF
+# The register narrowings are the handler table's (SYSCALL_DEFINE's casts).
+s32, u32, s64, u64 = _cint, _cuint, _clong, _culong
 
 
 def umove(mem: Memory | None, addr: int, size: int) -> bytes | None:
