@@ -18,7 +18,8 @@ JSON reply per line on stdout. Bytes travel base64-encoded. Requests:
     {"op": "read", "path"}                   {"data": b64}
     {"op": "stop"}                           {"stopped": n}, then the agent exits
 
-A request that fails gets {"error": "...", "type": "ExceptionName"}. End of input is
+A request that fails gets {"error": "...", "type": "ExceptionName"}. A request's "id", if
+any, comes back in its reply. End of input is
 "stop". Started commands never see the agent's stdin or stdout: their stdin is the
 request's bytes or /dev/null, their output is captured (run: pipes; spawn: files in a
 private temporary directory, read back by wait).
@@ -179,6 +180,7 @@ class Agent:
     # -- the loop ----------------------------------------------------------------------
     def serve(self, rfile, wfile) -> int:
         for line in rfile:
+            request = None
             try:
                 request = json.loads(line)
             except ValueError:
@@ -186,6 +188,8 @@ class Agent:
             else:
                 reply = (self.handle(request) if isinstance(request, dict)
                          else {"error": "a request is a JSON object", "type": "ValueError"})
+            if isinstance(request, dict) and "id" in request:
+                reply["id"] = request["id"]         # the API matches replies by it
             wfile.write(json.dumps(reply).encode() + b"\n")
             wfile.flush()
             if self.stopping:

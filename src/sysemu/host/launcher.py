@@ -151,6 +151,11 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
     sup.reactor.run_until(lambda: bool(done))
     kill_descendants(os.getpid())
     reap_all()
+    for cleanup in sup.on_exit:             # the control socket's file ...
+        try:
+            cleanup()
+        except Exception as exc:
+            sup.log(f"cleanup: {exc!r}")
     code = done[0]
     os.write(report_w, str(code).encode())
     os.close(report_w)

@@ -162,6 +162,8 @@ class Supervisor:
         self._check_timer: TimerHandle | None = None
         # Set by the network glue: takes in closes not yet seen; True if any.
         self.settle: Callable[[], bool] | None = None
+        # Run when the sandbox is over (the launcher calls them).
+        self.on_exit: list[Callable[[], None]] = []
         self._sweep_timer: TimerHandle | None = None
         self.tracer: Tracer | None = None
         self.injector: Injector | None = None

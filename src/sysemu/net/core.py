@@ -138,6 +138,10 @@ class Sock:
         self.bound_dev_if = 0
         self.userlocks = 0                    # SOCK_BINDADDR_LOCK | SOCK_BINDPORT_LOCK
         self.bind_address_no_port = False
+        self.freebind = False                 # IP_FREEBIND
+        self.sockflags: dict[int, bool] = {}  # SO_DEBUG, SO_DONTROUTE, SO_BROADCAST ...
+        self.priority = 0                     # SO_PRIORITY
+        self.rcvlowat = 1                     # SO_RCVLOWAT
         # sock options
         self.reuse = False
         self.reuseport = False

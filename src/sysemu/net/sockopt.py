@@ -7,20 +7,22 @@ level on an IPv4 socket: getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT, as Linux
 from __future__ import annotations
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (IP_BIND_ADDRESS_NO_PORT, IP_TOS, IP_TTL, IPV6_V6ONLY,
+from sysemu.abi.inet import (IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_TOS, IP_TTL, IPV6_V6ONLY,
                              MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL,
                              MAX_TCP_SYNCNT, SOL_IP, SOL_IPV6, SOL_TCP, TCP_CORK,
                              TCP_DEFER_ACCEPT, TCP_INFO, TCP_INFO_HEAD, TCP_INFO_SIZE,
                              TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
-from sysemu.abi.socket import (AF_INET6, LINGER, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
+from sysemu.abi.socket import (AF_INET6, LINGER, SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
+                               SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
                                SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
                                SO_SNDBUF, SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
                                SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOL_SOCKET, TIMEVAL32,
                                TIMEVAL64)
 from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.task import CAP_NET_ADMIN
 from sysemu.kernel.usermem import get_user_int, put_user_int
 from sysemu.net.core import RMEM_MAX, TCP_RTO_MAX, TCP_TIMEOUT_INIT, WMEM_MAX
 
@@ -93,6 +95,10 @@ def _seconds_to_jiffies(s: float | None) -> int | None:
 
 # -- set -----------------------------------------------------------------------------
 
+# Boolean sock flags (Linux: sock_valbool_flag()).
+SOCK_FLAGS = frozenset((SO_DEBUG, SO_DONTROUTE, SO_BROADCAST, SO_OOBINLINE))
+
+
 def setsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -> int:
     sk = sock.sk
     if level == SOL_SOCKET:
@@ -110,7 +116,19 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     """Linux: sock.c sk_setsockopt(): every option needs an int's worth (EINVAL)."""
     val = _get_int(task, optval, optlen)
     valbool = bool(val)
-    if optname == SO_REUSEADDR:
+    if optname in SOCK_FLAGS:
+        if optname == SO_DEBUG and valbool and not task.capable(CAP_NET_ADMIN):
+            raise SyscallError(Errno.EACCES)
+        sk.sockflags[optname] = valbool
+    elif optname == SO_PRIORITY:
+        if (val < 0 or val > 6) and not task.capable(CAP_NET_ADMIN):
+            raise SyscallError(Errno.EPERM)
+        sk.priority = val
+    elif optname == SO_RCVLOWAT:
+        sk.rcvlowat = INT_MAX if val < 0 else max(val, 1)
+    elif optname == SO_SNDLOWAT:
+        raise SyscallError(Errno.ENOPROTOOPT)   # Linux: not changeable
+    elif optname == SO_REUSEADDR:
         sk.reuse = valbool
     elif optname == SO_REUSEPORT:
         sk.reuseport = valbool
@@ -173,7 +191,10 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
 
 
 def do_ip_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
-    """Linux: ip_sockglue.c do_ip_setsockopt(): an int, or one byte when shorter."""
+    """Linux: ip_sockglue.c do_ip_setsockopt(): an int, or one byte when shorter; an
+    option it does not know is ENOPROTOOPT before optval is read."""
+    if optname not in (IP_BIND_ADDRESS_NO_PORT, IP_TOS, IP_TTL, IP_FREEBIND):
+        raise SyscallError(Errno.ENOPROTOOPT)
     if optlen >= 4:
         val = int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
     elif optlen >= 1:
@@ -182,6 +203,10 @@ def do_ip_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         val = 0
     if optname == IP_BIND_ADDRESS_NO_PORT:
         sk.bind_address_no_port = bool(val)
+    elif optname == IP_FREEBIND:
+        if optlen < 1:
+            raise _einval()
+        sk.freebind = bool(val)
     elif optname == IP_TOS:
         sk.tcp_opts[("ip", IP_TOS)] = val & 0xFF
     elif optname == IP_TTL:
@@ -243,7 +268,15 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
     length = get_user_int(task.mem, optlen)
     if length < 0:
         raise _einval()
-    if optname == SO_REUSEADDR:
+    if optname in SOCK_FLAGS:
+        data = _int(int(sk.sockflags.get(optname, False)))
+    elif optname == SO_PRIORITY:
+        data = _int(sk.priority)
+    elif optname == SO_RCVLOWAT:
+        data = _int(sk.rcvlowat)
+    elif optname == SO_SNDLOWAT:
+        data = _int(1)
+    elif optname == SO_REUSEADDR:
         data = _int(int(sk.reuse))
     elif optname == SO_REUSEPORT:
         data = _int(int(sk.reuseport))
@@ -338,6 +371,8 @@ def do_ip_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         raise _einval()
     if optname == IP_BIND_ADDRESS_NO_PORT:
         val = int(sk.bind_address_no_port)
+    elif optname == IP_FREEBIND:
+        val = int(sk.freebind)
     elif optname == IP_TOS:
         val = sk.tcp_opts.get(("ip", IP_TOS), 0)
     elif optname == IP_TTL:
@@ -354,8 +389,7 @@ def do_ip_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
 def do_ipv6_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     """Linux: ipv6_sockglue.c do_ipv6_getsockopt()."""
     length = get_user_int(task.mem, optlen)
-    if length < 0:
-        raise _einval()
-    if optname == IPV6_V6ONLY:
-        return _put(task, optval, optlen, _int(int(sk.ipv6only)), min(length, 4))
-    raise SyscallError(Errno.ENOPROTOOPT)
+    if optname != IPV6_V6ONLY:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    # Linux: len = min_t(unsigned int, sizeof(int), len): a negative length copies 4
+    return _put(task, optval, optlen, _int(int(sk.ipv6only)), min(length & 0xFFFFFFFF, 4))

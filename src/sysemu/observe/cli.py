@@ -200,3 +200,9 @@ def setup(supervisor, args) -> None:
         supervisor.log(f"control channel: {exc} (sysemu ss/nstat/ps won't see this sandbox)")
         server = None
     supervisor.control = server
+    on_exit = getattr(supervisor, "on_exit", None)
+    if on_exit is not None:
+        if server is not None:
+            on_exit.append(server.close)        # remove the socket file
+        if writer is not None:
+            on_exit.append(writer.close)

@@ -95,7 +95,9 @@ def inet_bind(net: "Net", sock: "Socket", data: bytes, task) -> None:
         if addr.family != AF_UNSPEC or addr.addr != INADDR_ANY:
             raise SyscallError(Errno.EAFNOSUPPORT)
     chk = inet_addr_type(addr.addr)
-    if addr.addr != INADDR_ANY and chk not in (RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST):
+    # Linux: inet_can_nonlocal_bind(): IP_FREEBIND (or ip_nonlocal_bind) lets it pass
+    if (not sk.freebind and addr.addr != INADDR_ANY
+            and chk not in (RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST)):
         raise SyscallError(Errno.EADDRNOTAVAIL)
     _check_bind_service(net, addr.port, task)
     if sk.state != S.TCP_CLOSE or sk.num:
