@@ -122,6 +122,8 @@ def main(seed: int, count: int) -> None:
             call += f"({level},{opt})"
         else:
             out = rc(libc.shutdown(fd, rnd.choice([0, 1, 2, 3, -1])))
+        if "(fd" not in call:
+            call += f"[fd{socks.index((fd, family))}]"
         print(i, call, out, flush=True)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sysemu.net.core import Net, Segment, Sock
 from sysemu.net import socket as _socket_handlers  # noqa: F401  (registers handlers)
+from sysemu.kernel.sysctl import register_defaults
 from sysemu.net.socket import Socket
 
 __all__ = ["Net", "Sock", "Socket", "Segment", "attach"]
@@ -19,13 +20,6 @@ __all__ = ["Net", "Sock", "Socket", "Segment", "attach"]
 
 def attach(kernel) -> Net:
     """Give `kernel` its network namespace (kernel.net) and the sysctl defaults."""
-    try:
-        from sysemu.kernel.sysctl import register_defaults
-        register_defaults(kernel)
-    except ImportError:  # pragma: no cover - sysctl.py belongs to another helper
-        pass
-    from sysemu.net.core import SYSCTL_DEFAULTS
-    for name, value in SYSCTL_DEFAULTS.items():
-        kernel.sysctl.setdefault(name, value)
+    register_defaults(kernel)
     kernel.net = Net(kernel)
     return kernel.net

@@ -10,28 +10,15 @@ timers are a heap the host drives with `Net.next_deadline()` / `Net.run_timers(n
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import itertools
 from dataclasses import dataclass
 from typing import Callable
 
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
 from sysemu.abi.socket import AF_INET, SOCK_STREAM
-from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.sysctl import sysctl_get
 from sysemu.kernel.wait import WaitQueue
-
-# Linux names of the sysctls the network reads, and their defaults (used only until
-# sysemu.kernel.sysctl has registered its own).
-SYSCTL_DEFAULTS: dict[str, object] = {
-    "net.core.somaxconn": 4096,
-    "net.ipv4.tcp_max_syn_backlog": 2048,
-    "net.ipv4.tcp_syn_retries": 6,
-    "net.ipv4.tcp_synack_retries": 5,
-    "net.ipv4.tcp_syncookies": 1,
-    "net.ipv4.ip_local_port_range": (32768, 60999),
-    "net.ipv4.ip_unprivileged_port_start": 1024,
-    "net.ipv4.tcp_fin_timeout": 60,
-    "net.ipv4.tcp_syn_linear_timeouts": 4,   # Linux 6.5+: first SYN retransmits 1 s apart
-}
 
 # Linux: net.core.rmem_max / wmem_max and tcp_rmem[1] / tcp_wmem[1] defaults on the
 # reference host (probed on 6.18: SO_RCVBUF 131072, SO_SNDBUF 16384 for a new socket).
@@ -47,15 +34,22 @@ TCP_DELACK_MIN = 0.04       # HZ/25: the delayed ACK of a FIN (ATO on a fresh co
 
 
 def sysctl(kernel, name: str):
-    """One place that reads a sysctl (int, or (lo, hi) for ip_local_port_range)."""
-    try:
-        from sysemu.kernel.sysctl import sysctl_get
-    except ImportError:  # pragma: no cover - sysctl.py is another helper's file
-        return kernel.sysctl.get(name, SYSCTL_DEFAULTS[name])
-    try:
-        return sysctl_get(kernel, name)
-    except SyscallError:  # ENOENT: not one sysctl.py owns (yet); Linux's default
-        return kernel.sysctl.get(name, SYSCTL_DEFAULTS[name])
+    """One place that reads a sysctl (int, or (lo, hi) for ip_local_port_range): the
+    sandbox's value, or Linux's default (kernel/sysctl.py's table) when never set."""
+    value = kernel.sysctl.get(name)
+    return value if value is not None else sysctl_get(kernel, name)
+
+
+def _tcp_v4_rcv():
+    """net.ipv4.tcp's receive function (imported late: tcp imports this module)."""
+    global _rcv
+    if _rcv is None:
+        from sysemu.net.ipv4.tcp import tcp_v4_rcv
+        _rcv = tcp_v4_rcv
+    return _rcv
+
+
+_rcv = None
 
 
 def mapped(v4: bytes) -> bytes:
@@ -226,7 +220,7 @@ class Net:
         self.drop: Callable[[Segment], bool] | None = None
         self._timers: list[tuple[float, int, Timer]] = []   # (deadline, seq, timer) heap
         self._seq = itertools.count()
-        self._rx: list[Segment] = []
+        self._rx: deque[Segment] = deque()
         self._delivering = False
         self.socks: set[Sock] = set()         # every live Sock (for ss and CurrEstab)
 
@@ -343,9 +337,10 @@ class Net:
             return
         self._delivering = True
         try:
-            from sysemu.net.ipv4.tcp import tcp_v4_rcv
-            while self._rx:
-                tcp_v4_rcv(self, self._rx.pop(0))
+            rcv = _tcp_v4_rcv()
+            rx = self._rx
+            while rx:
+                rcv(self, rx.popleft())
         finally:
             self._delivering = False
 
