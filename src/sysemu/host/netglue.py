@@ -297,6 +297,9 @@ class NetGlue(HostHooks):
             end.close()
 
     def released(self, sock) -> None:
+        kept = self.orphan_kept.pop(id(sock), None)
+        if kept is not None:        # a child never accepted: its client's kept end goes too
+            os.close(kept)
         file = self._file_of(sock)
         ph = self.by_file.get(id(file)) if file is not None else None
         if ph is not None:

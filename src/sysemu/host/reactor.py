@@ -34,6 +34,7 @@ class Reactor:
         self._readers: dict[int, Callable[[], None]] = {}
         self._writers: dict[int, Callable[[], None]] = {}
         self._watches: dict[int, Callable[[int], None]] = {}
+        self._failed: set[str] = set()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._soon: list[Callable[[], None]] = []
         self._seq = itertools.count()
@@ -122,31 +123,47 @@ class Reactor:
             events = self._epoll.poll(-1 if timeout is None else timeout)
         except InterruptedError:
             events = []
+        call = self._call
         for fd, mask in events:
             self.current_events = mask
             watch = self._watches.get(fd)
             if watch is not None:
-                watch(mask)
+                call(watch, mask)
                 continue
             if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
                 cb = self._readers.get(fd)
                 if cb is not None:
-                    cb()
+                    call(cb)
             if mask & (select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR):
                 cb = self._writers.get(fd)
                 if cb is not None:
-                    cb()
+                    call(cb)
         now = self.time()
         while self._timers and (self._timers[0][0] <= now or self._timers[0][2].cancelled):
             _, _, handle = heapq.heappop(self._timers)
             if not handle.cancelled:
                 handle.cancelled = True
-                handle.callback()
+                call(handle.callback)
         soon, self._soon = self._soon, []
         for cb in soon:
-            cb()
+            call(cb)
         for cb in self.after_batch:
-            cb()
+            call(cb)
+
+    def _call(self, cb, *args) -> None:
+        """Run one callback. The supervisor never dies of what a program does: a callback
+        that fails is reported (once per place) and the loop goes on."""
+        try:
+            cb(*args)
+        except Exception as exc:
+            import sys
+            import traceback
+            where = getattr(cb, "__qualname__", repr(cb))
+            if where not in self._failed:
+                self._failed.add(where)
+                print(f"sysemu: internal error in {where} (reported once):\n"
+                      + "".join(traceback.format_exception(exc)).rstrip(),
+                      file=sys.stderr, flush=True)
 
     def run_until(self, predicate: Callable[[], bool], max_wait: float | None = None) -> None:
         """Run until predicate() is true (checked after every batch)."""
