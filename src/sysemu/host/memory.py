@@ -25,46 +25,61 @@ for _f in (_readv, _writev):
 ADDR_LIMIT = 1 << 64
 
 
-class ProcessMemory:
-    """The UserMemory of thread `tid` (kernel/usermem.py protocol)."""
+BUF_SIZE = 4096
 
-    __slots__ = ("tid", "_local", "_remote")
+
+class ProcessMemory:
+    """The UserMemory of thread `tid` (kernel/usermem.py protocol).
+
+    One preallocated buffer and iovec pair per thread: most copies are a few bytes (a
+    sockaddr, a length), and the ctypes set-up would cost more than the syscall."""
+
+    __slots__ = ("tid", "_local", "_remote", "_lref", "_rref", "_buf", "_bufaddr")
 
     def __init__(self, tid: int):
         self.tid = tid
-        self._local = IoVec()
+        self._buf = ctypes.create_string_buffer(BUF_SIZE)
+        self._bufaddr = ctypes.addressof(self._buf)
+        self._local = IoVec(self._bufaddr, 0)
         self._remote = IoVec()
+        self._lref = ctypes.byref(self._local)
+        self._rref = ctypes.byref(self._remote)
 
-    def _check(self, addr: int, size: int) -> None:
-        if addr < 0 or size < 0 or addr + size > ADDR_LIMIT:
+    def _transfer(self, fn, addr: int, size: int, what: str) -> None:
+        if addr < 0 or addr + size > ADDR_LIMIT:
             raise fault(f"{addr:#x}+{size}")
-
-    def read(self, addr: int, size: int) -> bytes:
-        if size == 0:
-            return b""
-        self._check(addr, size)
-        buf = ctypes.create_string_buffer(size)
-        self._local.iov_base = ctypes.addressof(buf)
         self._local.iov_len = size
         self._remote.iov_base = addr
         self._remote.iov_len = size
-        n = _readv(self.tid, ctypes.byref(self._local), 1, ctypes.byref(self._remote), 1, 0)
+        n = fn(self.tid, self._lref, 1, self._rref, 1, 0)
         if n != size:
-            raise fault(f"read {addr:#x}+{size} from {self.tid}: "
+            raise fault(f"{what} {addr:#x}+{size} ({self.tid}): "
                         f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
-        return buf.raw
+
+    def read(self, addr: int, size: int) -> bytes:
+        if size <= 0:
+            if size < 0:
+                raise fault(f"{addr:#x}{size:+}")
+            return b""
+        if size > BUF_SIZE:
+            return self._big(_readv, addr, size)
+        self._local.iov_base = self._bufaddr
+        self._transfer(_readv, addr, size, "read")
+        return ctypes.string_at(self._bufaddr, size)
 
     def write(self, addr: int, data: bytes) -> None:
         size = len(data)
         if size == 0:
             return
-        self._check(addr, size)
-        buf = ctypes.create_string_buffer(bytes(data), size)
+        if size > BUF_SIZE:
+            self._big(_writev, addr, size, data)
+            return
+        ctypes.memmove(self._bufaddr, bytes(data), size)
+        self._local.iov_base = self._bufaddr
+        self._transfer(_writev, addr, size, "write")
+
+    def _big(self, fn, addr: int, size: int, data: bytes | None = None) -> bytes:
+        buf = ctypes.create_string_buffer(bytes(data) if data is not None else size, size)
         self._local.iov_base = ctypes.addressof(buf)
-        self._local.iov_len = size
-        self._remote.iov_base = addr
-        self._remote.iov_len = size
-        n = _writev(self.tid, ctypes.byref(self._local), 1, ctypes.byref(self._remote), 1, 0)
-        if n != size:
-            raise fault(f"write {addr:#x}+{size} to {self.tid}: "
-                        f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
+        self._transfer(fn, addr, size, "read" if data is None else "write")
+        return buf.raw
