@@ -33,11 +33,15 @@ def test_accept_queue_holds_backlog_plus_one(env):
     assert env.sk(lfd).ack_backlog == 3
     mib = env.net.mib
     assert mib["ListenOverflows"] == 2 and mib["ListenDrops"] == 2
-    # accepting one makes room: the next SYN retransmission gets in
+    # accepting one makes room. The two clients retransmit their SYNs together and, as on
+    # Linux, both get a SYN-ACK before either handshake completes (the queue had room at
+    # SYN time): both believe they are connected, one child fills the queue and the other
+    # final ACK meets it full (ListenOverflows again; the listener keeps an acked request).
     assert env.accept(lfd)[0] >= 0
     env.advance(1.0)
     assert env.sk(lfd).ack_backlog == 3
-    assert [env.sk(c).state for c in clients].count(TcpState.TCP_ESTABLISHED) == 4
+    assert [env.sk(c).state for c in clients].count(TcpState.TCP_ESTABLISHED) == 5
+    assert env.net.mib["ListenOverflows"] == 3
 
 
 def test_syn_retransmission_schedule_and_timeout(env):
@@ -201,3 +205,26 @@ def test_v6_and_mapped_connections():
     assert env.connect(c6m, "::ffff:127.0.0.1", port) == 0
     assert env.getname(c6m)[0] == "::ffff:127.0.0.1"
     assert env.connect(env.socket(10), "2001:db8::1", port) == -E.ENETUNREACH
+
+
+def test_acked_request_completes_when_the_client_sends_data(env):
+    """Linux: a client whose final ACK met a full queue believes it is connected; its data
+    segment carries the ACK again (retransmitted at the RTO) and the child is made once
+    accept() has made room."""
+    from sysemu.net.ipv4.tcp import tcp_data_pending
+    lfd, port = env.server(backlog=0)
+    first, second, third = (env.socket(AF_INET, 1 | SOCK_NONBLOCK) for _ in range(3))
+    env.connect(first, "127.0.0.1", port)                  # fills the queue (0 + 1)
+    env.connect(second, "127.0.0.1", port)                 # SYN dropped
+    env.connect(third, "127.0.0.1", port)                  # SYN dropped
+    assert env.accept(lfd)[0] >= 0
+    env.advance(1.0)                       # both retransmit: both SYN-ACKed, one gets in
+    waiting = [c for c in (second, third) if env.sk(c).peer is None]
+    assert len(waiting) == 1 and env.sk(waiting[0]).state == TcpState.TCP_ESTABLISHED
+    client = env.sk(waiting[0])
+    tcp_data_pending(env.net, client)      # queue still full: no child, a retransmit is due
+    assert client.peer is None and env.sk(lfd).ack_backlog == 1
+    assert env.accept(lfd)[0] >= 0         # room again
+    env.advance(0.2)                       # the data's retransmission carries the ACK
+    assert client.peer is not None and env.sk(lfd).ack_backlog == 1
+    assert client.peer.parent is env.sk(lfd)

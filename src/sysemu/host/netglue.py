@@ -256,6 +256,8 @@ class NetGlue(HostHooks):
                     break
                 remaining -= len(got)
             ph.filler = 0
+            if ph.watching:         # the filler woke the first-write watch: arm it again
+                self._epoll.modify(ph.kept_fd, select.EPOLLIN | select.EPOLLONESHOT)
             end = program_end(file)
             if end is not None:
                 try:
@@ -361,7 +363,9 @@ class NetGlue(HostHooks):
         if ph.watching or ph.kept_fd is None:
             return
         ph.watching = True
-        events = select.EPOLLIN if ph.kind == "proc" else 0   # sockets: hang-up only
+        # /proc files: what the program writes. Sockets: hang-up (epoll always reports it),
+        # and once the first bytes the program writes (see _kept_event_inner).
+        events = select.EPOLLIN if ph.kind == "proc" else select.EPOLLIN | select.EPOLLONESHOT
         self._watch_cbs[ph.kept_fd] = lambda ev, ph=ph: self._kept_event(ph, ev)
         self._epoll.register(ph.kept_fd, events)
 
@@ -386,6 +390,15 @@ class NetGlue(HostHooks):
             return
         if events & (select.EPOLLHUP | select.EPOLLERR):
             self._program_closed(ph)
+            return
+        if events & select.EPOLLIN and ph.kept_fd is not None:
+            # The program wrote before its connection was accepted. If its final ACK met a
+            # full accept queue, Linux's data segment carries that ACK again: tell the model.
+            self._epoll.modify(ph.kept_fd, 0)          # from now on: hang-up only
+            sock = sock_of(ph.file)
+            if sock is not None and sock.peer is None and sock.parent is None:
+                from sysemu.net.ipv4.tcp import tcp_data_pending
+                tcp_data_pending(self.kernel.net, sock)
 
     def _program_closed(self, ph: Placeholder) -> None:
         """The last reference to a placeholder in any program is gone: sock_close()."""

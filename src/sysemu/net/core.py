@@ -173,6 +173,7 @@ class Sock:
         self.timer: Timer | None = None       # retransmit / time-wait / fin-wait2 timer
         self.delack: Timer | None = None      # the delayed ACK (ICSK_TIME_DACK)
         self.parent: Sock | None = None       # the listener a child came from
+        self.data_retries = -1                # ACK-carrying data retransmissions, -1: none
 
     # -- views -------------------------------------------------------------------
     def wire_local(self) -> bytes:
@@ -255,13 +256,22 @@ class Net:
     def run_timers(self, now: float) -> int:
         """Fire every timer due at `now` (in deadline order); returns how many fired."""
         fired = 0
-        while self._timers and self._timers[0][0] <= now:
-            _, _, timer = heapq.heappop(self._timers)
-            if timer.cancelled:
-                continue
-            timer.cancelled = True
-            timer.fn(now)
-            fired += 1
+        # Segments the timers send are delivered after every due timer has fired, as a
+        # softirq drains its backlog: retransmitted SYNs that left together arrive together
+        # (each gets its SYN-ACK before any handshake completes, as on Linux).
+        nested, self._delivering = self._delivering, True
+        try:
+            while self._timers and self._timers[0][0] <= now:
+                _, _, timer = heapq.heappop(self._timers)
+                if timer.cancelled:
+                    continue
+                timer.cancelled = True
+                timer.fn(now)
+                fired += 1
+        finally:
+            self._delivering = nested
+        if not nested and self._rx:
+            self._deliver_queued()
         return fired
 
     def release(self, sock, unread: bool = False) -> None:
@@ -333,8 +343,10 @@ class Net:
         # Delivery is a loop, not recursion: a segment sent while another is being
         # received waits its turn (as netif_rx queues to the backlog).
         self._rx.append(seg)
-        if self._delivering:
-            return
+        if not self._delivering:
+            self._deliver_queued()
+
+    def _deliver_queued(self) -> None:
         self._delivering = True
         try:
             rcv = _tcp_v4_rcv()

@@ -434,6 +434,37 @@ def tcp_finish_connect(net: "Net", sk: Sock, seg: Segment) -> None:
         net.kernel.host.connect_done(sk, 0)
 
 
+TCP_RTO_MIN = 0.2     # include/net/tcp.h: the RTO once a round trip was measured
+
+
+def tcp_data_pending(net: "Net", sk: Sock) -> None:
+    """The client program wrote bytes while its connection is not yet in the server's
+    accept queue: its final ACK met a full queue, and Linux's listener keeps an "acked"
+    request. On Linux the data segment carries that ACK again (tcp_check_req() then makes
+    the child if there is room) and is retransmitted at the RTO until it is; sysemu sends
+    the ACK the same way (the bytes themselves flow natively once accepted)."""
+    if sk.state != S.TCP_ESTABLISHED or sk.peer is not None or sk.parent is not None \
+            or sk.data_retries >= 0:
+        return
+    sk.data_retries = 0
+    _data_retransmit(net, sk)
+
+
+def _data_retransmit(net: "Net", sk: Sock) -> None:
+    if sk.state != S.TCP_ESTABLISHED or sk.peer is not None or sk.dead:
+        sk.data_retries = -1
+        return
+    if sk.data_retries:
+        net.count("RetransSegs")
+    tcp_send(net, sk, F.ACK | F.PSH)
+    if sk.peer is not None:
+        sk.data_retries = -1
+        return
+    delay = min(TCP_RTO_MIN * (1 << sk.data_retries), TCP_RTO_MAX)
+    sk.data_retries += 1
+    sk.data_timer = net.add_timer(delay, lambda now, sk=sk: _data_retransmit(net, sk))
+
+
 def tcp_reset(net: "Net", sk: Sock) -> None:
     """Linux: tcp_reset(): the error for the state, then tcp_done()."""
     if sk.state == S.TCP_SYN_SENT:
