@@ -33,11 +33,18 @@ def rc(value):
 
 def main(seed: int, count: int) -> None:
     rnd = random.Random(seed)
-    buf = ctypes.create_string_buffer(256)
+    buf = ctypes.create_string_buffer(4096)    # larger than any option value (TCP_INFO ...)
     lenbuf = ctypes.c_int(0)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free_port = probe.getsockname()[1]
+    # A port below the ephemeral range (so other programs' connects do not take it
+    # meanwhile), free on this host (or in this sandbox) now.
+    free_port = 20000 + (seed * 7919) % 9000
+    while True:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", free_port))
+                break
+            except OSError:
+                free_port += 1
     socks = []
     for family in (socket.AF_INET, socket.AF_INET6, socket.AF_INET):
         fd = libc.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK, 0)

@@ -149,6 +149,8 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
 
     sup.reactor.add_reader(pidfd, exited)
     sup.reactor.run_until(lambda: bool(done))
+    if sup.parked and sup.listener is not None:
+        sup._check_parked()     # calls a signal cut short just before the end: say so
     kill_descendants(os.getpid())
     reap_all()
     for cleanup in sup.on_exit:             # the control socket's file ...

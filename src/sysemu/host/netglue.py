@@ -243,7 +243,7 @@ class NetGlue(HostHooks):
             return
         file = ph.file
         if err and file.nonblocking:
-            self._show_error(ph)
+            self._break(ph)
             return
         if ph.filler:
             remaining = ph.filler
@@ -266,11 +266,19 @@ class NetGlue(HostHooks):
                     pass
                 end.close()
 
-    def _show_error(self, ph: Placeholder) -> None:
-        """A non-blocking connect failed: the placeholder shows POLLERR|POLLHUP (and
-        POLLOUT), as Linux's socket does. An AF_UNIX end gets sk_err when its peer closes
-        with bytes unread, so: make sure the kept end has some, and close it."""
-        if not ph.filler:
+    def reset(self, sock) -> None:
+        """A connection reset before sysemu handed it off (its listener went away, an RST
+        fault ...): the program's reads and writes fail with ECONNRESET, as on Linux."""
+        ph = self._placeholder_of_sock(sock)
+        if ph is not None and ph.kept_fd is not None and ph.kind == "socket":
+            self._break(ph)
+
+    def _break(self, ph: Placeholder) -> None:
+        """The placeholder shows an error: POLLERR|POLLHUP (and POLLOUT), reads fail with
+        ECONNRESET (after a failed non-blocking connect, or a reset). An AF_UNIX end gets
+        sk_err when its peer closes with bytes unread, so: make sure the kept end has some,
+        and close it."""
+        if not ph.filler and not self._unread(ph.kept_fd):
             end = program_end(ph.file)
             if end is not None:
                 try:
@@ -284,6 +292,17 @@ class NetGlue(HostHooks):
         ph.filler = 0
         self.handed[ph.inode] = sock_of(ph.file)    # its release is seen by the sweep
         self._schedule_sweep()
+
+    @staticmethod
+    def _unread(fd: int) -> bool:
+        """Whether bytes wait in our end (the program wrote some)."""
+        s = socket.socket(fileno=fd)
+        try:
+            return bool(s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
+        finally:
+            s.detach()
 
     def shutdown(self, sock, how: int) -> None:
         """shutdown(2) reaches the placeholder too, so the peer program reads EOF."""

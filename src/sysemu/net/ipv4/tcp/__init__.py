@@ -477,6 +477,8 @@ def tcp_reset(net: "Net", sk: Sock) -> None:
         sk.sk_err = Errno.ECONNRESET
     if sk.state == S.TCP_SYN_SENT:
         return _connect_failed(net, sk)
+    if not sk.dead:
+        net.kernel.host.reset(sk)
     tcp_done(net, sk)
 
 
