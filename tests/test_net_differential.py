@@ -125,9 +125,20 @@ class Model:
 
 
 def free_port(family=pysocket.AF_INET, host="127.0.0.1") -> int:
-    with pysocket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free on the host now, below the ephemeral range: other tests running at the
+    same time get their ephemeral ports from that range and could take a port from it
+    between this choice and the scenario's use of it."""
+    import random
+    while True:
+        port = random.randrange(20000, 30000)
+        with pysocket.socket(pysocket.AF_INET6) as s6, pysocket.socket() as s4:
+            try:
+                s6.setsockopt(pysocket.IPPROTO_IPV6, pysocket.IPV6_V6ONLY, 1)
+                s4.bind(("0.0.0.0", port))
+                s6.bind(("::", port))
+                return port
+            except OSError:
+                continue
 
 
 def i32(v):
