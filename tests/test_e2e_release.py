@@ -70,10 +70,30 @@ for how in ("close", "connect AF_UNSPEC"):
 """
 
 
+RECONNECT_AFTER_REFUSAL = r"""
+import errno, select, socket
+c = socket.socket(); c.setblocking(False)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); port = l.getsockname()[1]   # not listening
+print("first:", errno.errorcode.get(c.connect_ex(("127.0.0.1", port))))
+select.select([], [c], [], 2)
+print("SO_ERROR:", errno.errorcode.get(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)))
+l.listen(4)
+for i in range(3):          # Linux: the next connect reports the end of the failed one
+    r = c.connect_ex(("127.0.0.1", port))
+    print("again:", errno.errorcode.get(r, r))
+    if r in (0, errno.EINPROGRESS):
+        break
+select.select([], [c], [], 2)
+print("SO_ERROR:", c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+l.settimeout(5); a, _ = l.accept(); c.setblocking(True)
+c.sendall(b"same socket, new connection"); print(a.recv(100))
+"""
+
+
 @pytest.mark.parametrize("script", [KILLED_RELEASES_PORT, SIGNALS_DURING_ACCEPT,
-                                    LISTENER_GONE_RESETS_QUEUED],
+                                    LISTENER_GONE_RESETS_QUEUED, RECONNECT_AFTER_REFUSAL],
                          ids=["killed-program-releases-port", "signals-during-accept",
-                              "listener-gone-resets-queued"])
+                              "listener-gone-resets-queued", "reconnect-after-refusal"])
 def test_same_story_as_linux(script, sysemu_bin):
     native = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=30)
@@ -81,4 +101,4 @@ def test_same_story_as_linux(script, sysemu_bin):
     got = subprocess.run([str(sysemu_bin), "run", "--", sys.executable, "-c", script],
                          capture_output=True, text=True, timeout=30)
     assert (got.returncode, got.stdout) == (0, native.stdout), got.stderr[-2000:]
-    assert any(word in native.stdout for word in ("True", "listening", "ECONNRESET"))
+    assert any(word in native.stdout for word in ("True", "listening", "ECONNRESET", "new"))

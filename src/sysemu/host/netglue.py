@@ -86,7 +86,7 @@ class Placeholder:
     """Host state of one sysemu file."""
 
     __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
-                 "filler")
+                 "filler", "broken")
 
     def __init__(self, file: File, prog_fd: int, kept_fd: int | None, kind: str):
         self.file = file
@@ -98,6 +98,7 @@ class Placeholder:
         self.pending = b""              # /proc content not yet written
         self.watching = False
         self.filler = 0                 # bytes keeping a connecting placeholder unwritable
+        self.broken = False             # showing an error (failed connect, reset)
 
 
 def sock_of(file: File):
@@ -125,6 +126,7 @@ class NetGlue(HostHooks):
         self._watch_cbs: dict[int, Callable[[int], None]] = {}
         reactor.add_reader(self._epoll.fileno(), self.settle)
         self.log = log or (lambda text: print(f"sysemu: {text}", file=sys.stderr))
+        self.listener = None            # the supervisor's notify listener (fresh fds)
 
     def settle(self) -> bool:
         """Take in the placeholders programs have closed (hang-ups pending, and handed-off
@@ -290,8 +292,42 @@ class NetGlue(HostHooks):
         os.close(ph.kept_fd)
         ph.kept_fd = None
         ph.filler = 0
+        ph.broken = True
         self.handed[ph.inode] = sock_of(ph.file)    # its release is seen by the sweep
         self._schedule_sweep()
+
+    def reconnecting(self, task, fd: int, sock) -> None:
+        """Linux lets a socket connect again after a failed attempt; its placeholder broke
+        to show that failure (_break), so the program gets a fresh one at the same fd
+        (SECCOMP_ADDFD_FLAG_SETFD, as dup2), same flags, before the new attempt."""
+        ph = self._placeholder_of_sock(sock)
+        if ph is None or not ph.broken or self.listener is None or task.notif_id is None:
+            return
+        try:
+            with open(f"/proc/{task.pid}/fdinfo/{fd}") as info:
+                flags = int(next(l for l in info if l.startswith("flags:")).split()[1], 8)
+        except (OSError, StopIteration, ValueError):
+            return
+        prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        prog_fd, kept_fd = prog.detach(), kept.detach()
+        os.set_blocking(prog_fd, not flags & os.O_NONBLOCK)
+        os.set_blocking(kept_fd, False)
+        try:
+            ok = self.listener.replace_fd(task.notif_id, prog_fd, fd, bool(flags & os.O_CLOEXEC))
+        except OSError as exc:
+            self.log(f"fresh placeholder: {exc}")
+            ok = False
+        if not ok:
+            os.close(prog_fd)
+            os.close(kept_fd)
+            return
+        self.handed.pop(ph.inode, None)
+        if self.registry.get(ph.inode) is ph.file:
+            del self.registry[ph.inode]
+        fresh = Placeholder(ph.file, prog_fd, kept_fd, "socket")
+        self._track(fresh)
+        self._installed(fresh, True)            # closes our copy of the program's end
+        ph.file.holder = (task.pid, fd)
 
     @staticmethod
     def _unread(fd: int) -> bool:
@@ -549,6 +585,7 @@ def attach_network(supervisor) -> NetGlue:
     glue = NetGlue(kernel, supervisor.reactor, supervisor.registry, log=supervisor.log)
     kernel.host = glue
     supervisor.settle = glue.settle
+    glue.listener = _ListenerProxy(supervisor)
     net = kernel.net
     reactor = supervisor.reactor
     state = {"handle": None, "when": None}
@@ -572,3 +609,14 @@ def attach_network(supervisor) -> NetGlue:
 
     supervisor.after_event.append(arm)
     return glue
+
+
+class _ListenerProxy:
+    """The supervisor's listener as it is when used (it is attached after setup)."""
+
+    def __init__(self, supervisor):
+        self._supervisor = supervisor
+
+    def replace_fd(self, *args, **kwargs) -> bool:
+        listener = self._supervisor.listener
+        return listener.replace_fd(*args, **kwargs) if listener is not None else False

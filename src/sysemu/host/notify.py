@@ -130,6 +130,20 @@ class Listener:
                 return None
             raise
 
+    def replace_fd(self, id: int, srcfd: int, newfd: int, cloexec: bool = False) -> bool:
+        """Install a copy of our srcfd in the caller AT newfd, replacing what is there, as
+        dup2 does (SECCOMP_ADDFD_FLAG_SETFD); the call itself is answered separately.
+        False if the call was gone."""
+        ADDFD.pack_into(self._addfd, 0, id, SECCOMP_ADDFD_FLAG_SETFD, srcfd, newfd,
+                        O_CLOEXEC if cloexec else 0)
+        try:
+            fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd, True)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
     def id_valid(self, id: int) -> bool:
         """Is the call still waiting for its answer (SECCOMP_IOCTL_NOTIF_ID_VALID)?"""
         U64.pack_into(self._id, 0, id)

@@ -253,6 +253,7 @@ class Supervisor:
                 self._attempt_flight(flight, deadline)
                 return
         listener = self.listener
+        task.notif_id = notif.id
         task.commits = []
         try:
             try:

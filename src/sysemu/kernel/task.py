@@ -25,6 +25,8 @@ class HostHooks:
     connect_done(sock, errno)    an asynchronous connect finished (0 or the error)
     shutdown(sock, how)          shutdown(2) succeeded on a connected socket
     reset(sock)                  a connected socket was reset (RST): reads fail ECONNRESET
+    reconnecting(task, fd, sock) connect(2) starts a new attempt on a socket (after a
+                                 failed one): its placeholder must be usable again
     released(sock)               the model is done with a socket (ports already freed)
     """
 
@@ -35,6 +37,7 @@ class HostHooks:
     def connect_done(self, sock, errno: int) -> None: ...
     def shutdown(self, sock, how: int) -> None: ...
     def reset(self, sock) -> None: ...
+    def reconnecting(self, task, fd: int, sock) -> None: ...
     def released(self, sock) -> None: ...
 
 
@@ -60,7 +63,8 @@ class Task:
     on_commit(): dispatch runs them only when the response is accepted (a signal can
     cancel a call up to that point, and then nothing may have changed)."""
 
-    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm",
+                 "notif_id")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -74,6 +78,7 @@ class Task:
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
+        self.notif_id: int | None = None    # the host's notification being answered
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap)."""

@@ -195,6 +195,9 @@ def sys_connect(task, fd: CInt, uservaddr: UserPtr, addrlen: CInt) -> int:
     """connect(2). Linux: net/socket.c __sys_connect()."""
     sock = sockfd_lookup(task, fd)
     address = move_addr_to_kernel(task.mem, uservaddr, addrlen)
+    if sock.state == SocketState.SS_UNCONNECTED and sock.sk.state == TcpState.TCP_CLOSE \
+            and len(address) >= 2 and address[:2] != b"\0\0":
+        task.kernel.host.reconnecting(task, fd, sock.sk)   # a new attempt (not AF_UNSPEC)
     return connect_socket(task, sock, address)
 
 
