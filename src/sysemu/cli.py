@@ -215,8 +215,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def slot_row(slot) -> dict:
-    nr = f"{X32_SYSCALL_BIT | slot.nr:#x}" if slot.abi == "x32" else str(slot.nr)
-    table = {"common": "64", "64": "64"}.get(slot.abi, slot.abi)
+    nr = f"{X32_SYSCALL_BIT | slot.nr:#x}" if slot.table == "x32" else str(slot.nr)
+    table = slot.table
     return {"nr": nr, "abi": slot.abi, "table": table, "name": slot.name,
             "entry": slot.entry or "-", "action": slot.action.value}
 

@@ -79,12 +79,13 @@ def _host(task, args) -> int:
 class Slot:
     """One entry of a syscall table."""
 
-    __slots__ = ("nr", "abi", "name", "entry", "handler", "action", "call")
+    __slots__ = ("nr", "abi", "name", "entry", "handler", "action", "call", "table")
 
     def __init__(self, nr: int, abi: str, name: str, entry: str, handler: Handler | None,
                  action: Action, call: Callable):
         self.nr, self.abi, self.name, self.entry = nr, abi, name, entry
         self.handler, self.action, self.call = handler, action, call
+        self.table = ""             # "64", "x32" or "i386": the table holding this slot
 
 
 NI_SLOT = Slot(-1, "", "", "", None, Action.ENOSYS, sys_ni_syscall)
@@ -112,6 +113,7 @@ class SyscallTable:
             else:
                 slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, None)
                 slot.call = self._unserved(slot, on_unserved)
+            slot.table = abi
             self.slots[nr] = slot
 
     @staticmethod
