@@ -23,7 +23,6 @@ calls sysemu serves (connect, accept, getsockopt ...) are exact. README: Limitat
 """
 from __future__ import annotations
 
-import errno
 import os
 import select
 import socket

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Iterable
 
 from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Syscalls
 

@@ -6,7 +6,6 @@ its placeholders close, their inodes leave this dump, which is how sysemu learns
 """
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import struct
