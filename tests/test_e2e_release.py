@@ -90,10 +90,42 @@ c.sendall(b"same socket, new connection"); print(a.recv(100))
 """
 
 
+SHARED_AND_PASSED = r"""
+import socket, threading, time, os, array
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(4); port = l.getsockname()[1]
+res = {}
+def acc():
+    try: res["acc"] = l.accept()
+    except OSError as e: res["acc"] = e.errno
+t = threading.Thread(target=acc, daemon=True); t.start(); time.sleep(0.2)
+os.close(l.fileno()); l.detach(); time.sleep(0.3)
+print("closed under a blocked accept: still blocked" if t.is_alive() else f"accept returned {res}")
+# fork: parent and child accept on one listener
+l2 = socket.socket(); l2.bind(("127.0.0.1", 0)); l2.listen(4); p2 = l2.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    c, _ = l2.accept(); c.sendall(b"child"); os._exit(0)
+c = socket.create_connection(("127.0.0.1", p2)); print("from forked acceptor:", c.recv(10))
+os.waitpid(pid, 0)
+# SCM_RIGHTS: hand a connected socket to a child, exit parent side
+a, b = socket.socketpair()
+s = socket.create_connection(("127.0.0.1", p2))
+pid = os.fork()
+if pid == 0:
+    msg, fds, _, _ = socket.recv_fds(b, 10, 1)
+    t = socket.socket(fileno=fds[0]); t.sendall(b"passed"); os._exit(0)
+socket.send_fds(a, [b"x"], [s.fileno()]); s.close()
+srv, _ = l2.accept(); print("through a passed fd:", srv.recv(10)); os.waitpid(pid, 0)
+print("supervisor alive")
+"""
+
+
 @pytest.mark.parametrize("script", [KILLED_RELEASES_PORT, SIGNALS_DURING_ACCEPT,
-                                    LISTENER_GONE_RESETS_QUEUED, RECONNECT_AFTER_REFUSAL],
+                                    LISTENER_GONE_RESETS_QUEUED, RECONNECT_AFTER_REFUSAL,
+                                    SHARED_AND_PASSED],
                          ids=["killed-program-releases-port", "signals-during-accept",
-                              "listener-gone-resets-queued", "reconnect-after-refusal"])
+                              "listener-gone-resets-queued", "reconnect-after-refusal",
+                              "closed-forked-and-passed-sockets"])
 def test_same_story_as_linux(script, sysemu_bin):
     native = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=30)
@@ -101,4 +133,5 @@ def test_same_story_as_linux(script, sysemu_bin):
     got = subprocess.run([str(sysemu_bin), "run", "--", sys.executable, "-c", script],
                          capture_output=True, text=True, timeout=30)
     assert (got.returncode, got.stdout) == (0, native.stdout), got.stderr[-2000:]
-    assert any(word in native.stdout for word in ("True", "listening", "ECONNRESET", "new"))
+    assert any(word in native.stdout
+               for word in ("True", "listening", "ECONNRESET", "new", "supervisor alive"))
