@@ -45,10 +45,7 @@ def test_spec_round_trips():
 
 @pytest.fixture
 def env():
-    e = Env()
-    e.seen = []
-    e.net.wire.append(e.seen.append)
-    return e
+    return Env(log_wire=True)
 
 
 def test_syn_drop_first_n_then_retransmission_connects(env):

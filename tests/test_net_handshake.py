@@ -16,10 +16,7 @@ def syns_to(env, port):
 
 @pytest.fixture
 def env():
-    e = Env()
-    e.seen = []
-    e.net.wire.append(e.seen.append)
-    return e
+    return Env(log_wire=True)
 
 
 def test_accept_queue_holds_backlog_plus_one(env):
@@ -174,16 +171,12 @@ def test_connect_with_link_delay_blocks_until_established(env):
 
 
 def test_isn_from_rng():
-    a, b = Env(seed=1), Env(seed=1)
+    a, b = Env(seed=1, log_wire=True), Env(seed=1, log_wire=True)
     for e in (a, b):
-        e.seen = []
-        e.net.wire.append(e.seen.append)
         lfd, port = e.server(port=5000)
         e.connect(e.socket(), "127.0.0.1", port)
     assert [(s.seq, s.ack, s.sport) for s in a.seen] == [(s.seq, s.ack, s.sport) for s in b.seen]
-    c = Env(seed=2)
-    c.seen = []
-    c.net.wire.append(c.seen.append)
+    c = Env(seed=2, log_wire=True)
     lfd, port = c.server(port=5000)
     c.connect(c.socket(), "127.0.0.1", port)
     assert c.seen[0].seq != a.seen[0].seq

@@ -68,7 +68,8 @@ BLOCK = "WouldBlock"
 class Env:
     """One sandbox: kernel (FakeClock, seeded rng), its Net, a task, the 64-bit table."""
 
-    def __init__(self, seed: int = 0, caps=frozenset(), sysctl: dict | None = None):
+    def __init__(self, seed: int = 0, caps=frozenset(), sysctl: dict | None = None,
+                 log_wire: bool = False):
         self.clock = FakeClock()
         self.kernel = Kernel(self.clock, random.Random(seed))
         self.hooks = RecordingHooks()
@@ -78,6 +79,9 @@ class Env:
             self.kernel.sysctl.update(sysctl)
         self.sc = Syscalls()
         self.task = Task(self.kernel, caps=frozenset(caps))
+        self.seen: list = []                      # with log_wire: every segment carried
+        if log_wire:
+            self.net.wire.append(self.seen.append)
         self.mem = self.task.mem
         self.last_block: WouldBlock | None = None
 

@@ -23,6 +23,7 @@ calls sysemu serves (connect, accept, getsockopt ...) are exact. README: Limitat
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import socket
@@ -35,20 +36,14 @@ from sysemu.kernel.file import File
 from sysemu.kernel.task import HostHooks
 
 SWEEP_INTERVAL = 0.25
-SYS_pidfd_open = 434
 SYS_pidfd_getfd = 438
 
 
-_libc = None
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def pidfd_getfd(pid: int, fd: int) -> int:
     """A dup of descriptor `fd` of process `pid` (same open file description)."""
-    global _libc
-    if _libc is None:
-        import ctypes
-        _libc = ctypes.CDLL(None, use_errno=True)
-    import ctypes
     pidfd = os.pidfd_open(pid)
     try:
         res = _libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)

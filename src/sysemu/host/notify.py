@@ -95,15 +95,19 @@ class Listener:
         id, pid, _flags, nr, arch, ip, *args = NOTIF.unpack_from(buf)
         return Notification(id, pid, nr, arch, ip, tuple(args))
 
-    def _send(self, id: int, val: int, error: int, flags: int) -> bool:
-        RESP.pack_into(self._resp, 0, id, val, error, flags)
+    def _ioctl(self, request: int, buf: bytearray) -> int | None:
+        """One notification ioctl; None when the call is gone (ENOENT: a signal cancelled
+        it, or its task died), which callers report instead of raising."""
         try:
-            fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, self._resp, True)
+            return fcntl.ioctl(self.fd, request, buf, True)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
-                return False
+                return None
             raise
-        return True
+
+    def _send(self, id: int, val: int, error: int, flags: int) -> bool:
+        RESP.pack_into(self._resp, 0, id, val, error, flags)
+        return self._ioctl(SECCOMP_IOCTL_NOTIF_SEND, self._resp) is not None
 
     def send_value(self, id: int, val: int) -> bool:
         """The call returns val (rax)."""
@@ -123,12 +127,7 @@ class Listener:
         Linux: seccomp_notify_addfd(); the fd lands at the lowest free number."""
         ADDFD.pack_into(self._addfd, 0, id, SECCOMP_ADDFD_FLAG_SEND, srcfd, 0,
                         O_CLOEXEC if cloexec else 0)
-        try:
-            return fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd, True)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return None
-            raise
+        return self._ioctl(SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd)
 
     def replace_fd(self, id: int, srcfd: int, newfd: int, cloexec: bool = False) -> bool:
         """Install a copy of our srcfd in the caller AT newfd, replacing what is there, as
@@ -136,21 +135,9 @@ class Listener:
         False if the call was gone."""
         ADDFD.pack_into(self._addfd, 0, id, SECCOMP_ADDFD_FLAG_SETFD, srcfd, newfd,
                         O_CLOEXEC if cloexec else 0)
-        try:
-            fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd, True)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return False
-            raise
-        return True
+        return self._ioctl(SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd) is not None
 
     def id_valid(self, id: int) -> bool:
         """Is the call still waiting for its answer (SECCOMP_IOCTL_NOTIF_ID_VALID)?"""
         U64.pack_into(self._id, 0, id)
-        try:
-            fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ID_VALID, self._id, True)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return False
-            raise
-        return True
+        return self._ioctl(SECCOMP_IOCTL_NOTIF_ID_VALID, self._id) is not None
