@@ -218,7 +218,8 @@ def slot_row(slot) -> dict:
     nr = f"{X32_SYSCALL_BIT | slot.nr:#x}" if slot.table == "x32" else str(slot.nr)
     table = slot.table
     return {"nr": nr, "abi": slot.abi, "table": table, "name": slot.name,
-            "entry": slot.entry or "-", "action": slot.action.value}
+            "entry": slot.entry or "-", "compat": slot.compat or "-", "symbol": slot.symbol,
+            "noreturn": slot.noreturn, "action": slot.action.value}
 
 
 def cmd_syscalls(args: argparse.Namespace) -> int:
@@ -228,9 +229,13 @@ def cmd_syscalls(args: argparse.Namespace) -> int:
         json.dump(rows, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{'nr':>10}  {'abi':<6}  {'name':<24}  {'entry point':<28}  action")
+    # entry point and compat: the .tbl's columns; calls: the function the kernel's table
+    # calls (__x64_sys_read, __ia32_compat_sys_socketcall).
+    print(f"{'nr':>10}  {'abi':<6}  {'name':<24}  {'entry point':<28}  "
+          f"{'compat entry point':<30}  {'calls':<36}  action")
     for r in rows:
-        print(f"{r['nr']:>10}  {r['abi']:<6}  {r['name']:<24}  {r['entry']:<28}  {r['action']}")
+        print(f"{r['nr']:>10}  {r['abi']:<6}  {r['name']:<24}  {r['entry']:<28}  "
+              f"{r['compat']:<30}  {r['symbol']:<36}  {r['action']}")
     return 0
 
 
