@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy(tables)
     tables.add_argument("--format", choices=["table", "json"], default="table")
     tables.set_defaults(func=cmd_syscalls)
+
+    efi = sub.add_parser("efi-stub", help="read a Linux kernel image's EFI stub PE/COFF "
+                                          "header and boot protocol setup header")
+    efi.add_argument("image", metavar="IMAGE", help="bzImage / vmlinuz")
+    efi.add_argument("--format", choices=["text", "json"], default="text")
+    efi.set_defaults(func=cmd_efi_stub)
     try:
         from sysemu.observe.cli import add_subcommands
     except ImportError:
@@ -236,6 +242,28 @@ def cmd_syscalls(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['nr']:>10}  {r['abi']:<6}  {r['name']:<24}  {r['entry']:<28}  "
               f"{r['compat']:<30}  {r['symbol']:<36}  {r['action']}")
+    return 0
+
+
+def cmd_efi_stub(args: argparse.Namespace) -> int:
+    """`sysemu efi-stub IMAGE`: one line on stderr and status 1 for anything unreadable."""
+    from sysemu.boot.efi_stub import ImageError, format_report, parse_efi_stub
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        print(f"sysemu efi-stub: {args.image}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        stub = parse_efi_stub(data)
+    except ImageError as exc:
+        print(f"sysemu efi-stub: {args.image}: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        json.dump(stub.to_dict(), sys.stdout, indent=1)
+        print()
+    else:
+        print(format_report(stub))
     return 0
 
 
