@@ -177,11 +177,11 @@ def _pe_flags(value: int, table: list[tuple[str, int]], prefix: str) -> list[str
 def read_setup_header(data: bytes) -> dict:
     """The boot protocol header. Linux: Documentation/arch/x86/boot.rst; a field newer than
     the image's protocol version is None (it is not there to read)."""
+    if data[0x202:0x206] != HDRS:
+        raise NotAKernel("no boot protocol header ('HdrS' at 0x202)")
     if len(data) < SETUP_HEADER_END:
         raise TruncatedImage(f"truncated image: {len(data)} bytes, the setup header ends at "
                              f"{SETUP_HEADER_END:#x}")
-    if data[0x202:0x206] != HDRS:
-        raise NotAKernel("no boot protocol header ('HdrS' at 0x202)")
     version = struct.unpack_from("<H", data, 0x206)[0]
     header: dict = {}
     for offset, fmt, name, since in SETUP_HEADER_FIELDS:
@@ -244,15 +244,6 @@ def parse_efi_stub(data: bytes) -> EfiStub:
         pe = pefile.PE(data=data, fast_load=True)
     except pefile.PEFormatError as exc:
         raise ImageError(f"not a valid PE image: {exc.value}") from None
-    try:
-        setup = read_setup_header(data)
-    except NotAKernel:
-        raise NotLinuxPE("a PE file, but not a Linux kernel: no boot protocol header "
-                         "('HdrS' at 0x202)") from None
-    if setup["boot_flag"] != BOOT_FLAG:
-        raise NotLinuxPE(f"a PE file, but not a Linux kernel: boot_flag "
-                         f"{setup['boot_flag']:#06x}, not 0xaa55")
-
     fh, opt = pe.FILE_HEADER, pe.OPTIONAL_HEADER
     if opt is None:
         raise ImageError("no PE optional header")
@@ -277,6 +268,14 @@ def parse_efi_stub(data: bytes) -> EfiStub:
             security.VirtualAddress + security.Size > len(data):
         raise TruncatedImage(f"truncated image: {len(data)} bytes, the certificate table ends "
                              f"at {security.VirtualAddress + security.Size:#x}")
+    try:
+        setup = read_setup_header(data)
+    except NotAKernel:
+        raise NotLinuxPE("a PE file, but not a Linux kernel: no boot protocol header "
+                         "('HdrS' at 0x202)") from None
+    if setup["boot_flag"] != BOOT_FLAG:
+        raise NotLinuxPE(f"a PE file, but not a Linux kernel: boot_flag "
+                         f"{setup['boot_flag']:#06x}, not 0xaa55")
     setup_sects = setup["setup_sects"] or 4     # boot.rst: "If this field is 0, ... 4"
     setup_size = (setup_sects + 1) * SECTOR
     if setup_size > len(data):
@@ -355,7 +354,7 @@ def format_report(stub: EfiStub) -> str:
         f"  base of code       {stub.base_of_code:#x}",
         f"  image base         {stub.image_base:#x}",
         f"  alignment          section {stub.section_alignment:#x}, file {stub.file_alignment:#x}",
-        f"  dll characteristics {stub.dll_characteristics:#06x} {' '.join(stub.dll_flags)}",
+        f"  dll flags          {stub.dll_characteristics:#06x} {' '.join(stub.dll_flags)}",
         "Sections",
         f"  {'name':<8}  {'vsize':>10}  {'vaddr':>10}  {'rawsize':>10}  {'rawoff':>10}  flags",
     ]
