@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
+import os
 import subprocess
 import sys
 
@@ -16,7 +18,9 @@ from sysemu.arch.x86 import _syscalls, syscalltbl
 from sysemu.arch.x86.entry import (AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, NI_SLOT,
                                    X32_SYSCALL_BIT, Action, Policy, Syscalls, run_model_call,
                                    sys_ni_syscall)
+from sysemu.cli import load_handlers
 from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.syscalls import HANDLERS
 from sysemu.kernel.task import Kernel, Task
 
 ROWS_64 = {(r[0], r[1]): r for r in _syscalls.SYSCALL_64}
@@ -73,13 +77,18 @@ def test_tbl_rows_are_well_formed():
             assert entry == "" or entry.startswith(("sys_", "compat_sys_")), (nr, entry)
 
 
-def test_parser_reads_comments_blanks_and_compat_entries():
+def test_parser_reads_comments_blanks_compat_and_noreturn():
     text = ("# comment\n\n0\tcommon\tread\t\t\tsys_read\n"
+            "1\ti386\texit\t\t\tsys_exit\t\t\t-\t\t\tnoreturn\n"
+            "102 i386 socketcall sys_socketcall compat_sys_socketcall  # trailing\n"
             "134 64 uselib\n"
-            "102 i386 socketcall sys_socketcall compat_sys_socketcall  # trailing\n")
-    assert syscalltbl.parse_tbl(text) == [(0, "common", "read", "sys_read"),
-                                         (134, "64", "uselib", ""),
-                                         (102, "i386", "socketcall", "sys_socketcall")]
+            "462 \tcommon  mseal\t\t\tsys_mseal\n")
+    assert syscalltbl.parse_tbl(text) == [
+        (0, "common", "read", "sys_read", "", False),
+        (1, "i386", "exit", "sys_exit", "", True),
+        (102, "i386", "socketcall", "sys_socketcall", "compat_sys_socketcall", False),
+        (134, "64", "uselib", "", "", False),
+        (462, "common", "mseal", "sys_mseal", "", False)]
 
 
 @pytest.mark.parametrize("line", [
@@ -88,10 +97,132 @@ def test_parser_reads_comments_blanks_and_compat_entries():
     "0x10 common read sys_read",    # not decimal
     "12 common",                    # no name
     "12",
+    "0 common read sys_read",       # the same number twice
+    "1 common exit sys_exit - noret",                  # syscalltbl.sh: invalid 'noreturn'
+    "1 common exit sys_exit - noreturn extra",         # a seventh column
 ])
 def test_parser_rejects_malformed_lines(line):
     with pytest.raises(ValueError, match="line 2"):
         syscalltbl.parse_tbl("0 common read sys_read\n" + line + "\n")
+
+
+# -- the kernel's own files -------------------------------------------------------------------
+
+# git blob ids of Linux 6.18's arch/x86/entry/syscalls/syscall_{64,32}.tbl (unchanged from
+# 6.17; the 6.19 listns patch starts from them). A refresh from another release changes
+# them: update them with the files.
+UPSTREAM_BLOBS = {"syscall_64.tbl": "ced2a1deecd7ce082b786a8e7a7b094f6b74904c",
+                  "syscall_32.tbl": "4877e16da69a50f2225088e556661051dbe3c7a3"}
+
+
+def git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(UPSTREAM_BLOBS))
+def test_tbl_files_are_the_kernels_unedited(name):
+    data = (syscalltbl.HERE / name).read_bytes()
+    assert data.startswith(b"# SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note\n")
+    assert b"# <number> <abi> <name> <entry point> [<compat entry point> [noreturn]]" in data
+    assert git_blob_id(data) == UPSTREAM_BLOBS[name], f"{name} differs from Linux 6.18's"
+
+
+def test_every_handler_names_a_tbl_entry():
+    """A handler is found by its tbl name in the tables of its abis: one whose name is not
+    there would never be called."""
+    load_handlers()
+    assert HANDLERS
+    served = {(s.table, s.name) for s in Syscalls(handlers=HANDLERS).rows()
+              if s.action is Action.SERVED}
+    for name, handler in HANDLERS.items():
+        assert any((abi, name) in served for abi in handler.abis), (name, handler.abis)
+    assert ("i386", "socketcall") in served and ("64", "bind") in served
+
+
+def test_entry_points_as_the_kernel_calls_them(tables):
+    """Linux: syscall_64.c `#define __SYSCALL(nr, sym) __x64_##sym`; syscall_32.c
+    `__ia32_##sym`, with __SYSCALL_WITH_COMPAT taking the compat column under
+    IA32_EMULATION."""
+    read = tables.slot_64(0)
+    assert (read.entry, read.compat, read.symbol) == ("sys_read", "", "__x64_sys_read")
+    sendfile = tables.slot_64(40)
+    assert (sendfile.entry, sendfile.symbol) == ("sys_sendfile64", "__x64_sys_sendfile64")
+    socketcall = tables.slot_32(102)
+    assert (socketcall.entry, socketcall.compat, socketcall.symbol) == (
+        "sys_socketcall", "compat_sys_socketcall", "__ia32_compat_sys_socketcall")
+    socket32 = tables.slot_32(359)
+    assert (socket32.name, socket32.compat, socket32.symbol) == ("socket", "",
+                                                                  "__ia32_sys_socket")
+    recvmsg_x32 = tables.slot_64(X32_SYSCALL_BIT | 519)
+    assert recvmsg_x32.symbol == "__x64_compat_sys_recvmsg"
+    assert tables.slot_64(134).symbol == "__x64_sys_ni_syscall"
+    assert tables.slot_32(17).symbol == "__ia32_sys_ni_syscall"
+
+
+def test_noreturn_column(tables):
+    assert tables.slot_64(60).noreturn and tables.slot_64(231).noreturn
+    assert tables.slot_32(1).noreturn and tables.slot_32(252).noreturn
+    assert not tables.slot_64(0).noreturn
+    assert sum(s.noreturn for s in tables.rows()) == 6     # exit, exit_group in 3 tables
+
+
+def test_a_line_naming_sys_ni_syscall_is_ni(tables, task):
+    """156 _sysctl says sys_ni_syscall in its entry column (and i386 149 too)."""
+    for slot in (tables.slot_64(156), tables.slot_32(149)):
+        assert slot.name == "_sysctl" and slot.entry == "sys_ni_syscall"
+        assert slot.action is Action.ENOSYS and slot.call is sys_ni_syscall
+    assert run_model_call(tables, task, 156) == ENOSYS
+
+
+def test_host_uapi_headers_agree_with_the_tbl():
+    """The host's <asm/unistd_*.h> (linux-libc-dev, generated from these .tbl files by an
+    older kernel) number every call they know as the tables do."""
+    import re
+    from pathlib import Path
+    asm = Path("/usr/include/x86_64-linux-gnu/asm")
+    if not (asm / "unistd_64.h").exists():
+        pytest.skip("linux-libc-dev headers not installed")
+    by_table = {"unistd_64.h": ({r[2]: r[0] for r in _syscalls.SYSCALL_64
+                                 if r[1] in ("common", "64")}, 0),
+                "unistd_x32.h": ({r[2]: r[0] for r in _syscalls.SYSCALL_64
+                                  if r[1] in ("common", "x32")}, X32_SYSCALL_BIT),
+                "unistd_32.h": ({r[2]: r[0] for r in _syscalls.SYSCALL_32}, 0)}
+    for header, (numbers, offset) in by_table.items():
+        seen = 0
+        for m in re.finditer(r"#define __NR_(\w+)\s+(?:\(__X32_SYSCALL_BIT \+\s*)?(\d+)",
+                             (asm / header).read_text()):
+            name, nr = m.group(1), int(m.group(2))
+            assert numbers.get(name) == nr, (header, name, nr)
+            seen += 1
+        assert seen > 300, header
+
+
+def _kallsyms() -> set[str]:
+    try:
+        lines = open("/proc/kallsyms").read().splitlines()
+    except OSError:
+        return set()
+    return {f[2] for f in (line.split() for line in lines) if len(f) >= 3}
+
+
+def test_running_kernel_has_every_entry_point(tables):
+    """Differential against the host kernel (Linux 6.18 here): each 64-bit and i386 slot's
+    function is a symbol of the running kernel. x32 slots are checked only when the host
+    was built with CONFIG_X86_X32_ABI (Debian's cloud kernels are not: its compat_sys_
+    stubs do not exist there)."""
+    if not os.uname().release.startswith("6.18"):
+        pytest.skip(f"host kernel {os.uname().release} is not 6.18, the tables' release")
+    syms = _kallsyms()
+    if "__x64_sys_read" not in syms:
+        pytest.skip("/proc/kallsyms does not list syscall symbols here")
+    checked = 0
+    x32_built = "__x64_compat_sys_recvmsg" in syms
+    for slot in tables.rows():
+        if slot.table == "x32" and slot.abi == "x32" and not x32_built:
+            continue
+        assert slot.symbol in syms, (slot.table, slot.nr, slot.name, slot.symbol)
+        checked += 1
+    assert checked > 1100
 
 
 # -- holes are sys_ni_syscall ----------------------------------------------------------------
@@ -230,8 +361,8 @@ def host_syscall(nr: int, *args: int) -> int:
     return -ctypes.get_errno() if result == -1 else result
 
 
-HOLES = [134, 174, 177, 178, 180, 181, 182, 183, 184, 185, 205, 211, 214, 215, 236,
-         337, 350, 400, 423]
+HOLES = [134, 156, 174, 177, 178, 180, 181, 182, 183, 184, 185, 205, 211, 212, 214, 215,
+         236, 337, 350, 400, 423]
 
 
 @pytest.mark.parametrize("nr", HOLES)
@@ -246,3 +377,26 @@ def test_host_kernel_agrees_on_a_served_number(tables):
     import os
     assert tables.slot_64(39).name == "getpid"
     assert host_syscall(39) == os.getpid()
+
+
+# -- sysemu syscalls -------------------------------------------------------------------------
+
+def test_syscalls_command_shows_the_tbl_entry_points(capsys):
+    from sysemu.cli import main
+    assert main(["syscalls", "--format", "json"]) == 0
+    import json
+    by = {(r["table"], r["name"]): r for r in json.loads(capsys.readouterr().out)}
+    assert (by[("64", "read")]["entry"], by[("64", "read")]["symbol"]) == (
+        "sys_read", "__x64_sys_read")
+    assert by[("64", "read")]["compat"] == "-"
+    sc = by[("i386", "socketcall")]
+    assert (sc["entry"], sc["compat"], sc["symbol"]) == (
+        "sys_socketcall", "compat_sys_socketcall", "__ia32_compat_sys_socketcall")
+    assert by[("x32", "recvmsg")]["symbol"] == "__x64_compat_sys_recvmsg"
+    assert by[("64", "uselib")]["entry"] == "-" and by[("64", "exit")]["noreturn"] is True
+    assert main(["syscalls"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "compat entry point" in table[0]
+    line = next(ln for ln in table if " socketcall " in ln).split()
+    assert line[:6] == ["102", "i386", "socketcall", "sys_socketcall",
+                        "compat_sys_socketcall", "__ia32_compat_sys_socketcall"]

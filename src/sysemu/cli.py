@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy(tables)
     tables.add_argument("--format", choices=["table", "json"], default="table")
     tables.set_defaults(func=cmd_syscalls)
+
+    efi = sub.add_parser("efi-stub", help="read a Linux kernel image's EFI stub PE/COFF "
+                                          "header and boot protocol setup header")
+    efi.add_argument("image", metavar="IMAGE", help="bzImage / vmlinuz")
+    efi.add_argument("--format", choices=["text", "json"], default="text")
+    efi.set_defaults(func=cmd_efi_stub)
     try:
         from sysemu.observe.cli import add_subcommands
     except ImportError:
@@ -218,7 +224,8 @@ def slot_row(slot) -> dict:
     nr = f"{X32_SYSCALL_BIT | slot.nr:#x}" if slot.table == "x32" else str(slot.nr)
     table = slot.table
     return {"nr": nr, "abi": slot.abi, "table": table, "name": slot.name,
-            "entry": slot.entry or "-", "action": slot.action.value}
+            "entry": slot.entry or "-", "compat": slot.compat or "-", "symbol": slot.symbol,
+            "noreturn": slot.noreturn, "action": slot.action.value}
 
 
 def cmd_syscalls(args: argparse.Namespace) -> int:
@@ -228,9 +235,35 @@ def cmd_syscalls(args: argparse.Namespace) -> int:
         json.dump(rows, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{'nr':>10}  {'abi':<6}  {'name':<24}  {'entry point':<28}  action")
+    # entry point and compat: the .tbl's columns; calls: the function the kernel's table
+    # calls (__x64_sys_read, __ia32_compat_sys_socketcall).
+    print(f"{'nr':>10}  {'abi':<6}  {'name':<24}  {'entry point':<28}  "
+          f"{'compat entry point':<30}  {'calls':<36}  action")
     for r in rows:
-        print(f"{r['nr']:>10}  {r['abi']:<6}  {r['name']:<24}  {r['entry']:<28}  {r['action']}")
+        print(f"{r['nr']:>10}  {r['abi']:<6}  {r['name']:<24}  {r['entry']:<28}  "
+              f"{r['compat']:<30}  {r['symbol']:<36}  {r['action']}")
+    return 0
+
+
+def cmd_efi_stub(args: argparse.Namespace) -> int:
+    """`sysemu efi-stub IMAGE`: one line on stderr and status 1 for anything unreadable."""
+    from sysemu.boot.efi_stub import ImageError, format_report, parse_efi_stub
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        print(f"sysemu efi-stub: {args.image}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        stub = parse_efi_stub(data)
+    except ImageError as exc:
+        print(f"sysemu efi-stub: {args.image}: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        json.dump(stub.to_dict(), sys.stdout, indent=1)
+        print()
+    else:
+        print(format_report(stub))
     return 0
 
 

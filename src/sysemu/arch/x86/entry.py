@@ -76,16 +76,35 @@ def _host(task, args) -> int:
     raise HostPassthrough()
 
 
-class Slot:
-    """One entry of a syscall table."""
+# The prefix of the function each table calls: Linux builds sys_call_table with
+# `#define __SYSCALL(nr, sym) __x64_##sym` (syscall_64.c, for the 64-bit and x32 tables)
+# and `__ia32_##sym` (syscall_32.c).
+SYMBOL_PREFIX = {"64": "__x64_", "x32": "__x64_", "i386": "__ia32_"}
 
-    __slots__ = ("nr", "abi", "name", "entry", "handler", "action", "call", "table")
+
+class Slot:
+    """One entry of a syscall table: the tbl line's columns and what sysemu does with it."""
+
+    __slots__ = ("nr", "abi", "name", "entry", "compat", "noreturn", "handler", "action",
+                 "call", "table")
 
     def __init__(self, nr: int, abi: str, name: str, entry: str, handler: Handler | None,
-                 action: Action, call: Callable):
+                 action: Action, call: Callable, compat: str = "", noreturn: bool = False):
         self.nr, self.abi, self.name, self.entry = nr, abi, name, entry
+        self.compat, self.noreturn = compat, noreturn
         self.handler, self.action, self.call = handler, action, call
         self.table = ""             # "64", "x32" or "i386": the table holding this slot
+
+    @property
+    def symbol(self) -> str:
+        """The kernel function this slot calls on an x86-64 kernel, as syscalltbl.sh and
+        syscall_{64,32}.c spell it: `__x64_sys_read`, `__ia32_compat_sys_socketcall`
+        (IA32_EMULATION takes the compat column when there is one), `__x64_compat_sys_recvmsg`
+        for x32, `__x64_sys_ni_syscall` for a line without an entry point."""
+        if not self.table:
+            return ""
+        sym = (self.compat if self.table == "i386" else "") or self.entry or "sys_ni_syscall"
+        return SYMBOL_PREFIX[self.table] + sym
 
 
 NI_SLOT = Slot(-1, "", "", "", None, Action.ENOSYS, sys_ni_syscall)
@@ -94,25 +113,32 @@ NI_SLOT = Slot(-1, "", "", "", None, Action.ENOSYS, sys_ni_syscall)
 class SyscallTable:
     """Linux: sys_call_table / x32_sys_call_table / ia32_sys_call_table."""
 
-    def __init__(self, abi: str, rows: Iterable[tuple[int, str, str, str]], accept: set[str],
+    def __init__(self, abi: str, rows: Iterable[tuple[int, str, str, str, str, bool]],
+                 accept: set[str],
                  policy: Policy, on_unserved: Callable[[Slot], None] | None = None,
                  handlers: dict[str, Handler] | None = None):
+        """`rows` are the tbl lines (nr, abi, name, entry, compat, noreturn); `accept` the
+        abis this table takes, as syscalltbl.sh --abis selects them."""
         self.abi = abi
         rows = [r for r in rows if r[1] in accept]
-        self.nr_syscalls = max(r[0] for r in rows) + 1   # Linux: __NR_syscall_max + 1
+        self.nr_syscalls = max(r[0] for r in rows) + 1   # Linux: __NR_syscalls (--emit-nr)
         self.slots: list[Slot] = [NI_SLOT] * self.nr_syscalls
-        for nr, row_abi, name, entry in rows:
+        for nr, row_abi, name, entry, compat, noreturn in rows:
             handler = (HANDLERS if handlers is None else handlers).get(name)
             handler_abi = "64" if row_abi == "common" else row_abi
-            if handler is not None and handler_abi in handler.abis and entry:
+            # syscalltbl.sh writes __SYSCALL(nr, sys_ni_syscall) for a line without an
+            # entry point; a few lines (_sysctl) name sys_ni_syscall themselves.
+            ni = entry in ("", "sys_ni_syscall")
+            if handler is not None and handler_abi in handler.abis and not ni:
                 slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler)
-            elif not entry:
+            elif ni:
                 slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, sys_ni_syscall)
             elif policy is Policy.PASSTHROUGH or name in DELEGATED:
                 slot = Slot(nr, row_abi, name, entry, None, Action.PASSTHROUGH, _host)
             else:
                 slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, None)
                 slot.call = self._unserved(slot, on_unserved)
+            slot.compat, slot.noreturn = compat, noreturn
             slot.table = abi
             self.slots[nr] = slot
 
@@ -141,11 +167,12 @@ class Syscalls:
         self._logged: set[tuple[str, str]] = set()
         self._on_unserved = on_unserved
         log = self._log_once
-        self.x64 = SyscallTable("64", _syscalls.SYSCALL_64, {"common", "64"}, self.policy, log,
+        # Linux: arch/x86/entry/syscalls/Makefile, `--abis common,64`, `common,x32`, `i386`
+        self.x64 = SyscallTable("64", _syscalls.TBL_64, {"common", "64"}, self.policy, log,
                                 handlers)
-        self.x32 = SyscallTable("x32", _syscalls.SYSCALL_64, {"common", "x32"}, self.policy, log,
+        self.x32 = SyscallTable("x32", _syscalls.TBL_64, {"common", "x32"}, self.policy, log,
                                 handlers)
-        self.ia32 = SyscallTable("i386", _syscalls.SYSCALL_32, {"i386"}, self.policy, log,
+        self.ia32 = SyscallTable("i386", _syscalls.TBL_32, {"i386"}, self.policy, log,
                                  handlers)
 
     def _log_once(self, slot: Slot) -> None:
