@@ -160,7 +160,7 @@ def bind_socket(task, sock: Socket, address: bytes) -> int:
     return 0
 
 
-def listen_socket(task, sock: Socket, backlog: int) -> int:
+def listen_socket(sock: Socket, backlog: int) -> int:
     """Linux: __sys_listen(): backlog capped at somaxconn, compared unsigned (so a
     negative backlog becomes somaxconn)."""
     somaxconn = int(sock.net.sysctl("net.core.somaxconn"))
@@ -170,12 +170,12 @@ def listen_socket(task, sock: Socket, backlog: int) -> int:
     return 0
 
 
-def connect_socket(task, sock: Socket, address: bytes) -> int:
+def connect_socket(sock: Socket, address: bytes) -> int:
     return sock.ops.connect(sock.net, sock, address, sock.file is not None
                             and sock.file.nonblocking)
 
 
-def do_accept(task, sock: Socket) -> Sock:
+def do_accept(sock: Socket) -> Sock:
     """Linux: do_accept(): the child to return, not yet dequeued."""
     nonblocking = sock.file is not None and sock.file.nonblocking
     return sock.ops.accept(sock.net, sock, nonblocking)
@@ -211,7 +211,7 @@ def sys_bind(task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int:
 @syscall("listen")
 def sys_listen(task, fd: CInt, backlog: CInt) -> int:
     """listen(2). Linux: net/socket.c __sys_listen()."""
-    return listen_socket(task, sockfd_lookup(task, fd), backlog)
+    return listen_socket(sockfd_lookup(task, fd), backlog)
 
 
 @syscall("connect")
@@ -222,7 +222,7 @@ def sys_connect(task, fd: CInt, uservaddr: UserPtr, addrlen: CInt) -> int:
     if sock.state == SocketState.SS_UNCONNECTED and sock.sk.state == TcpState.TCP_CLOSE \
             and len(address) >= 2 and address[:2] != b"\0\0":
         task.kernel.host.reconnecting(task, fd, sock.sk)   # a new attempt (not AF_UNSPEC)
-    return connect_socket(task, sock, address)
+    return connect_socket(sock, address)
 
 
 def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int):
@@ -239,7 +239,7 @@ def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int)
         raise SyscallError(Errno.ENOTSOCK)
     net = sock.net
     ops = sock.ops
-    child = do_accept(task, sock)
+    child = do_accept(sock)
     if upeer_sockaddr:
         family, addr, port, scope = ops.getname(child, True)
         move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope),

@@ -93,7 +93,7 @@ class InetHashInfo:
     def lookup_established(self, daddr: bytes, dport: int, saddr: bytes, sport: int):
         return self.ehash.get((daddr, dport, saddr, sport))
 
-    def lookup_listener(self, daddr: bytes, dport: int, saddr: bytes, sport: int):
+    def lookup_listener(self, daddr: bytes, dport: int, sport: int):
         """Linux: __inet_lookup_listener() / inet6_lookup_listener(): the best-scoring
         listener for a SYN to daddr:dport (exact address beats wildcard; an IPv4 packet
         reaches IPv6 wildcard listeners that are not v6only). Among a reuseport group the

@@ -55,7 +55,7 @@ def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
         if tcp_rcv_state_process(net, owner, seg):
             tcp_v4_send_reset(net, seg)
         return
-    listener = hinfo.lookup_listener(seg.daddr, seg.dport, seg.saddr, seg.sport)
+    listener = hinfo.lookup_listener(seg.daddr, seg.dport, seg.sport)
     if listener is not None:
         return tcp_v4_do_rcv(net, listener, seg)
     tcp_v4_send_reset(net, seg)
