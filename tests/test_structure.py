@@ -21,9 +21,10 @@ SRC = Path(sysemu.__file__).resolve().parent
 KNOWN_HOST_CYCLE = frozenset({"sysemu.host.netglue", "sysemu.host.pump"})
 
 HOST = "sysemu.host"
-# The front ends that start and drive the host side (`sysemu run`, the Sandbox API, the
-# observe commands); every other module is below host/ and must not import it.
-FRONT_ENDS = ("sysemu.cli", "sysemu.api", "sysemu.observe")
+# The front ends that start and drive the host side (`sysemu run`, the Sandbox API and
+# agent, wherever they live, the observe commands); every other module is below host/
+# and must not import it.
+FRONT_ENDS = ("sysemu.cli", "sysemu.api", "sysemu.sandbox", "sysemu.observe")
 
 
 def module_name(path: Path, root: Path) -> str:
