@@ -11,7 +11,7 @@ from sysemu.abi.inet import IPV6_V6ONLY, SOL_IPV6, TcpState
 from sysemu.abi.socket import (AF_INET, AF_INET6, SO_REUSEADDR, SO_REUSEPORT, SOCK_NONBLOCK,
                                SOL_SOCKET)
 from sysemu.kernel.errors import SyscallError
-from sysemu.net.ipv4.inet_hashtables import inet_rcv_saddr_equal
+from sysemu.net.ipv4.inet_connection_sock import inet_rcv_saddr_equal
 from sysemu.net.sockaddr import InetAddr, decode_sockaddr
 from test_net_helpers import E, Env
 

@@ -28,6 +28,7 @@ from sysemu.kernel.task import CAP_NET_ADMIN, HostHooks, Kernel, Task
 from sysemu.kernel.usermem import BufferMemory
 from sysemu.net.proc import (TCP_FIELDS, TCPEXT_FIELDS, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_RECV, TCP_TIME_WAIT, TcpRow,
                              clock_t, render_netstat, render_snmp, render_tcp)
+from test_net_helpers import Env
 
 NR_OPEN, NR_OPENAT, NR_OPENAT2 = 2, 257, 437
 AT_FDCWD = -100
@@ -227,23 +228,24 @@ def test_every_sysctl_has_a_file():
         assert PROC.lookup(d.path).render(Kernel()) == sysctl.sysctl_format(Kernel(), d.name).encode()
 
 
-class FakeNet:
-    mib = {"Tcp.CurrEstab": 1}
-
-    def proc_rows(self, v6):
-        if v6:
-            return []
-        return [TcpRow(local=("127.0.0.1", 8080), state=TCP_LISTEN, rx_queue=2, inode=99)]
-
-
 def test_net_entries_use_the_model():
-    kernel = Kernel()
-    assert PROC.lookup("/proc/net/tcp").render(kernel).count(b"\n") == 1    # header only
-    kernel.net = FakeNet()
-    tcp = PROC.lookup("/proc/net/tcp").render(kernel).decode().splitlines()
-    assert tcp[1].split()[1:5] == ["0100007F:1F90", "00000000:0000", "0A", "00000000:00000002"]
-    snmp = PROC.lookup("/proc/net/snmp").render(kernel).decode().splitlines()
-    assert dict(zip(snmp[4].split(), snmp[5].split()))["CurrEstab"] == "1"
+    """A listener with two connections queued: its row (the inode from the host hooks),
+    then the four established socks; CurrEstab counts them."""
+    assert PROC.lookup("/proc/net/tcp").render(Kernel()).count(b"\n") == 1    # header only
+    env = Env()
+    lfd = env.socket()
+    assert env.bind(lfd, "127.0.0.1", 8080) == 0 and env.listen(lfd, 5) == 0
+    for _ in range(2):
+        assert env.connect(env.socket(), "127.0.0.1", 8080) == 0
+    env.hooks.inodes[env.sk(lfd)] = 99
+    tcp = PROC.lookup("/proc/net/tcp").render(env.kernel).decode().splitlines()
+    fields = tcp[1].split()
+    assert fields[1:5] == ["0100007F:1F90", "00000000:0000", "0A", "00000000:00000002"]
+    assert fields[9] == "99"
+    assert [line.split()[3] for line in tcp[2:]] == ["01"] * 4
+    assert PROC.lookup("/proc/net/tcp6").render(env.kernel).count(b"\n") == 1
+    snmp = PROC.lookup("/proc/net/snmp").render(env.kernel).decode().splitlines()
+    assert dict(zip(snmp[4].split(), snmp[5].split()))["CurrEstab"] == "4"
 
 
 # -- open / openat / openat2 through run_model_call --------------------------------------------------

@@ -24,7 +24,7 @@ from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
 from sysemu.kernel.task import CAP_NET_ADMIN, Task
 from sysemu.kernel.usermem import U64
-from sysemu.net.proc import render_netstat, render_snmp, render_tcp
+from sysemu.net.proc import render_netstat, render_snmp, render_tcp, tcp_proc_rows
 
 CAP_DAC_OVERRIDE = 1
 
@@ -150,8 +150,8 @@ def _net(kernel):
 
 
 def _rows(kernel, v6: bool) -> list:
-    provider = getattr(_net(kernel), "proc_rows", None)
-    return list(provider(v6)) if provider is not None else []
+    net = _net(kernel)
+    return tcp_proc_rows(net, v6) if net is not None else []
 
 
 def _mib(kernel):

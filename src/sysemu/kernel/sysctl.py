@@ -24,17 +24,9 @@ from dataclasses import dataclass
 from typing import Iterable, Union
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.inet import MAX_TCP_SYNCNT
+from sysemu.abi.limits import HZ, INT_MAX, PAGE_SIZE, U8_MAX, UINT_MAX, ULONG_MAX
 from sysemu.kernel.errors import SyscallError
-
-INT_MAX = 2**31 - 1
-UINT_MAX = 2**32 - 1
-ULONG_MAX = 2**64 - 1
-U8_MAX = 255
-# sysemu: Linux's HZ is a build option (100, 250, 300 or 1000); it only bounds the
-# *_jiffies sysctls here (INT_MAX / HZ). 250 is what the reference hosts are built with.
-HZ = 250
-PAGE_SIZE = 4096
-MAX_TCP_SYNCNT = 127            # include/net/tcp.h
 
 Value = Union[int, tuple[int, int]]
 

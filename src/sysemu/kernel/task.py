@@ -28,6 +28,8 @@ class HostHooks:
     reconnecting(task, fd, sock) connect(2) starts a new attempt on a socket (after a
                                  failed one): its placeholder must be usable again
     released(sock)               the model is done with a socket (ports already freed)
+    sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
+                                 ss); 0 if none
     """
 
     def new_file(self, file) -> None: ...
@@ -39,6 +41,7 @@ class HostHooks:
     def reset(self, sock) -> None: ...
     def reconnecting(self, task, fd: int, sock) -> None: ...
     def released(self, sock) -> None: ...
+    def sock_inode(self, sock) -> int: return 0
 
 
 class Kernel:

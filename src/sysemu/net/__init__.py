@@ -10,16 +10,20 @@ implements kernel.host (HostHooks) to hear about new files, connections and queu
 """
 from __future__ import annotations
 
-from sysemu.net.core import Net, Segment, Sock
-from sysemu.net import socket as _socket_handlers  # noqa: F401  (registers handlers)
 from sysemu.kernel.sysctl import register_defaults
-from sysemu.net.socket import Socket
+from sysemu.net.core import Net, Segment, Sock
+from sysemu.net.ipv4 import af_inet  # noqa: F401  (registers PF_INET, PF_INET6)
+from sysemu.net.ipv4.inet_hashtables import InetHashInfo
+from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_rcv
+from sysemu.net.socket import Socket  # (importing it registers the handlers)
 
 __all__ = ["Net", "Sock", "Socket", "Segment", "attach"]
 
 
 def attach(kernel) -> Net:
-    """Give `kernel` its network namespace (kernel.net) and the sysctl defaults."""
+    """Give `kernel` its network namespace (kernel.net) and the sysctl defaults: TCP's
+    tables and receive handler (Linux: setup_net() -> tcp_sk_init(), and
+    inet_add_protocol(&tcp_protocol) from inet_init())."""
     register_defaults(kernel)
-    kernel.net = Net(kernel)
+    kernel.net = Net(kernel, InetHashInfo(), tcp_v4_rcv)
     return kernel.net

@@ -1,11 +1,14 @@
 """The network namespace and the socket object every protocol function works on.
 
-Linux: include/net/net_namespace.h (struct net), include/net/sock.h (struct sock),
-include/net/inet_sock.h, include/linux/tcp.h, include/net/inet_connection_sock.h.
+Linux: include/net/net_namespace.h (struct net), include/net/sock.h (struct sock,
+struct proto), include/net/inet_sock.h, include/linux/tcp.h, include/net/tcp.h (the
+timing constants), include/net/inet_connection_sock.h.
 
 sysemu keeps struct sock, inet_sock, inet_connection_sock and tcp_sock in one class,
 `Sock`: only TCP over loopback lives here. Time is `kernel.clock.now()` (seconds);
 timers are a heap the host drives with `Net.next_deadline()` / `Net.run_timers(now)`.
+The protocol above is handed in, as Linux registers it: `Net` gets the receive handler
+and the tables (inet_add_protocol(), tcp_hashinfo), each `Sock` its `sk_prot`.
 """
 from __future__ import annotations
 
@@ -27,10 +30,16 @@ WMEM_MAX = 4194304
 TCP_RMEM_DEFAULT = 131072
 TCP_WMEM_DEFAULT = 16384
 
-TCP_TIMEOUT_INIT = 1.0      # include/net/tcp.h: initial RTO, 1 s
+# Linux: include/net/tcp.h, in seconds
+TCP_TIMEOUT_INIT = 1.0      # initial RTO
 TCP_RTO_MAX = 120.0
+TCP_RTO_MIN = 0.2           # the RTO once a round trip was measured
 TCP_TIMEWAIT_LEN = 60.0
 TCP_DELACK_MIN = 0.04       # HZ/25: the delayed ACK of a FIN (ATO on a fresh connection)
+
+# Linux: include/net/sock.h sk_userlocks bits
+SOCK_BINDADDR_LOCK = 4
+SOCK_BINDPORT_LOCK = 8
 
 
 def sysctl(kernel, name: str):
@@ -38,18 +47,6 @@ def sysctl(kernel, name: str):
     sandbox's value, or Linux's default (kernel/sysctl.py's table) when never set."""
     value = kernel.sysctl.get(name)
     return value if value is not None else sysctl_get(kernel, name)
-
-
-def _tcp_v4_rcv():
-    """net.ipv4.tcp's receive function (imported late: tcp imports this module)."""
-    global _rcv
-    if _rcv is None:
-        from sysemu.net.ipv4.tcp import tcp_v4_rcv
-        _rcv = tcp_v4_rcv
-    return _rcv
-
-
-_rcv = None
 
 
 def mapped(v4: bytes) -> bytes:
@@ -89,6 +86,22 @@ class Timer:
         self.cancelled = True
 
 
+@dataclass(frozen=True)
+class Proto:
+    """Linux: struct proto (tcp_prot): the protocol's functions that the layers below it
+    reach through sk->sk_prot. close is inet_release()'s (Net.release), disconnect
+    inet_child_forget()'s.
+    sysemu: Linux gives a sock's timers their handlers once (inet_csk_init_xmit_timers());
+    sysemu's timers take theirs when armed, so the protocol carries the two that code
+    below it arms: write_timer (icsk_retransmit_timer) and keepalive_timer (sk_timer,
+    which also ends FIN_WAIT2 orphans)."""
+    name: str
+    close: Callable[["Net", "Sock", bool], None]
+    disconnect: Callable[["Net", "Sock"], None]
+    write_timer: Callable[["Net", "Sock"], None]
+    keepalive_timer: Callable[["Net", "Sock"], None]
+
+
 class Sock:
     """Linux: struct sock + inet_sock + inet_connection_sock + tcp_sock (TCP only).
 
@@ -107,6 +120,8 @@ class Sock:
       parent       the listener a child came from (None for active opens)
       dead         the program closed it (orphan: FIN_WAIT/TIME_WAIT/LAST_ACK live on)
       wait         the WaitQueue blocked accept/connect sleep on
+      sk_prot      the protocol's functions (Proto); icsk_af_ops its address-family
+                   ones (InetConnectionSockAfOps), both set by the protocol's init
     """
 
     _ids = itertools.count(1)
@@ -120,6 +135,8 @@ class Sock:
         self.uid = uid
         self.state = TcpState.TCP_CLOSE
         self.socket = None
+        self.sk_prot: Proto | None = None
+        self.icsk_af_ops = None
         self.wait = WaitQueue(f"sock{self.id}")
         # inet_sock: addresses in network form (4-byte v4, 16-byte v6)
         self.rcv_saddr = INADDR_ANY          # inet_rcv_saddr
@@ -196,14 +213,19 @@ class Sock:
         return f"<Sock {self.id} {self.state.name} :{self.num}->{self.dport}>"
 
 
+def sk_acceptq_is_full(sk: Sock) -> bool:
+    """Linux: include/net/sock.h sk_acceptq_is_full(): `>`, so backlog+1 fit."""
+    return sk.ack_backlog > sk.max_ack_backlog
+
+
 class Net:
     """Linux: struct net, one network namespace: loopback only (127.0.0.0/8, ::1).
 
-    hashinfo: the TCP tables (inet_hashtables). mib: Linux counter name -> count
-    (TcpExt and Tcp names, "CurrEstab" computed). wire: callables given every Segment the
-    virtual wire carries (pcap, tracing). link_delay: one-way delay of loopback in
-    seconds (0: delivered at once); drop: a predicate, True drops a segment (fault
-    injection)."""
+    hashinfo: the TCP tables (InetHashInfo). rcv: the handler every segment the wire
+    delivers goes to (tcp_v4_rcv). mib: Linux counter name -> count (TcpExt and Tcp
+    names, "CurrEstab" computed). wire: callables given every Segment the virtual wire
+    carries (pcap, tracing). link_delay: one-way delay of loopback in seconds (0:
+    delivered at once); drop: a predicate, True drops a segment (fault injection)."""
 
     MIB_NAMES = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies",
                  "TCPTimeouts", "TCPAbortOnData", "TCPAbortOnClose", "TCPAbortOnLinger",
@@ -211,10 +233,12 @@ class Net:
                  "EstabResets", "InSegs", "OutSegs", "RetransSegs", "OutRsts", "InErrs",
                  "TW")
 
-    def __init__(self, kernel):
-        from sysemu.net.ipv4.inet_hashtables import InetHashInfo
+    def __init__(self, kernel, hashinfo, rcv: Callable[["Net", Segment], None]):
+        """`hashinfo` and `rcv` are the protocol's (Linux: tcp_sk_init() and
+        inet_add_protocol(&tcp_protocol)); sysemu.net.attach() hands them in."""
         self.kernel = kernel
-        self.hashinfo = InetHashInfo()
+        self.hashinfo = hashinfo
+        self.rcv = rcv
         self._mib: dict[str, int] = {name: 0 for name in self.MIB_NAMES}
         self.wire: list[Callable[[Segment], None]] = []
         self.link_delay = 0.0
@@ -275,55 +299,16 @@ class Net:
         return fired
 
     def release(self, sock, unread: bool = False) -> None:
-        """Linux: sock_close() -> inet_release() -> tcp_close(): the last reference to
-        the socket's file is gone. `sock` is the Socket (or its Sock). A listener stops
-        (queued children get RST); a connection sends FIN (RST if unread data remains,
-        or with SO_LINGER 0) and, closing first, sits in TIME_WAIT for 60 s holding its
-        port. kernel.host.released(sk) follows once the Sock is gone entirely."""
-        from sysemu.net.ipv4.tcp import tcp_close
+        """Linux: sock_close() -> inet_release() -> sk->sk_prot->close() (tcp_close()):
+        the last reference to the socket's file is gone. `sock` is the Socket (or its
+        Sock). A listener stops (queued children get RST); a connection sends FIN (RST
+        if unread data remains, or with SO_LINGER 0) and, closing first, sits in
+        TIME_WAIT for 60 s holding its port. kernel.host.released(sk) follows once the
+        Sock is gone entirely."""
         sk = getattr(sock, "sk", sock)
         if sk is None or sk.dead:
             return
-        tcp_close(self, sk, unread)
-
-    # -- /proc/net/tcp{,6} ---------------------------------------------------------------
-    def proc_rows(self, v6: bool) -> list:
-        """The rows of /proc/net/tcp (AF_INET socks) or /proc/net/tcp6 (AF_INET6), in
-        Linux's order: listeners first, then the rest (established hash)."""
-        from sysemu.abi.socket import AF_INET6
-        from sysemu.net.proc import TcpRow
-        import ipaddress
-
-        def format_ip(fam, raw):
-            if not raw:
-                return "::" if fam == AF_INET6 else "0.0.0.0"
-            return str(ipaddress.ip_address(bytes(raw)))
-        family = AF_INET6 if v6 else AF_INET
-        rows = []
-        socks = sorted((s for s in self.socks if s.family == family),
-                       key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
-        for sk in socks:
-            laddr, lport = sk.local()
-            remote = sk.remote()
-            raddr, rport = remote if remote is not None else (laddr[:0] or b"", 0)
-            listening = sk.state == TcpState.TCP_LISTEN
-            timer = sk.timer
-            tr = 0
-            when = 0
-            if timer is not None and not timer.cancelled:
-                tr = 3 if sk.state == TcpState.TCP_TIME_WAIT else 1
-                when = max(0, int((timer.deadline - self.now()) * 100))
-            rows.append(TcpRow(
-                local=(format_ip(family, laddr), lport),
-                remote=(format_ip(family, raddr if rport else b""), rport),
-                state=int(sk.state),
-                rx_queue=sk.ack_backlog if listening else 0,
-                timer=(tr, when),
-                retransmits=sk.retransmits,
-                uid=sk.uid,
-                inode=0 if sk.state == TcpState.TCP_TIME_WAIT else getattr(sk, "host_inode", 0),
-                ssthresh=0 if listening else None))
-        return rows
+        sk.sk_prot.close(self, sk, unread)
 
     # -- the wire --------------------------------------------------------------------
     def transmit(self, seg: Segment) -> None:
@@ -349,10 +334,9 @@ class Net:
     def _deliver_queued(self) -> None:
         self._delivering = True
         try:
-            rcv = _tcp_v4_rcv()
+            rcv = self.rcv
             rx = self._rx
             while rx:
                 rcv(self, rx.popleft())
         finally:
             self._delivering = False
-

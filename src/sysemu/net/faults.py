@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sysemu.abi.inet import TcpFlags
+from sysemu.abi.limits import U32_MAX
 from sysemu.net.core import Segment
+from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_send_reset
 
 KINDS = {
     "syn-drop": ("port", "count"),
@@ -140,7 +142,6 @@ class FaultSet:
             return False
         if verdict == "refuse":
             # Linux: tcp_v4_send_reset(), as if no listener had the port.
-            from sysemu.net.ipv4.tcp import tcp_v4_send_reset
             tcp_v4_send_reset(net, seg)
         elif verdict == "delay":
             delay = max(self.latency(seg.sport), self.latency(seg.dport))
@@ -154,9 +155,8 @@ def reset_connection(net, a, b) -> None:
     """Abort the connection between Socks `a` and `b` from the middle, as a middlebox would:
     each end receives a RST (shown on net.wire) and its state machine goes to CLOSE with
     ECONNRESET (Linux: tcp_reset())."""
-    from sysemu.net.ipv4.tcp import U32
     segments = [Segment(src.wire_local(), src.num, src.wire_remote(), src.dport,
-                        dst.rcv_nxt & U32, 0, TcpFlags.RST)
+                        dst.rcv_nxt & U32_MAX, 0, TcpFlags.RST)
                 for src, dst in ((a, b), (b, a)) if src is not None and dst is not None
                 and src.dport]
     for seg in segments:        # built first: the first RST unhashes its receiver

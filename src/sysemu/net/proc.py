@@ -9,6 +9,7 @@ Counters come from a MIB, read through `mib_value(mib, group, name)`. A MIB may 
 mapping of group -> mapping of name -> count, or an object whose attribute `Group` is such a
 mapping. Unqualified names ("ListenOverflows", "CurrEstab") are read for the TcpExt and
 Tcp groups, whose names do not overlap (sysemu.net's Net.mib is such a flat mapping).
+The rows of /proc/net/tcp{,6} come from a Net by `tcp_proc_rows(net, v6)`.
 Field names and their order are Linux 6.18's (taken from a 6.18 host's own files).
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sysemu.abi.inet import TcpState
+from sysemu.abi.limits import USER_HZ
+from sysemu.abi.socket import AF_INET, AF_INET6
 
 # The TCP state numbers /proc prints (Linux: include/net/tcp_states.h).
 TCP_ESTABLISHED = int(TcpState.TCP_ESTABLISHED)
@@ -25,9 +28,6 @@ TCP_SYN_SENT = int(TcpState.TCP_SYN_SENT)
 TCP_SYN_RECV = int(TcpState.TCP_SYN_RECV)
 TCP_TIME_WAIT = int(TcpState.TCP_TIME_WAIT)
 TCP_LISTEN = int(TcpState.TCP_LISTEN)
-
-USER_HZ = 100   # clock_t ticks per second: what /proc's tm->when, rto and ato count in
-
 
 def clock_t(seconds: float) -> int:
     """Seconds as /proc prints a time: Linux jiffies_delta_to_clock_t() (never negative)."""
@@ -234,6 +234,48 @@ class TcpRow:
     quick_pingpong: int = 0
     snd_cwnd: int = 10
     ssthresh: int | None = None
+
+
+def _format_ip(family: int, raw: bytes) -> str:
+    if not raw:
+        return "::" if family == AF_INET6 else "0.0.0.0"
+    return str(ipaddress.ip_address(bytes(raw)))
+
+
+def tcp_proc_rows(net, v6: bool) -> list[TcpRow]:
+    """The rows of /proc/net/tcp (AF_INET socks of `net`) or /proc/net/tcp6 (AF_INET6),
+    in Linux's order: listeners first, then the rest (tcp_seq_next() walks the listening
+    hash, then ehash). The inode is the host's (kernel.host.sock_inode()); a TIME_WAIT
+    sock has none."""
+    family = AF_INET6 if v6 else AF_INET
+    host = net.kernel.host
+    now = net.now()
+    rows = []
+    socks = sorted((s for s in net.socks if s.family == family),
+                   key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
+    for sk in socks:
+        laddr, lport = sk.local()
+        remote = sk.remote()
+        raddr, rport = remote if remote is not None else (laddr[:0] or b"", 0)
+        listening = sk.state == TcpState.TCP_LISTEN
+        time_wait = sk.state == TcpState.TCP_TIME_WAIT
+        timer = sk.timer
+        tr = 0
+        when = 0
+        if timer is not None and not timer.cancelled:
+            tr = 3 if time_wait else 1
+            when = clock_t(timer.deadline - now)
+        rows.append(TcpRow(
+            local=(_format_ip(family, laddr), lport),
+            remote=(_format_ip(family, raddr if rport else b""), rport),
+            state=int(sk.state),
+            rx_queue=sk.ack_backlog if listening else 0,
+            timer=(tr, when),
+            retransmits=sk.retransmits,
+            uid=sk.uid,
+            inode=0 if time_wait else host.sock_inode(sk),
+            ssthresh=0 if listening else None))
+    return rows
 
 
 TCP4_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when "

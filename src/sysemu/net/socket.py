@@ -1,13 +1,19 @@
 """The socket-call layer. Linux: net/socket.c.
 
 sys_* take raw arguments and user pointers; the kernel-value halves (bind_socket,
-do_accept ...) take decoded values and are what in-process tests call directly."""
+do_accept ...) take decoded values and are what in-process tests call directly. The
+families below (af_inet) register themselves (sock_register()) and give each Socket the
+operations socket.c calls (sock->ops)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK,
-                               SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
+from sysemu.abi.socket import (AF_INET, AF_INET6, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
+                               SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
+                               SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
@@ -17,25 +23,57 @@ from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, InstallFd, UserPtr, syscall
 from sysemu.kernel.usermem import get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
-from sysemu.net.ipv4 import af_inet
-from sysemu.net.ipv4.request_sock import reqsk_queue_remove
 from sysemu.net.sockaddr import encode_sockaddr
 from sysemu.net import sockopt
 
 
+@dataclass(frozen=True)
+class ProtoOps:
+    """Linux: struct proto_ops (inet_stream_ops): a family's socket calls, reached
+    through sock->ops. accept returns the child without dequeuing it; accept_commit
+    dequeues and grafts it once the program has its descriptor (sysemu: see _accept4)."""
+    family: int
+    bind: Callable[[Net, "Socket", bytes, object], None]
+    connect: Callable[[Net, "Socket", bytes, bool], int]
+    listen: Callable[[Net, "Socket", int], None]
+    accept: Callable[[Net, "Socket", bool], Sock]
+    accept_commit: Callable[[Net, Sock, Sock, "Socket"], None]
+    getname: Callable[[Sock, bool], tuple[int, bytes, int, int]]
+    shutdown: Callable[[Net, "Socket", int], None]
+
+
+@dataclass(frozen=True)
+class NetProtoFamily:
+    """Linux: struct net_proto_family: create(task, net, family, type, protocol) makes
+    the family's Socket (checks, Sock, ops)."""
+    family: int
+    create: Callable[[object, Net, int, int, int], "Socket"]
+
+
+net_families: dict[int, NetProtoFamily] = {}
+
+
+def sock_register(ops: NetProtoFamily) -> None:
+    """Linux: sock_register(): socket(2) of `ops.family` goes to ops.create."""
+    net_families[ops.family] = ops
+
+
 class Socket:
     """Linux: struct socket: the file-side half of a socket. `state` is the SS_* state
-    (connect's bookkeeping); `sk` the Sock (protocol state, see Sock's docstring);
-    `file` the File whose private_data this is. The host reads: sk (state, addresses,
-    peer, queues, sk_err, rcvbuf/sndbuf), file.f_flags (O_NONBLOCK), family, type."""
+    (connect's bookkeeping); `sk` the Sock (protocol state, see Sock's docstring); `ops`
+    the family's ProtoOps; `file` the File whose private_data this is. The host reads:
+    sk (state, addresses, peer, queues, sk_err, rcvbuf/sndbuf), file.f_flags
+    (O_NONBLOCK), family, type."""
 
-    __slots__ = ("net", "state", "type", "sk", "file", "__weakref__")
+    __slots__ = ("net", "state", "type", "sk", "ops", "file", "__weakref__")
 
-    def __init__(self, net: Net, sk: Sock, type_: int = 1, graft: bool = True):
+    def __init__(self, net: Net, sk: Sock, ops: ProtoOps, type_: int = 1,
+                 graft: bool = True):
         self.net = net
         self.state = SocketState.SS_UNCONNECTED
         self.type = type_
         self.sk = sk
+        self.ops = ops
         self.file: File | None = None
         if graft:
             sk.socket = self   # Linux: sock_graft()
@@ -101,60 +139,46 @@ def _new_file(task, sock: Socket, flags: int) -> File:
     return file
 
 
-def _net(task) -> Net:
-    net = task.kernel.net
-    if net is None:
-        from sysemu.net import attach
-        net = attach(task.kernel)
-    return net
-
-
 # -- kernel-value halves -----------------------------------------------------------------
 
 def create_socket(task, family: int, type_: int, protocol: int) -> Socket:
-    """Linux: __sys_socket_create() + sock_create(): type flags already stripped."""
-    net = _net(task)
-    sk = af_inet.inet_create(net, family, type_, protocol, task)
-    return Socket(net, sk, type_)
+    """Linux: __sys_socket_create() + __sock_create(): type flags already stripped;
+    EAFNOSUPPORT (family), EINVAL (type range), EAFNOSUPPORT for a family nobody
+    registered, then the family's create()."""
+    if family < 0 or family >= NPROTO:
+        raise SyscallError(Errno.EAFNOSUPPORT)
+    if type_ < 0 or type_ >= SOCK_MAX:
+        raise SyscallError(Errno.EINVAL)
+    pf = net_families.get(family)
+    if pf is None:
+        raise SyscallError(Errno.EAFNOSUPPORT)
+    return pf.create(task, task.kernel.net, family, type_, protocol)
 
 
 def bind_socket(task, sock: Socket, address: bytes) -> int:
-    af_inet.inet_bind(sock.net, sock, address, task)
+    sock.ops.bind(sock.net, sock, address, task)
     return 0
 
 
-def listen_socket(task, sock: Socket, backlog: int) -> int:
+def listen_socket(sock: Socket, backlog: int) -> int:
     """Linux: __sys_listen(): backlog capped at somaxconn, compared unsigned (so a
     negative backlog becomes somaxconn)."""
     somaxconn = int(sock.net.sysctl("net.core.somaxconn"))
     if (backlog & 0xFFFFFFFF) > somaxconn:
         backlog = somaxconn
-    af_inet.inet_listen(sock.net, sock, backlog)
+    sock.ops.listen(sock.net, sock, backlog)
     return 0
 
 
-def connect_socket(task, sock: Socket, address: bytes) -> int:
-    return af_inet.inet_stream_connect(sock.net, sock, address, sock.file is not None
-                                       and sock.file.nonblocking)
+def connect_socket(sock: Socket, address: bytes) -> int:
+    return sock.ops.connect(sock.net, sock, address, sock.file is not None
+                            and sock.file.nonblocking)
 
 
-def do_accept(task, sock: Socket, flags: int) -> tuple[Socket, Sock]:
+def do_accept(sock: Socket) -> Sock:
     """Linux: do_accept(): the child to return, not yet dequeued."""
     nonblocking = sock.file is not None and sock.file.nonblocking
-    child = af_inet.inet_accept(sock.net, sock, nonblocking)
-    return sock, child
-
-
-def accept_commit(net: Net, listener: Sock, child: Sock, newsock: Socket) -> None:
-    """Dequeue `child` once the program has its fd (the attempt may have been
-    cancelled until then): reqsk_queue_remove() and sock_graft()."""
-    queue = listener.accept_queue
-    if queue is None or not queue.accept or queue.accept[0].sk is not child:
-        return
-    reqsk_queue_remove(listener)
-    newsock.sk = child
-    child.socket = newsock
-    net.kernel.host.listen_queue_changed(listener)
+    return sock.ops.accept(sock.net, sock, nonblocking)
 
 
 # -- handlers ----------------------------------------------------------------------------
@@ -187,7 +211,7 @@ def sys_bind(task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int:
 @syscall("listen")
 def sys_listen(task, fd: CInt, backlog: CInt) -> int:
     """listen(2). Linux: net/socket.c __sys_listen()."""
-    return listen_socket(task, sockfd_lookup(task, fd), backlog)
+    return listen_socket(sockfd_lookup(task, fd), backlog)
 
 
 @syscall("connect")
@@ -198,7 +222,7 @@ def sys_connect(task, fd: CInt, uservaddr: UserPtr, addrlen: CInt) -> int:
     if sock.state == SocketState.SS_UNCONNECTED and sock.sk.state == TcpState.TCP_CLOSE \
             and len(address) >= 2 and address[:2] != b"\0\0":
         task.kernel.host.reconnecting(task, fd, sock.sk)   # a new attempt (not AF_UNSPEC)
-    return connect_socket(task, sock, address)
+    return connect_socket(sock, address)
 
 
 def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int):
@@ -214,17 +238,18 @@ def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int)
     if not isinstance(sock, Socket):
         raise SyscallError(Errno.ENOTSOCK)
     net = sock.net
-    _, child = do_accept(task, sock, flags)
+    ops = sock.ops
+    child = do_accept(sock)
     if upeer_sockaddr:
-        family, addr, port, scope = af_inet.inet_getname(child, peer=True)
+        family, addr, port, scope = ops.getname(child, True)
         move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope),
                           upeer_sockaddr, upeer_addrlen)
-    newsock = Socket(net, child, sock.type, graft=False)   # grafted in the commit
+    newsock = Socket(net, child, ops, sock.type, graft=False)   # grafted in the commit
     newsock.state = SocketState.SS_CONNECTED
     newfile = _new_file(task, newsock, flags)
     listener = sock.sk
     return InstallFd(newfile, bool(flags & SOCK_CLOEXEC),
-                     lambda fd: accept_commit(net, listener, child, newsock))
+                     lambda fd: ops.accept_commit(net, listener, child, newsock))
 
 
 @syscall("accept4")
@@ -242,7 +267,7 @@ def sys_accept(task, fd: CInt, upeer_sockaddr: UserPtr, upeer_addrlen: UserPtr):
 
 def _getname(task, fd: int, usockaddr: int, usockaddr_len: int, peer: bool) -> int:
     sock = sockfd_lookup(task, fd)
-    family, addr, port, scope = af_inet.inet_getname(sock.sk, peer)
+    family, addr, port, scope = sock.ops.getname(sock.sk, peer)
     move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope), usockaddr,
                       usockaddr_len)
     return 0
@@ -265,7 +290,7 @@ def sys_shutdown(task, fd: CInt, how: CInt) -> int:
     """shutdown(2). Linux: net/socket.c __sys_shutdown_sock() -> inet_shutdown()."""
     sock = sockfd_lookup(task, fd)
     connected = sock.sk.state not in _NOT_CONNECTED
-    af_inet.inet_shutdown(sock.net, sock, how)
+    sock.ops.shutdown(sock.net, sock, how)
     if connected:
         task.kernel.host.shutdown(sock.sk, how)  # the placeholder's bytes flow natively
     return 0

@@ -21,14 +21,11 @@ from sysemu.abi.socket import (AF_INET6, LINGER, SO_BROADCAST, SO_DEBUG, SO_DONT
                                SO_SNDBUF, SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
                                SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOL_SOCKET, TIMEVAL32,
                                TIMEVAL64)
+from sysemu.abi.limits import HZ, INT_MAX, USEC_PER_SEC
 from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.task import CAP_NET_ADMIN
 from sysemu.kernel.usermem import get_user_int, put_user_int
 from sysemu.net.core import RMEM_MAX, TCP_RTO_MAX, TCP_TIMEOUT_INIT, WMEM_MAX
-
-HZ = 250            # sysemu: timeouts are kept in jiffies of the reference hosts' HZ
-INT_MAX = 2**31 - 1
-USEC_PER_SEC = 1_000_000
 
 
 def _einval() -> SyscallError:
@@ -318,10 +315,9 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
 
 def tcp_info(sk) -> bytes:
     """Linux: tcp.c tcp_get_info(), the fields sysemu knows (the rest zero)."""
-    from sysemu.net.core import TCP_TIMEOUT_INIT as rto
     head = TCP_INFO_HEAD.pack(
         int(sk.state), 0, sk.retransmits, 0, sk.backoff, 0, 0, 0,
-        int(sk.rto * 1_000_000) if sk.state != TcpState.TCP_LISTEN else int(rto * 1e6),
+        int((sk.rto if sk.state != TcpState.TCP_LISTEN else TCP_TIMEOUT_INIT) * USEC_PER_SEC),
         40_000, 65483 if sk.state == TcpState.TCP_ESTABLISHED else 536, 536,
         sk.ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
         sk.max_ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,

@@ -10,9 +10,8 @@ kept).
 """
 from __future__ import annotations
 
-# Linux: snmp4_tcp_list, without the gauges nstat skips
-TCP_FIELDS = ("ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets", "InSegs",
-              "OutSegs", "RetransSegs", "InErrs", "OutRsts", "InCsumErrors")
+from sysemu.net import proc
+
 # Linux: snmp4_net_list order for the names sysemu's model counts
 TCPEXT_ORDER = ("SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "EmbryonicRsts",
                 "TW", "ListenOverflows", "ListenDrops", "TCPTimeouts", "TCPAbortOnData",
@@ -20,6 +19,8 @@ TCPEXT_ORDER = ("SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "Embryon
                 "TCPAbortOnLinger", "TCPSynRetrans", "TCPReqQFullDoCookies",
                 "TCPReqQFullDrop")
 SKIPPED = {"CurrEstab", "RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn"}
+# Linux: snmp4_tcp_list, without the gauges nstat skips
+TCP_FIELDS = tuple(name for name in proc.TCP_FIELDS if name not in SKIPPED)
 
 
 def nstat_rows(mib: dict[str, int]) -> list[tuple[str, int]]:

@@ -11,12 +11,12 @@ import struct
 from typing import Callable, Iterable, Protocol
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.limits import PATH_MAX
+from sysemu.abi.socket import SOCKADDR_STORAGE_SIZE
 from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.syscalls import _cint, _clong, _cuint, _culong
 
 MAX_STRLEN = 32          # strace -s default
-PATH_MAX = 4096
-SOCKADDR_STORAGE = 128
 AT_FDCWD = -100
 
 
@@ -500,7 +500,8 @@ def print_sockaddr(buf: bytes, addrlen: int | None = None) -> str:
     """strace print_sockaddr() of `addrlen` bytes already read (addrlen >= 2)."""
     if addrlen is None:
         addrlen = len(buf)
-    buf = bytes(buf[:addrlen]) + bytes(SOCKADDR_STORAGE + 1 - min(addrlen, SOCKADDR_STORAGE))
+    pad = SOCKADDR_STORAGE_SIZE + 1 - min(addrlen, SOCKADDR_STORAGE_SIZE)
+    buf = bytes(buf[:addrlen]) + bytes(pad)
     family = buf[0] | (buf[1] << 8)
     text = "{sa_family=" + xlat(ADDRESS_FAMILIES, family, "AF_???")
     if addrlen > 2:
@@ -517,7 +518,7 @@ def decode_sockaddr(mem: Memory | None, addr: int, addrlen: int) -> str:
     addrlen = s32(addrlen)
     if addrlen < 2:
         return printaddr(addr)
-    addrlen = min(addrlen, SOCKADDR_STORAGE)
+    addrlen = min(addrlen, SOCKADDR_STORAGE_SIZE)
     data = umove(mem, addr, addrlen)
     if data is None:
         return printaddr(addr)

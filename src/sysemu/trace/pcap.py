@@ -20,10 +20,10 @@ from typing import BinaryIO, Callable
 import dpkt
 
 from sysemu.abi.inet import V4MAPPED_PREFIX, TcpFlags
+from sysemu.abi.limits import U32_MAX
 from sysemu.net.core import Segment
 
 LINKTYPE_RAW = 101
-U32 = 0xFFFFFFFF
 WINDOW = 65535
 SNAPLEN = 262144
 
@@ -42,7 +42,7 @@ def build_packet(saddr: bytes, sport: int, daddr: bytes, dport: int, seq: int, a
                  flags: int, payload: bytes = b"") -> bytes:
     """One IPv4 (both addresses v4-mapped) or IPv6 packet carrying a TCP segment, with
     correct lengths and checksums."""
-    tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq & U32, ack=ack & U32,
+    tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq & U32_MAX, ack=ack & U32_MAX,
                        flags=int(flags), win=WINDOW, data=payload)
     tcp.off = 5
     if saddr[:12] == V4MAPPED_PREFIX and daddr[:12] == V4MAPPED_PREFIX:
@@ -101,8 +101,8 @@ class PcapWriter:
         flow = _flow(sender)
         rev = _reverse(flow)
         sent = self._sent.get(flow, 0)
-        seq = (sender.isn + 1 + sent) & U32           # data starts after the SYN
-        peer_next = (sender.rcv_nxt + self._sent.get(rev, 0)) & U32
+        seq = (sender.isn + 1 + sent) & U32_MAX           # data starts after the SYN
+        peer_next = (sender.rcv_nxt + self._sent.get(rev, 0)) & U32_MAX
         self._write(now, *flow, seq, peer_next, TcpFlags.PSH | TcpFlags.ACK, payload)
         self._sent[flow] = sent + len(payload)
         self._write(now, *rev, peer_next, seq + len(payload), TcpFlags.ACK)

@@ -1,67 +1,47 @@
-"""PF_INET / PF_INET6 stream sockets: the proto_ops layer.
+"""PF_INET / PF_INET6 stream sockets: the proto_ops layer, registered with socket.c.
 
 Linux: net/ipv4/af_inet.c (inet_create, inet_bind, __inet_bind, inet_listen,
-__inet_stream_connect, inet_accept, inet_getname, inet_shutdown, inet_release),
-net/ipv6/af_inet6.c (inet6_create, __inet6_bind, inet6_getname), net/ipv4/tcp_ipv4.c
-tcp_v4_connect(), net/ipv6/tcp_ipv6.c tcp_v6_connect().
+__inet_stream_connect, inet_accept, inet_getname, inet_shutdown, inet_stream_ops,
+inet_init), net/ipv6/af_inet6.c (inet6_create, __inet6_bind, inet6_getname,
+inet6_stream_ops). inet_release() is Net.release(), which the host calls.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, IPPROTO_IP,
-                             IPPROTO_MAX, IPPROTO_TCP, V4MAPPED_PREFIX, TcpState)
-from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, NPROTO, SHUTDOWN_MASK,
-                               SOCK_DGRAM, SOCK_MAX, SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN,
-                               SocketState)
+from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_IP, IPPROTO_MAX, IPPROTO_TCP,
+                             TcpState)
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, SHUTDOWN_MASK, SOCK_DGRAM,
+                               SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN, SocketState)
 from sysemu.kernel.errors import SyscallError, WouldBlock
 from sysemu.kernel.task import CAP_NET_BIND_SERVICE, CAP_NET_RAW
-from sysemu.net.core import Sock, mapped
-from sysemu.net.ipv4 import tcp
+from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Sock
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_accept, inet_csk_get_port,
                                                   inet_csk_listen_start)
-from sysemu.net.ipv4.inet_hashtables import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
-                                             IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
-                                             IPV6_ADDR_MULTICAST, SOCK_BINDADDR_LOCK,
-                                             SOCK_BINDPORT_LOCK, inet_hash_connect,
-                                             ipv6_addr_type)
+from sysemu.net.ipv4.request_sock import reqsk_queue_remove
+from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
+                                   RTN_MULTICAST, inet_addr_type)
+from sysemu.net.ipv4.tcp import tcp_disconnect, tcp_shutdown
+from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
+from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
+                                           IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
+                                           IPV6_ADDR_MULTICAST, LOOPBACK4_IPV6,
+                                           ipv6_addr_type)
 from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_family
+from sysemu.net.socket import NetProtoFamily, ProtoOps, Socket, sock_register
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net
-    from sysemu.net.socket import Socket
 
 S = TcpState
-LOOPBACK_IFINDEX = 1
-LOOPBACK4_IPV6 = bytes([127, 0, 0, 6])   # Linux: LOOPBACK4_IPV6, v4 side of a v6 bind
-
-# Linux: inet_addr_type() results for the loopback-only namespace
-RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST, RTN_MULTICAST = 1, 2, 3, 5
 
 
-def inet_addr_type(addr: bytes) -> int:
-    """Linux: inet_addr_type_table() over the local table of a namespace with only lo:
-    127.0.0.0/8 is local (127.255.255.255 broadcast), 224/4 multicast,
-    255.255.255.255 broadcast, anything else has no local route (unicast)."""
-    if addr[0] == 127:
-        return RTN_BROADCAST if addr == b"\x7f\xff\xff\xff" else RTN_LOCAL
-    if addr == b"\xff\xff\xff\xff":
-        return RTN_BROADCAST
-    if addr[0] >> 4 == 14:
-        return RTN_MULTICAST
-    return RTN_UNICAST
-
-
-def inet_create(net: "Net", family: int, type_: int, protocol: int, task) -> Sock:
-    """Linux: net/socket.c __sock_create() then inet_create() / inet6_create(), with
-    their check order: EAFNOSUPPORT (family), EINVAL (type range), EINVAL (protocol
-    range), ESOCKTNOSUPPORT (no such type in inetsw), EPROTONOSUPPORT (protocol), EPERM
-    (raw without CAP_NET_RAW)."""
-    if family < 0 or family >= NPROTO or family not in (AF_INET, AF_INET6):
-        raise SyscallError(Errno.EAFNOSUPPORT)
-    if type_ < 0 or type_ >= SOCK_MAX:
-        raise SyscallError(Errno.EINVAL)
+def inet_create(task, net: "Net", family: int, type_: int, protocol: int) -> Socket:
+    """Linux: inet_create() / inet6_create() (after __sock_create()'s checks), with
+    their check order: EINVAL (protocol range), ESOCKTNOSUPPORT (no such type in
+    inetsw), EPROTONOSUPPORT (protocol), EPERM (raw without CAP_NET_RAW); then the Sock
+    with TCP's functions (sk_prot->init) and the Socket with the family's ops."""
     if protocol < 0 or protocol >= IPPROTO_MAX:
         raise SyscallError(Errno.EINVAL)
     if type_ == SOCK_STREAM:
@@ -80,11 +60,13 @@ def inet_create(net: "Net", family: int, type_: int, protocol: int, task) -> Soc
     else:
         raise SyscallError(Errno.ESOCKTNOSUPPORT)
     sk = Sock(net, family, IPPROTO_TCP, uid=getattr(task, "uid", 0))
+    tcp_v4_init_sock(sk)
     net.socks.add(sk)
-    return sk
+    return Socket(net, sk, inet_stream_ops if family == AF_INET else inet6_stream_ops,
+                  type_)
 
 
-def inet_bind(net: "Net", sock: "Socket", data: bytes, task) -> None:
+def inet_bind(net: "Net", sock: Socket, data: bytes, task) -> None:
     """Linux: inet_bind() -> __inet_bind() (AF_INET) or inet6_bind() -> __inet6_bind()."""
     sk = sock.sk
     if sk.family == AF_INET6:
@@ -176,7 +158,7 @@ def inet6_bind(net: "Net", sk: Sock, data: bytes, task) -> None:
     _bind_port(net, sk, addr.port, undo)
 
 
-def inet_listen(net: "Net", sock: "Socket", backlog: int) -> None:
+def inet_listen(net: "Net", sock: Socket, backlog: int) -> None:
     """Linux: inet_listen() / __inet_listen_sk(): EINVAL unless unconnected and in CLOSE
     or LISTEN; a second listen only updates the backlog."""
     sk = sock.sk
@@ -199,76 +181,14 @@ def _route_v4(daddr: bytes) -> bytes:
     return b"\x7f\0\0\x01"
 
 
-def tcp_v4_connect(net: "Net", sk: Sock, data: bytes) -> None:
-    """Linux: tcp_v4_connect(): EINVAL short, EAFNOSUPPORT, route, source address, port
-    (__inet_hash_connect), then tcp_connect()."""
-    addr = decode_sockaddr_in(data)
-    if addr.family != AF_INET:
-        raise SyscallError(Errno.EAFNOSUPPORT)
-    daddr = addr.addr if addr.addr != INADDR_ANY else b"\x7f\0\0\x01"
-    src = _route_v4(daddr)
-    _connect_common(net, sk, daddr, addr.port, src, v6=None)
-
-
-def tcp_v6_connect(net: "Net", sk: Sock, data: bytes) -> None:
-    """Linux: tcp_v6_connect(): :: means loopback; v4-mapped goes to tcp_v4_connect
-    (ENETUNREACH on a v6only socket); multicast and other addresses are unreachable."""
-    addr = decode_sockaddr_in6(data)
-    if addr.family != AF_INET6:
-        raise SyscallError(Errno.EAFNOSUPPORT)
-    daddr = addr.addr
-    if daddr == IN6ADDR_ANY:
-        daddr = (mapped(b"\x7f\0\0\x01") if ipv6_addr_type(sk.v6_rcv_saddr) == IPV6_ADDR_MAPPED
-                 else IN6ADDR_LOOPBACK)
-    kind = ipv6_addr_type(daddr)
-    if kind == IPV6_ADDR_MAPPED:
-        if sk.ipv6only:
-            raise SyscallError(Errno.ENETUNREACH)
-        v4 = daddr[12:] if daddr[12:] != INADDR_ANY else b"\x7f\0\0\x01"
-        src = _route_v4(v4)
-        return _connect_common(net, sk, v4, addr.port, src, v6=mapped(v4))
-    if kind != IPV6_ADDR_LOOPBACK:
-        raise SyscallError(Errno.ENETUNREACH)
-    if ipv6_addr_type(sk.v6_rcv_saddr) == IPV6_ADDR_MAPPED:
-        raise SyscallError(Errno.ENETUNREACH)
-    _connect_common(net, sk, LOOPBACK4_IPV6, addr.port, LOOPBACK4_IPV6, v6=daddr)
-
-
-def _connect_common(net: "Net", sk: Sock, daddr4: bytes, dport: int, src4: bytes,
-                    v6: bytes | None) -> None:
-    if dport == 0:
-        # sysemu: Linux sends a SYN to port 0 and gets RST back; same result here.
-        pass
-    saved = (sk.rcv_saddr, sk.v6_rcv_saddr)
-    if sk.family == AF_INET:
-        if sk.rcv_saddr == INADDR_ANY:
-            sk.rcv_saddr = src4
-        sk.daddr = daddr4
-    else:
-        if sk.v6_rcv_saddr == IN6ADDR_ANY:
-            sk.v6_rcv_saddr = mapped(src4) if v6[:12] == V4MAPPED_PREFIX else IN6ADDR_LOOPBACK
-            sk.rcv_saddr = src4
-        sk.v6_daddr = v6
-        sk.daddr = daddr4
-    sk.dport = dport
-    try:
-        inet_hash_connect(net, sk)
-    except SyscallError:
-        sk.rcv_saddr, sk.v6_rcv_saddr = saved
-        sk.dport = 0
-        sk.daddr, sk.v6_daddr = INADDR_ANY, IN6ADDR_ANY
-        raise
-    tcp.tcp_connect(net, sk)
-
-
-def inet_stream_connect(net: "Net", sock: "Socket", data: bytes, nonblocking: bool) -> int:
+def inet_stream_connect(net: "Net", sock: Socket, data: bytes, nonblocking: bool) -> int:
     """Linux: __inet_stream_connect(). A blocking attempt that must wait raises
     WouldBlock; run again, it finds SS_CONNECTING and waits or finishes (as Linux's own
     sleep in inet_wait_for_connect does)."""
     sk = sock.sk
     family = sa_family(data)                          # EINVAL: < sizeof(sa_family)
     if family == AF_UNSPEC:
-        tcp.tcp_disconnect(net, sk)
+        tcp_disconnect(net, sk)
         sock.state = SocketState.SS_UNCONNECTED
         return 0
     if sock.state == SocketState.SS_CONNECTED:
@@ -304,16 +224,28 @@ def inet_stream_connect(net: "Net", sock: "Socket", data: bytes, nonblocking: bo
         errno = sk.sk_err or Errno.ECONNABORTED
         sk.sk_err = 0
         sock.state = SocketState.SS_UNCONNECTED
-        tcp.tcp_disconnect(net, sk)
+        tcp_disconnect(net, sk)
         raise SyscallError(errno)
     sock.state = SocketState.SS_CONNECTED
     return 0
 
 
-def inet_accept(net: "Net", sock: "Socket", nonblocking: bool) -> Sock:
+def inet_accept(net: "Net", sock: Socket, nonblocking: bool) -> Sock:
     """Linux: inet_accept() -> inet_csk_accept(): the child to hand out (not yet
-    dequeued; see Socket.accept_commit)."""
+    dequeued; see inet_accept_commit)."""
     return inet_csk_accept(net, sock.sk, nonblocking)
+
+
+def inet_accept_commit(net: "Net", listener: Sock, child: Sock, newsock: Socket) -> None:
+    """The rest of inet_accept(), once the program has the child's fd (the attempt may
+    have been cancelled until then): reqsk_queue_remove() and sock_graft()."""
+    queue = listener.accept_queue
+    if queue is None or not queue.accept or queue.accept[0].sk is not child:
+        return
+    reqsk_queue_remove(listener)
+    newsock.sk = child
+    child.socket = newsock
+    net.kernel.host.listen_queue_changed(listener)
 
 
 def inet_getname(sk: Sock, peer: bool) -> tuple[int, bytes, int, int]:
@@ -331,7 +263,7 @@ def inet_getname(sk: Sock, peer: bool) -> tuple[int, bytes, int, int]:
     return AF_INET6, sk.v6_rcv_saddr, sk.num, scope
 
 
-def inet_shutdown(net: "Net", sock: "Socket", how: int) -> None:
+def inet_shutdown(net: "Net", sock: Socket, how: int) -> None:
     """Linux: inet_shutdown(): EINVAL for a bad `how`; ENOTCONN when closed (the bits
     are still set); a listener stops listening on SHUT_RD/SHUT_RDWR."""
     sk = sock.sk
@@ -346,16 +278,31 @@ def inet_shutdown(net: "Net", sock: "Socket", how: int) -> None:
     err = 0
     if sk.state == S.TCP_LISTEN:
         if how & RCV_SHUTDOWN:
-            tcp.tcp_disconnect(net, sk)
+            tcp_disconnect(net, sk)
             sock.state = SocketState.SS_UNCONNECTED
     elif sk.state == S.TCP_SYN_SENT:
-        tcp.tcp_disconnect(net, sk)
+        tcp_disconnect(net, sk)
         sock.state = SocketState.SS_UNCONNECTED
     else:
         if sk.state == S.TCP_CLOSE:
             err = Errno.ENOTCONN
         sk.shutdown |= how
-        tcp.tcp_shutdown(net, sk, how)
+        tcp_shutdown(net, sk, how)
     sk.wait.wake_up()
     if err:
         raise SyscallError(err)
+
+
+# -- registration (Linux: inet_init(), inet6_init()) ----------------------------------
+
+inet_stream_ops = ProtoOps(
+    family=AF_INET, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
+    accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
+    shutdown=inet_shutdown)
+inet6_stream_ops = ProtoOps(
+    family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
+    accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
+    shutdown=inet_shutdown)
+
+sock_register(NetProtoFamily(AF_INET, inet_create))
+sock_register(NetProtoFamily(AF_INET6, inet_create))

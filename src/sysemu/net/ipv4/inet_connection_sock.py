@@ -1,22 +1,64 @@
-"""Port ownership, listen and accept. Linux: net/ipv4/inet_connection_sock.c."""
+"""Port ownership, listen and accept, the listener's request queues, the sock's timers.
+
+Linux: net/ipv4/inet_connection_sock.c, include/net/inet_connection_sock.h.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import TcpState
+from sysemu.abi.inet import INADDR_ANY, TcpState
+from sysemu.abi.socket import AF_INET6
 from sysemu.kernel.errors import SyscallError, WouldBlock
-from sysemu.net.ipv4.inet_hashtables import InetBindBucket, inet_rcv_saddr_equal
-from sysemu.net.ipv4.request_sock import RequestSockQueue, reqsk_queue_remove
+from sysemu.net.core import TCP_RTO_MAX, TCP_TIMEOUT_INIT
+from sysemu.net.ipv4.inet_hashtables import InetBindBucket, inet_get_local_port_range
+from sysemu.net.ipv4.request_sock import RequestSock, RequestSockQueue, reqsk_queue_remove
+from sysemu.net.ipv6.addrconf_core import IPV6_ADDR_ANY, IPV6_ADDR_MAPPED, ipv6_addr_type
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
 
 
-def local_port_range(net: "Net") -> tuple[int, int]:
-    """Linux: inet_sk_get_local_port_range() (no per-socket IP_LOCAL_PORT_RANGE)."""
-    lo, hi = net.sysctl("net.ipv4.ip_local_port_range")
-    return int(lo), int(hi)
+@dataclass(frozen=True)
+class InetConnectionSockAfOps:
+    """Linux: struct inet_connection_sock_af_ops (ipv4_specific): the address family's
+    half of the protocol; syn_recv_sock makes the child of an acknowledged request."""
+    syn_recv_sock: Callable[["Net", "Sock", RequestSock], "Sock | None"]
+
+
+def ipv6_rcv_saddr_equal(a6: bytes, b6: bytes | None, a4: bytes, b4: bytes,
+                          a_only: bool, b_only: bool, wild: bool) -> bool:
+    """Linux: net/ipv4/inet_connection_sock.c ipv6_rcv_saddr_equal()."""
+    t1 = ipv6_addr_type(a6)
+    t2 = ipv6_addr_type(b6) if b6 is not None else IPV6_ADDR_MAPPED
+    if t1 == IPV6_ADDR_MAPPED and t2 == IPV6_ADDR_MAPPED:
+        if not b_only:
+            if a4 == b4:
+                return True
+            return wild and (a4 == INADDR_ANY or b4 == INADDR_ANY)
+        return False
+    if t1 == IPV6_ADDR_ANY and t2 == IPV6_ADDR_ANY:
+        return True
+    if t2 == IPV6_ADDR_ANY and wild and not (b_only and t1 == IPV6_ADDR_MAPPED):
+        return True
+    if t1 == IPV6_ADDR_ANY and wild and not (a_only and t2 == IPV6_ADDR_MAPPED):
+        return True
+    return b6 is not None and a6 == b6
+
+
+def inet_rcv_saddr_equal(sk: "Sock", sk2: "Sock", match_wildcard: bool) -> bool:
+    """Linux: net/ipv4/inet_connection_sock.c inet_rcv_saddr_equal()."""
+    if sk.family == AF_INET6:
+        return ipv6_rcv_saddr_equal(
+            sk.v6_rcv_saddr, sk2.v6_rcv_saddr if sk2.family == AF_INET6 else None,
+            sk.rcv_saddr, sk2.rcv_saddr, sk.ipv6only, sk2.ipv6only, match_wildcard)
+    # Linux: ipv4_rcv_saddr_equal()
+    if sk2.ipv6only:
+        return False
+    if sk.rcv_saddr == sk2.rcv_saddr:
+        return True
+    return match_wildcard and (sk.rcv_saddr == INADDR_ANY or sk2.rcv_saddr == INADDR_ANY)
 
 
 def inet_bind_conflict(sk: "Sock", sk2: "Sock", relax: bool, reuseport_ok: bool) -> bool:
@@ -50,7 +92,7 @@ def inet_csk_find_open_port(net: "Net", sk: "Sock") -> int:
     hinfo = net.hashinfo
     attempt_half = 1 if sk.reuse else 0
     while True:
-        low, high = local_port_range(net)
+        low, high = inet_get_local_port_range(net)
         high += 1
         if high - low < 4:
             attempt_half = 0
@@ -109,6 +151,109 @@ def inet_csk_get_port(net: "Net", sk: "Sock", snum: int) -> None:
         hinfo.bind_hash(sk, tb, port)
 
 
+# -- the sock's timers ---------------------------------------------------------------
+
+def inet_csk_clear_xmit_timers(sk: "Sock") -> None:
+    """Linux: inet_csk_clear_xmit_timers(): stop the retransmit (or TIME_WAIT, FIN_WAIT2)
+    timer and the delayed ACK."""
+    if sk.timer is not None:
+        sk.timer.cancel()
+        sk.timer = None
+    if sk.delack is not None:
+        sk.delack.cancel()
+        sk.delack = None
+
+
+def inet_csk_reset_xmit_timer(net: "Net", sk: "Sock", when: float) -> None:
+    """Linux: inet_csk_reset_xmit_timer(ICSK_TIME_RETRANS): the protocol's write timer
+    fires in `when` seconds (the timers of the sock are stopped first)."""
+    inet_csk_clear_xmit_timers(sk)
+    write_timer = sk.sk_prot.write_timer
+    sk.timer = net.add_timer(when, lambda now, sk=sk: write_timer(net, sk))
+
+
+def inet_csk_reset_keepalive_timer(net: "Net", sk: "Sock", when: float) -> None:
+    """Linux: inet_csk_reset_keepalive_timer(): the protocol's keepalive timer (which ends
+    a FIN_WAIT2 orphan) fires in `when` seconds (the timers of the sock are stopped
+    first)."""
+    inet_csk_clear_xmit_timers(sk)
+    keepalive_timer = sk.sk_prot.keepalive_timer
+    sk.timer = net.add_timer(when, lambda now, sk=sk: keepalive_timer(net, sk))
+
+
+def inet_csk_destroy_sock(net: "Net", sk: "Sock") -> None:
+    """Linux: inet_csk_destroy_sock(): the last of an orphan; ports are already free."""
+    inet_csk_clear_xmit_timers(sk)
+    if sk.bind_bucket is not None:
+        net.hashinfo.put_port(sk)
+    net.hashinfo.unhash(sk)
+    if sk in net.socks:
+        net.socks.discard(sk)
+        net.kernel.host.released(sk)
+
+
+def inet_child_forget(net: "Net", child: "Sock") -> None:
+    """Linux: inet_child_forget(): a child never accepted is disconnected (sk_prot's
+    disconnect sends RST) and freed."""
+    child.dead = True
+    child.socket = None
+    child.sk_prot.disconnect(net, child)
+    inet_csk_destroy_sock(net, child)
+
+
+# -- the request queues of a listener ------------------------------------------------
+
+def inet_csk_reqsk_queue_is_full(sk: "Sock") -> bool:
+    """Linux: inet_csk_reqsk_queue_is_full(): qlen > sk_max_ack_backlog (`>` since the
+    2024 fix that made backlog 0 usable without SYN cookies; 6.18 has it)."""
+    return sk.accept_queue.qlen > sk.max_ack_backlog
+
+
+def inet_csk_reqsk_queue_hash_add(net: "Net", sk: "Sock", req: RequestSock) -> None:
+    """Linux: inet_csk_reqsk_queue_hash_add(): the request joins the SYN queue and ehash
+    (as TCP_NEW_SYN_RECV) with its SYN-ACK timer on."""
+    sk.accept_queue.syn[req.key] = req
+    net.hashinfo.ehash[req.key] = req
+    req.timer = net.add_timer(TCP_TIMEOUT_INIT, lambda now, r=req: reqsk_timer_handler(net, r))
+
+
+def inet_csk_reqsk_queue_drop(net: "Net", req: RequestSock) -> None:
+    """Linux: inet_csk_reqsk_queue_drop(): out of the SYN queue and ehash."""
+    if req.timer is not None:
+        req.timer.cancel()
+        req.timer = None
+    queue = req.listener.accept_queue
+    if queue is not None and queue.syn.get(req.key) is req:
+        del queue.syn[req.key]
+    if net.hashinfo.ehash.get(req.key) is req:
+        del net.hashinfo.ehash[req.key]
+
+
+def inet_csk_reqsk_queue_add(sk: "Sock", req: RequestSock, child: "Sock") -> None:
+    """Linux: inet_csk_reqsk_queue_add() + sk_acceptq_added()."""
+    req.sk = child
+    sk.accept_queue.accept.append(req)
+    sk.ack_backlog += 1
+
+
+def reqsk_timer_handler(net: "Net", req: RequestSock) -> None:
+    """Linux: reqsk_timer_handler(): resend the SYN-ACK (rsk_ops->rtx_syn_ack) with
+    backoff (1, 3, 7, 15, 31 s) up to tcp_synack_retries (or TCP_SYNCNT), then drop."""
+    req.timer = None
+    listener = req.listener
+    if listener.state != TcpState.TCP_LISTEN or req.key not in listener.accept_queue.syn:
+        return inet_csk_reqsk_queue_drop(net, req)
+    max_retries = listener.syn_retries or int(net.sysctl("net.ipv4.tcp_synack_retries"))
+    if req.num_timeout >= max_retries:
+        return inet_csk_reqsk_queue_drop(net, req)
+    req.rsk_ops.rtx_syn_ack(net, req)
+    req.num_timeout += 1
+    timeo = min(TCP_TIMEOUT_INIT * (1 << req.num_timeout), TCP_RTO_MAX)
+    req.timer = net.add_timer(timeo, lambda now, r=req: reqsk_timer_handler(net, r))
+
+
+# -- listen and accept ---------------------------------------------------------------
+
 def inet_csk_listen_start(net: "Net", sk: "Sock") -> None:
     """Linux: inet_csk_listen_start(): accept queue, LISTEN, re-check the port, hash."""
     sk.accept_queue = RequestSockQueue()
@@ -127,23 +272,22 @@ def inet_csk_listen_start(net: "Net", sk: "Sock") -> None:
 def inet_csk_listen_stop(net: "Net", sk: "Sock") -> None:
     """Linux: inet_csk_listen_stop(): children waiting in the accept queue are reset
     (inet_child_forget -> tcp_disconnect sends RST); SYN_RECV requests are dropped."""
-    from sysemu.net.ipv4.tcp import inet_child_forget, reqsk_drop
     queue = sk.accept_queue
     if queue is None:
         return
     for req in list(queue.syn.values()):
-        reqsk_drop(net, req)
+        inet_csk_reqsk_queue_drop(net, req)
     while True:
         req = reqsk_queue_remove(sk)
         if req is None:
             break
-        inet_child_forget(net, sk, req.sk)
+        inet_child_forget(net, req.sk)
     net.kernel.host.listen_queue_changed(sk)
 
 
 def inet_csk_accept(net: "Net", sk: "Sock", nonblocking: bool) -> "Sock":
     """Linux: inet_csk_accept(): the head child of the accept queue, without dequeuing it
-    (sysemu: the caller dequeues with reqsk_queue_remove() once the program has the fd).
+    (sysemu: inet_accept_commit() dequeues it once the program has the fd).
     EINVAL if not listening; EAGAIN when empty and non-blocking (or SO_RCVTIMEO passed);
     else wait on the listener."""
     if sk.state != TcpState.TCP_LISTEN:

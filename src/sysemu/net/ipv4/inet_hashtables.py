@@ -1,7 +1,6 @@
 """The TCP tables: bind buckets (port -> owners), the established hash and listeners.
 
-Linux: net/ipv4/inet_hashtables.c, include/net/inet_hashtables.h, and the address
-comparisons of net/ipv4/inet_connection_sock.c (inet_rcv_saddr_equal).
+Linux: net/ipv4/inet_hashtables.c, include/net/inet_hashtables.h.
 """
 from __future__ import annotations
 
@@ -14,32 +13,6 @@ from sysemu.kernel.errors import SyscallError
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
-
-SOCK_BINDADDR_LOCK = 4
-SOCK_BINDPORT_LOCK = 8
-
-# ipv6_addr_type() classes sysemu distinguishes
-IPV6_ADDR_ANY = "any"
-IPV6_ADDR_MAPPED = "mapped"
-IPV6_ADDR_LOOPBACK = "loopback"
-IPV6_ADDR_MULTICAST = "multicast"
-IPV6_ADDR_LINKLOCAL = "linklocal"
-IPV6_ADDR_UNICAST = "unicast"
-
-
-def ipv6_addr_type(addr: bytes) -> str:
-    """Linux: net/ipv6/addrconf_core.c __ipv6_addr_type(), reduced to the classes used."""
-    if addr == IN6ADDR_ANY:
-        return IPV6_ADDR_ANY
-    if addr[:12] == V4MAPPED_PREFIX:
-        return IPV6_ADDR_MAPPED
-    if addr == bytes(15) + b"\1":
-        return IPV6_ADDR_LOOPBACK
-    if addr[0] == 0xFF:
-        return IPV6_ADDR_MULTICAST
-    if addr[0] == 0xFE and (addr[1] & 0xC0) == 0x80:
-        return IPV6_ADDR_LINKLOCAL
-    return IPV6_ADDR_UNICAST
 
 
 class InetBindBucket:
@@ -120,7 +93,7 @@ class InetHashInfo:
     def lookup_established(self, daddr: bytes, dport: int, saddr: bytes, sport: int):
         return self.ehash.get((daddr, dport, saddr, sport))
 
-    def lookup_listener(self, daddr: bytes, dport: int, saddr: bytes, sport: int):
+    def lookup_listener(self, daddr: bytes, dport: int, sport: int):
         """Linux: __inet_lookup_listener() / inet6_lookup_listener(): the best-scoring
         listener for a SYN to daddr:dport (exact address beats wildcard; an IPv4 packet
         reaches IPv6 wildcard listeners that are not v6only). Among a reuseport group the
@@ -159,38 +132,11 @@ def _listener_score(sk: "Sock", daddr: bytes, is_v4: bool) -> int:
     return 3 if V4MAPPED_PREFIX + sk.rcv_saddr == daddr else -1
 
 
-def _ipv6_rcv_saddr_equal(a6: bytes, b6: bytes | None, a4: bytes, b4: bytes,
-                          a_only: bool, b_only: bool, wild: bool) -> bool:
-    """Linux: net/ipv4/inet_connection_sock.c ipv6_rcv_saddr_equal()."""
-    t1 = ipv6_addr_type(a6)
-    t2 = ipv6_addr_type(b6) if b6 is not None else IPV6_ADDR_MAPPED
-    if t1 == IPV6_ADDR_MAPPED and t2 == IPV6_ADDR_MAPPED:
-        if not b_only:
-            if a4 == b4:
-                return True
-            return wild and (a4 == INADDR_ANY or b4 == INADDR_ANY)
-        return False
-    if t1 == IPV6_ADDR_ANY and t2 == IPV6_ADDR_ANY:
-        return True
-    if t2 == IPV6_ADDR_ANY and wild and not (b_only and t1 == IPV6_ADDR_MAPPED):
-        return True
-    if t1 == IPV6_ADDR_ANY and wild and not (a_only and t2 == IPV6_ADDR_MAPPED):
-        return True
-    return b6 is not None and a6 == b6
-
-
-def inet_rcv_saddr_equal(sk: "Sock", sk2: "Sock", match_wildcard: bool) -> bool:
-    """Linux: net/ipv4/inet_connection_sock.c inet_rcv_saddr_equal()."""
-    if sk.family == AF_INET6:
-        return _ipv6_rcv_saddr_equal(
-            sk.v6_rcv_saddr, sk2.v6_rcv_saddr if sk2.family == AF_INET6 else None,
-            sk.rcv_saddr, sk2.rcv_saddr, sk.ipv6only, sk2.ipv6only, match_wildcard)
-    # Linux: ipv4_rcv_saddr_equal()
-    if sk2.ipv6only:
-        return False
-    if sk.rcv_saddr == sk2.rcv_saddr:
-        return True
-    return match_wildcard and (sk.rcv_saddr == INADDR_ANY or sk2.rcv_saddr == INADDR_ANY)
+def inet_get_local_port_range(net: "Net") -> tuple[int, int]:
+    """Linux: inet_connection_sock.c inet_sk_get_local_port_range() (no per-socket
+    IP_LOCAL_PORT_RANGE); here, below both of its callers (bind(0) and connect())."""
+    lo, hi = net.sysctl("net.ipv4.ip_local_port_range")
+    return int(lo), int(hi)
 
 
 def inet_hash_connect(net: "Net", sk: "Sock") -> None:
@@ -198,14 +144,13 @@ def inet_hash_connect(net: "Net", sk: "Sock") -> None:
     local port whose 4-tuple is unique, and enter it in ehash. A bound sock keeps its port
     (EADDRNOTAVAIL if the 4-tuple is taken). The first pass tries ports of the range
     start's parity (bind(0) prefers the other one)."""
-    from sysemu.net.ipv4.inet_connection_sock import local_port_range
     hinfo = net.hashinfo
     if sk.num:
         if not hinfo.ehash_insert(sk):
             # sysemu: TIME_WAIT reuse (tcp_tw_reuse) is not modelled: the 4-tuple is busy.
             raise SyscallError(Errno.EADDRNOTAVAIL)
         return
-    low, high = local_port_range(net)
+    low, high = inet_get_local_port_range(net)
     high += 1
     remaining = high - low
     if remaining > 1:

@@ -1,39 +1,47 @@
 """The SYN queue and the accept queue of a listener.
 
-Linux: include/net/request_sock.h (struct request_sock, struct request_sock_queue,
-reqsk_queue_remove), net/core/request_sock.c, net/ipv4/inet_connection_sock.c
-(inet_csk_reqsk_queue_add, inet_csk_reqsk_queue_hash_add).
+Linux: include/net/request_sock.h (struct request_sock, struct request_sock_ops,
+struct request_sock_queue, reqsk_queue_remove), net/core/request_sock.c.
+The queue operations a listener does (inet_csk_reqsk_queue_*) are in
+inet_connection_sock.
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from sysemu.net.core import Sock, Timer
+    from sysemu.net.core import Net, Segment, Sock, Timer
+
+
+@dataclass(frozen=True)
+class RequestSockOps:
+    """Linux: struct request_sock_ops (tcp_request_sock_ops): how the protocol resends a
+    request's SYN-ACK (rtx_syn_ack) and answers a segment that does not fit it
+    (send_reset)."""
+    rtx_syn_ack: Callable[["Net", "RequestSock"], None]
+    send_reset: Callable[["Net", "Segment"], None]
 
 
 class RequestSock:
     """Linux: struct request_sock / inet_request_sock / tcp_request_sock: a connection in
     SYN_RECV, known by its 4-tuple, until the client's ACK makes it a child socket."""
 
-    __slots__ = ("listener", "loc_addr", "loc_port", "rmt_addr", "rmt_port", "snt_isn",
-                 "rcv_isn", "num_timeout", "num_retrans", "timer", "sk", "acked",
-                 "cookie")
+    __slots__ = ("listener", "rsk_ops", "loc_addr", "loc_port", "rmt_addr", "rmt_port",
+                 "snt_isn", "rcv_isn", "num_timeout", "timer", "sk")
 
-    def __init__(self, listener: "Sock", loc_addr: bytes, loc_port: int, rmt_addr: bytes,
-                 rmt_port: int, rcv_isn: int, snt_isn: int):
+    def __init__(self, listener: "Sock", rsk_ops: RequestSockOps, loc_addr: bytes,
+                 loc_port: int, rmt_addr: bytes, rmt_port: int, rcv_isn: int, snt_isn: int):
         self.listener = listener
+        self.rsk_ops = rsk_ops
         self.loc_addr, self.loc_port = loc_addr, loc_port
         self.rmt_addr, self.rmt_port = rmt_addr, rmt_port
         self.rcv_isn = rcv_isn
         self.snt_isn = snt_isn
         self.num_timeout = 0
-        self.num_retrans = 0
         self.timer: Timer | None = None
         self.sk: Sock | None = None     # the child, once in the accept queue
-        self.acked = False
-        self.cookie = False             # sent as a SYN cookie: not in the SYN queue
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:
@@ -59,24 +67,6 @@ class RequestSockQueue:
     def empty(self) -> bool:
         """Linux: reqsk_queue_empty()."""
         return not self.accept
-
-
-def sk_acceptq_is_full(sk: "Sock") -> bool:
-    """Linux: include/net/sock.h sk_acceptq_is_full(): `>`, so backlog+1 fit."""
-    return sk.ack_backlog > sk.max_ack_backlog
-
-
-def inet_csk_reqsk_queue_is_full(sk: "Sock") -> bool:
-    """Linux: inet_csk_reqsk_queue_is_full(): qlen > sk_max_ack_backlog (`>` since the
-    2024 fix that made backlog 0 usable without SYN cookies; 6.18 has it)."""
-    return sk.accept_queue.qlen > sk.max_ack_backlog
-
-
-def inet_csk_reqsk_queue_add(sk: "Sock", req: RequestSock, child: "Sock") -> None:
-    """Linux: inet_csk_reqsk_queue_add() + sk_acceptq_added()."""
-    req.sk = child
-    sk.accept_queue.accept.append(req)
-    sk.ack_backlog += 1
 
 
 def reqsk_queue_remove(sk: "Sock") -> RequestSock | None:

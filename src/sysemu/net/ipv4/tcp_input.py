@@ -1,0 +1,152 @@
+"""TCP's segments in, for a sock that has them: the handshake, FIN, RST, new requests.
+
+Linux: net/ipv4/tcp_input.c (tcp_rcv_synsent_state_process, tcp_rcv_state_process,
+tcp_finish_connect, tcp_reset, tcp_fin, tcp_conn_request).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sysemu.abi.errno import Errno
+from sysemu.abi.inet import TcpState
+from sysemu.abi.limits import U32_MAX
+from sysemu.abi.socket import RCV_SHUTDOWN, SEND_SHUTDOWN
+from sysemu.net.core import sk_acceptq_is_full
+from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
+                                                  inet_csk_reqsk_queue_hash_add,
+                                                  inet_csk_reqsk_queue_is_full,
+                                                  inet_csk_reset_keepalive_timer)
+from sysemu.net.ipv4.request_sock import RequestSock
+from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done
+from sysemu.net.ipv4.tcp_minisocks import tcp_time_wait
+from sysemu.net.ipv4.tcp_output import F, tcp_send, tcp_send_delayed_ack, tcp_send_synack
+
+if TYPE_CHECKING:
+    from sysemu.net.core import Net, Segment, Sock
+    from sysemu.net.ipv4.request_sock import RequestSockOps
+
+S = TcpState
+
+
+def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
+    """Linux: tcp_rcv_synsent_state_process() and tcp_rcv_state_process() for the control
+    segments sysemu carries (TIME_WAIT has tcp_timewait_state_process()). True, as
+    Linux's nonzero return: the caller answers the segment with a RST."""
+    flags = seg.flags
+    state = sk.state
+    if state == S.TCP_SYN_SENT:
+        if flags & F.ACK and seg.ack != sk.snd_nxt:
+            return not flags & F.RST
+        if flags & F.RST:
+            if flags & F.ACK:
+                tcp_reset(net, sk)
+            return False
+        if flags & F.SYN and flags & F.ACK:
+            tcp_finish_connect(net, sk, seg)
+        return False   # sysemu: simultaneous open is not modelled
+    if flags & F.RST:
+        tcp_reset(net, sk)
+        return False
+    if flags & F.SYN:
+        # A retransmitted SYN-ACK (our ACK was dropped): ACK it again.
+        if state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and flags & F.ACK:
+            tcp_send(net, sk, F.ACK)
+        return False
+    fin_acked = bool(flags & F.ACK) and seg.ack == sk.snd_nxt and sk.shutdown & SEND_SHUTDOWN
+    if state == S.TCP_FIN_WAIT1 and fin_acked:
+        sk.state = S.TCP_FIN_WAIT2
+        if sk.dead:
+            inet_csk_reset_keepalive_timer(net, sk,
+                                           float(net.sysctl("net.ipv4.tcp_fin_timeout")))
+    elif state == S.TCP_CLOSING and fin_acked:
+        tcp_time_wait(net, sk)
+        return False
+    elif state == S.TCP_LAST_ACK and fin_acked:
+        tcp_done(net, sk)
+        return False
+    if flags & F.FIN:
+        tcp_fin(net, sk, seg)
+    return False
+
+
+def tcp_finish_connect(net: "Net", sk: "Sock", seg: "Segment") -> None:
+    """Linux: tcp_finish_connect(): ESTABLISHED, ACK the SYN-ACK, wake the connector."""
+    inet_csk_clear_xmit_timers(sk)
+    sk.rcv_nxt = (seg.seq + 1) & U32_MAX
+    sk.state = S.TCP_ESTABLISHED
+    tcp_send(net, sk, F.ACK)
+    if not sk.dead:
+        sk.wait.wake_up()
+        net.kernel.host.connect_done(sk, 0)
+
+
+def tcp_reset(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_reset(): the error for the state, then tcp_done()."""
+    if sk.state == S.TCP_SYN_SENT:
+        sk.sk_err = Errno.ECONNREFUSED
+    elif sk.state == S.TCP_CLOSE_WAIT:
+        sk.sk_err = Errno.EPIPE
+    elif sk.state == S.TCP_CLOSE:
+        return
+    else:
+        sk.sk_err = Errno.ECONNRESET
+    if sk.state == S.TCP_SYN_SENT:
+        return tcp_connect_failed(net, sk)
+    if not sk.dead:
+        net.kernel.host.reset(sk)
+    tcp_done(net, sk)
+
+
+def tcp_fin(net: "Net", sk: "Sock", seg: "Segment") -> None:
+    """Linux: tcp_fin()."""
+    sk.rcv_nxt = (seg.seq + 1) & U32_MAX
+    sk.shutdown |= RCV_SHUTDOWN
+    state = sk.state
+    if state == S.TCP_ESTABLISHED:
+        # Linux enters pingpong mode here: the ACK of the FIN is delayed (ATO, 40 ms) in
+        # the hope that our own FIN can carry it (probed on 6.18: the closer shows
+        # FIN_WAIT1 right after shutdown(SHUT_WR)).
+        sk.state = S.TCP_CLOSE_WAIT
+        tcp_send_delayed_ack(net, sk)
+    elif state == S.TCP_FIN_WAIT1:
+        tcp_send(net, sk, F.ACK)
+        sk.state = S.TCP_CLOSING
+    elif state == S.TCP_FIN_WAIT2:
+        tcp_send(net, sk, F.ACK)
+        tcp_time_wait(net, sk)
+    if not sk.dead:
+        sk.wait.wake_up()
+
+
+def tcp_conn_request(net: "Net", rsk_ops: "RequestSockOps", sk: "Sock",
+                     seg: "Segment") -> None:
+    """Linux: tcp_conn_request(): a full SYN queue drops the SYN unless SYN cookies take
+    over; a full accept queue drops it (ListenOverflows + ListenDrops) and the client
+    retransmits."""
+    syncookies = int(net.sysctl("net.ipv4.tcp_syncookies"))
+    want_cookie = False
+    if syncookies == 2 or inet_csk_reqsk_queue_is_full(sk):
+        if syncookies:   # Linux: tcp_syn_flood_action()
+            want_cookie = True
+            net.count("TCPReqQFullDoCookies")
+        else:
+            net.count("TCPReqQFullDrop")
+            net.count("ListenDrops")
+            return
+    if sk_acceptq_is_full(sk):
+        net.count("ListenOverflows")
+        net.count("ListenDrops")
+        return
+    if not want_cookie and not syncookies:
+        max_syn_backlog = int(net.sysctl("net.ipv4.tcp_max_syn_backlog"))
+        if max_syn_backlog - sk.accept_queue.qlen < (max_syn_backlog >> 2):
+            net.count("ListenDrops")       # "drop open request from ..." (unproven peer)
+            return
+    req = RequestSock(sk, rsk_ops, seg.daddr, seg.dport, seg.saddr, seg.sport, seg.seq,
+                      net.kernel.rng.getrandbits(32))
+    if want_cookie:
+        net.count("SyncookiesSent")
+        sk.accept_queue.cookies[req.key] = req
+    else:
+        inet_csk_reqsk_queue_hash_add(net, sk, req)
+    tcp_send_synack(net, req)
