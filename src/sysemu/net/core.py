@@ -327,6 +327,7 @@ class Net:
         self.socks: set[Sock] = set()         # every live Sock (for ss and CurrEstab)
         # Linux: net_secret / ts_secret (secure_seq.c), once per sandbox
         self.secret = NetSecret(kernel.rng)
+        self.boot_time = kernel.clock.now()
 
     # -- counters ------------------------------------------------------------------
     @property
@@ -344,6 +345,11 @@ class Net:
 
     def now(self) -> float:
         return self.kernel.clock.now()
+
+    def uptime(self) -> float:
+        """Seconds since the namespace was made (the sandbox's boot): what the keyed
+        hashes of secure_seq count time in."""
+        return self.kernel.clock.now() - self.boot_time
 
     # -- timers ----------------------------------------------------------------------
     def add_timer(self, delay: float, fn: Callable[[float], None]) -> Timer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 # hashes 4-byte addresses, IPv6 16-byte ones, as Linux's two variants do.
 
 from hashlib import blake2b
+from typing import Protocol
 
 from sysemu.abi.inet import V4MAPPED_PREFIX
 from sysemu.abi.limits import HZ, U32_MAX
@@ -37,6 +38,13 @@ class NetSecret:
         self.ts_secret = rng.getrandbits(128).to_bytes(16, "little")
 
 
+class Net(Protocol):
+    """What the hashes need of sysemu.net.core.Net (which holds a NetSecret)."""
+    secret: NetSecret
+
+    def uptime(self) -> float: ...
+
+
 def _keyed(key: bytes, data: bytes, size: int) -> int:
     return int.from_bytes(blake2b(data, key=key, digest_size=size).digest(), "little")
 
@@ -46,34 +54,34 @@ def _addr(wire: bytes) -> bytes:
     return wire[12:] if wire[:12] == V4MAPPED_PREFIX else wire
 
 
-def seq_scale(seq: int, now: float) -> int:
+def seq_scale(seq: int, uptime: float) -> int:
     """Linux: seq_scale(): the hash plus the clock in 64 ns units (a u32 period of 274 s),
     so a later connection of the same 4-tuple starts above an earlier one.
-    sysemu: the clock is the sandbox's (kernel.clock, seconds), for ktime_get_real_ns()."""
-    return (seq + (int(now * 1e9) >> 6)) & U32_MAX
+    sysemu: the clock is the sandbox's time since it started (Net.uptime()) where Linux
+    reads the real-time clock, so that a seeded run starts from the same point."""
+    return (seq + (int(uptime * 1e9) >> 6)) & U32_MAX
 
 
-def secure_tcp_seq(secret: NetSecret, saddr: bytes, daddr: bytes, sport: int, dport: int,
-                   now: float) -> int:
+def secure_tcp_seq(net: "Net", saddr: bytes, daddr: bytes, sport: int, dport: int) -> int:
     """Linux: secure_tcp_seq() / secure_tcpv6_seq(): the ISN of the connection
-    saddr:sport -> daddr:dport (wire addresses) at time `now`."""
+    saddr:sport -> daddr:dport (wire addresses), now."""
     data = _addr(saddr) + _addr(daddr) + sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
-    return seq_scale(_keyed(secret.net_secret, data, 4), now)
+    return seq_scale(_keyed(net.secret.net_secret, data, 4), net.uptime())
 
 
-def secure_tcp_ts_off(secret: NetSecret, saddr: bytes, daddr: bytes) -> int:
+def secure_tcp_ts_off(net: "Net", saddr: bytes, daddr: bytes) -> int:
     """Linux: secure_tcp_ts_off() / secure_tcpv6_ts_off(): the offset added to a
     connection's TCP timestamps (tsval = clock in ms + offset). The caller checks
     net.ipv4.tcp_timestamps == 1 (else 0)."""
-    return _keyed(secret.ts_secret, _addr(saddr) + _addr(daddr), 4)
+    return _keyed(net.secret.ts_secret, _addr(saddr) + _addr(daddr), 4)
 
 
-def secure_port_ephemeral(secret: NetSecret, saddr: bytes, daddr: bytes, dport: int,
-                          now: float) -> int:
+def secure_port_ephemeral(net: "Net", saddr: bytes, daddr: bytes, dport: int) -> int:
     """Linux: secure_ipv4_port_ephemeral() / secure_ipv6_port_ephemeral(): a 64-bit hash
-    of the source, the destination and the time in 10 s periods. __inet_hash_connect()
-    takes the perturbation table index from the low bits and the offset from the high."""
-    timeseed = int(now * HZ) // EPHEMERAL_PORT_SHUFFLE_PERIOD
+    of the source, the destination and the time in 10 s periods (jiffies since the
+    sandbox started). __inet_hash_connect() takes the perturbation table index from the
+    low bits and the offset from the high."""
+    timeseed = int(net.uptime() * HZ) // EPHEMERAL_PORT_SHUFFLE_PERIOD
     data = (_addr(saddr) + _addr(daddr) + (timeseed & U32_MAX).to_bytes(4, "little")
             + dport.to_bytes(2, "big"))
-    return _keyed(secret.net_secret, data, 8)
+    return _keyed(net.secret.net_secret, data, 8)

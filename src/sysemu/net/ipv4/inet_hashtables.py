@@ -156,8 +156,7 @@ INET_TABLE_PERTURB_SIZE = 1 << 16
 def inet_sk_port_offset(net: "Net", sk: "Sock") -> int:
     """Linux: inet_sk_port_offset() (inet6_sk_port_offset() for IPv6): the keyed hash
     of source, destination and destination port."""
-    return secure_port_ephemeral(net.secret, sk.wire_local(), sk.wire_remote(), sk.dport,
-                                 net.now())
+    return secure_port_ephemeral(net, sk.wire_local(), sk.wire_remote(), sk.dport)
 
 
 def __inet_check_established(net: "Net", sk: "Sock", lport: int,

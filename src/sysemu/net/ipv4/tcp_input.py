@@ -171,15 +171,14 @@ def tcp_conn_request(net: "Net", rsk_ops: "RequestSockOps", sk: "Sock", seg: "Se
             return
     if not isn:
         # sysemu: a SYN cookie's ISN is this hash too (the cookie is kept as its request)
-        isn = secure_tcp_seq(net.secret, seg.daddr, seg.saddr, seg.dport, seg.sport,
-                             net.now())
+        isn = secure_tcp_seq(net, seg.daddr, seg.saddr, seg.dport, seg.sport)
     req = RequestSock(sk, rsk_ops, seg.daddr, seg.dport, seg.saddr, seg.sport, seg.seq, isn)
     timestamps = int(net.sysctl("net.ipv4.tcp_timestamps"))
     if timestamps and seg.tsval is not None:
         req.tstamp_ok = True
         req.ts_recent = seg.tsval
         if timestamps == 1:            # Linux: tcp_v4_init_ts_off()
-            req.ts_off = secure_tcp_ts_off(net.secret, seg.daddr, seg.saddr)
+            req.ts_off = secure_tcp_ts_off(net, seg.daddr, seg.saddr)
     if want_cookie:
         net.count("SyncookiesSent")
         sk.accept_queue.cookies[req.key] = req

@@ -262,9 +262,9 @@ def _connect_common(net: "Net", sk: "Sock", daddr4: bytes, dport: int, src4: byt
         sk.daddr, sk.v6_daddr = INADDR_ANY, IN6ADDR_ANY
         raise
     if not sk.write_seq:
-        sk.write_seq = secure_tcp_seq(net.secret, sk.wire_local(), sk.wire_remote(), sk.num,
-                                      sk.dport, net.now())
-    sk.tsoffset = (secure_tcp_ts_off(net.secret, sk.wire_local(), sk.wire_remote())
+        sk.write_seq = secure_tcp_seq(net, sk.wire_local(), sk.wire_remote(), sk.num,
+                                      sk.dport)
+    sk.tsoffset = (secure_tcp_ts_off(net, sk.wire_local(), sk.wire_remote())
                    if int(net.sysctl("net.ipv4.tcp_timestamps")) == 1 else 0)
     tcp_connect(net, sk)
 
