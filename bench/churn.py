@@ -94,20 +94,33 @@ class Server:
             serve(conn, ORDERS[first[0] - ord("0")] if first else "server")
 
 
-def one_connection(addr, order: str) -> None:
+def one_connection(addr, order: str, marks: list) -> None:
+    """One connection; `marks` gets the time after each step (socket, connect, pong,
+    the server's EOF, close), to tell where a stall was."""
     c = socket.socket()
+    marks.append(time.monotonic())
     try:
         timeouts(c)
         c.connect(addr)
+        marks.append(time.monotonic())
         c.sendall(str(ORDERS.index(order)).encode() + b"ping")
         if c.recv(16) == b"":
             raise OSError("no pong")
+        marks.append(time.monotonic())
         if order == "server":
             c.recv(16)                      # the server's FIN first
         elif order == "rst":
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        marks.append(time.monotonic())
     finally:
         c.close()
+        marks.append(time.monotonic())
+
+
+STEPS = ("socket", "connect", "pong", "eof", "close")
+
+
+CHUNK = 10_000      # connections per rate sample: does a connection cost more with history?
 
 
 class Tally:
@@ -116,27 +129,44 @@ class Tally:
         self.slowest = 0.0
         self.lock = threading.Lock()
         self.first_error = ""
+        self.start = time.monotonic()
+        self.chunk_start = self.start
+        self.chunk_rates: list[float] = []
+        self.stall_log: list[str] = []
 
-    def add(self, took: float, error: Exception | None) -> None:
+    def add(self, start: float, took: float, order: str, error: Exception | None,
+            marks: list) -> None:
         with self.lock:
             if error is not None:
                 self.errors += 1
                 self.first_error = self.first_error or repr(error)
             else:
                 self.done += 1
+                if self.done % CHUNK == 0:
+                    now = time.monotonic()
+                    self.chunk_rates.append(round(CHUNK / (now - self.chunk_start)))
+                    self.chunk_start = now
             if took > STALL:
                 self.stalls += 1
+                if len(self.stall_log) < 20:
+                    steps = [start] + marks
+                    slow = max(range(len(marks)), key=lambda k: steps[k + 1] - steps[k])
+                    self.stall_log.append(
+                        f"#{self.done + self.errors} {order} at {start - self.start:.1f}s "
+                        f"took {took:.2f}s, {steps[slow + 1] - steps[slow]:.2f}s of it "
+                        f"in {STEPS[slow]}")
             self.slowest = max(self.slowest, took)
 
 
 def timed(addr, order: str, tally: Tally) -> None:
     start = time.monotonic()
     error = None
+    marks: list[float] = []
     try:
-        one_connection(addr, order)
+        one_connection(addr, order, marks)
     except OSError as exc:
         error = exc
-    tally.add(time.monotonic() - start, error)
+    tally.add(start, time.monotonic() - start, order, error, marks)
 
 
 def inner(args: argparse.Namespace) -> dict:
@@ -173,7 +203,8 @@ def inner(args: argparse.Namespace) -> dict:
 def report(tally: Tally, elapsed: float) -> dict:
     return {"connections": tally.done, "errors": tally.errors, "stalls": tally.stalls,
             "per_s": round(tally.done / elapsed, 1), "slowest_ms": round(tally.slowest * 1e3),
-            "seconds": round(elapsed, 2), "first_error": tally.first_error}
+            "seconds": round(elapsed, 2), "first_error": tally.first_error,
+            "per_s_by_10k": tally.chunk_rates, "stall_log": tally.stall_log}
 
 
 def run_inner(argv: list[str], sandboxed: bool, seed: int | None, timeout: float) -> dict:
@@ -221,6 +252,10 @@ def main() -> int:
             print(f"{name:<34} {where:<7} {r['connections']:>8} {r['per_s']:>9} "
                   f"{r['stalls']:>7} {r['errors']:>7} {r['slowest_ms']:>7}ms"
                   + (f"  {r['first_error']}" if r["first_error"] else ""))
+            if r["per_s_by_10k"]:
+                print(f"{'':<34} {where:<7} per s by 10,000: {r['per_s_by_10k']}")
+            for line in r["stall_log"]:
+                print(f"{'':<34} {where:<7} stall {line}")
             worst = max(worst, r["stalls"] + r["errors"])
     return 1 if worst else 0
 

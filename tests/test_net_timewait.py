@@ -155,13 +155,20 @@ def client_closes_first(env, lfd, port):
     return tw
 
 
-@pytest.mark.parametrize("reuse", [2, 1, 0])
-def test_connect_reuses_a_time_wait_after_the_reuse_delay(reuse):
+def one_port_time_wait(**sysctl):
+    """A sandbox whose ephemeral range is one port (40000), left in TIME_WAIT by a
+    client that closed first: (env, listener port, the TIME_WAIT Sock)."""
     env = Env(log_wire=True, sysctl={"net.ipv4.ip_local_port_range": (40000, 40000),
-                                     "net.ipv4.tcp_tw_reuse": reuse})
+                                     **{f"net.ipv4.{k}": v for k, v in sysctl.items()}})
     lfd, port = env.server(port=5000)
     tw = client_closes_first(env, lfd, port)
     assert tw.num == 40000
+    return env, port, tw
+
+
+@pytest.mark.parametrize("reuse", [2, 1, 0])
+def test_connect_reuses_a_time_wait_after_the_reuse_delay(reuse):
+    env, port, tw = one_port_time_wait(tcp_tw_reuse=reuse)
     assert env.connect(env.socket(), "127.0.0.1", port) == -E.EADDRNOTAVAIL   # < 1 s
     env.advance(1.01)                    # tcp_tw_reuse_delay (1000 ms) has passed
     c = env.socket()
@@ -175,19 +182,13 @@ def test_connect_reuses_a_time_wait_after_the_reuse_delay(reuse):
 
 
 def test_reuse_needs_timestamps():
-    env = Env(sysctl={"net.ipv4.ip_local_port_range": (40000, 40000),
-                      "net.ipv4.tcp_timestamps": 0})
-    lfd, port = env.server(port=5000)
-    client_closes_first(env, lfd, port)
+    env, port, _ = one_port_time_wait(tcp_timestamps=0)
     env.advance(5)
     assert env.connect(env.socket(), "127.0.0.1", port) == -E.EADDRNOTAVAIL
 
 
 def test_reuse_delay_sysctl():
-    env = Env(sysctl={"net.ipv4.ip_local_port_range": (40000, 40000),
-                      "net.ipv4.tcp_tw_reuse_delay": 3000})
-    lfd, port = env.server(port=5000)
-    client_closes_first(env, lfd, port)
+    env, port, _ = one_port_time_wait(tcp_tw_reuse_delay=3000)
     env.advance(2.0)
     assert env.connect(env.socket(), "127.0.0.1", port) == -E.EADDRNOTAVAIL
     env.advance(1.1)
