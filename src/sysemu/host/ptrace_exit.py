@@ -449,7 +449,7 @@ class ExitPathTracer:
         into the handler to read the registers handle_signal() leaves."""
         if self.shown:
             self.tracer.message(thread.tid, f"--- {signame(sig)} {{si_signo={signame(sig)}, "
-                                            f"si_code={si_code_text(info[1])}}} ---")
+                                            f"si_code={si_code_text(sig, info[1])}}} ---")
         leaving, thread.leaving = thread.leaving, None
         if leaving is None or not caught_signals(thread.tid) & (1 << (sig - 1)):
             return sig, PTRACE_SYSCALL
@@ -476,12 +476,21 @@ class ExitPathTracer:
                                             f"handler> {new}")
 
 
+# include/uapi/asm-generic/siginfo.h: the codes any signal may carry, then per signal.
 SI_CODES = {0: "SI_USER", 0x80: "SI_KERNEL", -1: "SI_QUEUE", -2: "SI_TIMER",
             -3: "SI_MESGQ", -4: "SI_ASYNCIO", -5: "SI_SIGIO", -6: "SI_TKILL"}
+SIG_CODES = {
+    signal.SIGSEGV: {1: "SEGV_MAPERR", 2: "SEGV_ACCERR", 3: "SEGV_BNDERR", 4: "SEGV_PKUERR"},
+    signal.SIGILL: {1: "ILL_ILLOPC", 2: "ILL_ILLOPN", 3: "ILL_ILLADR", 4: "ILL_ILLTRP",
+                    5: "ILL_PRVOPC", 6: "ILL_PRVREG", 7: "ILL_COPROC", 8: "ILL_BADSTK"},
+    signal.SIGTRAP: {1: "TRAP_BRKPT", 2: "TRAP_TRACE", 3: "TRAP_BRANCH", 4: "TRAP_HWBKPT"},
+    signal.SIGCHLD: {1: "CLD_EXITED", 2: "CLD_KILLED", 3: "CLD_DUMPED", 4: "CLD_TRAPPED",
+                     5: "CLD_STOPPED", 6: "CLD_CONTINUED"},
+}
 
 
-def si_code_text(code: int) -> str:
-    return SI_CODES.get(code, str(code))
+def si_code_text(sig: int, code: int) -> str:
+    return SIG_CODES.get(sig, {}).get(code) or SI_CODES.get(code, str(code))
 
 
 def main(argv: list[str], output: str | None = None, set_regs: list[str] = ()) -> int:
