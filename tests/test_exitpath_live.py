@@ -40,12 +40,12 @@ class Trace:
         self.stderr = done.stderr
         self.lines = text.splitlines()
 
-    def calls(self, name: str) -> list[tuple[str, str, str | None]]:
-        """(result, path, reason) of each exit line of call `name`, in order."""
+    def calls(self, name: str, pid: str | None = None) -> list[tuple[str, str, str | None]]:
+        """(result, path, reason) of each exit line of call `name` (of process `pid`)."""
         out = []
         for line in self.lines:
             m = CALL.match(line) or RESUMED.match(line)
-            if m and m.group(2) == name:
+            if m and m.group(2) == name and pid in (None, m.group(1)):
                 out.append((m.group(3), m.group(4), m.group(5)))
         return out
 
@@ -152,6 +152,23 @@ def test_registers_changed_by_the_tracer(probe, sysemu_bin, tmp_path, poke, path
     assert seen in got.stdout, got
     if poke.startswith("r11"):        # r11 = 0 came back, RFLAGS did not (IRET took flags)
         assert "r11=0 " in got.stdout, got
+
+
+def test_restarted_call_leaves_with_rip_rewound(probe, sysemu_bin, tmp_path):
+    """A blocking read interrupted by a signal nobody handles is restarted: the kernel
+    moves RIP back over the syscall instruction, so RCX != RIP and it IRETs. (SIGWINCH is
+    ignored by default: natively it never interrupts the read; a traced thread gets it
+    queued and delivered anyway, so the tracer sees it: sig_ignored().)"""
+    want = native([probe, "restart"])
+    assert (want.returncode, want.stdout) == (0, "restart: read 1 byte: x, child status 0\n")
+    got = exitpath(sysemu_bin, tmp_path, [probe, "restart"])
+    assert (got.rc, got.stdout) == (0, want.stdout), got
+    parent = CALL.match(got.lines[0]).group(1)
+    reads = [c for c in got.calls("read", parent) if c[0] != "832"]      # not the loader's
+    assert reads[0][0].startswith("? ERESTARTSYS") and reads[0][1:] == (
+        "iret", "rcx != rip"), got
+    assert reads[1] == ("1", "sysret", None), got
+    assert "--- SIGWINCH" in got.text, got
 
 
 def test_fork_child_returns_through_ret_from_fork(sysemu_bin, tmp_path):

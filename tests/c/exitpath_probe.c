@@ -13,6 +13,10 @@
  *                                 single-stepped: one SIGTRAP after it
  *   exitpath_probe regs           getpgrp via a raw syscall; prints RCX and R11 as the
  *                                 instruction after it sees them (a tracer may change them)
+ *   exitpath_probe restart        read(2) on a pipe while a child sends SIGWINCH (default:
+ *                                 ignored), then writes one byte: natively the read just
+ *                                 waits; a traced thread's read is interrupted
+ *                                 (ERESTARTSYS) and restarted
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -22,6 +26,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #define X86_EFLAGS_TF 0x100UL
 #define X86_EFLAGS_RF 0x10000UL
@@ -180,6 +185,43 @@ static int do_regs(void)
     return 0;
 }
 
+/* --- restart */
+static int in_read(pid_t pid)
+{
+    char path[64], buf[64] = "";
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = 0;
+    fclose(f);
+    return !strncmp(buf, "0 ", 2);                /* in read(2), or stopped at its entry */
+}
+
+static int do_restart(void)
+{
+    int fds[2], status;
+    char c = 0;
+    pid_t parent = getpid(), child;
+    if (pipe(fds) != 0)
+        return 2;
+    child = fork();
+    if (child == 0) {
+        for (int i = 0; i < 2000 && !in_read(parent); i++)
+            usleep(5000);
+        kill(parent, SIGWINCH);
+        usleep(100000);
+        if (write(fds[1], "x", 1) != 1)
+            _exit(3);
+        _exit(0);
+    }
+    ssize_t n = read(fds[0], &c, 1);
+    waitpid(child, &status, 0);
+    printf("restart: read %zd byte: %c, child status %d\n", n, c, status);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -197,6 +239,8 @@ int main(int argc, char **argv)
         return do_tf();
     if (argc >= 2 && !strcmp(argv[1], "regs"))
         return do_regs();
-    fprintf(stderr, "usage: %s execve|sigreturn|noncanonical ADDR|tf|regs\n", argv[0]);
+    if (argc >= 2 && !strcmp(argv[1], "restart"))
+        return do_restart();
+    fprintf(stderr, "usage: %s execve|sigreturn|noncanonical ADDR|tf|regs|restart\n", argv[0]);
     return 2;
 }
