@@ -9,7 +9,7 @@ sysemu.arch.x86.sysret decides on them, with the CPU's paging mode from /proc/cp
 
 What the stop shows and what do_syscall_64() sees: the syscall-exit stop is
 ptrace_report_syscall_exit() inside syscall_exit_to_user_mode(); do_syscall_64() checks
-the registers after it returns. Between the two, only three things change them:
+the registers after it returns. Between the two, two things change them:
 - the tracer (a debugger's PTRACE_SETREGS; here --set-reg), which this mode applies
   before deciding;
 - a signal handled on the way out (arch_do_signal_or_restart(): a handler frame moves
@@ -19,8 +19,9 @@ the registers after it returns. Between the two, only three things change them:
   frame is set up (signal_setup_done()), the registers are read there, and the exit is
   decided again on them. A call left to restart (ERESTART*, no handler) is decided on
   the registers the restart leaves (sysret.restart_regs()).
-- nothing else: ptrace itself does not force IRET in 6.18 (the old entry code's
-  force_iret() is gone; the checks are the same for traced and untraced threads).
+ptrace itself does not force IRET in 6.18 (the old entry code's force_iret() is gone;
+the checks are the same for traced and untraced threads), but a traced thread receives
+even the signals it ignores (sig_ignored()), so more of its blocking calls restart.
 """
 from __future__ import annotations
 
