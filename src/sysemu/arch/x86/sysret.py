@@ -177,10 +177,9 @@ I386_ENTRY = ExitPath(Path.NOT_64, Reason.I386)
 
 
 def syscall_return_via_sysret(regs: PtRegs, cpu: Cpu = Cpu()) -> ExitPath:
-    """do_syscall_64()'s answer on `regs` as syscall_exit_to_user_mode() left them.
-
-    Linux: arch/x86/entry/syscall_64.c do_syscall_64() (the checks after
-    syscall_exit_to_user_mode(), in its order)."""
+    """Linux: arch/x86/entry/syscall_64.c do_syscall_64(), the checks after
+    syscall_exit_to_user_mode(), in its order: its answer on `regs` as that function
+    left them."""
     # XEN PV guests always use the IRET path.
     # sysemu: never true on bare metal or KVM; kept so the order stays Linux's.
     if cpu.xenpv:
@@ -223,12 +222,11 @@ U64 = 2**64 - 1
 
 
 def restart_regs(regs: PtRegs) -> PtRegs | None:
-    """The registers after arch_do_signal_or_restart() restarts a call no handler takes:
-    RIP back over the 2-byte syscall instruction, RAX the call again (or restart_syscall);
-    None when the call's result asks for no restart, or the regs are not a call's.
-
-    Linux: arch/x86/kernel/signal.c arch_do_signal_or_restart() (the `no handlers
-    present` branch), get_nr_restart_syscall()."""
+    """Linux: arch/x86/kernel/signal.c arch_do_signal_or_restart() (the `no handlers
+    present` branch) and get_nr_restart_syscall(): the registers after the kernel restarts
+    a call no handler takes, RIP back over the 2-byte syscall instruction, RAX the call
+    again (or restart_syscall); None when the result asks for no restart, or the regs are
+    not a call's."""
     if regs.orig_ax == U64:                  # syscall_get_nr() == -1: not from a call
         return None
     error = (2**64 - regs.ax) if regs.ax > U64 - 4095 else 0
