@@ -5,6 +5,8 @@
                [--trace-all] [--inject=SPEC ...] [--fault=SPEC ...] -- CMD ARGS...
     sysemu trace [-e [trace=]SET] [-e inject=SPEC] [-o FILE] [-T] [-y] ... -- CMD ARGS...
     sysemu syscalls [--policy passthrough|strict] [--format table|json]
+    sysemu efi-stub IMAGE [--format text|json]
+    sysemu exitpath [-o FILE] [--set-reg SYSCALL:REG=VALUE ...] -- CMD ARGS...
 """
 from __future__ import annotations
 
@@ -165,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     efi.add_argument("image", metavar="IMAGE", help="bzImage / vmlinuz")
     efi.add_argument("--format", choices=["text", "json"], default="text")
     efi.set_defaults(func=cmd_efi_stub)
+    exitpath = sub.add_parser("exitpath", help="run a program under ptrace; show for each "
+                                               "call whether the kernel leaves by SYSRET or IRET")
+    exitpath.add_argument("-o", "--output", metavar="FILE",
+                          help="write the trace and the summary to FILE instead of stderr")
+    exitpath.add_argument("--set-reg", metavar="SYSCALL:REG=VALUE", action="append",
+                          default=[], help="as a debugger would, write REG (rcx, r11, rip, "
+                                           "rax, eflags...) at each exit of SYSCALL")
+    exitpath.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    exitpath.set_defaults(func=cmd_exitpath)
     try:
         from sysemu.observe.cli import add_subcommands
     except ImportError:
@@ -218,6 +229,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
             sets.append(expr)
     args.strace = sets[-1] if sets else ""
     return cmd_run(args)
+
+
+def cmd_exitpath(args: argparse.Namespace) -> int:
+    from sysemu.host.ptrace_exit import main as exitpath_main
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        print("sysemu exitpath: no command given (sysemu exitpath -- CMD ARGS...)",
+              file=sys.stderr)
+        return 2
+    return exitpath_main(argv, output=args.output, set_regs=args.set_reg)
 
 
 def slot_row(slot) -> dict:
