@@ -24,6 +24,10 @@ NR = {"socket": 41, "connect": 42, "accept": 43, "shutdown": 48, "bind": 49, "li
 class RecordingHooks(HostHooks):
     def __init__(self):
         self.events: list[tuple] = []
+        self.inodes: dict = {}          # Sock -> the inode sock_inode() answers
+
+    def sock_inode(self, sock):
+        return self.inodes.get(sock, 0)
 
     def new_file(self, file):
         self.events.append(("new_file", file))

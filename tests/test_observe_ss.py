@@ -29,7 +29,7 @@ def queue_env():
     v6 = env.socket(10)
     assert env.bind(v6, "::", 9090) == 0 and env.listen(v6, 511) == 0
     for fd, inode in ((lfd, 111), (a, 222), (clients[0], 333)):
-        env.sk(fd).host_inode = inode
+        env.hooks.inodes[env.sk(fd)] = inode
     return env, lfd, clients, a
 
 

@@ -128,7 +128,8 @@ def fd_describer(supervisor):
             except OSError:
                 return None
         task = supervisor.tasks.get(pid)
-        files = task.files if task is not None else HostFileTable(pid, supervisor.registry)
+        files = (task.files if task is not None
+                 else HostFileTable(pid, supervisor.placeholders.by_inode))
         try:
             file = files.lookup(fd)
         except HostPassthrough:
@@ -138,17 +139,18 @@ def fd_describer(supervisor):
                 return None
         except Exception:
             return None
-        return describe_file(file)
+        return describe_file(file, supervisor.placeholders)
 
     return decorate
 
 
-def describe_file(file) -> str | None:
+def describe_file(file, placeholders) -> str | None:
     """strace -yy's text for a sysemu File (None: not a socket sysemu describes)."""
     sock = getattr(file.private_data, "sk", None)
     if sock is None or not hasattr(sock, "local"):
         return None
-    return describe_sock(sock, getattr(file, "host_inode", 0))
+    ph = placeholders.of_file(file)
+    return describe_sock(sock, ph.inode if ph is not None else 0)
 
 
 def configure(supervisor, *, trace: frozenset[str] | None = None, trace_requested: bool = False,

@@ -28,6 +28,8 @@ class HostHooks:
     reconnecting(task, fd, sock) connect(2) starts a new attempt on a socket (after a
                                  failed one): its placeholder must be usable again
     released(sock)               the model is done with a socket (ports already freed)
+    sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
+                                 ss); 0 if none
     """
 
     def new_file(self, file) -> None: ...
@@ -39,6 +41,7 @@ class HostHooks:
     def reset(self, sock) -> None: ...
     def reconnecting(self, task, fd: int, sock) -> None: ...
     def released(self, sock) -> None: ...
+    def sock_inode(self, sock) -> int: return 0
 
 
 class Kernel:
@@ -63,8 +66,7 @@ class Task:
     on_commit(): dispatch runs them only when the response is accepted (a signal can
     cancel a call up to that point, and then nothing may have changed)."""
 
-    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm",
-                 "notif_id")
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -78,7 +80,6 @@ class Task:
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
-        self.notif_id: int | None = None    # the host's notification being answered
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap)."""

@@ -321,7 +321,8 @@ class Net:
                 timer=(tr, when),
                 retransmits=sk.retransmits,
                 uid=sk.uid,
-                inode=0 if sk.state == TcpState.TCP_TIME_WAIT else getattr(sk, "host_inode", 0),
+                inode=(0 if sk.state == TcpState.TCP_TIME_WAIT
+                       else self.kernel.host.sock_inode(sk)),
                 ssthresh=0 if listening else None))
         return rows
 

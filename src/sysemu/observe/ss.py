@@ -64,7 +64,7 @@ def snapshot(net) -> list[dict]:
             "local": [format_addr(laddr, v6), lport],
             "peer": [format_addr(remote[0], v6), remote[1]] if remote
             else [format_addr(b"", v6), "*"],
-            "inode": 0 if sk.state == TcpState.TCP_TIME_WAIT else getattr(sk, "host_inode", 0),
+            "inode": 0 if sk.state == TcpState.TCP_TIME_WAIT else net.kernel.host.sock_inode(sk),
             "uid": sk.uid,
         })
         queue = sk.accept_queue if listening else None
