@@ -15,7 +15,6 @@ import pytest
 from sysemu.abi.errno import Errno
 from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.memory import ProcessMemory
-from sysemu.host.notify import Listener
 from sysemu.host.placeholder import Placeholder
 from sysemu.host.reactor import Reactor
 from sysemu.host.seccomp import build_filter

@@ -28,6 +28,7 @@ import select
 import socket
 from typing import Callable
 
+import sysemu.net
 from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK
 from sysemu.abi.inet import TcpState
 from sysemu.host.notify import ReplaceFd
@@ -362,7 +363,8 @@ class NetGlue(HostHooks):
             ph.pending = ph.pending[n:]
         if not ph.pending:
             try:
-                socket.socket(fileno=os.dup(ph.kept_fd)).shutdown(socket.SHUT_WR)
+                with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
+                    kept.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
 
@@ -401,7 +403,6 @@ def attach_network(supervisor) -> NetGlue:
     the reactor."""
     kernel = supervisor.kernel
     if kernel.net is None:
-        import sysemu.net
         sysemu.net.attach(kernel)
     glue = NetGlue(kernel, supervisor.placeholders, supervisor.requests, log=supervisor.log)
     kernel.host = glue

@@ -595,7 +595,7 @@ class Supervisor:
         self.detach()
         return status
 
-    def wait_child(self, pid: int, on_exit: Callable[[], None] | None = None) -> int:
+    def wait_child(self, pid: int) -> int:
         pidfd = os.pidfd_open(pid)
         done: list[int] = []
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR  # noqa: F401 (net/socket.py's)
+from sysemu.abi.fcntl import O_NONBLOCK, O_RDWR
 from sysemu.kernel.errors import SyscallError
 
 
