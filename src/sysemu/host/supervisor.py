@@ -258,9 +258,11 @@ class Supervisor:
                     task.commits = []
                     result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
             except SyscallError as err:
-                kind, value = ERROR, int(err.errno)
+                kind = ERROR
+                value = int(err.errno)
             except HostPassthrough:
-                kind, value = CONTINUE, 0
+                kind = CONTINUE
+                value = 0
             except WouldBlock as wb:
                 if self.requests:
                     self._carry_out(notif)
@@ -271,13 +273,14 @@ class Supervisor:
                 return
             except Exception as exc:  # the supervisor never dies of what a program does
                 self._internal_error(self._call_name(notif), exc)
-                kind, value = FAILED, int(Errno.ENOSYS)
+                kind = FAILED
+                value = int(Errno.ENOSYS)
             else:
-                kind, value = (INSTALL, result) if isinstance(result, InstallFd) \
-                    else (VALUE, result)
+                kind = INSTALL if isinstance(result, InstallFd) else VALUE
+                value = result
             if self.requests:
                 self._carry_out(notif)
-            commits, task.commits = task.commits, []
+            commits = task.commits
         if flight is not None and flight.injection is not None \
                 and flight.injection.delay_exit_ns:
             flight.timer = self.reactor.call_later(
