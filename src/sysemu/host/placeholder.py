@@ -19,8 +19,8 @@ import select
 import socket
 from typing import Callable
 
+from sysemu.host.control import sandbox_pids, socket_users
 from sysemu.host.libc import getfd_of
-from sysemu.host.procs import descendants
 from sysemu.host.sockdiag import UnixDiag
 
 SWEEP_INTERVAL = 0.25
@@ -162,19 +162,8 @@ class Placeholders:
     @staticmethod
     def _find_holder(inode: int) -> tuple[int, int] | None:
         """(pid, fd) of a sandbox process holding socket `inode` (rare: resets only)."""
-        target = f"socket:[{inode}]"
-        for pid in descendants(os.getpid()):
-            try:
-                names = os.listdir(f"/proc/{pid}/fd")
-            except OSError:
-                continue
-            for name in names:
-                try:
-                    if os.readlink(f"/proc/{pid}/fd/{name}") == target:
-                        return pid, int(name)
-                except OSError:
-                    continue
-        return None
+        users = socket_users(sandbox_pids()).get(inode)
+        return (users[0][1], users[0][2]) if users else None
 
     # -- watching kept ends --------------------------------------------------------------
     def watch(self, ph: Placeholder, on_event: Callable[[Placeholder, int], None]) -> None:
