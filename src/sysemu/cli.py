@@ -38,7 +38,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
     side (placeholders, readiness, release) and its timers; the trace and injections."""
     from sysemu.host.netglue import attach_network
     from sysemu.observe.cli import is_net_fault
-    attach_network(supervisor)
+    glue = attach_network(supervisor)
     trace = getattr(args, "trace_options", None)
     if trace is not None:
         from sysemu.host import tracing
@@ -50,7 +50,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
                           faults=[f for f in args.fault if not is_net_fault(f)],
                           trap_all=args.trace_all)
     from sysemu.observe.cli import setup as observe_setup
-    observe_setup(supervisor, args)
+    observe_setup(supervisor, args, glue)
 
 
 class TraceOptions:

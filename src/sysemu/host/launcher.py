@@ -18,8 +18,8 @@ from typing import Callable
 
 from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.procs import kill_descendants, reap_all
-from sysemu.host.supervisor import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Supervisor,
-                                    decode_status, prctl)
+from sysemu.host.libc import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, prctl
+from sysemu.host.supervisor import Supervisor, decode_status
 from sysemu.kernel.task import Kernel
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)

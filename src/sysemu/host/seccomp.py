@@ -12,6 +12,7 @@ import ctypes
 import os
 
 from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Syscalls
+from sysemu.host.libc import LIBC
 
 SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_ALLOW = 0x7FFF0000
@@ -62,7 +63,7 @@ def libseccomp() -> ctypes.CDLL:
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
         lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p  # malloc'ed char *
-        lib.free = ctypes.CDLL(None).free
+        lib.free = LIBC.free
         lib.free.argtypes = [ctypes.c_void_p]
         _lib = lib
     return _lib

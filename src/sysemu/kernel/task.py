@@ -66,8 +66,7 @@ class Task:
     on_commit(): dispatch runs them only when the response is accepted (a signal can
     cancel a call up to that point, and then nothing may have changed)."""
 
-    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm",
-                 "notif_id")
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -81,7 +80,6 @@ class Task:
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
-        self.notif_id: int | None = None    # the host's notification being answered
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap)."""
