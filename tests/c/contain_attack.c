@@ -1,0 +1,373 @@
+/* Attacks on sysemu's containment (tests/test_contain.py): each mode tries one way out of
+ * the sandbox and prints `key=value` words saying how far it got. Run natively, the
+ * network modes reach the test's host listeners (that is how the test knows the attack
+ * works); under `sysemu run` none may. Build x86-64, or -m32 -static for "socketcall". */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *err(long r) {
+    static char buf[32];
+    if (r >= 0)
+        return "ok";
+    snprintf(buf, sizeof buf, "E%d", errno);
+    return buf;
+}
+
+static struct sockaddr_in loopback(int port) {
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+/* A socket whose family word has high bits set: the kernel reads the low 32. */
+static int width_tcp(int port) {
+#ifdef __x86_64__
+    long fd = syscall(SYS_socket, 0x100000002L, (long)SOCK_STREAM, 0L);
+    printf("socket=%s ", err(fd));
+    if (fd >= 0) {
+        struct sockaddr_in a = loopback(port);
+        printf("connect=%s", err(connect(fd, (struct sockaddr *)&a, sizeof a)));
+    }
+    printf("\n");
+#endif
+    return 0;
+}
+
+static int width_udp(int port) {
+#ifdef __x86_64__
+    long fd = syscall(SYS_socket, 0x100000002L, (long)SOCK_DGRAM, 0L);
+    printf("socket=%s ", err(fd));
+    if (fd >= 0) {
+        struct sockaddr_in a = loopback(port);
+        printf("sendto=%s", err(sendto(fd, "width", 5, 0, (struct sockaddr *)&a, sizeof a)));
+    }
+    printf("\n");
+#endif
+    return 0;
+}
+
+/* O_NONBLOCK set with a command word that has high bits: accept must not block. */
+static int width_nonblock(const char *how) {
+#ifdef __x86_64__
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = loopback(0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4)) {
+        printf("setup=%s\n", err(-1));
+        return 1;
+    }
+    long r;
+    int one = 1;
+    if (!strcmp(how, "fcntl"))
+        r = syscall(SYS_fcntl, (long)fd, (long)F_SETFL | (1L << 32), (long)O_NONBLOCK);
+    else
+        r = syscall(SYS_ioctl, (long)fd, (long)FIONBIO | (1L << 32), &one);
+    printf("%s=%s ", how, err(r));
+    fflush(stdout);
+    alarm(5);                       /* a blocking accept dies of SIGALRM */
+    printf("accept=%s\n", err(accept(fd, NULL, NULL)));
+#endif
+    return 0;
+}
+
+/* i386 socketcall(SYS_SOCKET): a thread flips the family between AF_UNIX and AF_INET
+ * while the main thread makes the call; count host AF_INET sockets that result. */
+#ifdef __i386__
+static volatile unsigned long sc_args[3];
+static volatile int stop_flipping;
+
+static void *flipper(void *arg) {
+    (void)arg;
+    while (!stop_flipping) {
+        sc_args[0] = AF_UNIX;
+        sc_args[0] = AF_INET;
+    }
+    return NULL;
+}
+#endif
+
+static int socketcall_race(int port, double seconds) {
+#ifdef __i386__
+    pthread_t t;
+    sc_args[1] = SOCK_STREAM;
+    sc_args[2] = 0;
+    pthread_create(&t, NULL, flipper, NULL);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long tries = 0, unix_ = 0, inet = 0, reached = 0;
+    do {
+        long fd = syscall(SYS_socketcall, 1L /* SYS_SOCKET */, sc_args);
+        tries++;
+        if (fd >= 0) {
+            int domain = -1;
+            socklen_t len = sizeof domain;
+            getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+            if (domain == AF_UNIX)
+                unix_++;
+            if (domain == AF_INET) {
+                struct sockaddr_in a = loopback(port);
+                inet++;
+                /* sysemu's sockets meet no listener on its own 127.0.0.1; a host socket
+                 * connects (a few suffice: more would fill the listener's backlog) */
+                if (reached < 8 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+                    reached++;
+            }
+            close(fd);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    stop_flipping = 1;
+    pthread_join(t, NULL);
+    printf("tries=%ld unix=%ld inet=%ld reached=%ld\n", tries, unix_, inet, reached);
+#endif
+    return 0;
+}
+
+/* Every other process this one can name: can it signal, open, read, trace or steal a
+ * descriptor (the supervisor's seccomp listener) from it? */
+static int ppid_of(int pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    int ppid = 0;
+    if (p)
+        sscanf(p + 2, "%*c %d", &ppid);
+    return ppid;
+}
+
+static char state_of(int pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p ? p[2] : '?';
+}
+
+static int reach(int sig) {
+    int self = getpid(), visible = 0, signalled = 0, stopped = 0, opened = 0, read_mem = 0, traced = 0,
+        stolen = 0, notify = 0;
+    int targets[4096], ntargets = 0;
+    /* the parent and grandparent first (where today's supervisor and watchdog are) */
+    int parent = getppid(), grand = parent > 0 ? ppid_of(parent) : 0;
+    if (parent > 0)
+        targets[ntargets++] = parent;
+    if (grand > 0)
+        targets[ntargets++] = grand;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && ntargets < 4096) {
+        int pid = atoi(e->d_name);
+        if (pid > 0 && pid != self && pid != parent && pid != grand)
+            targets[ntargets++] = pid;
+    }
+    if (d)
+        closedir(d);
+    for (int i = 0; i < ntargets; i++) {
+        int pid = targets[i];
+        /* only the parent and grandparent are attacked with signals or ptrace: natively
+         * they are the test's own shell, so this mode runs under sysemu only */
+        int near = i < 2 && (pid == parent || pid == grand);
+        visible++;
+        if (near && kill(pid, 0) == 0)
+            signalled++;
+        if (near && sig && kill(pid, sig) == 0) {
+            usleep(200000);
+            if (state_of(pid) == 'T')
+                stopped++;
+            kill(pid, SIGCONT);
+        }
+        int pidfd = syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd >= 0) {
+            opened++;
+            for (int fd = 0; fd < 256; fd++) {
+                int got = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+                if (got < 0)
+                    continue;
+                stolen++;
+                char path[64], link[128] = "";
+                snprintf(path, sizeof path, "/proc/self/fd/%d", got);
+                ssize_t n = readlink(path, link, sizeof link - 1);
+                if (n > 0 && strstr(link, "seccomp"))
+                    notify++;
+                close(got);
+            }
+            close(pidfd);
+        }
+        char buf[16];
+        struct iovec local = {buf, sizeof buf}, remote = {(void *)0x400000, sizeof buf};
+        if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) >= 0 || errno == EFAULT)
+            read_mem++;
+        if (near && ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
+            traced++;
+            ptrace(PTRACE_DETACH, pid, 0, 0);
+        }
+    }
+    printf("visible=%d signalled=%d stopped=%d pidfd=%d read_mem=%d traced=%d stolen=%d "
+           "notify=%d\n", visible, signalled, stopped, opened, read_mem, traced, stolen, notify);
+    return 0;
+}
+
+/* AF_PACKET on the host's loopback: the test sends datagrams carrying `marker`. */
+static int packet_sniff(const char *marker) {
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    printf("packet=%s ", err(fd));
+    int seen = 0;
+    if (fd >= 0) {
+        struct timeval tv = {0, 200000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[2048];
+        for (int i = 0; i < 30 && !seen; i++) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n > 0 && memmem(buf, n, marker, strlen(marker)))
+                seen = 1;
+        }
+    }
+    printf("sniffed=%d\n", seen);
+    return 0;
+}
+
+/* NETLINK_SOCK_DIAG: list TCP listeners; is the test's port among them? */
+static int sock_diag(int port) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
+    printf("diag=%s ", err(fd));
+    int seen = 0, listed = 0;
+    if (fd >= 0) {
+        struct {
+            struct nlmsghdr nlh;
+            struct inet_diag_req_v2 req;
+        } msg = {0};
+        msg.nlh.nlmsg_len = sizeof msg;
+        msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+        msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        msg.req.sdiag_family = AF_INET;
+        msg.req.sdiag_protocol = IPPROTO_TCP;
+        msg.req.idiag_states = ~0u;
+        send(fd, &msg, sizeof msg, 0);
+        char buf[16384];
+        int done = 0;
+        while (!done) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0)
+                break;
+            for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n);
+                 h = NLMSG_NEXT(h, n)) {
+                if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                    done = 1;
+                    break;
+                }
+                struct inet_diag_msg *m = NLMSG_DATA(h);
+                listed++;
+                if (ntohs(m->id.idiag_sport) == port)
+                    seen = 1;
+            }
+        }
+    }
+    printf("listed=%d seen=%d\n", listed, seen);
+    return 0;
+}
+
+/* Write a /proc/sys/net value sysemu does not serve. */
+static int sysctl_write(const char *path, const char *value) {
+    int fd = open(path, O_WRONLY);
+    printf("open=%s ", err(fd));
+    if (fd >= 0)
+        printf("write=%s", err(write(fd, value, strlen(value))));
+    printf("\n");
+    return 0;
+}
+
+/* A background sleeper, then the grandparent (today's watchdog) and the parent killed. */
+static int kill_ancestors(const char *seconds) {
+    pid_t child = fork();
+    if (child == 0) {
+        setsid();
+        execlp("sleep", "sleep", seconds, (char *)NULL);
+        _exit(127);
+    }
+    int parent = getppid(), grand = ppid_of(parent);
+    printf("sleeper=%d parent=%d grand=%d ", child, parent, grand);
+    printf("kill_grand=%s ", grand > 0 ? err(kill(grand, SIGKILL)) : "none");
+    printf("kill_parent=%s\n", parent > 0 ? err(kill(parent, SIGKILL)) : "none");
+    fflush(stdout);
+    usleep(300000);
+    return 0;
+}
+
+/* Sockets until the descriptor limit: how many, and the error. */
+static int fill_fds(void) {
+    int n = 0;
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) {
+            printf("sockets=%d error=%s\n", n, err(fd));
+            return 0;
+        }
+        n++;
+    }
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *mode = argc > 1 ? argv[1] : "";
+    const char *arg = argc > 2 ? argv[2] : "0";
+    if (!strcmp(mode, "width_tcp"))
+        return width_tcp(atoi(arg));
+    if (!strcmp(mode, "width_udp"))
+        return width_udp(atoi(arg));
+    if (!strcmp(mode, "fcntl") || !strcmp(mode, "ioctl"))
+        return width_nonblock(mode);
+    if (!strcmp(mode, "socketcall"))
+        return socketcall_race(atoi(arg), argc > 3 ? atof(argv[3]) : 2.0);
+    if (!strcmp(mode, "reach"))
+        return reach(0);
+    if (!strcmp(mode, "stop"))
+        return reach(SIGSTOP);
+    if (!strcmp(mode, "packet"))
+        return packet_sniff(arg);
+    if (!strcmp(mode, "diag"))
+        return sock_diag(atoi(arg));
+    if (!strcmp(mode, "sysctl"))
+        return sysctl_write(arg, argc > 3 ? argv[3] : "1");
+    if (!strcmp(mode, "kill_ancestors"))
+        return kill_ancestors(arg);
+    if (!strcmp(mode, "fill_fds"))
+        return fill_fds();
+    fprintf(stderr, "unknown mode %s\n", mode);
+    return 2;
+}
