@@ -8,9 +8,13 @@ import os
 import signal
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
+
+from sysemu.host.procs import descendants
 
 ATTACK = Path(__file__).parent / "c" / "contain_attack.c"
 TIMEOUT = 60
@@ -19,6 +23,16 @@ TIMEOUT = 60
 @pytest.fixture(scope="module")
 def attack_bin(cc):
     return cc(ATTACK, "-lpthread")
+
+
+@pytest.fixture(scope="module")
+def attack32_bin(cc):
+    """The i386 build (gcc-multilib, in the Makefile's APT_PACKAGES)."""
+    probe = subprocess.run(["gcc", "-m32", "-static", "-x", "c", "-o", os.devnull, "-"],
+                           input="int main(void){return 0;}", capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("gcc -m32 -static cannot link: run `make deps` (gcc-multilib)")
+    return cc(ATTACK, "-m32", "-static", "-lpthread")
 
 
 def words(text: str) -> dict[str, str]:
@@ -134,3 +148,177 @@ def test_filter_compares_int_arguments_on_32_bits():
     with pytest.raises(ValueError):     # no masked form of "ne" on an int argument
         narrow(Handler("socket", lambda t, a: 0, HANDLERS["socket"].decoders,
                        trap_when=(((0, "ne", 1),),)))
+
+
+# -- 2. check then use: i386 socketcall --------------------------------------------------
+
+def test_socketcall_race_gives_no_host_inet_socket(attack32_bin, sysemu_bin, host):
+    """A thread flips socketcall's family word between AF_UNIX and AF_INET while the call
+    runs: sysemu must not let the host re-read it."""
+    native = words(run([attack32_bin, "socketcall", host.tcp_port, "0.3"], None).stdout)
+    assert int(native["reached"]) > 0, native       # natively AF_INET sockets connect
+    host.reached()
+    got = run([attack32_bin, "socketcall", host.tcp_port, "3"], sysemu_bin)
+    result = words(got.stdout)
+    print(f"socketcall race under sysemu: {result}")
+    assert int(result["tries"]) > 100 and int(result["unix"]) > 0, got
+    assert result["reached"] == "0" and host.reached() == (0, 0), got
+
+
+# -- 3. the second wall ----------------------------------------------------------------
+
+def test_supervisor_cannot_be_reached(attack_bin, sysemu_bin):
+    """pidfd_getfd of the notify fd, ptrace, process_vm_readv, SIGSTOP of the supervisor
+    (today's parent) and the watchdog (grandparent): the sandbox sees only itself."""
+    got = run([attack_bin, "stop"], sysemu_bin, timeout=20)
+    result = words(got.stdout)
+    assert got.returncode == 0, got
+    assert result["notify"] == "0" and result["stolen"] == "0", result
+    assert result["stopped"] == "0" and result["traced"] == "0", result
+    assert result["read_mem"] == "0", result
+    assert int(result["visible"]) <= 1, result      # sysemu's init only
+
+
+def test_packet_socket_sniffs_no_host_traffic(attack_bin, sysemu_bin, host):
+    marker = f"sysemu-marker-{os.getpid()}-{time.monotonic_ns()}"
+    stop = threading.Event()
+
+    def chatter():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            while not stop.is_set():
+                s.sendto(marker.encode(), ("127.0.0.1", host.udp_port))
+                stop.wait(0.02)
+
+    thread = threading.Thread(target=chatter, daemon=True)
+    thread.start()
+    try:
+        native = words(run([attack_bin, "packet", marker], None).stdout)
+        got = run([attack_bin, "packet", marker], sysemu_bin)
+    finally:
+        stop.set()
+        thread.join()
+    assert native == {"packet": "ok", "sniffed": "1"}, native
+    assert words(got.stdout)["sniffed"] == "0", got
+
+
+def test_sock_diag_lists_no_host_socket(attack_bin, sysemu_bin, host):
+    native = words(run([attack_bin, "diag", host.tcp_port], None).stdout)
+    got = run([attack_bin, "diag", host.tcp_port], sysemu_bin)
+    assert native["seen"] == "1", native
+    assert words(got.stdout)["seen"] == "0", got
+
+
+def test_proc_sys_net_write_leaves_the_host_alone(attack_bin, sysemu_bin):
+    """A /proc/sys/net value sysemu does not serve: the write lands in the sandbox's own
+    network namespace (or is refused), never in the host's."""
+    path = Path("/proc/sys/net/ipv4/icmp_msgs_burst")
+    before = path.read_text()
+    new = str(int(before) + 7)
+    try:
+        got = run([attack_bin, "sysctl", path, new], sysemu_bin)
+        after = path.read_text()
+    finally:
+        if path.read_text() != before and os.geteuid() == 0:
+            path.write_text(before)
+    assert got.returncode == 0, got
+    assert after == before, (got.stdout, after)
+
+
+# -- 4. nothing outlives `sysemu run` -------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+def _wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if _alive(p)]
+        if not alive:
+            return []
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+def test_kill_9_of_sysemu_run_leaves_nothing(sysemu_bin):
+    proc = subprocess.Popen([str(sysemu_bin), "run", "--", "sh", "-c",
+                             "sleep 1000 & setsid sleep 1000 & wait"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        sandbox: list[int] = []
+        while time.monotonic() < deadline:
+            sandbox = descendants(proc.pid)
+            sleepers = [p for p in sandbox if _cmdline(p).startswith("sleep")]
+            if len(sleepers) == 2:
+                break
+            time.sleep(0.05)
+        assert len(sleepers) == 2, [(p, _cmdline(p)) for p in sandbox]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _wait_gone(sandbox) == [], [(p, _cmdline(p)) for p in sandbox if _alive(p)]
+    finally:
+        for pid in [proc.pid] + descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _sleepers(seconds: str) -> list[int]:
+    return [int(p) for p in os.listdir("/proc")
+            if p.isdigit() and _cmdline(int(p)) == f"sleep {seconds}"]
+
+
+def test_program_killing_its_ancestors_leaves_nothing(attack_bin, sysemu_bin):
+    seconds = f"{900 + os.getpid() % 1000}.{time.monotonic_ns() % 1000:03d}"
+    got = run([attack_bin, "kill_ancestors", seconds], sysemu_bin)
+    leftovers = _wait_gone(_sleepers(seconds))
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    assert got.returncode == 0, got
+    assert leftovers == [], got.stdout
+
+
+# -- 5. resource limits ------------------------------------------------------------------
+
+def test_socket_limit_is_the_programs_emfile(attack_bin, sysemu_bin):
+    """With RLIMIT_NOFILE 64, socket() fails with EMFILE after the same count natively and
+    under sysemu (whose supervisor raised its own limit and keeps the program's)."""
+    import resource
+
+    def limit():
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    native = run([attack_bin, "fill_fds"], None, preexec_fn=limit)
+    got = run([attack_bin, "fill_fds"], sysemu_bin, preexec_fn=limit)
+    assert words(native.stdout)["error"] == "E24", native
+    assert words(got.stdout) == words(native.stdout), got
+
+
+def test_socket_limit_of_the_supervisor_gives_enfile(attack_bin, sysemu_bin):
+    """`ulimit -n 64` lowers the hard limit too, which the supervisor cannot raise without
+    CAP_SYS_RESOURCE: when its own table fills first, socket() fails with ENFILE (the
+    sandbox's table is full), never ENOSYS."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    got = run([attack_bin, "fill_fds"], sysemu_bin, preexec_fn=limit)
+    assert words(got.stdout)["error"] in ("E24", "E23"), got
+    assert int(words(got.stdout)["sockets"]) > 20, got

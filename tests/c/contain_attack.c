@@ -251,12 +251,15 @@ static int packet_sniff(const char *marker) {
     if (fd >= 0) {
         struct timeval tv = {0, 200000};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        char buf[2048];
-        for (int i = 0; i < 30 && !seen; i++) {
+        char buf[65536];
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {                        /* for 3 s, whatever else loopback carries meanwhile */
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n > 0 && memmem(buf, n, marker, strlen(marker)))
                 seen = 1;
-        }
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (!seen && now.tv_sec - t0.tv_sec < 3);
     }
     printf("sniffed=%d\n", seen);
     return 0;

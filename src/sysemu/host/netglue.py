@@ -24,14 +24,17 @@ calls sysemu serves (connect, accept, getsockopt ...) are exact. README: Limitat
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import select
 import socket
 import sys
 from typing import Callable
 
+from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
 from sysemu.host.sockdiag import UnixDiag
+from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.file import File
 from sysemu.kernel.task import HostHooks
 
@@ -121,6 +124,7 @@ class NetGlue(HostHooks):
         reactor.add_reader(self._epoll.fileno(), self.settle)
         self.log = log or (lambda text: print(f"sysemu: {text}", file=sys.stderr))
         self.listener = None            # the supervisor's notify listener (fresh fds)
+        self._told_enfile = False
 
     def settle(self) -> bool:
         """Take in the placeholders programs have closed (hang-ups pending, and handed-off
@@ -179,7 +183,18 @@ class NetGlue(HostHooks):
                 file.host_installed = lambda ok, ph=ph, sock=sock: self._accepted(ph, sock, ok)
                 return
         flags = socket.SOCK_CLOEXEC
-        prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | flags)
+        try:
+            prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | flags)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            # sysemu: the supervisor's own table is full (its RLIMIT_NOFILE, raised at
+            # start as far as it may be): the sandbox's file table is, so ENFILE.
+            if not self._told_enfile:
+                self._told_enfile = True
+                self.log(f"the supervisor's descriptor limit is reached: sockets fail with "
+                         f"ENFILE ({exc.strerror})")
+            raise SyscallError(Errno.ENFILE) from None
         prog_fd, kept_fd = prog.detach(), kept.detach()
         os.set_blocking(prog_fd, not file.nonblocking)
         os.set_blocking(kept_fd, False)

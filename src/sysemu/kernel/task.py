@@ -4,7 +4,9 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+from sysemu.abi.errno import Errno
 from sysemu.kernel.clock import Clock, FakeClock
+from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.file import FdTable, FileTable
 from sysemu.kernel.usermem import BufferMemory, UserMemory
 
@@ -28,6 +30,10 @@ class HostHooks:
     reconnecting(task, fd, sock) connect(2) starts a new attempt on a socket (after a
                                  failed one): its placeholder must be usable again
     released(sock)               the model is done with a socket (ports already freed)
+    host_socket(family, type, protocol)
+                                 a host socket of a family sysemu does not serve, made
+                                 from these values (never CONTINUE decided from user
+                                 memory): an InstallFd, or SyscallError
     """
 
     def new_file(self, file) -> None: ...
@@ -39,6 +45,9 @@ class HostHooks:
     def reset(self, sock) -> None: ...
     def reconnecting(self, task, fd: int, sock) -> None: ...
     def released(self, sock) -> None: ...
+
+    def host_socket(self, family: int, type_: int, protocol: int):
+        raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
 
 
 class Kernel:
