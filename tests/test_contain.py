@@ -224,6 +224,26 @@ def test_proc_sys_net_write_leaves_the_host_alone(attack_bin, sysemu_bin):
     assert after == before, (got.stdout, after)
 
 
+def test_host_settings_stay_the_hosts(attack_bin, sysemu_bin):
+    """A uid-0 program may write root's files, but not the host's settings: the UTS
+    namespace is the sandbox's, /proc/sys (but net) and /sys are read-only."""
+    domainname = Path("/proc/sys/kernel/domainname")
+    before = domainname.read_text()
+    try:
+        got = run([attack_bin, "sysctl", domainname, "sysemu-was-here"], sysemu_bin)
+        after = domainname.read_text()
+    finally:
+        if domainname.read_text() != before and os.geteuid() == 0:
+            domainname.write_text(before)
+    assert after == before, got.stdout
+    ratio = Path("/proc/sys/vm/overcommit_ratio")
+    got = run([attack_bin, "sysctl", ratio, ratio.read_text().strip()], sysemu_bin)
+    assert words(got.stdout) == {"open": f"E{30}"}, got      # EROFS
+    writable = run([attack_bin, "sysctl", "/proc/sys/net/ipv4/icmp_msgs_burst", "49"],
+                   sysemu_bin)
+    assert words(writable.stdout) == {"open": "ok", "write": "ok"}, writable
+
+
 # -- 4. nothing outlives `sysemu run` -------------------------------------------------------
 
 def _alive(pid: int) -> bool:

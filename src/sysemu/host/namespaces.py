@@ -39,19 +39,30 @@ import socket
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-MS_REC = 0x4000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
 MS_PRIVATE = 1 << 18
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
+
+# Host settings a uid-0 program could change by writing a file (permission by file mode,
+# no capability check): read-only in the sandbox. /proc/sys/net stays writable: it is the
+# sandbox's own network namespace (and sysemu serves the values it models).
+READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+WRITABLE_AGAIN = ("/proc/sys/net",)
+SYS_mount_setattr = 442
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
@@ -192,7 +203,7 @@ class Containment:
             os.closerange(keep + 1, 1 << 20)
             for sig in (signal.SIGCHLD, signal.SIGPIPE):
                 signal.signal(sig, signal.SIG_DFL)
-            unshare(CLONE_NEWNS | CLONE_NEWIPC)
+            unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
             mount(None, "/", None, MS_REC | MS_PRIVATE)
             try:
                 mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -202,6 +213,7 @@ class Containment:
                 # program's pids name only its namespace); said once, on stderr
                 print(f"sysemu: a fresh /proc for the sandbox: {exc.strerror}; the "
                       f"host's is kept", file=sys.stderr, flush=True)
+            self._protect_host_settings()
             to_child_r, to_child_w = os.pipe()
             to_init_r, to_init_w = os.pipe()
             pid = os.fork()
@@ -234,6 +246,27 @@ class Containment:
             print(f"sysemu: init: {exc}", file=sys.stderr, flush=True)
         finally:
             os._exit(code)
+
+    @staticmethod
+    def _protect_host_settings() -> None:
+        """READ_ONLY bound read-only (then WRITABLE_AGAIN read-write), /sys read-only with
+        all its submounts. The mount namespace belongs to I's user namespace, so the
+        program cannot undo it (and in a mount namespace of its own they are locked)."""
+        for path in READ_ONLY:
+            try:
+                mount(path, path, None, MS_BIND | MS_REC)
+                mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+            except OSError:
+                continue                # absent on this kernel
+        for path in WRITABLE_AGAIN:
+            try:
+                mount(path, path, None, MS_BIND)
+                mount(None, path, None, MS_REMOUNT | MS_BIND)
+            except OSError:
+                continue
+        attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY, 0, 0, 0)  # struct mount_attr
+        _libc.syscall(SYS_mount_setattr, AT_FDCWD, b"/sys", AT_RECURSIVE, attr,
+                      ctypes.sizeof(attr))      # best effort: Linux 5.12+
 
     def _map_identity(self, pid: int) -> None:
         """The program's user namespace maps ids to themselves: root stays uid 0 for the
