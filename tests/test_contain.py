@@ -244,6 +244,34 @@ def test_host_settings_stay_the_hosts(attack_bin, sysemu_bin):
     assert words(writable.stdout) == {"open": "ok", "write": "ok"}, writable
 
 
+@pytest.mark.parametrize("allow", [False, True])
+def test_host_socket_as_stdout_is_refused_by_default(sysemu_bin, host, allow):
+    """A host TCP connection handed in as stdout: refused (exit 125) unless allowed."""
+    conn = socket.create_connection(("127.0.0.1", host.tcp_port))
+    accepted, _ = host.tcp.accept() if _ready(host.tcp) else (None, None)
+    try:
+        options = ["--allow-host-fd"] if allow else []
+        done = subprocess.run([str(sysemu_bin), "run", *options, "--", "echo", "escaped"],
+                              stdout=conn.fileno(), stderr=subprocess.PIPE, text=True,
+                              timeout=TIMEOUT)
+        conn.close()
+        accepted.settimeout(5)
+        data = accepted.recv(100)
+    finally:
+        conn.close()
+        accepted.close()
+    if allow:
+        assert (done.returncode, data) == (0, b"escaped\n"), done.stderr
+    else:
+        assert (done.returncode, data) == (125, b""), done.stderr
+        assert "--allow-host-fd" in done.stderr
+
+
+def _ready(sock: socket.socket) -> bool:
+    import select
+    return bool(select.select([sock], [], [], 5)[0])
+
+
 # -- 4. nothing outlives `sysemu run` -------------------------------------------------------
 
 def _alive(pid: int) -> bool:

@@ -132,6 +132,10 @@ def add_contain_option(parser: argparse.ArgumentParser) -> None:
                         help="no namespaces around the program (user, network, PID, mount, "
                              "IPC): only the seccomp filter stands between it and the host "
                              "(SECURITY.md)")
+    parser.add_argument("--allow-host-fd", action="store_true",
+                        help="start even when stdin/stdout/stderr is a host TCP/IP socket "
+                             "(refused by default: the program could reach the host's "
+                             "network through it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sysemu run: --sysctl: {exc}", file=sys.stderr)
         return 2
     return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args),
-               contain=not args.no_contain)
+               contain=not args.no_contain, allow_host_fd=args.allow_host_fd)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from typing import Callable
 from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.hostsock import SocketFactory
 from sysemu.host.namespaces import (PR_SET_DUMPABLE, Containment, ContainmentError,
-                                    raise_nofile)
+                                    host_inet_fds, raise_nofile)
 from sysemu.host.procs import kill_descendants, reap_all
 from sysemu.host.supervisor import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Supervisor,
                                     decode_status, prctl)
@@ -34,10 +34,19 @@ EX_CONTAIN = 125        # the sandbox could not be made (as `docker run` says it
 
 
 def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
-        setup: Callable[[Supervisor], None] | None = None, contain: bool = True) -> int:
+        setup: Callable[[Supervisor], None] | None = None, contain: bool = True,
+        allow_host_fd: bool = False) -> int:
     """Run argv in a sandbox; the exit status as a shell reports it. `setup(supervisor)`
     runs in S before the program starts (the network glue attaches there). `contain`:
-    the namespaces of host/namespaces.py (False: only the seccomp filter)."""
+    the namespaces of host/namespaces.py (False: only the seccomp filter).
+    `allow_host_fd`: start even if stdin/stdout/stderr is a host AF_INET/AF_INET6 socket
+    (refused by default: the program could use it)."""
+    inet = host_inet_fds()
+    if inet and not allow_host_fd:
+        print(f"sysemu: descriptor {', '.join(map(str, inet))} is a host TCP/IP socket, which "
+              f"the program could use to reach the host's network; --allow-host-fd "
+              f"passes it anyway", file=sys.stderr, flush=True)
+        return EX_CONTAIN
     watchdog = os.getpid()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_DUMPABLE, 0)       # the sandbox may not ptrace or read W (nor S, its fork)

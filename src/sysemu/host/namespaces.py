@@ -72,6 +72,24 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
                         ctypes.c_char_p]
 
 
+def host_inet_fds(fds=(0, 1, 2)) -> list[int]:
+    """Which of `fds` (the descriptors the program inherits: its stdio) are host AF_INET
+    or AF_INET6 sockets: a way out of the sandbox that no namespace closes (a socket
+    keeps the network namespace it was made in)."""
+    found = []
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue                    # closed, or not a socket
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                found.append(fd)
+        finally:
+            sock.close()
+    return found
+
+
 def host_pid(root: int, ns_pid: int) -> int:
     """The host's pid of the process that calls itself `ns_pid` inside the sandbox below
     `root` (a pid of the sandbox's ancestors, e.g. `sysemu run`'s): the last NSpid of
@@ -157,19 +175,22 @@ class Containment:
     def enter_supervisor(self) -> None:
         """In S before anything else: not dumpable; its own network namespace (and, not
         as root, the user namespace that owns it); children in a new PID namespace."""
-        prctl(PR_SET_DUMPABLE, 0)
-        if not self.namespaces:
-            return
         try:
-            if self.uid == 0:
+            if not self.namespaces:
+                pass
+            elif self.uid == 0:
                 unshare(CLONE_NEWNET)
             else:
+                # /proc/self/*_map belong to root while we are not dumpable (W's setting)
+                prctl(PR_SET_DUMPABLE, 1)
                 unshare(CLONE_NEWUSER | CLONE_NEWNET)
                 _write("/proc/self/setgroups", "deny")
                 _write("/proc/self/uid_map", f"{self.uid} {self.uid} 1")
                 _write("/proc/self/gid_map", f"{self.gid} {self.gid} 1")
         except OSError as exc:
             raise ContainmentError(exc.errno, self._advice(exc)) from None
+        finally:
+            prctl(PR_SET_DUMPABLE, 0)
 
     def new_pid_namespace(self) -> None:
         """In S, right before it forks sysemu's init: S's next child is pid 1 of a new PID
@@ -223,6 +244,9 @@ class Containment:
                     os.close(to_init_r)
                     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                     unshare(CLONE_NEWUSER)
+                    # I writes our maps: /proc/PID/*_map of a process that is not
+                    # dumpable belong to root, whom a non-root I cannot be (exec resets it)
+                    prctl(PR_SET_DUMPABLE, 1)
                     os.write(to_init_w, b"u")
                     os.close(to_init_w)
                     if os.read(to_child_r, 1) != b"m":
