@@ -22,7 +22,7 @@ from typing import Callable
 from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.hostsock import SocketFactory
 from sysemu.host.namespaces import (PR_SET_DUMPABLE, Containment, ContainmentError,
-                                    host_inet_fds, raise_nofile)
+                                    forward_signals, host_inet_fds, raise_nofile)
 from sysemu.host.procs import kill_descendants, reap_all
 from sysemu.host.supervisor import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Supervisor,
                                     decode_status, prctl)
@@ -80,14 +80,7 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
 
 
 def _watchdog(supervisor: int, report_r: int) -> int:
-    def forward(sig, _frame):
-        try:
-            os.kill(supervisor, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    forward_signals(lambda: supervisor, FORWARDED)
     _, status = os.waitpid(supervisor, 0)
     report = b""
     while chunk := os.read(report_r, 16):
@@ -126,15 +119,7 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
     sup.kernel.host.host_socket = factory.host_socket
     child: list[int] = []
 
-    def forward(sig, _frame):
-        if child:
-            try:
-                os.kill(child[0], sig)
-            except ProcessLookupError:
-                pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    forward_signals(lambda: child[0] if child else None, FORWARDED)
     # Orphans of the sandbox are reparented to us: reap them as they die.
     reaped: dict[int, int] = {}
 

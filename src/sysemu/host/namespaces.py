@@ -72,6 +72,21 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
                         ctypes.c_char_p]
 
 
+def forward_signals(target, signals=FORWARDED) -> None:
+    """Pass each of `signals` on to the pid `target()` returns (None: nobody yet), as the
+    watchdog, the supervisor and init each do for the process below them."""
+    def forward(sig, _frame):
+        pid = target()
+        if pid is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    for sig in signals:
+        signal.signal(sig, forward)
+
+
 def host_inet_fds(fds=(0, 1, 2)) -> list[int]:
     """Which of `fds` (the descriptors the program inherits: its stdio) are host AF_INET
     or AF_INET6 sockets: a way out of the sandbox that no namespace closes (a socket
@@ -309,14 +324,7 @@ class Containment:
         """Forward signals to the program, reap every orphan of the namespace, and return
         the program's status as a shell reports it (pid 1 cannot die of a signal it
         sends itself, so a signal death becomes 128+N, which S reports unchanged)."""
-        def forward(sig, _frame):
-            try:
-                os.kill(program, sig)
-            except ProcessLookupError:
-                pass
-
-        for sig in FORWARDED:
-            signal.signal(sig, forward)
+        forward_signals(lambda: program)
         while True:
             try:
                 pid, status = os.waitpid(-1, 0)
