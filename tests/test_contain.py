@@ -165,6 +165,30 @@ def test_socketcall_race_gives_no_host_inet_socket(attack32_bin, sysemu_bin, hos
     assert result["reached"] == "0" and host.reached() == (0, 0), got
 
 
+# -- random arguments -----------------------------------------------------------------
+
+STRESS_SECONDS = float(os.environ.get("SYSEMU_STRESS_SECONDS", "12"))
+
+
+@pytest.mark.parametrize("build", ["x86_64", "i386"])
+def test_random_arguments_reach_no_host_listener(attack_bin, attack32_bin, sysemu_bin, host,
+                                                build, capsys):
+    """Seeded random socket/socketcall/fcntl/ioctl arguments (high bits, odd flags) from 4
+    threads, plus a thread rewriting socketcall's block on i386: every descriptor tries
+    the test's TCP and UDP listeners. Natively they are reached at once."""
+    binary = attack_bin if build == "x86_64" else attack32_bin
+    seed = 20261130
+    argv = [binary, "stress", seed, host.tcp_port, host.udp_port]
+    native = words(run(argv + ["0.3"], None).stdout)
+    assert int(native["reached"]) > 0 and host.reached() != (0, 0), native
+    got = run(argv + [STRESS_SECONDS], sysemu_bin, timeout=STRESS_SECONDS + 60)
+    result = words(got.stdout)
+    with capsys.disabled():
+        print(f"\nrandom-argument stress ({build}, seed {seed}, {STRESS_SECONDS} s): {result}")
+    assert got.returncode == 0 and int(result["calls"]) > 1000, got
+    assert result["reached"] == "0" and host.reached() == (0, 0), got
+
+
 # -- 3. the second wall ----------------------------------------------------------------
 
 def test_supervisor_cannot_be_reached(attack_bin, sysemu_bin):

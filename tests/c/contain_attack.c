@@ -345,6 +345,125 @@ static int fill_fds(void) {
     }
 }
 
+/* Seeded random arguments with high bits and odd flags, from several threads (i386:
+ * socketcall with a thread rewriting the argument block meanwhile). Every descriptor
+ * that results tries the test's listeners: TCP connect, UDP sendto. */
+static volatile int stress_stop;
+static int stress_tcp, stress_udp;
+static volatile long stress_calls, stress_sockets, stress_reached;
+#ifdef __i386__
+static volatile unsigned long stress_block[3];
+#endif
+
+static uint64_t xorshift(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static long pick(uint64_t *s, const long *values, int n) {
+    long v = values[xorshift(s) % n];
+    if (xorshift(s) % 4 == 0)
+        v = (long)(xorshift(s) % 64);
+#ifdef __x86_64__
+    if (xorshift(s) % 2)
+        v |= (long)(xorshift(s) & 0xffffffff00000000ULL);
+#endif
+    return v;
+}
+
+static const long FAMILIES[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, 0};
+static const long TYPES[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET,
+                             SOCK_STREAM | SOCK_NONBLOCK, SOCK_DGRAM | SOCK_CLOEXEC};
+static const long PROTOS[] = {0, IPPROTO_TCP, IPPROTO_UDP, 0};
+
+static void try_escape(int fd) {
+    struct sockaddr_in tcp = loopback(stress_tcp), udp = loopback(stress_udp);
+    __sync_fetch_and_add(&stress_sockets, 1);
+    if (sendto(fd, "stress", 6, MSG_DONTWAIT, (struct sockaddr *)&udp, sizeof udp) == 6)
+        __sync_fetch_and_add(&stress_reached, 1);   /* only a host UDP socket sends */
+    if (stress_reached < 8 && connect(fd, (struct sockaddr *)&tcp, sizeof tcp) == 0)
+        __sync_fetch_and_add(&stress_reached, 1);
+    close(fd);
+}
+
+static void *stress_thread(void *arg) {
+    uint64_t s = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL + 1;
+    int one = 1;
+    while (!stress_stop) {
+        long r;
+        switch (xorshift(&s) % 4) {
+#ifdef __i386__
+        case 0:
+        case 1:
+            stress_block[0] = pick(&s, FAMILIES, 6);
+            stress_block[1] = pick(&s, TYPES, 6);
+            stress_block[2] = pick(&s, PROTOS, 4);
+            r = syscall(SYS_socketcall, 1L, stress_block);
+            break;
+#else
+        case 0:
+        case 1:
+            r = syscall(SYS_socket, pick(&s, FAMILIES, 6), pick(&s, TYPES, 6),
+                        pick(&s, PROTOS, 4));
+            break;
+#endif
+        case 2:
+            r = socket(AF_INET, SOCK_STREAM, 0);
+            if (r >= 0) {
+                long cmd = F_SETFL;
+#ifdef __x86_64__
+                cmd |= (long)(xorshift(&s) & 0xffffffff00000000ULL);
+#endif
+                syscall(SYS_fcntl, r, cmd, (long)(xorshift(&s) & (O_NONBLOCK | O_APPEND)));
+            }
+            break;
+        default:
+            r = socket(AF_INET, SOCK_STREAM, 0);
+            if (r >= 0) {
+                long cmd = FIONBIO;
+#ifdef __x86_64__
+                cmd |= (long)(xorshift(&s) & 0xffffffff00000000ULL);
+#endif
+                syscall(SYS_ioctl, r, cmd, &one);
+            }
+            break;
+        }
+        __sync_fetch_and_add(&stress_calls, 1);
+        if (r >= 0)
+            try_escape((int)r);
+    }
+    return NULL;
+}
+
+#ifdef __i386__
+static void *stress_flipper(void *arg) {
+    uint64_t s = (uint64_t)(uintptr_t)arg + 7;
+    while (!stress_stop)
+        stress_block[0] = pick(&s, FAMILIES, 6);
+    return NULL;
+}
+#endif
+
+static int stress(long seed, double seconds) {
+    pthread_t t[5];
+    int n = 4;
+    signal(SIGPIPE, SIG_IGN);
+    alarm((unsigned)seconds + 30);
+    for (int i = 0; i < n; i++)
+        pthread_create(&t[i], NULL, stress_thread, (void *)(uintptr_t)(seed * 16 + i));
+#ifdef __i386__
+    pthread_create(&t[n++], NULL, stress_flipper, (void *)(uintptr_t)seed);
+#endif
+    usleep((useconds_t)(seconds * 1e6));
+    stress_stop = 1;
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    printf("calls=%ld sockets=%ld reached=%ld\n", stress_calls, stress_sockets, stress_reached);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *mode = argc > 1 ? argv[1] : "";
@@ -369,6 +488,11 @@ int main(int argc, char **argv) {
         return sysctl_write(arg, argc > 3 ? argv[3] : "1");
     if (!strcmp(mode, "kill_ancestors"))
         return kill_ancestors(arg);
+    if (!strcmp(mode, "stress") && argc > 5) {
+        stress_tcp = atoi(argv[3]);
+        stress_udp = atoi(argv[4]);
+        return stress(atol(arg), atof(argv[5]));
+    }
     if (!strcmp(mode, "fill_fds"))
         return fill_fds();
     fprintf(stderr, "unknown mode %s\n", mode);
