@@ -203,6 +203,36 @@ def test_supervisor_cannot_be_reached(attack_bin, sysemu_bin):
     assert int(result["visible"]) <= 1, result      # sysemu's init only
 
 
+def test_contained_as_an_unprivileged_user(attack_bin, sysemu_bin):
+    """As `nobody` the same wall is made through unprivileged user namespaces; where the
+    host forbids them, sysemu run refuses with a clear error (exit 125)."""
+    import shutil
+    import tempfile
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to become nobody")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    shared = Path(tempfile.mkdtemp(prefix="sysemu-contain-"))
+    try:
+        shared.chmod(0o755)
+        binary = shared / "attack"
+        shutil.copy(attack_bin, binary)
+        binary.chmod(0o755)
+        usable = subprocess.run(as_nobody + [str(sysemu_bin), "run", "--no-contain", "--",
+                                             "true"], capture_output=True, timeout=TIMEOUT)
+        if usable.returncode != 0:
+            pytest.skip(f"nobody cannot run this sysemu: {usable.stderr[-200:]!r}")
+        got = run(as_nobody + [str(sysemu_bin), "run", "--", str(binary), "stop"], None)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    if got.returncode == 125:
+        assert "--no-contain" in got.stderr, got        # the host forbids them: said so
+        return
+    result = words(got.stdout)
+    assert got.returncode == 0, got
+    assert result["notify"] == result["stolen"] == result["traced"] == "0", result
+    assert int(result["visible"]) <= 1, result
+
+
 def test_packet_socket_sniffs_no_host_traffic(attack_bin, sysemu_bin, host):
     marker = f"sysemu-marker-{os.getpid()}-{time.monotonic_ns()}"
     stop = threading.Event()

@@ -172,6 +172,7 @@ class Supervisor:
         self._flights: dict[int, Flight] = {}        # notification id -> Flight
         self._flight_of_tid: dict[int, Flight] = {}
         self._pre_exec: set[int] = set()   # spawned, not yet at execve: sysemu's own calls
+        self.program_pid: int | None = None  # spawn()'s program, as we number it
 
     # -- logging -------------------------------------------------------------------
     def log(self, text: str) -> None:
