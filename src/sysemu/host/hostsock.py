@@ -66,8 +66,11 @@ class SocketFactory:
         self.sock.send(REQUEST.pack(family, type_, protocol))
         msg, fds, _flags, _addr = socket.recv_fds(self.sock, REPLY.size, 1)
         if not fds:
-            err = REPLY.unpack(msg)[0] if len(msg) == REPLY.size else Errno.EIO
-            raise SyscallError(Errno(err) if err in Errno._value2member_map_ else Errno.EIO)
+            err = REPLY.unpack(msg)[0] if len(msg) == REPLY.size else 0
+            try:
+                raise SyscallError(Errno(err))
+            except ValueError:              # not an errno sysemu names (or no answer)
+                raise SyscallError(Errno.EIO) from None
         fd = fds[0]
         file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
         file.host_fd = fd

@@ -184,7 +184,6 @@ class Containment:
         self.namespaces = namespaces
         self.nofile = nofile
         self.uid, self.gid = os.geteuid(), os.getegid()
-        self.proc_mounted = False
 
     # -- in S ------------------------------------------------------------------------
     def enter_supervisor(self) -> None:
@@ -243,7 +242,6 @@ class Containment:
             mount(None, "/", None, MS_REC | MS_PRIVATE)
             try:
                 mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-                self.proc_mounted = True
             except OSError as exc:
                 # sysemu: the host's /proc stays (numbers in it are the host's, but the
                 # program's pids name only its namespace); said once, on stderr
