@@ -262,6 +262,27 @@ def test_sock_diag_lists_no_host_socket(attack_bin, sysemu_bin, host):
     assert words(got.stdout)["seen"] == "0", got
 
 
+def test_sock_destroy_kills_no_host_listener(attack_bin, sysemu_bin):
+    def listener_alive(port: int) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return True
+        except OSError:
+            return False
+
+    victims = [HostListeners(), HostListeners()]
+    try:
+        native = words(run([attack_bin, "destroy", victims[0].tcp_port], None).stdout)
+        got = run([attack_bin, "destroy", victims[1].tcp_port], sysemu_bin)
+        if native.get("destroy") == "ok":       # CONFIG_INET_DIAG_DESTROY
+            assert not listener_alive(victims[0].tcp_port), native
+        assert listener_alive(victims[1].tcp_port), got
+        assert words(got.stdout).get("destroy") != "ok", got
+    finally:
+        for victim in victims:
+            victim.close()
+
+
 def test_proc_sys_net_write_leaves_the_host_alone(attack_bin, sysemu_bin):
     """A /proc/sys/net value sysemu does not serve: the write lands in the sandbox's own
     network namespace (or is refused), never in the host's."""

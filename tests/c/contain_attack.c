@@ -305,6 +305,37 @@ static int sock_diag(int port) {
     return 0;
 }
 
+/* NETLINK_SOCK_DIAG SOCK_DESTROY of the TCP listener on 127.0.0.1:port. */
+static int sock_destroy(int port) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
+    printf("diag=%s ", err(fd));
+    if (fd >= 0) {
+        struct {
+            struct nlmsghdr nlh;
+            struct inet_diag_req_v2 req;
+        } msg = {0};
+        msg.nlh.nlmsg_len = sizeof msg;
+        msg.nlh.nlmsg_type = SOCK_DESTROY;
+        msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        msg.req.sdiag_family = AF_INET;
+        msg.req.sdiag_protocol = IPPROTO_TCP;
+        msg.req.idiag_states = ~0u;
+        msg.req.id.idiag_sport = htons(port);
+        msg.req.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
+        msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+        send(fd, &msg, sizeof msg, 0);
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        struct nlmsghdr *h = (struct nlmsghdr *)buf;
+        int code = -1;
+        if (n > 0 && NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR)
+            code = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+        printf("destroy=%s", code == 0 ? "ok" : code > 0 ? (errno = code, err(-1)) : "?");
+    }
+    printf("\n");
+    return 0;
+}
+
 /* Write a /proc/sys/net value sysemu does not serve. */
 static int sysctl_write(const char *path, const char *value) {
     int fd = open(path, O_WRONLY);
@@ -484,6 +515,8 @@ int main(int argc, char **argv) {
         return packet_sniff(arg);
     if (!strcmp(mode, "diag"))
         return sock_diag(atoi(arg));
+    if (!strcmp(mode, "destroy"))
+        return sock_destroy(atoi(arg));
     if (!strcmp(mode, "sysctl"))
         return sysctl_write(arg, argc > 3 ? argv[3] : "1");
     if (!strcmp(mode, "kill_ancestors"))
