@@ -265,23 +265,37 @@ static int packet_sniff(const char *marker) {
     return 0;
 }
 
-/* NETLINK_SOCK_DIAG: list TCP listeners; is the test's port among them? */
-static int sock_diag(int port) {
+/* A NETLINK_SOCK_DIAG socket that was sent one inet_diag request for TCP over IPv4
+ * (port 0: every socket; else the listener on 127.0.0.1:port), or -1. */
+static int diag_request(int type, int flags, int port) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
     printf("diag=%s ", err(fd));
+    if (fd < 0)
+        return -1;
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } msg = {0};
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = type;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | flags;
+    msg.req.sdiag_family = AF_INET;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = ~0u;
+    if (port) {
+        msg.req.id.idiag_sport = htons(port);
+        msg.req.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
+        msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    }
+    send(fd, &msg, sizeof msg, 0);
+    return fd;
+}
+
+/* NETLINK_SOCK_DIAG: list TCP sockets; is the test's listener among them? */
+static int sock_diag(int port) {
+    int fd = diag_request(SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, 0);
     int seen = 0, listed = 0;
     if (fd >= 0) {
-        struct {
-            struct nlmsghdr nlh;
-            struct inet_diag_req_v2 req;
-        } msg = {0};
-        msg.nlh.nlmsg_len = sizeof msg;
-        msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-        msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-        msg.req.sdiag_family = AF_INET;
-        msg.req.sdiag_protocol = IPPROTO_TCP;
-        msg.req.idiag_states = ~0u;
-        send(fd, &msg, sizeof msg, 0);
         char buf[16384];
         int done = 0;
         while (!done) {
@@ -307,23 +321,8 @@ static int sock_diag(int port) {
 
 /* NETLINK_SOCK_DIAG SOCK_DESTROY of the TCP listener on 127.0.0.1:port. */
 static int sock_destroy(int port) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
-    printf("diag=%s ", err(fd));
+    int fd = diag_request(SOCK_DESTROY, NLM_F_ACK, port);
     if (fd >= 0) {
-        struct {
-            struct nlmsghdr nlh;
-            struct inet_diag_req_v2 req;
-        } msg = {0};
-        msg.nlh.nlmsg_len = sizeof msg;
-        msg.nlh.nlmsg_type = SOCK_DESTROY;
-        msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-        msg.req.sdiag_family = AF_INET;
-        msg.req.sdiag_protocol = IPPROTO_TCP;
-        msg.req.idiag_states = ~0u;
-        msg.req.id.idiag_sport = htons(port);
-        msg.req.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
-        msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-        send(fd, &msg, sizeof msg, 0);
         char buf[4096];
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         struct nlmsghdr *h = (struct nlmsghdr *)buf;
