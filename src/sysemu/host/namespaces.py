@@ -7,8 +7,8 @@ block, a descriptor handed in) must meet an empty world. With containment on:
     └─ S  supervisor               its own network namespace (empty: lo only, down),
        │                           not dumpable; outside the sandbox's PID namespace
        └─ I  sysemu's init          pid 1 of the sandbox's PID namespace, with its own
-          │                        mount (a fresh /proc) and IPC namespaces; in S's user
-          │                        namespace, not dumpable
+          │                        mount (a fresh /proc; host settings read-only), IPC
+          │                        and UTS namespaces; in S's user namespace, not dumpable
           └─ P  the program          a user namespace of its own (identity map: files keep
                                    their owners, capabilities count only inside it),
                                    under the seccomp filter
@@ -188,7 +188,8 @@ class Containment:
     # -- in S ------------------------------------------------------------------------
     def enter_supervisor(self) -> None:
         """In S before anything else: not dumpable; its own network namespace (and, not
-        as root, the user namespace that owns it); children in a new PID namespace."""
+        as root, the user namespace that owns it). new_pid_namespace() comes later, once
+        S has forked its other helpers."""
         try:
             if not self.namespaces:
                 pass
@@ -224,7 +225,7 @@ class Containment:
     # -- in I ------------------------------------------------------------------------
     def init_main(self, sock: socket.socket, start_program) -> None:
         """sysemu's init, pid 1 of the sandbox (forked by S after enter_supervisor()):
-        dies with S, makes the mount and IPC namespaces, forks the program into its own
+        dies with S, makes the mount, IPC and UTS namespaces, forks the program into its own
         user namespace (`start_program()` runs in it and never returns), then forwards
         signals, reaps, and exits with the program's status. Never returns."""
         code = 127
