@@ -49,7 +49,8 @@ class SocketFactory:
     """The supervisor's end of the factory child; `host_socket` is HostHooks.host_socket."""
 
     def __init__(self):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        ours, theirs = socket.socketpair(socket.AF_UNIX,
+                                         socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             try:
