@@ -129,6 +129,17 @@ def add_policy(parser: argparse.ArgumentParser) -> None:
                              "(passthrough: the host runs them; strict: ENOSYS)")
 
 
+def add_contain_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-contain", action="store_true",
+                        help="no namespaces around the program (user, network, PID, mount, "
+                             "IPC): only the seccomp filter stands between it and the host "
+                             "(SECURITY.md)")
+    parser.add_argument("--allow-host-fd", action="store_true",
+                        help="start even when stdin/stdout/stderr is a host TCP/IP socket "
+                             "(refused by default: the program could reach the host's "
+                             "network through it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sysemu", description=__doc__.strip().splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print each trapped call as strace does; SET (strace's -e "
                           "trace=) selects them, and its calls are trapped too")
     add_trace_options(run)
+    add_contain_option(run)
     from sysemu.observe.cli import add_run_options
     add_run_options(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
@@ -154,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("-e", dest="exprs", metavar="EXPR", action="append", default=[],
                        help="[trace=]SET, inject=SPEC or fault=SPEC (strace's -e)")
     add_trace_options(trace)
+    add_contain_option(trace)
     trace.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     trace.set_defaults(func=cmd_trace)
 
@@ -209,7 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sysemu run: --sysctl: {exc}", file=sys.stderr)
         return 2
-    return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args))
+    return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args),
+               contain=not args.no_contain, allow_host_fd=args.allow_host_fd)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -29,11 +29,14 @@ import socket
 from typing import Callable
 
 import sysemu.net
-from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK
+from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
+from sysemu.abi.socket import SOCK_CLOEXEC, SOCK_NONBLOCK
 from sysemu.abi.inet import TcpState
 from sysemu.host.notify import ReplaceFd
 from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
+from sysemu.kernel.file import File
+from sysemu.kernel.syscalls import InstallFd
 from sysemu.kernel.task import HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending
 
@@ -46,7 +49,8 @@ def sock_of(file):
 class NetGlue(HostHooks):
     """HostHooks for the live supervisor (see module docstring). `requests` is the
     supervisor's list of notification requests (ReplaceFd), carried out before the
-    answer of the call being served; `pump` is set for --pcap and data faults."""
+    answer of the call being served; `pump` is set for --pcap and data faults;
+    `socket_factory` (host/hostsock.py) makes the host sockets of host_socket()."""
 
     def __init__(self, kernel, placeholders: Placeholders, requests: list,
                  log: Callable[[str], None]):
@@ -55,6 +59,7 @@ class NetGlue(HostHooks):
         self.requests = requests
         self.log = log
         self.pump: Pump | None = None
+        self.socket_factory = None
         placeholders.on_release = self._release_model
 
     def use_pump(self, pump: Pump) -> None:
@@ -87,6 +92,16 @@ class NetGlue(HostHooks):
 
     def sock_inode(self, sock) -> int:
         return self.placeholders.inode_of_sock(sock)
+
+    def host_socket(self, family: int, type_: int, protocol: int) -> InstallFd:
+        """A host socket made from sysemu's copy of the arguments (socketcall of a family
+        sysemu leaves to the host), installed as the kernel would have: never CONTINUE."""
+        if self.socket_factory is None:
+            return super().host_socket(family, type_, protocol)
+        fd = self.socket_factory.make(family, type_, protocol)
+        file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
+        self.placeholders.host_socket(file, fd)
+        return InstallFd(file, bool(type_ & SOCK_CLOEXEC))
 
     def listen_queue_changed(self, sock) -> None:
         ph = self.placeholders.of_sock(sock)

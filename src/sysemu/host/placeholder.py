@@ -14,14 +14,17 @@ The model's objects hold none of this: everything is keyed by the File or the So
 """
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
 from typing import Callable
 
+from sysemu.abi.errno import Errno
 from sysemu.host.control import sandbox_pids, socket_users
 from sysemu.host.libc import getfd_of
 from sysemu.host.sockdiag import UnixDiag
+from sysemu.kernel.errors import SyscallError
 
 SWEEP_INTERVAL = 0.25
 
@@ -67,6 +70,7 @@ class Placeholders:
         self.orphan_kept: dict[object, int] = {}
         self.on_release: Callable[[object], None] = lambda sock: None
         self._diag: UnixDiag | None = None
+        self._told_full = False
         self._sweep_handle = None
         # Kept ends are watched in an epoll of their own, itself watched by the reactor, so
         # settle() can take in every pending hang-up at once before an answer depends on it.
@@ -76,8 +80,22 @@ class Placeholders:
 
     # -- making and forgetting -----------------------------------------------------------
     def new(self, file, kind: str, nonblocking: bool) -> Placeholder:
-        """A fresh socketpair for `file`, tracked; the program's end is what ADDFD installs."""
-        prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        """A fresh socketpair for `file`, tracked; the program's end is what ADDFD installs.
+        SyscallError(ENFILE) when the supervisor's own descriptor table is full."""
+        try:
+            prog, kept = socket.socketpair(socket.AF_UNIX,
+                                           socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            # sysemu: the supervisor's table (its RLIMIT_NOFILE, raised at start as far as
+            # it may be) holds every sandbox's file: when it is full, the sandbox's file
+            # table is, so ENFILE, as Linux says when the system's table is full.
+            if not self._told_full:
+                self._told_full = True
+                self.log(f"the supervisor's descriptor limit is reached: new sockets fail "
+                         f"with ENFILE ({exc.strerror})")
+            raise SyscallError(Errno.ENFILE) from None
         prog_fd, kept_fd = prog.detach(), kept.detach()
         os.set_blocking(prog_fd, not nonblocking)
         os.set_blocking(kept_fd, False)
@@ -88,6 +106,15 @@ class Placeholders:
         connection gets its client's kept end); sysemu keeps no end of it."""
         os.set_blocking(prog_fd, not nonblocking)
         return self.track(Placeholder(file, prog_fd, None, "socket"))
+
+    def host_socket(self, file, fd: int) -> Placeholder:
+        """`file` is a host socket (`fd`, made by sysemu for the program: host/hostsock.py),
+        not a sysemu file: found by File until ADDFD installs it, then forgotten (its
+        descriptor is the host's from then on)."""
+        ph = Placeholder(file, fd, None, "host")
+        self.by_file[file] = ph
+        ph.on_installed = lambda ok, ph=ph: self.forget(ph)
+        return ph
 
     def track(self, ph: Placeholder) -> Placeholder:
         self.by_file[ph.file] = ph

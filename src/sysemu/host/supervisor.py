@@ -25,12 +25,15 @@ ADDFD copies its program end into the program, and descriptors are found by its 
 """
 from __future__ import annotations
 
+import array
 import errno
 import os
+import resource
 import select
 import shutil
 import signal
 import socket
+import struct
 import sys
 import traceback
 from typing import Callable, TextIO
@@ -41,8 +44,10 @@ from sysemu.host.clock import MonotonicClock
 from sysemu.host.files import HostFileTable
 from sysemu.host.libc import PR_SET_PDEATHSIG, pidfd_getfd, prctl, tgkill
 from sysemu.host.memory import ProcessMemory
+from sysemu.host.namespaces import Containment
 from sysemu.host.notify import Listener, Notification, ReplaceFd
 from sysemu.host.placeholder import Placeholders
+from sysemu.host.procs import descendants
 from sysemu.host.reactor import Reactor, TimerHandle
 from sysemu.host.seccomp import Filter, build_filter
 from sysemu.host.tracing import FD_PENDING, describe_file, render_exit, replace_result
@@ -160,6 +165,7 @@ class Supervisor:
         self._flights: dict[int, Flight] = {}        # notification id -> Flight
         self._flight_of_tid: dict[int, Flight] = {}
         self._pre_exec: set[int] = set()   # spawned, not yet at execve: sysemu's own calls
+        self.program_pid: int | None = None  # spawn()'s program, as we number it
 
     # -- logging -------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -544,50 +550,69 @@ class Supervisor:
 
     # -- running a program -----------------------------------------------------------
     def spawn(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
-              None, None, None)) -> int:
-        """Fork the program with the filter and serve it from now on; returns its pid.
-        The child: PR_SET_PDEATHSIG(SIGKILL), fds >= 3 closed, filter loaded
-        (no_new_privs), listener sent to us over a socketpair, go-ahead, execvp."""
+              None, None, None), containment: Containment | None = None) -> int:
+        """Fork the program with the filter and serve it from now on; returns the pid to
+        wait for (the program's, or sysemu's init with containment: host/namespaces.py).
+        The program: PR_SET_PDEATHSIG(SIGKILL), fds >= 3 closed, filter loaded
+        (no_new_privs), listener sent to us over a socketpair, go-ahead, execvp.
+        `program_pid` is then the program's pid as we see it."""
         path = argv[0]
         tracing = self.tracer is not None or self.injector is not None
         if tracing and "/" not in path:
             # One execve, the program's (execvp would try each PATH entry in turn).
             path = shutil.which(path) or path
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)   # the sender's pid
+        contained = containment is not None and containment.namespaces
+        if contained:
+            containment.new_pid_namespace()
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
+                if contained:
+                    for target, fd in enumerate(stdio):
+                        if fd is not None:
+                            os.dup2(fd, target)
+                    containment.init_main(theirs, lambda: _child(argv, self.filter, theirs,
+                                                                 (None, None, None), path))
+                if containment is not None and containment.nofile is not None:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, containment.nofile)
                 _child(argv, self.filter, theirs, stdio, path)
             finally:
                 os._exit(127)
         theirs.close()
-        if tracing:
-            self._pre_exec.add(pid)
         with ours:
             if self.filter.empty:
-                ours.recv(1)
+                _msg, _fds, program = _recv_from_child(ours)
             else:
-                self.attach(self._receive_listener(ours, pid))
+                listener, program = self._receive_listener(ours, pid)
+                self.attach(listener)
+            self.program_pid = program or pid
+            if tracing:
+                self._pre_exec.add(self.program_pid)
             ours.sendall(b"g")
         return pid
 
     @staticmethod
-    def _receive_listener(ours: socket.socket, pid: int) -> int:
-        """The child's listener fd, sent with SCM_RIGHTS. If the filter traps the child's
-        own sendmsg, it waits for an answer we cannot give without the listener: then take
-        the listener straight from the child (pidfd_getfd) and serve that sendmsg."""
+    def _receive_listener(ours: socket.socket, pid: int) -> tuple[int, int | None]:
+        """The child's listener fd, sent with SCM_RIGHTS, and the sender's pid. If the
+        filter traps the child's own sendmsg, it waits for an answer we cannot give
+        without the listener: then take the listener straight from the child (pidfd_getfd)
+        and serve that sendmsg. `pid` is the program's or its init's (then the program is
+        among its descendants)."""
         while True:
             ready, _, _ = select.select([ours], [], [], 0.05)
             if ready:
-                _msg, fds, _flags, _addr = socket.recv_fds(ours, 1, 1)
+                _msg, fds, sender = _recv_from_child(ours)
                 if not fds:
                     raise OSError(Errno.EIO, "the child sent no seccomp listener")
                 os.set_inheritable(fds[0], False)
-                return fds[0]
-            fd = _listener_in(pid)
-            if fd is not None:
-                return fd
+                return fds[0], sender
+            for candidate in [pid] + descendants(pid):
+                fd = _listener_in(candidate)
+                if fd is not None:
+                    return fd, candidate
 
     def serve_child(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
                     None, None, None)) -> int:
@@ -613,6 +638,22 @@ class Supervisor:
         finally:
             os.close(pidfd)
         return done[0]
+
+
+def _recv_from_child(sock: socket.socket) -> tuple[bytes, list[int], int | None]:
+    """One message of the spawned child: (data, descriptors, the sender's pid as we see
+    it, from SCM_CREDENTIALS: the program's own, under containment too)."""
+    fds = array.array("i")
+    creds = struct.Struct("=iII")
+    msg, ancdata, _flags, _addr = sock.recvmsg(
+        1, socket.CMSG_SPACE(fds.itemsize) + socket.CMSG_SPACE(creds.size))
+    sender = None
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            sender = creds.unpack_from(data)[0] or None
+    return msg, list(fds), sender
 
 
 def _listener_in(pid: int) -> int | None:

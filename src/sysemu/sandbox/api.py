@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sysemu.host import control
+from sysemu.host.namespaces import host_pid
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
@@ -216,7 +217,8 @@ class Sandbox:
         for t in self._threads:
             t.start()
         try:
-            self.agent_pid = self._request({"op": "hello"}, self.start_timeout)["pid"]
+            self.agent_pid = self.host_pid(
+                self._request({"op": "hello"}, self.start_timeout)["pid"])
             info = self._control({"op": "info"})
             self.supervisor_pid = info.get("supervisor")
         except BaseException:
@@ -394,7 +396,12 @@ class Sandbox:
         request = dict(_command_request(cmd), op="spawn", env=env,
                        cwd=None if cwd is None else str(cwd))
         reply = self._request(request, 30.0)
-        return Process(self, reply["handle"], reply["pid"], cmd, text)
+        return Process(self, reply["handle"], self.host_pid(reply["pid"]), cmd, text)
+
+    def host_pid(self, pid: int) -> int:
+        """A pid as the sandbox numbers it (its own PID namespace: what `echo $!` prints
+        inside) as the host knows it. Process.pid and agent_pid are host pids already."""
+        return host_pid(self.proc.pid, pid)
 
     def read_file(self, path: str | Path) -> bytes:
         """A file's bytes as a program inside the sandbox reads them."""
