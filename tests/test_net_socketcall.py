@@ -92,11 +92,11 @@ def test_socketcall_socket_is_made_from_the_copy_read(env):
     AF_INET). The host side makes the socket from sysemu's copy instead."""
     asked = []
 
-    def host_socket(family, type_, protocol):
+    def passthrough_socket(family, type_, protocol):
         asked.append((family, type_, protocol))
         return InstallFd(File(None))
 
-    env.task.kernel.host.host_socket = host_socket
+    env.task.kernel.host.passthrough_socket = passthrough_socket
     ptr = env.mem.alloc(struct.pack("<3I", 1, 1 | 0o2000000, 0))   # AF_UNIX, SOCK_CLOEXEC
     env.task.mem = RewrittenMemory(env.task.mem, ptr)
     fd = sc(env, 1, ptr=ptr)

@@ -41,7 +41,7 @@ def drop_capabilities(libc) -> None:
 
 
 class SocketFactory:
-    """The supervisor's end of the factory child; `host_socket` is HostHooks.host_socket."""
+    """The supervisor's end of the factory child; `make` serves NetGlue.passthrough_socket."""
 
     def __init__(self):
         ours, theirs = socket.socketpair(socket.AF_UNIX,

@@ -117,7 +117,7 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
     if setup is not None:
         setup(sup)
     if isinstance(sup.kernel.host, NetGlue):
-        # HostHooks.host_socket: socketcall's sockets of other families, from sysemu's copy
+        # HostHooks.passthrough_socket: socketcall's other families, from sysemu's copy
         sup.kernel.host.socket_factory = factory
     child: list[int] = []
 

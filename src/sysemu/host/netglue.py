@@ -50,7 +50,7 @@ class NetGlue(HostHooks):
     """HostHooks for the live supervisor (see module docstring). `requests` is the
     supervisor's list of notification requests (ReplaceFd), carried out before the
     answer of the call being served; `pump` is set for --pcap and data faults;
-    `socket_factory` (host/hostsock.py) makes the host sockets of host_socket()."""
+    `socket_factory` (host/hostsock.py) makes the host sockets of passthrough_socket()."""
 
     def __init__(self, kernel, placeholders: Placeholders, requests: list,
                  log: Callable[[str], None]):
@@ -93,14 +93,14 @@ class NetGlue(HostHooks):
     def sock_inode(self, sock) -> int:
         return self.placeholders.inode_of_sock(sock)
 
-    def host_socket(self, family: int, type_: int, protocol: int) -> InstallFd:
+    def passthrough_socket(self, family: int, type_: int, protocol: int) -> InstallFd:
         """A host socket made from sysemu's copy of the arguments (socketcall of a family
         sysemu leaves to the host), installed as the kernel would have: never CONTINUE."""
         if self.socket_factory is None:
-            return super().host_socket(family, type_, protocol)
+            return super().passthrough_socket(family, type_, protocol)
         fd = self.socket_factory.make(family, type_, protocol)
         file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
-        self.placeholders.host_socket(file, fd)
+        self.placeholders.passthrough_socket(file, fd)
         return InstallFd(file, bool(type_ & SOCK_CLOEXEC))
 
     def listen_queue_changed(self, sock) -> None:

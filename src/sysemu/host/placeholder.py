@@ -107,7 +107,7 @@ class Placeholders:
         os.set_blocking(prog_fd, not nonblocking)
         return self.track(Placeholder(file, prog_fd, None, "socket"))
 
-    def host_socket(self, file, fd: int) -> Placeholder:
+    def passthrough_socket(self, file, fd: int) -> Placeholder:
         """`file` is a host socket (`fd`, made by sysemu for the program: host/hostsock.py),
         not a sysemu file: found by File until ADDFD installs it, then forgotten (its
         descriptor is the host's from then on)."""

@@ -17,8 +17,9 @@ Tracing and injection (host/tracing.py configures them) are hooks on that path: 
 `tracer` or an `injector`, a traced or injected notification gets a Flight on entry
 (_enter): the trace line is opened before dispatch and closed in answer(); an injection
 may delay the call on entry or exit (reactor timers, the notification stays unanswered),
-replace its result without running it, and signal the caller. A flight whose thread makes another call was interrupted by a signal (a thread is
-in one call at a time): it ends as `= ? ERESTARTSYS`, as strace shows it.
+replace its result without running it, and signal the caller. A flight whose thread
+makes another call was interrupted by a signal (a thread is in one call at a time): it
+ends as `= ? ERESTARTSYS`, as strace shows it.
 
 A File that an InstallFd carries has a placeholder in `placeholders` (host/placeholder.py):
 ADDFD copies its program end into the program, and descriptors are found by its inode.

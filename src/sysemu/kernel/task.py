@@ -32,7 +32,7 @@ class HostHooks:
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
-    host_socket(family, type, protocol)
+    passthrough_socket(family, type, protocol)
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user
                                  memory): an InstallFd, or SyscallError
@@ -49,7 +49,7 @@ class HostHooks:
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
 
-    def host_socket(self, family: int, type_: int, protocol: int):
+    def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
 
 

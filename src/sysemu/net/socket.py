@@ -323,10 +323,10 @@ def sys_getsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
 def _socketcall_socket(task, family: int, type_: int, protocol: int):
     """socketcall(SYS_SOCKET). sysemu: the words came from user memory, which another
     thread may rewrite before the host reads them again: a family sysemu does not serve
-    is created by the host side from this copy (HostHooks.host_socket), not CONTINUEd."""
+    is created by the host side from this copy (HostHooks.passthrough_socket), not CONTINUEd."""
     if family in (AF_INET, AF_INET6):
         return sys_socket(task, family, type_, protocol)
-    return task.kernel.host.host_socket(family, type_, protocol)
+    return task.kernel.host.passthrough_socket(family, type_, protocol)
 
 
 _SOCKETCALL = {
