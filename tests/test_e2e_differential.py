@@ -85,14 +85,23 @@ def scenario_params():
             if n in XFAIL else n for n in scenarios()]
 
 
+# Each scenario runs untraced and traced (every call the filter traps, printed to a file;
+# the real-program tests in test_e2e_programs.py trap every call): tracing is a hook on
+# the one call path, so the program must see the same results either way.
+TRACED = ["--strace=all", "-o"]
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["plain", "traced"])
 @pytest.mark.parametrize("name", scenario_params())
-def test_probe_native_equals_sysemu(name, sysemu_bin):
+def test_probe_native_equals_sysemu(name, traced, sysemu_bin, tmp_path):
     native, ndone = probe_json([sys.executable, str(PROBE), name])
     problem = native.get(name, {}).get("exception", "") if isinstance(native, dict) else ""
     if "Errno 97" in problem:                       # EAFNOSUPPORT natively: no IPv6 here
         pytest.skip(f"the host kernel has no IPv6: {problem}")
     assert ndone.returncode == 0 and not problem, f"native run failed: {native}\n{ndone.stderr}"
-    got, sdone = probe_json([str(sysemu_bin), "run", "--", sys.executable, str(PROBE), name])
+    options = TRACED + [str(tmp_path / "trace")] if traced else []
+    got, sdone = probe_json([str(sysemu_bin), "run", *options, "--", sys.executable,
+                             str(PROBE), name])
     if name in KNOWN_DIFFERENCES:
         native, got = KNOWN_DIFFERENCES[name](native, got)
     assert got == native, (
@@ -101,6 +110,7 @@ def test_probe_native_equals_sysemu(name, sysemu_bin):
         f"sysemu: {json.dumps(got, sort_keys=True)}\n"
         f"sysemu stderr (tail):\n{sdone.stderr[-3000:]}")
     assert sdone.returncode == 0, sdone.stderr[-3000:]
+    assert not traced or "socket(" in (tmp_path / "trace").read_text()
 
 
 def test_time_wait_rebind_exact_when_sysemu_moves_the_bytes(sysemu_bin, tmp_path):

@@ -51,13 +51,14 @@ def kill_group(pid: int) -> None:
 
 
 def run_sh(script: str, sysemu_bin: Path | None, timeout: float = TIMEOUT,
-           env: dict | None = None, during=None) -> subprocess.CompletedProcess:
-    """Run `sh -c script` natively (sysemu_bin None) or under `sysemu run`.
+           env: dict | None = None, during=None,
+           options: list[str] = ()) -> subprocess.CompletedProcess:
+    """Run `sh -c script` natively (sysemu_bin None) or under `sysemu run [options]`.
 
     `during(proc)`, if given, runs in the test process while the script runs."""
     argv = ["sh", "-c", SH_PRELUDE + script]
     if sysemu_bin is not None:
-        argv = [str(sysemu_bin), "run", "--"] + argv
+        argv = [str(sysemu_bin), "run", *options, "--"] + argv
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, env={**os.environ, **(env or {})})
     extra = None
@@ -167,14 +168,24 @@ def outside_connect(workdir: Path, port: int):
     return during
 
 
-def http_server_run(workdir, sysemu_bin):
+def traced_options(traced: bool, workdir: Path) -> list[str]:
+    """`sysemu run` options that trap and trace every call, to a file (so the program's
+    output is unchanged): tracing is a hook on the one call path, the results must not
+    move, also for the calls the host runs (CONTINUE)."""
+    return ["--trace-all", "-o", str(workdir / "trace.txt")] if traced else []
+
+
+TRACED = pytest.mark.parametrize("traced", [False, True], ids=["plain", "traced"])
+
+
+def http_server_run(workdir, sysemu_bin, options=()):
     port = free_port()
     (workdir / "www").mkdir(exist_ok=True)
     want = known_file(workdir / "www" / "hello.bin")
     for name in ("READY", "GO", "got.bin"):
         (workdir / name).unlink(missing_ok=True)
     done = run_sh(HTTP_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(port)},
-                  during=outside_connect(workdir, port))
+                  during=outside_connect(workdir, port), options=options)
     got = (workdir / "got.bin").read_bytes() if (workdir / "got.bin").exists() else None
     return done, got == want
 
@@ -188,14 +199,16 @@ def test_http_server_native(workdir):
     assert done.extra == 0, "natively the server is reachable from outside"
 
 
-def test_http_server_sysemu(workdir, sysemu_bin):
+@TRACED
+def test_http_server_sysemu(workdir, sysemu_bin, traced):
     need("python3", package="python3")
     need("curl", package="curl")
-    done, same = http_server_run(workdir, sysemu_bin)
+    done, same = http_server_run(workdir, sysemu_bin, traced_options(traced, workdir))
     want = (0, "curl rc=0\nserver stopped\n", True)
     assert (done.returncode, text(done), same) == want, report(done)
     # The sandbox's port lives in sysemu's virtual network, not the host's.
     assert done.extra == "ECONNREFUSED", report(done)
+    assert not traced or "accept4(" in (workdir / "trace.txt").read_text()
 
 
 # --- nginx: master + 2 workers, curl, wrk, nginx -s quit ---
@@ -336,11 +349,12 @@ def c_programs(cc):
     return cc(PROBES / "epoll_server.c"), cc(PROBES / "client.c")
 
 
-def c_run(workdir, c_programs, sysemu_bin):
+def c_run(workdir, c_programs, sysemu_bin, options=()):
     srv, cli = c_programs
     known_file(workdir / "file.bin", 300_000)
     return run_sh(C_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(free_port()),
-                                             "SRV": str(srv), "CLI": str(cli)})
+                                             "SRV": str(srv), "CLI": str(cli)},
+                  options=options)
 
 
 C_WANT = ("client: 20 connections, 20 replies equal to the file (300000 bytes each)\n"
@@ -353,9 +367,11 @@ def test_c_epoll_sendfile_native(workdir, c_programs):
     assert (done.returncode, text(done)) == (0, C_WANT), report(done)
 
 
-def test_c_epoll_sendfile_sysemu(workdir, c_programs, sysemu_bin):
-    done = c_run(workdir, c_programs, sysemu_bin)
+@TRACED
+def test_c_epoll_sendfile_sysemu(workdir, c_programs, sysemu_bin, traced):
+    done = c_run(workdir, c_programs, sysemu_bin, traced_options(traced, workdir))
     assert (done.returncode, text(done)) == (0, C_WANT), report(done)
+    assert not traced or "sendfile(" in (workdir / "trace.txt").read_text()
 
 
 # --- demo/accept_queue.py ---

@@ -15,7 +15,7 @@ import pytest
 from sysemu.abi.errno import Errno
 from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.memory import ProcessMemory
-from sysemu.host.notify import Listener
+from sysemu.host.placeholder import Placeholder
 from sysemu.host.reactor import Reactor
 from sysemu.host.seccomp import build_filter
 from sysemu.host.supervisor import Supervisor
@@ -44,11 +44,6 @@ def handler(name, func):
     return Handler(name, func, tuple(DECODERS[p.annotation] for p in params))
 
 
-class PlaceholderFile(File):
-    """A File with the host descriptor the supervisor installs (Supervisor docs)."""
-    __slots__ = ("host_fd",)
-
-
 class World:
     """The test handlers and what they saw."""
 
@@ -59,6 +54,7 @@ class World:
         self.q_ready = WaitQueue("ready")
         self.q_never = WaitQueue("never")
         self.kept: list[socket.socket] = []
+        self.placeholders = None        # the supervisor's, once it exists
 
     def handlers(self):
         def sys_uname(task, name: UserPtr) -> int:
@@ -90,8 +86,8 @@ class World:
             if arg == 5:                      # a new descriptor: fd_install
                 ours, theirs = socket.socketpair()
                 self.kept.append(ours)
-                file = PlaceholderFile(object())
-                file.host_fd = theirs.fileno()
+                file = File(object())
+                self.placeholders.track(Placeholder(file, theirs.fileno(), None, "socket"))
                 self.kept.append(theirs)
                 return InstallFd(file, cloexec=True,
                                  commit=lambda fd: self.log.append(f"installed {fd}"))
@@ -130,6 +126,7 @@ class RecordingSupervisor(Supervisor):
 def run_probe(probe, tmp_path, mode, world=None, supervisor_cls=Supervisor, keep=False):
     world = world or World()
     sup = supervisor_cls(Syscalls(handlers=world.handlers()))
+    world.placeholders = sup.placeholders
     out = tmp_path / f"{mode}.out"
     with open(out, "w") as f:
         pid = sup.spawn([probe, mode], stdio=(None, f.fileno(), None))
@@ -204,8 +201,10 @@ def test_host_file_table_lookup():
     r, w = os.pipe()
     try:
         file = File(object())
-        table = HostFileTable(os.getpid(), {os.fstat(a.fileno()).st_ino: file})
+        ph = Placeholder(file, a.fileno(), None, "socket")
+        table = HostFileTable(os.getpid(), {ph.inode: ph})
         assert table.lookup(a.fileno()) is file
+        assert ph.holder == (os.getpid(), a.fileno())
         for fd in (b.fileno(), r, 100000, -1):    # host socket, pipe, missing, negative
             with pytest.raises(HostPassthrough):
                 table.lookup(fd)
@@ -219,6 +218,7 @@ def test_host_file_table_lookup():
 def test_task_of_a_thread_has_the_process_tgid(probe, tmp_path):
     world = World()
     sup = Supervisor(Syscalls(handlers=world.handlers()))
+    world.placeholders = sup.placeholders
     out = tmp_path / "tgid.out"
     with open(out, "w") as f:
         pid = sup.spawn([probe, "tgid"], stdio=(None, f.fileno(), None))
@@ -276,6 +276,7 @@ def test_no_served_syscalls_loads_no_filter(tmp_path):
 def test_filter_is_installed_when_serving(probe, tmp_path):
     world = World()
     sup = Supervisor(Syscalls(handlers=world.handlers()))
+    world.placeholders = sup.placeholders
     out = tmp_path / "status"
     with open(out, "w") as f:
         status = sup.serve_child(["grep", "^Seccomp:", "/proc/self/status"],
@@ -365,6 +366,7 @@ def test_listener_handoff_when_the_filter_traps_sendmsg(tmp_path):
 def test_after_event_runs_after_notifications(probe, tmp_path):
     world = World()
     sup = Supervisor(Syscalls(handlers=world.handlers()))
+    world.placeholders = sup.placeholders
     calls_seen = []
     sup.after_event.append(lambda: calls_seen.append(len(world.log)))
     out = tmp_path / "out"

@@ -8,6 +8,8 @@ import pytest
 
 from sysemu.arch.x86.entry import AUDIT_ARCH_I386
 from sysemu.kernel.errors import HostPassthrough
+from sysemu.kernel.file import File
+from sysemu.kernel.syscalls import InstallFd
 from test_net_helpers import E, Env, sockaddr, parse_sockaddr
 
 SOCKETCALL = 102
@@ -66,8 +68,41 @@ def test_socket_bind_listen_connect_accept_via_socketcall(env):
 def test_unserved_calls_go_to_host(env):
     with pytest.raises(HostPassthrough):
         sc(env, 9, 3, 0, 0, 0)                              # SYS_SEND
-    with pytest.raises(HostPassthrough):
-        sc(env, 1, 1, 1, 0)                                 # AF_UNIX socket
+    assert sc(env, 1, 1, 1, 0) == -E.EAFNOSUPPORT           # AF_UNIX: no host in the model
+
+
+class RewrittenMemory:
+    """User memory another thread rewrites right after each read: the family word of a
+    socketcall argument block flips to AF_INET once sysemu has read AF_UNIX."""
+
+    def __init__(self, mem, addr: int):
+        self.mem, self.addr = mem, addr
+
+    def read(self, addr: int, length: int) -> bytes:
+        data = self.mem.read(addr, length)
+        self.mem.write(self.addr, struct.pack("<I", 2))      # AF_INET, too late
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.mem, name)
+
+
+def test_socketcall_socket_is_made_from_the_copy_read(env):
+    """Never CONTINUE after reading the family: the host would read it again (and find
+    AF_INET). The host side makes the socket from sysemu's copy instead."""
+    asked = []
+
+    def passthrough_socket(family, type_, protocol):
+        asked.append((family, type_, protocol))
+        return InstallFd(File(None))
+
+    env.task.kernel.host.passthrough_socket = passthrough_socket
+    ptr = env.mem.alloc(struct.pack("<3I", 1, 1 | 0o2000000, 0))   # AF_UNIX, SOCK_CLOEXEC
+    env.task.mem = RewrittenMemory(env.task.mem, ptr)
+    fd = sc(env, 1, ptr=ptr)
+    assert fd >= 0
+    assert asked == [(1, 1 | 0o2000000, 0)]
+    assert struct.unpack("<I", env.mem.read(ptr, 4)) == (2,)    # the rewrite happened
 
 
 def test_direct_i386_calls(env):

@@ -189,7 +189,7 @@ def test_setup_installs_faults_pcap_and_pump(ctl_dir, tmp_path):
     pcap = tmp_path / "x.pcap"
     observe_cli.setup(sup, run_args(faults=["refuse:port=8080"], pcap=str(pcap), id="p"))
     try:
-        assert env.kernel.observe_data is True and env.kernel.pump.on_data is not None
+        assert sup.pump is not None and sup.pump.on_data is not None
         assert env.net.drop is not None and len(env.net.wire) == 1
         lfd, port = env.server(port=8080)
         c = env.socket()

@@ -5,6 +5,8 @@
                [--trace-all] [--inject=SPEC ...] [--fault=SPEC ...] -- CMD ARGS...
     sysemu trace [-e [trace=]SET] [-e inject=SPEC] [-o FILE] [-T] [-y] ... -- CMD ARGS...
     sysemu syscalls [--policy passthrough|strict] [--format table|json]
+    sysemu efi-stub IMAGE [--format text|json]
+    sysemu exitpath [-o FILE] [--set-reg SYSCALL:REG=VALUE ...] -- CMD ARGS...
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
     side (placeholders, readiness, release) and its timers; the trace and injections."""
     from sysemu.host.netglue import attach_network
     from sysemu.observe.cli import is_net_fault
-    attach_network(supervisor)
+    glue = attach_network(supervisor)
     trace = getattr(args, "trace_options", None)
     if trace is not None:
         from sysemu.host import tracing
@@ -48,7 +50,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
                           faults=[f for f in args.fault if not is_net_fault(f)],
                           trap_all=args.trace_all)
     from sysemu.observe.cli import setup as observe_setup
-    observe_setup(supervisor, args)
+    observe_setup(supervisor, args, glue)
 
 
 class TraceOptions:
@@ -134,6 +136,17 @@ def add_seed(parser: argparse.ArgumentParser) -> None:
                              "default: a random secret per run")
 
 
+def add_contain_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-contain", action="store_true",
+                        help="no namespaces around the program (user, network, PID, mount, "
+                             "IPC): only the seccomp filter stands between it and the host "
+                             "(SECURITY.md)")
+    parser.add_argument("--allow-host-fd", action="store_true",
+                        help="start even when stdin/stdout/stderr is a host TCP/IP socket "
+                             "(refused by default: the program could reach the host's "
+                             "network through it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sysemu", description=__doc__.strip().splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print each trapped call as strace does; SET (strace's -e "
                           "trace=) selects them, and its calls are trapped too")
     add_trace_options(run)
+    add_contain_option(run)
     from sysemu.observe.cli import add_run_options
     add_run_options(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
@@ -161,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("-e", dest="exprs", metavar="EXPR", action="append", default=[],
                        help="[trace=]SET, inject=SPEC or fault=SPEC (strace's -e)")
     add_trace_options(trace)
+    add_contain_option(trace)
     trace.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     trace.set_defaults(func=cmd_trace)
 
@@ -174,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     efi.add_argument("image", metavar="IMAGE", help="bzImage / vmlinuz")
     efi.add_argument("--format", choices=["text", "json"], default="text")
     efi.set_defaults(func=cmd_efi_stub)
+    exitpath = sub.add_parser("exitpath", help="run a program under ptrace; show for each "
+                                               "call whether the kernel leaves by SYSRET or IRET")
+    exitpath.add_argument("-o", "--output", metavar="FILE",
+                          help="write the trace and the summary to FILE instead of stderr")
+    exitpath.add_argument("--set-reg", metavar="SYSCALL:REG=VALUE", action="append",
+                          default=[], help="as a debugger would, write REG (rcx, r11, rip, "
+                                           "rax, eflags...) at each exit of SYSCALL")
+    exitpath.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    exitpath.set_defaults(func=cmd_exitpath)
     try:
         from sysemu.observe.cli import add_subcommands
     except ImportError:
@@ -207,7 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sysemu run: --sysctl: {exc}", file=sys.stderr)
         return 2
-    return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args))
+    return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args),
+               contain=not args.no_contain, allow_host_fd=args.allow_host_fd)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -227,6 +252,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
             sets.append(expr)
     args.strace = sets[-1] if sets else ""
     return cmd_run(args)
+
+
+def cmd_exitpath(args: argparse.Namespace) -> int:
+    from sysemu.host.ptrace_exit import main as exitpath_main
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        print("sysemu exitpath: no command given (sysemu exitpath -- CMD ARGS...)",
+              file=sys.stderr)
+        return 2
+    return exitpath_main(argv, output=args.output, set_regs=args.set_reg)
 
 
 def slot_row(slot) -> dict:

@@ -563,6 +563,35 @@ def refused_connect():
 
 
 @scenario
+def connect_again_after_refused():
+    """A non-blocking connect to a closed port, a second connect (the refusal), then a
+    blocking connect of the same socket to a listener and a send: Linux lets a socket
+    connect again after a failed attempt (tcp_disconnect() reset it)."""
+    port = free_port()
+    srv = listener()
+    c = socket.socket()
+    c.setblocking(False)
+    rc = c.connect_ex((LOOP, port))
+    result = {"first": "EINPROGRESS_or_ECONNREFUSED"
+              if rc in (errno.EINPROGRESS, errno.ECONNREFUSED) else errno.errorcode.get(rc, rc)}
+    wait_fd(c.fileno(), select.POLLOUT, 5)
+    result["second"] = errno.errorcode.get(c.connect_ex((LOOP, port)), 0)
+    c.setblocking(True)                 # a blocking connect(2) this time, as a program's
+    raw = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    result["third"] = c_outcome(libc.connect, c.fileno(), raw, 16)
+    srv.settimeout(5)
+    a, _ = srv.accept()
+    c.settimeout(5)
+    result["send"] = outcome(c.send, b"ping")
+    a.settimeout(5)
+    result["received"] = a.recv(16).decode()
+    a.close()
+    c.close()
+    srv.close()
+    return result
+
+
+@scenario
 def connect_errors():
     srv = listener()
     result = {}

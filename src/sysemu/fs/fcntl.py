@@ -8,8 +8,8 @@ traps only these two commands; sysemu records the new flags and lets the host ru
 """
 from __future__ import annotations
 
+from sysemu.abi.fcntl import O_NONBLOCK
 from sysemu.kernel.errors import HostPassthrough
-from sysemu.kernel.file import O_NONBLOCK
 from sysemu.kernel.syscalls import CUInt, CULong, UserPtr, syscall
 from sysemu.kernel.task import Task
 from sysemu.kernel.usermem import get_user_int

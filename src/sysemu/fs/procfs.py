@@ -18,6 +18,10 @@ import re
 from typing import Callable
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.fcntl import (FASYNC, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECT,
+                              O_DIRECTORY, O_DSYNC, O_EXCL, O_LARGEFILE, O_NOATIME, O_NOCTTY,
+                              O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE,
+                              O_TMPFILE_MASK, O_TRUNC, O_WRONLY, __O_SYNC, __O_TMPFILE)
 from sysemu.kernel import sysctl as sysctls
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import File
@@ -32,30 +36,6 @@ PATH_MAX = 4096
 PAGE_SIZE = 4096
 AT_FDCWD = -100
 
-# include/uapi/asm-generic/fcntl.h (x86 values)
-O_ACCMODE = 0o3
-O_RDONLY = 0o0
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_EXCL = 0o200
-O_NOCTTY = 0o400
-O_TRUNC = 0o1000
-O_APPEND = 0o2000
-O_NONBLOCK = 0o4000
-O_DSYNC = 0o10000
-FASYNC = 0o20000
-O_DIRECT = 0o40000
-O_LARGEFILE = 0o100000
-O_DIRECTORY = 0o200000
-O_NOFOLLOW = 0o400000
-O_NOATIME = 0o1000000
-O_CLOEXEC = 0o2000000
-__O_SYNC = 0o4000000
-O_PATH = 0o10000000
-__O_TMPFILE = 0o20000000
-O_TMPFILE = __O_TMPFILE | O_DIRECTORY
-O_TMPFILE_MASK = __O_TMPFILE | O_DIRECTORY | O_CREAT
 
 # Linux: include/linux/fcntl.h
 VALID_OPEN_FLAGS = (O_RDONLY | O_WRONLY | O_RDWR | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC

@@ -24,6 +24,8 @@ import struct
 from pathlib import Path
 from typing import Callable
 
+from sysemu.host.procs import descendants
+
 MAX_REQUEST = 1 << 16
 SUFFIX = ".sock"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -273,25 +275,7 @@ def my_pid() -> int:
 
 def sandbox_pids(root: int | None = None) -> list[int]:
     """The processes below `root` (default: this process, the supervisor), parents first."""
-    root = os.getpid() if root is None else root
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop(0)
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    kids = [int(x) for x in f.read().split()]
-            except OSError:
-                continue
-            for kid in kids:
-                if kid not in out:
-                    out.append(kid)
-                    todo.append(kid)
-    return out
+    return descendants(os.getpid() if root is None else root)
 
 
 def socket_users(pids: list[int]) -> dict[int, list[tuple[str, int, int]]]:

@@ -1,8 +1,8 @@
 """Descriptor lookup in a live process: the host keeps the table (DESIGN.md).
 
-A sysemu file is a placeholder socket in the program; its inode names the File in the
-registry (inode -> File), which whoever creates placeholders fills in. Everything else is
-the host's own descriptor, and the host answers for it (HostPassthrough), EBADF included.
+A sysemu file is a placeholder socket in the program; its inode names the Placeholder in
+host/placeholder.py's table (inode -> Placeholder). Everything else is the host's own
+descriptor, and the host answers for it (HostPassthrough), EBADF included.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class HostFileTable:
 
     __slots__ = ("tid", "pid", "registry", "_prefix")
 
-    def __init__(self, tid: int, registry: dict[int, File], pid: int | None = None):
+    def __init__(self, tid: int, registry: dict, pid: int | None = None):
         self.tid = tid
         self.pid = pid if pid is not None else tid
         self.registry = registry
@@ -32,8 +32,8 @@ class HostFileTable:
         except OSError:
             raise HostPassthrough() from None   # no such fd: the host's EBADF
         if target.startswith("socket:["):
-            file = self.registry.get(int(target[8:-1]))
-            if file is not None:
-                file.holder = (self.pid, fd)   # who to reach the placeholder through
-                return file
+            ph = self.registry.get(int(target[8:-1]))
+            if ph is not None:
+                ph.holder = (self.pid, fd)     # who to reach the placeholder through
+                return ph.file
         raise HostPassthrough()

@@ -2,7 +2,10 @@
 
     W  the CLI process: watchdog and child subreaper
     └─ S  the supervisor: subreaper, dies with W (PR_SET_PDEATHSIG)
-       └─ C  the program, under the seccomp filter (and everything it starts)
+       ├─ the socket factory (host/hostsock.py), no capabilities
+       └─ C  the program, under the seccomp filter (and everything it starts); with
+             containment (the default) C is sysemu's init, pid 1 of the sandbox's
+             namespaces, and the program its child (host/namespaces.py)
 
 S serves notifications until C exits, then SIGKILLs what is left of the sandbox (its
 descendants: S is a subreaper, so orphans stay below it), reports C's status to W over a
@@ -17,21 +20,37 @@ import sys
 from typing import Callable
 
 from sysemu.arch.x86.entry import Syscalls
+from sysemu.host.hostsock import SocketFactory
+from sysemu.host.libc import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, prctl
+from sysemu.host.namespaces import (Containment, ContainmentError, forward_signals,
+                                    host_inet_fds, raise_nofile)
+from sysemu.host.netglue import NetGlue
 from sysemu.host.procs import kill_descendants, reap_all
-from sysemu.host.supervisor import (PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Supervisor,
-                                    decode_status, prctl)
+from sysemu.host.supervisor import Supervisor, decode_status
 from sysemu.kernel.task import Kernel
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 EX_SOFTWARE = 70
+EX_CONTAIN = 125        # the sandbox could not be made (as `docker run` says it)
 
 
 def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
-        setup: Callable[[Supervisor], None] | None = None) -> int:
+        setup: Callable[[Supervisor], None] | None = None, contain: bool = True,
+        allow_host_fd: bool = False) -> int:
     """Run argv in a sandbox; the exit status as a shell reports it. `setup(supervisor)`
-    runs in S before the program starts (the network glue attaches there)."""
+    runs in S before the program starts (the network glue attaches there). `contain`:
+    the namespaces of host/namespaces.py (False: only the seccomp filter).
+    `allow_host_fd`: start even if stdin/stdout/stderr is a host AF_INET/AF_INET6 socket
+    (refused by default: the program could use it)."""
+    inet = host_inet_fds()
+    if inet and not allow_host_fd:
+        print(f"sysemu: descriptor {', '.join(map(str, inet))} is a host TCP/IP socket, which "
+              f"the program could use to reach the host's network; --allow-host-fd "
+              f"passes it anyway", file=sys.stderr, flush=True)
+        return EX_CONTAIN
     watchdog = os.getpid()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_DUMPABLE, 0)       # the sandbox may not ptrace or read W (nor S, its fork)
     report_r, report_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -46,11 +65,12 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
                 prof = cProfile.Profile()
                 try:
                     code = prof.runcall(_supervisor_main, argv, syscalls, kernel, setup,
-                                        watchdog, report_w)
+                                        watchdog, report_w, contain)
                 finally:
                     prof.dump_stats(profile)
             else:
-                code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w)
+                code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w,
+                                        contain)
         except BaseException:
             import traceback
             traceback.print_exc()
@@ -61,14 +81,7 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
 
 
 def _watchdog(supervisor: int, report_r: int) -> int:
-    def forward(sig, _frame):
-        try:
-            os.kill(supervisor, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    forward_signals(lambda: supervisor, FORWARDED)
     _, status = os.waitpid(supervisor, 0)
     report = b""
     while chunk := os.read(report_r, 16):
@@ -85,26 +98,30 @@ def _watchdog(supervisor: int, report_r: int) -> int:
     return EX_SOFTWARE
 
 
-def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int) -> int:
+def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int,
+                     contain: bool = True) -> int:
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != watchdog:      # W died before we could ask to die with it
         return EX_SOFTWARE
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.set_inheritable(report_w, False)
+    containment = Containment(namespaces=contain, nofile=raise_nofile())
+    try:
+        containment.enter_supervisor()
+    except ContainmentError as exc:
+        print(f"sysemu: {exc.strerror}", file=sys.stderr, flush=True)
+        os.write(report_w, str(EX_CONTAIN).encode())
+        return EX_CONTAIN
+    factory = SocketFactory()           # in the sandbox's network namespace, before its PIDs
     sup = Supervisor(syscalls, kernel)
     if setup is not None:
         setup(sup)
+    if isinstance(sup.kernel.host, NetGlue):
+        # HostHooks.passthrough_socket: socketcall's other families, from sysemu's copy
+        sup.kernel.host.socket_factory = factory
     child: list[int] = []
 
-    def forward(sig, _frame):
-        if child:
-            try:
-                os.kill(child[0], sig)
-            except ProcessLookupError:
-                pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    forward_signals(lambda: child[0] if child else None, FORWARDED)
     # Orphans of the sandbox are reparented to us: reap them as they die.
     reaped: dict[int, int] = {}
 
@@ -130,7 +147,12 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
         reap_orphans()      # may reap C too: exited() then finds its status in `reaped`
 
     sup.reactor.add_reader(rfd, on_signal)
-    pid = sup.spawn(argv)
+    try:
+        pid = sup.spawn(argv, containment=containment)
+    except ContainmentError as exc:
+        print(f"sysemu: {exc.strerror}", file=sys.stderr, flush=True)
+        os.write(report_w, str(EX_CONTAIN).encode())
+        return EX_CONTAIN
     child.append(pid)
     done: list[int] = []
 

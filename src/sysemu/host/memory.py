@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 
+from sysemu.host.libc import LIBC
 from sysemu.kernel.errors import fault
 
 
@@ -14,9 +15,8 @@ class IoVec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_readv = _libc.process_vm_readv
-_writev = _libc.process_vm_writev
+_readv = LIBC.process_vm_readv
+_writev = LIBC.process_vm_writev
 for _f in (_readv, _writev):
     _f.argtypes = [ctypes.c_int, ctypes.POINTER(IoVec), ctypes.c_ulong,
                    ctypes.POINTER(IoVec), ctypes.c_ulong, ctypes.c_ulong]

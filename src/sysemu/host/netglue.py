@@ -1,21 +1,21 @@
-"""The host side of sysemu's files: placeholders, readiness, hand-off and release.
+"""The model's host hooks for the live supervisor: what each placeholder is for.
 
-Every sysemu file a program holds is one end of an AF_UNIX socketpair (the placeholder);
-sysemu keeps the other end (the kept end) while it needs it (DESIGN.md). This module
-implements kernel.task.HostHooks for the live supervisor:
+The placeholders themselves (socketpairs, table, watching, hand-off) belong to
+host/placeholder.py; this module implements kernel.task.HostHooks on top of them:
 
-- new_file: make the placeholder. A socket gets a fresh pair. An accepted connection
-  gets the *client's kept end*: the two programs then hold the two ends of one socketpair
-  and their bytes flow natively, with no copy through sysemu (the fast path the issue
-  asks to weigh; measured in bench/). A /proc file gets a pair whose kept end holds its
-  content and receives what the program writes.
+- new_file: a socket gets a fresh pair. An accepted connection gets the *client's kept
+  end*: the two programs then hold the two ends of one socketpair and their bytes flow
+  natively, with no copy through sysemu. With a Pump (--pcap, data faults) it gets a
+  pair of its own instead, and the Pump joins the two kept ends. A /proc file gets a pair
+  whose kept end holds its content and receives what the program writes.
 - listen_queue_changed: a listening placeholder is readable exactly when the accept
   queue is non-empty: sysemu writes one token byte into the kept end while it is, and takes
-  it back out of the program's end (pidfd_getfd) when the queue empties.
-- release: the last close anywhere of a placeholder shows as EPOLLHUP on the kept end
-  (watched with no other event, so unread bytes don't wake us). Once a connection is handed
-  off sysemu holds neither end; a sweep of the host's AF_UNIX sockets (sock_diag) notices
-  when each end goes away.
+  it back out of the program's end when the queue empties.
+- released: the last close anywhere of a placeholder shows as EPOLLHUP on the kept end
+  (watched with no other event, so unread bytes don't wake us); once a connection is
+  handed off, the placeholders' sweep notices when each end goes away.
+- reconnecting: a fresh placeholder at the program's descriptor, installed by the
+  supervisor (a ReplaceFd request: ADDFD with SETFD needs the notification).
 
 sysemu: a socket that is not connected is still a socketpair end in the program, so
 read/write on it do not fail with ENOTCONN/EPIPE as on Linux (they would wait or succeed);
@@ -23,180 +23,88 @@ calls sysemu serves (connect, accept, getsockopt ...) are exact. README: Limitat
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import socket
-import sys
 from typing import Callable
 
+import sysemu.net
+from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
+from sysemu.abi.socket import SOCK_CLOEXEC, SOCK_NONBLOCK
 from sysemu.abi.inet import TcpState
-from sysemu.host.sockdiag import UnixDiag
+from sysemu.host.notify import ReplaceFd
+from sysemu.host.placeholder import Placeholder, Placeholders
+from sysemu.host.pump import Pump
 from sysemu.kernel.file import File
+from sysemu.kernel.syscalls import InstallFd
 from sysemu.kernel.task import HostHooks
-
-SWEEP_INTERVAL = 0.25
-SYS_pidfd_getfd = 438
+from sysemu.net.ipv4.tcp import tcp_data_pending
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def pidfd_getfd(pid: int, fd: int) -> int:
-    """A dup of descriptor `fd` of process `pid` (same open file description)."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        res = _libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
-        if res < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return res
-    finally:
-        os.close(pidfd)
-
-
-def program_end(file: File) -> socket.socket | None:
-    """The program's end of a placeholder, borrowed through its last holder (pid, fd);
-    close it after use. None when that holder no longer has it."""
-    holder = file.holder
-    if holder is None:
-        return None
-    try:
-        dup = pidfd_getfd(*holder)
-    except OSError:
-        return None
-    sock = socket.socket(fileno=dup)
-    if os.fstat(dup).st_ino != sock_inode(file):
-        sock.close()
-        return None
-    return sock
-
-
-def sock_inode(file: File) -> int:
-    return file.host_inode
-
-
-class Placeholder:
-    """Host state of one sysemu file."""
-
-    __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
-                 "filler", "broken")
-
-    def __init__(self, file: File, prog_fd: int, kept_fd: int | None, kind: str):
-        self.file = file
-        self.prog_fd = prog_fd          # our copy of the program's end, until installed
-        self.kept_fd = kept_fd          # sysemu's end, None once handed off or closed
-        self.inode = os.fstat(prog_fd).st_ino
-        self.token = False              # a readiness byte sits in the program's end
-        self.kind = kind                # "socket" | "proc"
-        self.pending = b""              # /proc content not yet written
-        self.watching = False
-        self.filler = 0                 # bytes keeping a connecting placeholder unwritable
-        self.broken = False             # showing an error (failed connect, reset)
-
-
-def sock_of(file: File):
+def sock_of(file):
     """The Sock behind a socket File, or None."""
-    socket_obj = file.private_data
-    return getattr(socket_obj, "sk", None)
+    return getattr(file.private_data, "sk", None)
 
 
 class NetGlue(HostHooks):
-    """HostHooks for the live supervisor (see module docstring)."""
+    """HostHooks for the live supervisor (see module docstring). `requests` is the
+    supervisor's list of notification requests (ReplaceFd), carried out before the
+    answer of the call being served; `pump` is set for --pcap and data faults;
+    `socket_factory` (host/hostsock.py) makes the host sockets of passthrough_socket()."""
 
-    def __init__(self, kernel, reactor, registry: dict[int, File],
-                 log: Callable[[str], None] | None = None):
+    def __init__(self, kernel, placeholders: Placeholders, requests: list,
+                 log: Callable[[str], None]):
         self.kernel = kernel
-        self.reactor = reactor
-        self.registry = registry        # placeholder inode -> File (host/files.py reads it)
-        self.by_file: dict[int, Placeholder] = {}      # id(File) -> Placeholder
-        self.handed: dict[int, object] = {}            # inode -> Sock, both ends in programs
-        self.orphan_kept: dict[int, int] = {}          # id(child Sock) -> kept fd to hand off
-        self._diag: UnixDiag | None = None
-        self._sweep_handle = None
-        # Kept ends are watched in an epoll of their own, itself watched by the reactor, so
-        # settle() can take in every pending hang-up at once before an answer depends on it.
-        self._epoll = select.epoll()
-        self._watch_cbs: dict[int, Callable[[int], None]] = {}
-        reactor.add_reader(self._epoll.fileno(), self.settle)
-        self.log = log or (lambda text: print(f"sysemu: {text}", file=sys.stderr))
-        self.listener = None            # the supervisor's notify listener (fresh fds)
+        self.placeholders = placeholders
+        self.requests = requests
+        self.log = log
+        self.pump: Pump | None = None
+        self.socket_factory = None
+        placeholders.on_release = self._release_model
 
-    def settle(self) -> bool:
-        """Take in the placeholders programs have closed (hang-ups pending, and handed-off
-        ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
-        for a port whose owner is already closed. True if anything was released."""
-        released = False
-        for fd, events in self._epoll.poll(0):
-            cb = self._watch_cbs.get(fd)
-            if cb is not None:
-                cb(events)
-                released = True
-        if self.handed:
-            before = len(self.handed)
-            self.sweep()
-            released = released or len(self.handed) != before
-        return released
-
-    def watch_hangup(self, fd: int, sock) -> None:
-        """Release `sock` in the model when `fd` (a kept end someone else moves data
-        through) hangs up: its program closed its end."""
-        def hangup(events: int, fd=fd, sock=sock) -> None:
-            self._watch_cbs.pop(fd, None)
-            try:
-                self._epoll.unregister(fd)
-            except OSError:
-                pass
-            file = self._file_of(sock)
-            inode = file.host_inode if file is not None else 0
-            if self.handed.pop(inode, None) is not None:
-                self.registry.pop(inode, None)
-                self.by_file.pop(id(file), None)
-            self._release_model(sock)
-        self._watch_cbs[fd] = hangup
-        try:
-            self._epoll.register(fd, 0)
-        except OSError as exc:
-            self._watch_cbs.pop(fd, None)
-            self.log(f"watch: {exc}")
+    def use_pump(self, pump: Pump) -> None:
+        """From now on accepted connections go through `pump`, not handed off."""
+        self.pump = pump
+        pump.program_end = self.program_end
 
     # -- HostHooks -----------------------------------------------------------------
-    def new_file(self, file: File) -> None:
-        if getattr(self.kernel, "observe_data", False):
-            # --pcap / data faults: connections go through sysemu's Pump, not handed off
-            from sysemu.host.pump import observe_new_file
-            if observe_new_file(self, file):
-                return
-        kind = "socket" if sock_of(file) is not None else "proc"
+    def new_file(self, file) -> None:
+        phs = self.placeholders
         sock = sock_of(file)
-        if kind == "socket" and sock.peer is not None and getattr(sock, "parent", None) is not None:
-            kept = self._take_client_kept(sock)
-            if kept is not None:
-                os.set_blocking(kept, not file.nonblocking)
-                ph = Placeholder(file, kept, None, kind)
-                self._track(ph)
-                file.host_fd = kept
-                file.host_installed = lambda ok, ph=ph, sock=sock: self._accepted(ph, sock, ok)
-                return
-        flags = socket.SOCK_CLOEXEC
-        prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | flags)
-        prog_fd, kept_fd = prog.detach(), kept.detach()
-        os.set_blocking(prog_fd, not file.nonblocking)
-        os.set_blocking(kept_fd, False)
-        ph = Placeholder(file, prog_fd, kept_fd, kind)
-        self._track(ph)
-        file.host_fd = prog_fd
-        file.host_installed = lambda ok, ph=ph: self._installed(ph, ok)
-        if kind == "proc":
+        if sock is None:                        # a /proc file
+            ph = phs.new(file, "proc", file.nonblocking)
+            ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
             ph.pending = bytes(file.private_data.content)
             self._proc_flush(ph)
+            return
+        if sock.peer is not None and getattr(sock, "parent", None) is not None:
+            if self.pump is not None:           # the Pump moves the bytes: a pair of its own
+                ph = phs.new(file, "socket", file.nonblocking)
+                ph.on_installed = lambda ok, ph=ph, sock=sock: self._pumped(ph, sock, ok)
+                return
+            kept = self._take_client_kept(sock)
+            if kept is not None:
+                ph = phs.adopt(file, kept, file.nonblocking)
+                ph.on_installed = lambda ok, ph=ph, sock=sock: self._accepted(ph, sock, ok)
+                return
+        ph = phs.new(file, "socket", file.nonblocking)
+        ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
 
-    def established(self, sock) -> None:
-        pass  # the client's placeholder already pairs with its kept end; accept hands it off
+    def sock_inode(self, sock) -> int:
+        return self.placeholders.inode_of_sock(sock)
+
+    def passthrough_socket(self, family: int, type_: int, protocol: int) -> InstallFd:
+        """A host socket made from sysemu's copy of the arguments (socketcall of a family
+        sysemu leaves to the host), installed as the kernel would have: never CONTINUE."""
+        if self.socket_factory is None:
+            return super().passthrough_socket(family, type_, protocol)
+        fd = self.socket_factory.make(family, type_, protocol)
+        file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
+        self.placeholders.passthrough_socket(file, fd)
+        return InstallFd(file, bool(type_ & SOCK_CLOEXEC))
 
     def listen_queue_changed(self, sock) -> None:
-        file = self._file_of(sock)
-        ph = self.by_file.get(id(file)) if file is not None else None
+        ph = self.placeholders.of_sock(sock)
         if ph is None or ph.kept_fd is None:
             return
         want = sock.ack_backlog > 0
@@ -207,17 +115,17 @@ class NetGlue(HostHooks):
             except OSError as exc:
                 self.log(f"listen token: {exc}")
         elif not want and ph.token and sock.state == TcpState.TCP_LISTEN:
-            if self._drain_token(file):
+            if self._drain_token(ph):
                 ph.token = False
 
     def connecting(self, sock) -> None:
         """A connecting socket is not writable until established (Linux: tcp_poll in
         SYN_SENT): fill the program's end's send buffer, made as small as it goes, so that
         poll() shows no POLLOUT; connect_done() takes the filler out again."""
-        ph = self._placeholder_of_sock(sock)
+        ph = self.placeholders.of_sock(sock)
         if ph is None or ph.kept_fd is None or ph.filler:
             return
-        end = program_end(ph.file)
+        end = self.placeholders.program_end(ph)
         if end is None:
             return
         try:
@@ -234,11 +142,10 @@ class NetGlue(HostHooks):
             end.close()
 
     def connect_done(self, sock, err: int) -> None:
-        ph = self._placeholder_of_sock(sock)
+        ph = self.placeholders.of_sock(sock)
         if ph is None or ph.kept_fd is None:
             return
-        file = ph.file
-        if err and file.nonblocking:
+        if err and ph.file.nonblocking:
             self._break(ph)
             return
         if ph.filler:
@@ -252,9 +159,9 @@ class NetGlue(HostHooks):
                     break
                 remaining -= len(got)
             ph.filler = 0
-            if ph.watching:         # the filler woke the first-write watch: arm it again
-                self._epoll.modify(ph.kept_fd, select.EPOLLIN | select.EPOLLONESHOT)
-            end = program_end(file)
+            # the filler woke the first-write watch: arm it again
+            self.placeholders.rearm(ph, select.EPOLLIN | select.EPOLLONESHOT)
+            end = self.placeholders.program_end(ph)
             if end is not None:
                 try:
                     end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock.sndbuf // 2)
@@ -265,7 +172,7 @@ class NetGlue(HostHooks):
     def reset(self, sock) -> None:
         """A connection reset before sysemu handed it off (its listener went away, an RST
         fault ...): the program's reads and writes fail with ECONNRESET, as on Linux."""
-        ph = self._placeholder_of_sock(sock)
+        ph = self.placeholders.of_sock(sock)
         if ph is not None and ph.kept_fd is not None and ph.kind == "socket":
             self._break(ph)
 
@@ -274,70 +181,54 @@ class NetGlue(HostHooks):
         ECONNRESET (after a failed non-blocking connect, or a reset). An AF_UNIX end gets
         sk_err when its peer closes with bytes unread, so: make sure the kept end has some,
         and close it."""
-        if not ph.filler and not self._unread(ph.kept_fd):
-            end = program_end(ph.file)
+        phs = self.placeholders
+        if not ph.filler and not _unread(ph.kept_fd):
+            end = phs.program_end(ph)
             if end is not None:
                 try:
                     end.send(b"\0", socket.MSG_DONTWAIT)
                 except OSError:
                     pass
                 end.close()
-        self._unwatch(ph)
+        phs.unwatch(ph)
         os.close(ph.kept_fd)
         ph.kept_fd = None
         ph.filler = 0
         ph.broken = True
-        self.handed[ph.inode] = sock_of(ph.file)    # its release is seen by the sweep
-        self._schedule_sweep()
+        phs.hand_off(ph, sock_of(ph.file))      # its release is seen by the sweep
 
     def reconnecting(self, task, fd: int, sock) -> None:
         """Linux lets a socket connect again after a failed attempt; its placeholder broke
         to show that failure (_break), so the program gets a fresh one at the same fd
-        (SECCOMP_ADDFD_FLAG_SETFD, as dup2), same flags, before the new attempt."""
-        ph = self._placeholder_of_sock(sock)
-        if ph is None or not ph.broken or self.listener is None or task.notif_id is None:
+        (SECCOMP_ADDFD_FLAG_SETFD, as dup2), same flags, before the call is answered.
+        Until then the fresh placeholder's program end is sysemu's own copy."""
+        phs = self.placeholders
+        old = phs.of_sock(sock)
+        if old is None or not old.broken:
             return
         try:
             with open(f"/proc/{task.pid}/fdinfo/{fd}") as info:
                 flags = int(next(l for l in info if l.startswith("flags:")).split()[1], 8)
         except (OSError, StopIteration, ValueError):
             return
-        prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        prog_fd, kept_fd = prog.detach(), kept.detach()
-        os.set_blocking(prog_fd, not flags & os.O_NONBLOCK)
-        os.set_blocking(kept_fd, False)
-        try:
-            ok = self.listener.replace_fd(task.notif_id, prog_fd, fd, bool(flags & os.O_CLOEXEC))
-        except OSError as exc:
-            self.log(f"fresh placeholder: {exc}")
-            ok = False
-        if not ok:
-            os.close(prog_fd)
-            os.close(kept_fd)
-            return
-        self.handed.pop(ph.inode, None)
-        if self.registry.get(ph.inode) is ph.file:
-            del self.registry[ph.inode]
-        fresh = Placeholder(ph.file, prog_fd, kept_fd, "socket")
-        self._track(fresh)
-        self._installed(fresh, True)            # closes our copy of the program's end
-        ph.file.holder = (task.pid, fd)
+        fresh = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
 
-    @staticmethod
-    def _unread(fd: int) -> bool:
-        """Whether bytes wait in our end (the program wrote some)."""
-        s = socket.socket(fileno=fd)
-        try:
-            return bool(s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        except OSError:
-            return False
-        finally:
-            s.detach()
+        def done(ok: bool) -> None:
+            if not ok:                  # the call is gone: the program keeps the old one
+                phs.forget(fresh)
+                phs.track(old)
+                return
+            phs.handed.pop(old.inode, None)
+            if phs.by_inode.get(old.inode) is old:
+                del phs.by_inode[old.inode]
+            self._installed(fresh, True)
+            fresh.holder = (task.pid, fd)
+
+        self.requests.append(ReplaceFd(fresh.prog_fd, fd, bool(flags & O_CLOEXEC), done))
 
     def shutdown(self, sock, how: int) -> None:
         """shutdown(2) reaches the placeholder too, so the peer program reads EOF."""
-        file = self._file_of(sock)
-        end = program_end(file) if file is not None else None
+        end = self.placeholders.program_end(self.placeholders.of_sock(sock))
         if end is None:
             return
         try:
@@ -348,147 +239,119 @@ class NetGlue(HostHooks):
             end.close()
 
     def released(self, sock) -> None:
-        kept = self.orphan_kept.pop(id(sock), None)
+        phs = self.placeholders
+        kept = phs.orphan_kept.pop(sock, None)
         if kept is not None:        # a child never accepted: its client's kept end goes too
             os.close(kept)
-        file = self._file_of(sock)
-        ph = self.by_file.get(id(file)) if file is not None else None
+        ph = phs.of_sock(sock)
         if ph is not None:
-            self._forget(ph)
+            phs.forget(ph)
 
-    # -- placeholders ----------------------------------------------------------------
-    def _track(self, ph: Placeholder) -> None:
-        ph.file.host_inode = ph.inode
-        self.by_file[id(ph.file)] = ph
-        self.registry[ph.inode] = ph.file
-        sock = sock_of(ph.file)
-        if sock is not None:
-            sock.host_inode = ph.inode      # the inode column of /proc/net/tcp
-
+    # -- after ADDFD ---------------------------------------------------------------------
     def _installed(self, ph: Placeholder, ok: bool) -> None:
-        """After ADDFD: the program has its end (ok) or the call was cancelled."""
-        os.close(ph.prog_fd)
-        ph.prog_fd = -1
-        if not ok:
-            # Nobody holds the file: the kept end's hang-up releases it like a close.
-            pass
+        """The program has its end (or the call was cancelled: nobody holds the file, and
+        the kept end's hang-up releases it like a close)."""
+        self.placeholders.close_prog(ph)
         if ph.kept_fd is not None:
-            self._watch(ph)
+            self.placeholders.watch(ph, self._kept_event)
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
         if not ok:
             return  # the child stays queued; the kept end stays with its client's entry
+        phs = self.placeholders
         client = child.peer
-        self.orphan_kept.pop(id(child), None)
-        cph = self._placeholder_of_sock(client) if client is not None else None
+        phs.orphan_kept.pop(child, None)
+        cph = phs.of_sock(client) if client is not None else None
         if cph is not None and cph.kept_fd == ph.prog_fd:
-            self._unwatch(cph)
+            phs.unwatch(cph)
             cph.kept_fd = None
-            self.handed[cph.inode] = client
-        os.close(ph.prog_fd)
-        ph.prog_fd = -1
-        self.handed[ph.inode] = child
-        self._schedule_sweep()
+            phs.hand_off(cph, client)
+        phs.close_prog(ph)
+        phs.hand_off(ph, child)
+
+    def _pumped(self, ph: Placeholder, child, ok: bool) -> None:
+        """An accepted connection with a Pump: once the program has its end, the Pump joins
+        the client's kept end and the child's. Both placeholders then count as handed off,
+        and sysemu holds both kept ends, so each program's last close shows as a hang-up on
+        its kept end in the order they happen (TIME_WAIT goes to the side that closed
+        first); the sweep stays as the backstop."""
+        phs = self.placeholders
+        phs.close_prog(ph)
+        if not ok:
+            phs.forget(ph)          # the accept was cancelled: the child stays queued
+            return
+        client = child.peer
+        kept = phs.orphan_kept.pop(child, None)
+        if kept is None:
+            cph = phs.of_sock(client) if client is not None else None
+            if cph is None or cph.kept_fd is None:
+                phs.watch(ph, self._kept_event)
+                return
+            phs.unwatch(cph)
+            kept, cph.kept_fd = cph.kept_fd, None
+            phs.hand_off(cph, client)
+        phs.unwatch(ph)
+        child_kept, ph.kept_fd = ph.kept_fd, None
+        phs.hand_off(ph, child)
+        self.pump.join(client, kept, child, child_kept)
+        for sock, fd in ((client, kept), (child, child_kept)):
+            phs.watch_hangup(fd, sock)
 
     def _take_client_kept(self, child) -> int | None:
-        kept = self.orphan_kept.get(id(child))
+        kept = self.placeholders.orphan_kept.get(child)
         if kept is not None:
             return kept
-        cph = self._placeholder_of_sock(child.peer)
+        cph = self.placeholders.of_sock(child.peer)
         if cph is None or cph.kept_fd is None:
             return None
         return cph.kept_fd
 
-    def _placeholder_of_sock(self, sock) -> Placeholder | None:
-        file = self._file_of(sock)
-        return self.by_file.get(id(file)) if file is not None else None
+    def program_end(self, sock) -> socket.socket | None:
+        """The Pump's borrowed copy of a Sock's program end."""
+        return self.placeholders.program_end(self.placeholders.of_sock(sock))
 
-    @staticmethod
-    def _file_of(sock) -> File | None:
-        socket_obj = getattr(sock, "socket", None)
-        return getattr(socket_obj, "file", None) if socket_obj is not None else None
-
-    def _watch(self, ph: Placeholder) -> None:
-        if ph.watching or ph.kept_fd is None:
-            return
-        ph.watching = True
-        # /proc files: what the program writes. Sockets: hang-up (epoll always reports it),
-        # and once the first bytes the program writes (see _kept_event_inner).
-        events = select.EPOLLIN if ph.kind == "proc" else select.EPOLLIN | select.EPOLLONESHOT
-        self._watch_cbs[ph.kept_fd] = lambda ev, ph=ph: self._kept_event(ph, ev)
-        self._epoll.register(ph.kept_fd, events)
-
-    def _unwatch(self, ph: Placeholder) -> None:
-        if ph.watching and ph.kept_fd is not None:
-            self._watch_cbs.pop(ph.kept_fd, None)
-            try:
-                self._epoll.unregister(ph.kept_fd)
-            except OSError:
-                pass
-        ph.watching = False
-
+    # -- kept-end events -------------------------------------------------------------
     def _kept_event(self, ph: Placeholder, events: int) -> None:
         try:
-            self._kept_event_inner(ph, events)
+            if ph.kind == "proc":
+                self._proc_input(ph)
+            elif events & (select.EPOLLHUP | select.EPOLLERR):
+                self._program_closed(ph)
+            elif events & select.EPOLLIN and ph.kept_fd is not None:
+                # The program wrote before its connection was accepted. If its final ACK
+                # met a full accept queue, Linux's data segment carries that ACK again.
+                self.placeholders.rearm(ph, 0)          # from now on: hang-up only
+                sock = sock_of(ph.file)
+                if sock is not None and sock.peer is None and sock.parent is None:
+                    tcp_data_pending(self.kernel.net, sock)
         except Exception as exc:  # the supervisor never dies of what a program does
             self.log(f"placeholder event: {exc!r}")
 
-    def _kept_event_inner(self, ph: Placeholder, events: int) -> None:
-        if ph.kind == "proc":
-            self._proc_input(ph, events)
-            return
-        if events & (select.EPOLLHUP | select.EPOLLERR):
-            self._program_closed(ph)
-            return
-        if events & select.EPOLLIN and ph.kept_fd is not None:
-            # The program wrote before its connection was accepted. If its final ACK met a
-            # full accept queue, Linux's data segment carries that ACK again: tell the model.
-            self._epoll.modify(ph.kept_fd, 0)          # from now on: hang-up only
-            sock = sock_of(ph.file)
-            if sock is not None and sock.peer is None and sock.parent is None:
-                from sysemu.net.ipv4.tcp import tcp_data_pending
-                tcp_data_pending(self.kernel.net, sock)
-
     def _program_closed(self, ph: Placeholder) -> None:
         """The last reference to a placeholder in any program is gone: sock_close()."""
+        phs = self.placeholders
         sock = sock_of(ph.file)
-        self._unwatch(ph)
+        phs.unwatch(ph)
         child = getattr(sock, "peer", None)
         if child is not None and getattr(child, "socket", None) is None \
                 and getattr(child, "parent", None) is not None and ph.kept_fd is not None:
             # A client closed before its connection was accepted: the kept end still holds
             # what it sent (and its EOF) for the server; keep it for the hand-off.
-            self.orphan_kept[id(child)] = ph.kept_fd
+            phs.orphan_kept[child] = ph.kept_fd
             ph.kept_fd = None
         self._release_model(sock)
-        self._forget(ph)
+        phs.forget(ph)
 
     def _release_model(self, sock) -> None:
         if sock is None:
             return
-
         try:
             self.kernel.net.release(sock)
         except Exception as exc:  # the supervisor never dies of a model error
             self.log(f"release of {sock!r} failed: {exc!r}")
 
-    def _forget(self, ph: Placeholder) -> None:
-        self._unwatch(ph)
-        if self.registry.get(ph.inode) is ph.file:
-            del self.registry[ph.inode]
-        self.by_file.pop(id(ph.file), None)
-        self.handed.pop(ph.inode, None)
-        for fd in (ph.kept_fd, ph.prog_fd if ph.prog_fd >= 0 else None):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        ph.kept_fd = None
-        ph.prog_fd = -1
-
-    def _drain_token(self, file: File) -> bool:
-        end = program_end(file)
+    def _drain_token(self, ph: Placeholder) -> bool:
+        end = self.placeholders.program_end(ph)
         if end is None:
             return False
         try:
@@ -515,11 +378,12 @@ class NetGlue(HostHooks):
             ph.pending = ph.pending[n:]
         if not ph.pending:
             try:
-                socket.socket(fileno=os.dup(ph.kept_fd)).shutdown(socket.SHUT_WR)
+                with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
+                    kept.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
 
-    def _proc_input(self, ph: Placeholder, events: int) -> None:
+    def _proc_input(self, ph: Placeholder) -> None:
         try:
             data = os.read(ph.kept_fd, 65536)
         except BlockingIOError:
@@ -534,52 +398,30 @@ class NetGlue(HostHooks):
             return
         if ph.pending:
             self._proc_flush(ph)
-        self._forget(ph)
+        self.placeholders.forget(ph)
 
-    # -- handed-off connections ----------------------------------------------------------
-    def _schedule_sweep(self) -> None:
-        if self._sweep_handle is None and self.handed:
-            self._sweep_handle = self.reactor.call_later(SWEEP_INTERVAL, self._sweep_tick)
 
-    def _sweep_tick(self) -> None:
-        self._sweep_handle = None
-        try:
-            self.sweep()
-        except Exception as exc:
-            self.log(f"sweep: {exc!r}")
-        self._schedule_sweep()
-
-    def sweep(self) -> None:
-        """Release the handed-off sockets whose placeholders no program holds any more."""
-        if not self.handed:
-            return
-        if self._diag is None:
-            self._diag = UnixDiag()
-        try:
-            alive = self._diag.dump()
-        except OSError as exc:
-            self.log(f"sock_diag: {exc}")
-            return
-        for inode in [i for i in self.handed if i not in alive]:
-            sock = self.handed.pop(inode)
-            self.registry.pop(inode, None)
-            file = self._file_of(sock)
-            if file is not None:
-                self.by_file.pop(id(file), None)
-            self._release_model(sock)
+def _unread(fd: int) -> bool:
+    """Whether bytes wait in our end (the program wrote some)."""
+    s = socket.socket(fileno=fd)
+    try:
+        return bool(s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:
+        return False
+    finally:
+        s.detach()
 
 
 def attach_network(supervisor) -> NetGlue:
-    """Give a supervisor's kernel its network's host side: NetGlue as kernel.host, and the
-    TCP timers (retransmissions, TIME_WAIT) driven by the reactor."""
+    """Give a supervisor's kernel its network's host side: NetGlue as kernel.host over the
+    supervisor's placeholders, and the TCP timers (retransmissions, TIME_WAIT) driven by
+    the reactor."""
     kernel = supervisor.kernel
     if kernel.net is None:
-        import sysemu.net
         sysemu.net.attach(kernel)
-    glue = NetGlue(kernel, supervisor.reactor, supervisor.registry, log=supervisor.log)
+    glue = NetGlue(kernel, supervisor.placeholders, supervisor.requests, log=supervisor.log)
     kernel.host = glue
-    supervisor.settle = glue.settle
-    glue.listener = _ListenerProxy(supervisor)
+    supervisor.settle = supervisor.placeholders.settle
     net = kernel.net
     reactor = supervisor.reactor
     state = {"handle": None, "when": None}
@@ -603,14 +445,3 @@ def attach_network(supervisor) -> NetGlue:
 
     supervisor.after_event.append(arm)
     return glue
-
-
-class _ListenerProxy:
-    """The supervisor's listener as it is when used (it is attached after setup)."""
-
-    def __init__(self, supervisor):
-        self._supervisor = supervisor
-
-    def replace_fd(self, *args, **kwargs) -> bool:
-        listener = self._supervisor.listener
-        return listener.replace_fd(*args, **kwargs) if listener is not None else False

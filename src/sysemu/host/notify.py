@@ -13,12 +13,13 @@ import errno
 import fcntl
 import struct
 
+from sysemu.abi.fcntl import O_CLOEXEC
+from sysemu.host.libc import seccomp
+
 SECCOMP_GET_NOTIF_SIZES = 3
 SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 SECCOMP_ADDFD_FLAG_SETFD = 1
 SECCOMP_ADDFD_FLAG_SEND = 2
-O_CLOEXEC = 0o2000000
-NR_SECCOMP = 317
 
 
 def _ioc(direction: int, nr: int, size: int) -> int:
@@ -44,11 +45,8 @@ SECCOMP_IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, 3, ADDFD.size)
 
 def notif_sizes() -> tuple[int, int, int]:
     """seccomp(SECCOMP_GET_NOTIF_SIZES): (seccomp_notif, seccomp_notif_resp, seccomp_data)."""
-    libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(6)
-    if libc.syscall(NR_SECCOMP, SECCOMP_GET_NOTIF_SIZES, 0, buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, "seccomp(SECCOMP_GET_NOTIF_SIZES)")
+    seccomp(SECCOMP_GET_NOTIF_SIZES, 0, buf)
     return struct.unpack("<HHH", buf.raw)
 
 
@@ -62,6 +60,19 @@ class Notification:
 
     def __repr__(self) -> str:
         return f"Notification(id={self.id:#x}, pid={self.pid}, nr={self.nr}, arch={self.arch:#x})"
+
+
+class ReplaceFd:
+    """A request for the call being answered: install a copy of our `srcfd` at the
+    caller's `newfd` (replace_fd), then done(ok)."""
+
+    __slots__ = ("srcfd", "newfd", "cloexec", "done")
+
+    def __init__(self, srcfd: int, newfd: int, cloexec: bool, done):
+        self.srcfd, self.newfd, self.cloexec, self.done = srcfd, newfd, cloexec, done
+
+    def __repr__(self) -> str:
+        return f"ReplaceFd({self.srcfd} -> {self.newfd})"
 
 
 class Listener:

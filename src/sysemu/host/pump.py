@@ -2,7 +2,7 @@
 
 By default an accepted connection is handed off: the two programs hold the two ends of one
 socketpair and sysemu never sees a byte (host/netglue.py). When the data must be seen or
-bent (--pcap, --fault rst-after / latency: kernel.observe_data), the glue gives the
+bent (--pcap, --fault rst-after / latency: NetGlue.use_pump()), the glue gives the
 accepted program a placeholder of its own and calls `Pump.join()` with the two kept ends;
 the Pump then copies bytes between them in the supervisor's reactor:
 
@@ -22,8 +22,11 @@ the Pump then copies bytes between them in the supervisor's reactor:
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
+import struct
+import termios
 from typing import Callable
 
 CHUNK = 1 << 18
@@ -235,9 +238,6 @@ def _shutdown_wr(fd: int) -> None:
 
 
 def _unread_bytes(fd: int) -> int:
-    import fcntl
-    import struct
-    import termios
     try:
         buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
     except OSError:
@@ -255,7 +255,7 @@ class Pump:
     on_close     callable(link) once a link's kept ends are closed
     program_end  callable(sock) -> socket.socket | None: a borrowed copy of the program's
                  end of a placeholder (to leave a byte unread in a kept end before a reset);
-                 default: netglue.program_end of the Sock's File.
+                 NetGlue.use_pump() sets it to the placeholders'.
     """
 
     def __init__(self, reactor, *, on_data: Callable | None = None, faults=None,
@@ -266,7 +266,7 @@ class Pump:
         self.faults = faults
         self.on_reset = on_reset
         self.on_close = on_close
-        self._program_end = program_end if program_end is not None else _default_program_end
+        self.program_end = program_end if program_end is not None else (lambda sock: None)
         self.log = log or (lambda text: None)
         self.links: set[Link] = set()
 
@@ -286,7 +286,7 @@ class Pump:
             return
         end = None
         try:
-            end = self._program_end(sock)
+            end = self.program_end(sock)
             if end is not None:
                 end.send(b"\0", socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
         except OSError:
@@ -298,76 +298,3 @@ class Pump:
     def close_all(self) -> None:
         for link in list(self.links):
             link.close()
-
-
-def _default_program_end(sock):
-    """netglue.program_end of the Sock's File. A File whose descriptor the program never
-    used in a trapped call has no holder yet: find one in /proc (rare: resets only)."""
-    from sysemu.host.netglue import program_end
-    socket_obj = getattr(sock, "socket", None)
-    file = getattr(socket_obj, "file", None)
-    if file is None:
-        return None
-    if file.holder is None and file.host_inode:
-        from sysemu.host.control import sandbox_pids, socket_users
-        users = socket_users(sandbox_pids()).get(file.host_inode)
-        if users:
-            _comm, pid, fd = users[0]
-            file.holder = (pid, fd)
-    return program_end(file)
-
-
-# -- the glue's switch (kernel.observe_data) -------------------------------------------------
-
-def observe_new_file(glue, file) -> bool:
-    """NetGlue.new_file() for an accepted connection when kernel.observe_data is set:
-    instead of the client's kept end, the accepted program gets a placeholder of its own,
-    and once it is installed the Pump joins the two kept ends (join_accepted). False (and
-    nothing done) for any other file."""
-    from sysemu.host.netglue import Placeholder, sock_of
-    sk = sock_of(file)
-    if sk is None or getattr(sk, "parent", None) is None:
-        return False
-    prog, kept = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    prog_fd, kept_fd = prog.detach(), kept.detach()
-    os.set_blocking(prog_fd, not file.nonblocking)
-    os.set_blocking(kept_fd, False)
-    ph = Placeholder(file, prog_fd, kept_fd, "socket")
-    glue._track(ph)
-    file.host_fd = prog_fd
-
-    def installed(ok: bool) -> None:
-        os.close(ph.prog_fd)
-        ph.prog_fd = -1
-        if not ok:
-            glue._forget(ph)    # the accept was cancelled: the child stays queued
-        elif not join_accepted(glue, ph, sk) and ph.kept_fd is not None:
-            glue._watch(ph)
-    file.host_installed = installed
-    return True
-
-
-def join_accepted(glue, ph, child) -> bool:
-    """Give kernel.pump the client's kept end and the accepted child's (`ph`). Both
-    placeholders then count as handed off: the glue's sweep releases each Sock once no
-    program holds its end. False if the client's kept end is not there any more."""
-    client = child.peer
-    kept = glue.orphan_kept.pop(id(child), None)
-    if kept is None:
-        cph = glue._placeholder_of_sock(client) if client is not None else None
-        if cph is None or cph.kept_fd is None:
-            return False
-        glue._unwatch(cph)
-        kept, cph.kept_fd = cph.kept_fd, None
-        glue.handed[cph.inode] = client
-    glue._unwatch(ph)
-    child_kept, ph.kept_fd = ph.kept_fd, None
-    glue.handed[ph.inode] = child
-    glue._schedule_sweep()
-    glue.kernel.pump.join(client, kept, child, child_kept)
-    # sysemu holds both kept ends here, so each program's last close shows as a hang-up
-    # on its kept end, in the order they happen (TIME_WAIT goes to the side that closed
-    # first); the sweep stays as the backstop.
-    for sock, fd in ((client, kept), (child, child_kept)):
-        glue.watch_hangup(fd, sock)
-    return True

@@ -12,6 +12,7 @@ import ctypes
 import os
 
 from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Syscalls
+from sysemu.host.libc import LIBC
 
 SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_ALLOW = 0x7FFF0000
@@ -62,7 +63,7 @@ def libseccomp() -> ctypes.CDLL:
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
         lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p  # malloc'ed char *
-        lib.free = ctypes.CDLL(None).free
+        lib.free = LIBC.free
         lib.free.argtypes = [ctypes.c_void_p]
         _lib = lib
     return _lib
@@ -183,6 +184,34 @@ class Filter:
             self.ctx = None
 
 
+INT_MASK = 0xFFFFFFFF
+
+
+def narrow(handler) -> tuple | None:
+    """The handler's trap_when as the filter must compare it: a rule on an argument the
+    kernel reads as an int (the handler declares it CInt/CUInt) compares the low 32 bits
+    only, a masked equality: the kernel ignores the upper half, so `socket(0x100000002,
+    ...)` is socket(AF_INET, ...) and must be trapped as such. Only equalities can be
+    narrowed this way (libseccomp has no masked ne/lt/ge)."""
+    if handler is None or handler.trap_when is None:
+        return None
+    narrowed = []
+    for conjunction in handler.trap_when:
+        cmps = []
+        for arg, op, value, *mask in conjunction:
+            if handler.arg_bits(arg) == 32:
+                if op == "eq":
+                    op, mask = "masked_eq", [INT_MASK]
+                elif op != "masked_eq":
+                    raise ValueError(f"{handler.name}: trap_when {op!r} on the int argument "
+                                     f"{arg} cannot ignore its upper half; use eq or masked_eq")
+                mask = [mask[0] & INT_MASK]
+                value &= mask[0]
+            cmps.append((arg, op, value, *mask))
+        narrowed.append(tuple(cmps))
+    return tuple(narrowed)
+
+
 def plan(syscalls: Syscalls) -> dict[str, list[tuple[int, tuple | None]]]:
     """Per table, the table numbers to trap and their argument rules (None: always).
     x32 numbers are given without X32_SYSCALL_BIT: libseccomp's x32 arch adds the bit
@@ -191,8 +220,7 @@ def plan(syscalls: Syscalls) -> dict[str, list[tuple[int, tuple | None]]]:
     for abi, slots in syscalls.trapped().items():
         if abi == "x32" and not syscalls.x32_abi:
             continue
-        rules[abi] = [(slot.nr, slot.handler.trap_when if slot.handler else None)
-                      for slot in slots]
+        rules[abi] = [(slot.nr, narrow(slot.handler)) for slot in slots]
     # sysemu: calls newer than the host's libseccomp cannot be named on the i386 and x32
     # arches (libseccomp translates rules by name): they are left out (Filter.skipped).
     # sysemu: under strict, numbers past the end of the x64 table are not trapped: libseccomp

@@ -7,35 +7,48 @@ answer (DESIGN.md "How one system call travels"):
     HostPassthrough     -> CONTINUE           InstallFd    -> ADDFD + SEND, then commit(fd)
     WouldBlock          -> parked on its wait queue, the attempt re-run when woken
 
-Deferred side effects (task.on_commit) run only once the kernel accepted the answer; if
-the call was already gone (a signal interrupted it: ENOENT), none run.
+attempt() turns the dispatch into an outcome (VALUE, ERROR, INSTALL, CONTINUE, FAILED,
+INJECTED) and answer() delivers it: there is one path for every call. Deferred side
+effects (task.on_commit) run only once the kernel accepted the answer; if the call was
+already gone (a signal interrupted it: ENOENT), none run. Requests of the host hooks that
+need the notification (ReplaceFd) are carried out right after the dispatch.
 
-Tracing and injection (host/tracing.py configures them): with a `tracer` or an `injector`,
-each notification becomes a Flight: the trace line is opened before dispatch and closed
-with the answer; an injection may delay the call on entry or exit (reactor timers, the
-notification stays unanswered), replace its result without running it, and signal the
-caller. A flight whose thread makes another call was interrupted by a signal (a thread is
-in one call at a time): it ends as `= ? ERESTARTSYS`, as strace shows it.
+Tracing and injection (host/tracing.py configures them) are hooks on that path: with a
+`tracer` or an `injector`, a traced or injected notification gets a Flight on entry
+(_enter): the trace line is opened before dispatch and closed in answer(); an injection
+may delay the call on entry or exit (reactor timers, the notification stays unanswered),
+replace its result without running it, and signal the caller. A flight whose thread
+makes another call was interrupted by a signal (a thread is in one call at a time): it
+ends as `= ? ERESTARTSYS`, as strace shows it.
 
-A File that an InstallFd carries must have an int attribute `host_fd`: the supervisor's
-own descriptor of the placeholder (one end of a socketpair), which ADDFD copies into the
-program. Its inode is the key under which the creator puts the File in `registry`.
+A File that an InstallFd carries has a placeholder in `placeholders` (host/placeholder.py):
+ADDFD copies its program end into the program, and descriptors are found by its inode.
 """
 from __future__ import annotations
 
+import array
+import errno
 import os
+import resource
+import select
+import shutil
 import signal
 import socket
+import struct
 import sys
 import traceback
 from typing import Callable, TextIO
 
-from sysemu.abi.errno import Errno
+from sysemu.abi.errno import ERESTARTSYS, Errno
 from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Slot, Syscalls
 from sysemu.host.clock import MonotonicClock, host_random
 from sysemu.host.files import HostFileTable
+from sysemu.host.libc import PR_SET_PDEATHSIG, pidfd_getfd, prctl, tgkill
 from sysemu.host.memory import ProcessMemory
-from sysemu.host.notify import Listener, Notification
+from sysemu.host.namespaces import Containment
+from sysemu.host.notify import Listener, Notification, ReplaceFd
+from sysemu.host.placeholder import Placeholders
+from sysemu.host.procs import descendants
 from sysemu.host.reactor import Reactor, TimerHandle
 from sysemu.host.seccomp import Filter, build_filter
 from sysemu.host.tracing import FD_PENDING, describe_file, render_exit, replace_result
@@ -50,16 +63,8 @@ from sysemu.trace.strace import Tracer
 PARKED_CHECK_INTERVAL = 0.1   # seconds between ID_VALID sweeps of parked calls
 TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
 
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def prctl(option: int, arg: int) -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, arg, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+# What attempt() makes of a call, for answer().
+VALUE, ERROR, INSTALL, CONTINUE, FAILED, INJECTED = range(6)
 
 
 def unserved_logger(stream: TextIO | None = None) -> Callable[[Slot], None]:
@@ -127,22 +132,12 @@ class Flight:
         self.signalled = False
 
 
-ERESTARTSYS = 512
-
-
-def tgkill(tgid: int, tid: int, sig: int) -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(234, tgid, tid, sig) != 0:     # __NR_tgkill
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 class Supervisor:
     """Serves one sandbox's notify fd in `reactor`.
 
-    Public for the network glue: `reactor`, `registry` (placeholder inode -> File),
-    `after_event` (callables run after each batch of notifications / reactor callbacks),
+    Public for the network glue: `reactor`, `placeholders`, `requests` (ReplaceFd
+    requests for the call being served), `after_event` (callables run after each batch of
+    notifications / reactor callbacks),
     `kernel`, `syscalls`, `filter`, `tracer` (strace lines) and `injector` (--inject),
     both None unless host/tracing.py configures them before spawn()."""
 
@@ -153,7 +148,8 @@ class Supervisor:
                                                                  rng=host_random())
         self.reactor = reactor if reactor is not None else Reactor()
         self.after_event: list[Callable[[], None]] = self.reactor.after_batch
-        self.registry: dict = {}
+        self.placeholders = Placeholders(self.reactor, self.log)
+        self.requests: list[ReplaceFd] = []
         self.filter: Filter = build_filter(syscalls)
         self.listener: Listener | None = None
         self.tasks: dict[int, Task] = {}
@@ -171,6 +167,7 @@ class Supervisor:
         self._flights: dict[int, Flight] = {}        # notification id -> Flight
         self._flight_of_tid: dict[int, Flight] = {}
         self._pre_exec: set[int] = set()   # spawned, not yet at execve: sysemu's own calls
+        self.program_pid: int | None = None  # spawn()'s program, as we number it
 
     # -- logging -------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -207,7 +204,6 @@ class Supervisor:
     def _on_listener(self) -> None:
         """One notification per readiness event: RECV blocks when nothing is pending, and
         the listener shows EPOLLHUP alone once no task uses the filter any more."""
-        import select
         listener = self.listener
         if not self.reactor.current_events & select.EPOLLIN:
             if self.reactor.current_events & (select.EPOLLHUP | select.EPOLLERR):
@@ -223,7 +219,7 @@ class Supervisor:
         if task is None:
             tgid, caps, comm = read_task_status(tid)
             task = Task(self.kernel, pid=tgid, tid=tid, mem=ProcessMemory(tid),
-                        files=HostFileTable(tid, self.registry, tgid), caps=caps, comm=comm)
+                        files=HostFileTable(tid, self.placeholders.by_inode, tgid), caps=caps, comm=comm)
             self.tasks[tid] = task
         return task
 
@@ -240,83 +236,149 @@ class Supervisor:
     # -- one call ------------------------------------------------------------------
     def handle(self, notif: Notification) -> None:
         task = self.task_for(notif.pid)
-        if self.tracer is None and self.injector is None:
-            self.attempt(notif, task)
-        else:
-            self._handle_traced(notif, task)
+        if self.tracer is not None or self.injector is not None:
+            if not self._enter(notif, task):
+                return                  # delayed on entry (delay_enter)
+        self.attempt(notif, task)
 
     def attempt(self, notif: Notification, task: Task, deadline: float | None = None) -> None:
-        """Run one call. `deadline` is the first attempt's when a woken call runs again: a
-        timeout (SO_RCVTIMEO ...) counts from the call's start, not from each wake-up."""
-        if self._flights:
-            flight = self._flights.get(notif.id)
-            if flight is not None:
-                self._attempt_flight(flight, deadline)
-                return
-        listener = self.listener
-        task.notif_id = notif.id
-        task.commits = []
-        try:
-            try:
-                result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
-            except SyscallError as err:
-                # A port may be held only by a socket whose last close sysemu has not taken
-                # in yet (close() is not trapped): settle, and try once more.
-                if err.errno != Errno.EADDRINUSE or self.settle is None or not self.settle():
-                    raise
-                task.commits = []
-                result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
-        except SyscallError as err:
-            accepted = listener.send_error(notif.id, int(err.errno))
-        except HostPassthrough:
-            listener.send_continue(notif.id)
-            return
-        except WouldBlock as wb:
-            self._park(notif, task, wb, deadline)
-            return
-        except Exception as exc:  # the supervisor never dies of what a program does
-            self._internal_error(self._call_name(notif), exc)
-            listener.send_error(notif.id, Errno.ENOSYS)
-            return
+        """Run one call and answer it (or park it). `deadline` is the first attempt's when
+        a woken call runs again: a timeout (SO_RCVTIMEO ...) counts from the call's start,
+        not from each wake-up. A traced or injected call (a Flight) takes the same path:
+        an injection that replaces the result skips the dispatch, and delay_exit holds
+        the answer back."""
+        flight = self._flights.get(notif.id) if self._flights else None
+        if flight is not None and flight.injection is not None \
+                and flight.injection.replaces_result:
+            # strace replaces the syscall number with -1: the call does not run at all.
+            kind, value, commits = INJECTED, flight.injection.result, []
         else:
+            task.commits = []
             try:
-                if isinstance(result, InstallFd):
-                    accepted = self._install(notif, result)
-                else:
-                    accepted = listener.send_value(notif.id, int(result))
-            except Exception as exc:
-                self._internal_error(f"answer of {self._call_name(notif)}", exc)
-                listener.send_error(notif.id, Errno.ENOSYS)
+                try:
+                    result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
+                except SyscallError as err:
+                    # A port may be held only by a socket whose last close sysemu has not
+                    # taken in yet (close() is not trapped): settle, and try once more.
+                    if err.errno != Errno.EADDRINUSE or self.settle is None \
+                            or not self.settle():
+                        raise
+                    task.commits = []
+                    result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
+            except SyscallError as err:
+                kind = ERROR
+                value = int(err.errno)
+            except HostPassthrough:
+                kind = CONTINUE
+                value = 0
+            except WouldBlock as wb:
+                if self.requests:
+                    self._carry_out(notif)
+                self._park(notif, task, wb, deadline)
+                if flight is not None and flight.injection is not None \
+                        and flight.injection.signal and not flight.signalled:
+                    self._signal(flight)    # as strace's: it interrupts a call that waits
                 return
-        if accepted:
-            commits, task.commits = task.commits, []
+            except Exception as exc:  # the supervisor never dies of what a program does
+                self._internal_error(self._call_name(notif), exc)
+                kind = FAILED
+                value = int(Errno.ENOSYS)
+            else:
+                kind = INSTALL if isinstance(result, InstallFd) else VALUE
+                value = result
+            if self.requests:
+                self._carry_out(notif)
+            commits = task.commits
+        if flight is not None and flight.injection is not None \
+                and flight.injection.delay_exit_ns:
+            flight.timer = self.reactor.call_later(
+                flight.injection.delay_exit_ns / 1e9,
+                lambda: self.answer(notif, kind, value, commits, flight))
+            return
+        self.answer(notif, kind, value, commits, flight)
+
+    def answer(self, notif: Notification, kind: int, value, commits: list,
+               flight: Flight | None = None) -> None:
+        """Deliver an outcome of attempt(); run the commits once the kernel accepted it."""
+        listener = self.listener
+        text = None
+        if flight is not None:
+            flight.timer = None
+            if self._flights.get(notif.id) is not flight:
+                return                  # interrupted while delayed
+            if listener is None:
+                self._land(flight, None)
+                return
+            text = self._exit_text(flight, kind, value)
+        try:
+            if kind == VALUE:
+                accepted = listener.send_value(notif.id, int(value))
+            elif kind == INSTALL:
+                newfd = self._install_fd(notif, value)
+                accepted = newfd is not None and newfd >= 0
+                if text is not None and newfd is not None:
+                    text = replace_result(text, self._fd_result(value.file, newfd))
+            elif kind == CONTINUE:
+                accepted = listener.send_continue(notif.id)
+            elif kind == INJECTED and value >= 0:
+                accepted = listener.send_value(notif.id, value)
+            else:                       # ERROR, FAILED, an injected error (-errno)
+                accepted = listener.send_error(notif.id, abs(value))
+        except Exception as exc:
+            self._internal_error(f"answer of {self._call_name(notif)}", exc)
+            listener.send_error(notif.id, Errno.ENOSYS)
+            self._write_trace(text and replace_result(text, f"-1 {errno_text(Errno.ENOSYS)}"))
+            return
+        if flight is not None:
+            if not accepted:            # the call was gone: a signal interrupted it
+                text = text and replace_result(text, f"? {errno_text(ERESTARTSYS)}")
+            self._write_trace(text)
+        if accepted and kind != FAILED:
             for action in commits:
                 try:
                     action()
                 except Exception as exc:
                     self._internal_error(f"commit of {self._call_name(notif)}", exc)
+        if accepted and flight is not None and flight.injection is not None \
+                and flight.injection.signal and not flight.signalled:
+            # sysemu: sent once the answer is in. A signal sent before would interrupt the
+            # waiting notification (the call would restart or fail EINTR instead); after it,
+            # it is delivered as the call returns, where strace's is.
+            self._signal(flight)
 
-    def _install(self, notif: Notification, result: InstallFd) -> bool:
-        newfd = self._install_fd(notif, result)
-        return newfd is not None and newfd >= 0
+    def _carry_out(self, notif: Notification) -> None:
+        """The host hooks' requests for this notification (ReplaceFd), before its answer."""
+        requests, self.requests[:] = list(self.requests), []
+        for request in requests:
+            try:
+                ok = self.listener is not None and self.listener.replace_fd(
+                    notif.id, request.srcfd, request.newfd, request.cloexec)
+            except OSError as exc:
+                self.log(f"{request!r}: {exc}")
+                ok = False
+            try:
+                request.done(ok)
+            except Exception as exc:
+                self._internal_error(f"request of {self._call_name(notif)}", exc)
 
     def _install_fd(self, notif: Notification, result: InstallFd) -> int | None:
-        """ADDFD + SEND: the new fd, -errno if it could not be installed (the call got that
-        error), None if the call was gone."""
-        file = result.file
+        """ADDFD + SEND of the File's placeholder: the new fd, -errno if it could not be
+        installed (the call got that error), None if the call was gone."""
+        ph = self.placeholders.of_file(result.file)
+        if ph is None:
+            raise LookupError("a new file without a placeholder")
         failed = 0
         try:
-            newfd = self.listener.send_fd(notif.id, file.host_fd, result.cloexec)
+            newfd = self.listener.send_fd(notif.id, ph.prog_fd, result.cloexec)
         except OSError as exc:      # EMFILE ...: the call is still waiting for an answer
             failed = exc.errno or Errno.EFAULT
             if not self.listener.send_error(notif.id, failed):
                 failed = 0
             newfd = None            # the call failed: nothing to commit
-        if file.host_installed is not None:
-            try:
-                file.host_installed(newfd is not None)
-            except Exception as exc:
-                self._internal_error(f"placeholder of {self._call_name(notif)}", exc)
+        try:
+            self.placeholders.installed(ph, newfd is not None)
+        except Exception as exc:
+            self._internal_error(f"placeholder of {self._call_name(notif)}", exc)
         if newfd is None:
             return -failed if failed else None
         if result.commit is not None:
@@ -330,14 +392,15 @@ class Supervisor:
         slot = self.syscalls.slot(notif.arch, notif.nr)
         return slot.name or f"nr {notif.nr}"
 
-    # -- tracing and injection ---------------------------------------------------------
-    def _handle_traced(self, notif: Notification, task: Task) -> None:
+    # -- tracing and injection: hooks on entry and exit -----------------------------------
+    def _enter(self, notif: Notification, task: Task) -> bool:
+        """Open the call's Flight when it is traced or injected; False if an injection
+        delays it (it runs later, from the reactor)."""
         tid = notif.pid
         name = self.syscalls.slot(notif.arch, notif.nr).name
         if self._pre_exec and tid in self._pre_exec:
             if name != "execve":        # sysemu's own calls between filter and exec
-                self.attempt(notif, task)
-                return
+                return True
             self._pre_exec.discard(tid)
         stale = self._flight_of_tid.get(tid)
         if stale is not None:           # its thread moved on: a signal interrupted it
@@ -351,8 +414,7 @@ class Supervisor:
         traced = tracer is not None and tracer.wants(name)
         injection = self.injector.decide(tid, name) if self.injector is not None else None
         if not traced and injection is None:
-            self.attempt(notif, task)
-            return
+            return True
         flight = Flight(notif, task, name, traced, injection)
         self._flights[notif.id] = flight
         self._flight_of_tid[tid] = flight
@@ -361,8 +423,8 @@ class Supervisor:
         if injection is not None and injection.delay_enter_ns:
             flight.timer = self.reactor.call_later(injection.delay_enter_ns / 1e9,
                                                    lambda: self._delayed_enter(flight))
-            return
-        self._attempt_flight(flight, None)
+            return False
+        return True
 
     def _delayed_enter(self, flight: Flight) -> None:
         flight.timer = None
@@ -371,100 +433,31 @@ class Supervisor:
         if self.listener is None or not self.listener.id_valid(flight.notif.id):
             self._land(flight, -ERESTARTSYS)
             return
-        self._attempt_flight(flight, None)
+        self.attempt(flight.notif, flight.task)
 
-    def _attempt_flight(self, flight: Flight, deadline: float | None) -> None:
-        """attempt() for a Flight: the same answers, plus the injection and the trace."""
-        notif, task, injection = flight.notif, flight.task, flight.injection
-        task.commits = []
-        if injection is not None and injection.replaces_result:
-            # strace replaces the syscall number with -1: the call does not run at all.
-            outcome, value = "injected", injection.result
-        else:
-            try:
-                result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
-            except SyscallError as err:
-                outcome, value = "error", int(err.errno)
-            except HostPassthrough:
-                outcome, value = "continue", 0
-            except WouldBlock as wb:
-                self._park(notif, task, wb, deadline)
-                if injection is not None and injection.signal and not flight.signalled:
-                    self._signal(flight)    # as strace's: it interrupts a call that waits
-                return
-            except Exception as exc:  # the supervisor never dies of what a program does
-                self._internal_error(flight.name, exc)
-                outcome, value = "failed", int(Errno.ENOSYS)
-            else:
-                if isinstance(result, InstallFd):
-                    outcome, value = "fd", result
-                else:
-                    outcome, value = "value", int(result)
-        commits, task.commits = task.commits, []
-        if injection is not None and injection.delay_exit_ns:
-            flight.timer = self.reactor.call_later(
-                injection.delay_exit_ns / 1e9,
-                lambda: self._answer(flight, outcome, value, commits))
-            return
-        self._answer(flight, outcome, value, commits)
-
-    def _answer(self, flight: Flight, outcome: str, value, commits: list) -> None:
-        flight.timer = None
-        notif, listener = flight.notif, self.listener
-        if self._flights.get(notif.id) is not flight:
-            return                      # interrupted while delayed
-        if listener is None:
-            self._land(flight, None)
-            return
-        injected = outcome == "injected"
-        if outcome == "fd":
+    def _exit_text(self, flight: Flight, kind: int, value) -> str | None:
+        """The flight's trace line's end, rendered before the answer (once answered, the
+        thread runs on and may reuse the memory its output arguments are decoded from)."""
+        if kind == INSTALL:
             expected: int | None = FD_PENDING
-        elif outcome == "continue":
+        elif kind == CONTINUE:
             expected = None             # the host runs the call: its result is unknown
-        elif outcome == "value" or injected and value >= 0:
-            expected = value
+        elif kind in (VALUE, INJECTED):
+            try:
+                expected = int(value)
+            except Exception:
+                expected = None
         else:
-            expected = value if injected else -value
-        text = self._render(flight, expected, injected)
-        try:
-            if outcome == "fd":
-                newfd = self._install_fd(notif, value)
-                accepted = newfd is not None and newfd >= 0
-                if text is not None and newfd is not None:
-                    text = replace_result(text, self._fd_result(value.file, newfd))
-            elif outcome == "continue":
-                accepted = listener.send_continue(notif.id)
-            elif expected >= 0:
-                accepted = listener.send_value(notif.id, expected)
-            else:
-                accepted = listener.send_error(notif.id, -expected)
-        except Exception as exc:
-            self._internal_error(f"answer of {flight.name}", exc)
-            listener.send_error(notif.id, Errno.ENOSYS)
-            self._write_trace(text and replace_result(text, f"-1 {errno_text(Errno.ENOSYS)}"))
-            return
-        if not accepted:                # the call was gone: a signal interrupted it
-            text = text and replace_result(text, f"? {errno_text(ERESTARTSYS)}")
-        self._write_trace(text)
-        if accepted and outcome != "failed":
-            for action in commits:
-                try:
-                    action()
-                except Exception as exc:
-                    self._internal_error(f"commit of {flight.name}", exc)
-        injection = flight.injection
-        if accepted and injection is not None and injection.signal and not flight.signalled:
-            # sysemu: sent once the answer is in. A signal sent before would interrupt the
-            # waiting notification (the call would restart or fail EINTR instead); after it,
-            # it is delivered as the call returns, where strace's is.
-            self._signal(flight)
+            expected = -abs(value)
+        return self._render(flight, expected, kind == INJECTED)
 
     def _fd_result(self, file, newfd: int) -> str:
         """The result column of a call that installed `file` as newfd (or failed -errno).
         Described from the File, not from /proc: the program runs on and may close it."""
         if newfd < 0:
             return f"-1 {errno_text(-newfd)}"
-        desc = describe_file(file) if self.tracer.decorate_fd is not None else None
+        desc = (describe_file(file, self.placeholders)
+                if self.tracer.decorate_fd is not None else None)
         return f"{newfd}<{desc}>" if desc else str(newfd)
 
     def _render(self, flight: Flight, result: int | None, injected: bool) -> str | None:
@@ -543,10 +536,8 @@ class Supervisor:
 
     def _timed_out(self, parked: Parked) -> None:
         if self._unpark(parked):
-            accepted = self.listener.send_error(parked.notif.id, parked.on_timeout)
             flight = self._flights.get(parked.notif.id) if self._flights else None
-            if flight is not None:
-                self._land(flight, -int(parked.on_timeout) if accepted else -ERESTARTSYS)
+            self.answer(parked.notif, ERROR, int(parked.on_timeout), [], flight)
 
     def _check_parked(self) -> None:
         """Drop parked calls a signal interrupted (the kernel restarts or fails them)."""
@@ -561,52 +552,69 @@ class Supervisor:
 
     # -- running a program -----------------------------------------------------------
     def spawn(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
-              None, None, None)) -> int:
-        """Fork the program with the filter and serve it from now on; returns its pid.
-        The child: PR_SET_PDEATHSIG(SIGKILL), fds >= 3 closed, filter loaded
-        (no_new_privs), listener sent to us over a socketpair, go-ahead, execvp."""
+              None, None, None), containment: Containment | None = None) -> int:
+        """Fork the program with the filter and serve it from now on; returns the pid to
+        wait for (the program's, or sysemu's init with containment: host/namespaces.py).
+        The program: PR_SET_PDEATHSIG(SIGKILL), fds >= 3 closed, filter loaded
+        (no_new_privs), listener sent to us over a socketpair, go-ahead, execvp.
+        `program_pid` is then the program's pid as we see it."""
         path = argv[0]
         tracing = self.tracer is not None or self.injector is not None
         if tracing and "/" not in path:
             # One execve, the program's (execvp would try each PATH entry in turn).
-            import shutil
             path = shutil.which(path) or path
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)   # the sender's pid
+        contained = containment is not None and containment.namespaces
+        if contained:
+            containment.new_pid_namespace()
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
+                if contained:
+                    for target, fd in enumerate(stdio):
+                        if fd is not None:
+                            os.dup2(fd, target)
+                    containment.init_main(theirs, lambda: _child(argv, self.filter, theirs,
+                                                                 (None, None, None), path))
+                if containment is not None and containment.nofile is not None:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, containment.nofile)
                 _child(argv, self.filter, theirs, stdio, path)
             finally:
                 os._exit(127)
         theirs.close()
-        if tracing:
-            self._pre_exec.add(pid)
         with ours:
             if self.filter.empty:
-                ours.recv(1)
+                _msg, _fds, program = _recv_from_child(ours)
             else:
-                self.attach(self._receive_listener(ours, pid))
+                listener, program = self._receive_listener(ours, pid)
+                self.attach(listener)
+            self.program_pid = program or pid
+            if tracing:
+                self._pre_exec.add(self.program_pid)
             ours.sendall(b"g")
         return pid
 
     @staticmethod
-    def _receive_listener(ours: socket.socket, pid: int) -> int:
-        """The child's listener fd, sent with SCM_RIGHTS. If the filter traps the child's
-        own sendmsg, it waits for an answer we cannot give without the listener: then take
-        the listener straight from the child (pidfd_getfd) and serve that sendmsg."""
-        import select
+    def _receive_listener(ours: socket.socket, pid: int) -> tuple[int, int | None]:
+        """The child's listener fd, sent with SCM_RIGHTS, and the sender's pid. If the
+        filter traps the child's own sendmsg, it waits for an answer we cannot give
+        without the listener: then take the listener straight from the child (pidfd_getfd)
+        and serve that sendmsg. `pid` is the program's or its init's (then the program is
+        among its descendants)."""
         while True:
             ready, _, _ = select.select([ours], [], [], 0.05)
             if ready:
-                _msg, fds, _flags, _addr = socket.recv_fds(ours, 1, 1)
+                _msg, fds, sender = _recv_from_child(ours)
                 if not fds:
                     raise OSError(Errno.EIO, "the child sent no seccomp listener")
                 os.set_inheritable(fds[0], False)
-                return fds[0]
-            fd = _listener_in(pid)
-            if fd is not None:
-                return fd
+                return fds[0], sender
+            for candidate in [pid] + descendants(pid):
+                fd = _listener_in(candidate)
+                if fd is not None:
+                    return fd, candidate
 
     def serve_child(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
                     None, None, None)) -> int:
@@ -617,7 +625,7 @@ class Supervisor:
         self.detach()
         return status
 
-    def wait_child(self, pid: int, on_exit: Callable[[], None] | None = None) -> int:
+    def wait_child(self, pid: int) -> int:
         pidfd = os.pidfd_open(pid)
         done: list[int] = []
 
@@ -632,6 +640,22 @@ class Supervisor:
         finally:
             os.close(pidfd)
         return done[0]
+
+
+def _recv_from_child(sock: socket.socket) -> tuple[bytes, list[int], int | None]:
+    """One message of the spawned child: (data, descriptors, the sender's pid as we see
+    it, from SCM_CREDENTIALS: the program's own, under containment too)."""
+    fds = array.array("i")
+    creds = struct.Struct("=iII")
+    msg, ancdata, _flags, _addr = sock.recvmsg(
+        1, socket.CMSG_SPACE(fds.itemsize) + socket.CMSG_SPACE(creds.size))
+    sender = None
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            sender = creds.unpack_from(data)[0] or None
+    return msg, list(fds), sender
 
 
 def _listener_in(pid: int) -> int | None:
@@ -651,17 +675,6 @@ def _listener_in(pid: int) -> int | None:
         except OSError:
             continue
     return None
-
-
-def pidfd_getfd(pidfd: int, fd: int) -> int:
-    """pidfd_getfd(2) (the new fd is close-on-exec)."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    new = libc.syscall(438, pidfd, fd, 0)
-    if new < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return new
 
 
 def _child(argv: list[str], filt: Filter, sock: socket.socket,
@@ -699,7 +712,6 @@ def _child(argv: list[str], filt: Filter, sock: socket.socket,
     try:
         os.execvp(path or argv[0], argv)
     except OSError as exc:
-        import errno
         code = 126 if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC) else 127
         reason = exc.strerror or "cannot execute"
         os.write(2, f"sysemu: {argv[0]}: {reason}\n".encode())

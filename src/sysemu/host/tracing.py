@@ -15,11 +15,15 @@ sysemu: only the x86-64 table is widened; i386 and x32 calls trace only when ser
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Iterable
 
+from sysemu.abi.inet import TcpState
 from sysemu.arch.x86.entry import Syscalls
+from sysemu.host.files import HostFileTable
 from sysemu.host.seccomp import Filter, plan
+from sysemu.kernel.errors import HostPassthrough
 from sysemu.trace.inject import Injector
 from sysemu.trace.strace import Tracer
 
@@ -91,7 +95,6 @@ def open_output(path: str) -> int:
 
 
 def _inet(family: int, addr: bytes, port: int) -> str:
-    import ipaddress
     if family == 10:      # AF_INET6: [addr]:port as strace prints it
         return f"[{ipaddress.IPv6Address(bytes(addr))}]:{port}"
     return f"{ipaddress.IPv4Address(bytes(addr))}:{port}"
@@ -102,7 +105,6 @@ def describe_sock(sock, inode: int) -> str:
     `TCP:[127.0.0.1:8000->127.0.0.1:40000]` (connected or connecting),
     `TCP:[0.0.0.0:8000]` (listening, or bound), `TCP:[INODE]` (no port: unbound, or its
     port released after a failed connect). Linux: strace src/socketutils.c."""
-    from sysemu.abi.inet import TcpState
     proto = "TCPv6" if sock.family == 10 else "TCP"
     laddr, lport = sock.local()
     remote = sock.remote()
@@ -118,9 +120,6 @@ def fd_describer(supervisor):
     """decorate_fd(pid, fd) for the Tracer (strace -yy): sysemu sockets as describe_sock(),
     the host's descriptors as /proc/PID/fd shows them (paths, `pipe:[N]`, `socket:[N]`);
     AT_FDCWD as the cwd."""
-    from sysemu.host.files import HostFileTable
-    from sysemu.kernel.errors import HostPassthrough
-
     def decorate(pid: int, fd: int) -> str | None:
         if fd == -100:
             try:
@@ -128,7 +127,8 @@ def fd_describer(supervisor):
             except OSError:
                 return None
         task = supervisor.tasks.get(pid)
-        files = task.files if task is not None else HostFileTable(pid, supervisor.registry)
+        files = (task.files if task is not None
+                 else HostFileTable(pid, supervisor.placeholders.by_inode))
         try:
             file = files.lookup(fd)
         except HostPassthrough:
@@ -138,17 +138,18 @@ def fd_describer(supervisor):
                 return None
         except Exception:
             return None
-        return describe_file(file)
+        return describe_file(file, supervisor.placeholders)
 
     return decorate
 
 
-def describe_file(file) -> str | None:
+def describe_file(file, placeholders) -> str | None:
     """strace -yy's text for a sysemu File (None: not a socket sysemu describes)."""
     sock = getattr(file.private_data, "sk", None)
     if sock is None or not hasattr(sock, "local"):
         return None
-    return describe_sock(sock, getattr(file, "host_inode", 0))
+    ph = placeholders.of_file(file)
+    return describe_sock(sock, ph.inode if ph is not None else 0)
 
 
 def configure(supervisor, *, trace: frozenset[str] | None = None, trace_requested: bool = False,

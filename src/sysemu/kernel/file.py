@@ -9,11 +9,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.fcntl import O_NONBLOCK, O_RDWR
 from sysemu.kernel.errors import SyscallError
-
-O_NONBLOCK = 0o4000
-O_CLOEXEC = 0o2000000
-O_RDWR = 0o2
 
 
 class File:
@@ -21,20 +18,12 @@ class File:
     f_flags holds O_NONBLOCK etc.; it belongs to the open file description, so dup()s and
     forked copies share it, as in Linux."""
 
-    __slots__ = ("private_data", "f_flags", "refs", "host_fd", "host_installed", "holder",
-                 "host_inode",
-                 "__weakref__")
+    __slots__ = ("private_data", "f_flags", "refs", "__weakref__")
 
     def __init__(self, private_data: object, f_flags: int = O_RDWR):
         self.private_data = private_data
         self.f_flags = f_flags
         self.refs = 0
-        # Set by the host side (host/netglue.py): the placeholder descriptor to install, a
-        # callback told whether the program got it, and the last (pid, fd) seen holding it.
-        self.host_fd: int | None = None
-        self.host_installed = None
-        self.holder: tuple[int, int] | None = None
-        self.host_inode = 0
 
     @property
     def nonblocking(self) -> bool:

@@ -71,6 +71,13 @@ class Handler:
     def __call__(self, task, args):
         return self.func(task, *[d(a) for d, a in zip(self.decoders, args)])
 
+    def arg_bits(self, index: int) -> int:
+        """How many low bits of register `index` the kernel reads: 32 for an int or
+        unsigned int argument, else 64. The seccomp filter compares no more than that."""
+        if index < len(self.decoders) and self.decoders[index] in (_cint, _cuint):
+            return 32
+        return 64
+
 
 HANDLERS: dict[str, Handler] = {}
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+from sysemu.abi.errno import Errno
 from sysemu.kernel.clock import Clock, FakeClock
+from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.file import FdTable, FileTable
 from sysemu.kernel.usermem import BufferMemory, UserMemory
 
@@ -30,6 +32,10 @@ class HostHooks:
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
+    passthrough_socket(family, type, protocol)
+                                 a host socket of a family sysemu does not serve, made
+                                 from these values (never CONTINUE decided from user
+                                 memory): an InstallFd, or SyscallError
     """
 
     def new_file(self, file) -> None: ...
@@ -42,6 +48,9 @@ class HostHooks:
     def reconnecting(self, task, fd: int, sock) -> None: ...
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
+
+    def passthrough_socket(self, family: int, type_: int, protocol: int):
+        raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
 
 
 class Kernel:
@@ -66,8 +75,7 @@ class Task:
     on_commit(): dispatch runs them only when the response is accepted (a signal can
     cancel a call up to that point, and then nothing may have changed)."""
 
-    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm",
-                 "notif_id")
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -81,7 +89,6 @@ class Task:
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
-        self.notif_id: int | None = None    # the host's notification being answered
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap)."""

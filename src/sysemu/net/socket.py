@@ -320,8 +320,17 @@ def sys_getsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
 
 # -- i386 socketcall -----------------------------------------------------------------
 
+def _socketcall_socket(task, family: int, type_: int, protocol: int):
+    """socketcall(SYS_SOCKET). sysemu: the words came from user memory, which another
+    thread may rewrite before the host reads them again: a family sysemu does not serve
+    is created by the host side from this copy (HostHooks.passthrough_socket), not CONTINUEd."""
+    if family in (AF_INET, AF_INET6):
+        return sys_socket(task, family, type_, protocol)
+    return task.kernel.host.passthrough_socket(family, type_, protocol)
+
+
 _SOCKETCALL = {
-    SYS_SOCKET: lambda t, a: sys_socket(t, *a[:3]),
+    SYS_SOCKET: lambda t, a: _socketcall_socket(t, *a[:3]),
     SYS_BIND: lambda t, a: sys_bind(t, *a[:3]),
     SYS_CONNECT: lambda t, a: sys_connect(t, *a[:3]),
     SYS_LISTEN: lambda t, a: sys_listen(t, *a[:2]),
@@ -352,7 +361,8 @@ def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     words): EINVAL for call outside 1..20, EFAULT copying the arguments. The calls that
     are not control-plane (send, recv, socketpair, *msg) go to the host.
     sysemu: deciding "host" after reading args from memory races with the program
-    rewriting them; only calls sysemu never serves (and host fds) are passed on."""
+    rewriting them; only calls sysemu never serves (and host fds) are passed on, and
+    socket() of other families is made from the copy read here (_socketcall_socket)."""
     if call < 1 or call > SYS_SENDMMSG:
         raise SyscallError(Errno.EINVAL)
     nwords = SOCKETCALL_NARGS[call]

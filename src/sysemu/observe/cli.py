@@ -155,10 +155,11 @@ def cmd_ps(args) -> int:
 
 # -- in the supervisor -------------------------------------------------------------------------
 
-def setup(supervisor, args) -> None:
+def setup(supervisor, args, glue=None) -> None:
     """Runs in the supervisor before the program starts: faults on the net, the pcap writer
-    on net.wire, the Pump (kernel.pump; kernel.observe_data tells the glue to use it) and
-    the control channel in the supervisor's reactor (supervisor.control)."""
+    on net.wire, the Pump when the data must be seen (supervisor.pump, given to `glue`,
+    the network's host hooks) and the control channel in the supervisor's reactor
+    (supervisor.control)."""
     from sysemu.host import control
     from sysemu.host.pump import Pump
     from sysemu.net.faults import reset_connection
@@ -179,11 +180,14 @@ def setup(supervisor, args) -> None:
         writer = open_pcap(pcap, clock=kernel.clock, time_offset=control.wall_minus_monotonic())
         net.wire.append(writer.segment)
     supervisor.pcap = writer
-    data_faults = any(f.kind in ("rst-after", "latency") for f in faults.faults)
-    kernel.observe_data = bool(writer) or data_faults
-    kernel.pump = Pump(supervisor.reactor, on_data=writer.data if writer else None,
-                       faults=faults, log=supervisor.log,
-                       on_reset=lambda client, child: reset_connection(net, client, child))
+    pump = None
+    if writer is not None or any(f.kind in ("rst-after", "latency") for f in faults.faults):
+        pump = Pump(supervisor.reactor, on_data=writer.data if writer else None,
+                    faults=faults, log=supervisor.log,
+                    on_reset=lambda client, child: reset_connection(net, client, child))
+        if glue is not None:
+            glue.use_pump(pump)
+    supervisor.pump = pump
 
     argv = list(getattr(args, "argv", []) or [])
     if argv[:1] == ["--"]:

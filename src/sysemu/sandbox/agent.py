@@ -1,7 +1,7 @@
 """The agent: a tiny program that runs inside a sandbox and starts commands for
 `sysemu.api.Sandbox` (the outside half).
 
-    sysemu run --id ID [options] -- python3 -m sysemu.agent
+    sysemu run --id ID [options] -- python3 -m sysemu.sandbox.agent
 
 Everything it starts is below it, so inside the sandbox: same seccomp filter, same virtual
 network. It reads one JSON request per line on stdin (a pipe from the API) and writes one

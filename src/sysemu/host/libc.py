@@ -1,0 +1,76 @@
+"""The C library, loaded once: the system calls Python's os module does not offer.
+
+Every wrapper raises OSError(errno) on failure, as os does.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+# arch/x86/entry/syscalls/syscall_64.tbl
+NR_TGKILL = 234
+NR_SECCOMP = 317
+NR_PIDFD_GETFD = 438
+NR_MOUNT_SETATTR = 442
+
+# include/uapi/linux/prctl.h
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                       ctypes.c_char_p]
+
+
+def _check(ret: int, what: str = "") -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}" if what else os.strerror(err))
+    return ret
+
+
+def prctl(option: int, arg: int) -> None:
+    _check(LIBC.prctl(option, arg, 0, 0, 0), f"prctl({option})")
+
+
+def unshare(flags: int) -> None:
+    _check(LIBC.unshare(flags), f"unshare({flags:#x})")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    enc = (lambda s: s.encode() if s is not None else None)
+    _check(LIBC.mount(enc(source), enc(target), enc(fstype), flags, None), f"mount {target}")
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int) -> None:
+    """mount_setattr(2) with a struct mount_attr setting `attr_set` (Linux 5.12+)."""
+    attr = (ctypes.c_uint64 * 4)(attr_set, 0, 0, 0)
+    _check(LIBC.syscall(NR_MOUNT_SETATTR, dirfd, path.encode(), flags, attr,
+                        ctypes.sizeof(attr)), f"mount_setattr {path}")
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    _check(LIBC.syscall(NR_TGKILL, tgid, tid, sig))
+
+
+def seccomp(operation: int, flags: int, args) -> int:
+    return _check(LIBC.syscall(NR_SECCOMP, operation, flags, args))
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """pidfd_getfd(2): a copy of descriptor `fd` of the process behind `pidfd` (same open
+    file description; the new fd is close-on-exec)."""
+    return _check(LIBC.syscall(NR_PIDFD_GETFD, pidfd, fd, 0))
+
+
+def getfd_of(pid: int, fd: int) -> int:
+    """pidfd_getfd() of process `pid`'s descriptor `fd`."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        return pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
