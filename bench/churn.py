@@ -2,6 +2,7 @@
 
     python bench/churn.py [--count N] [--concurrency C] [--seconds S]
                           [--orders client,server,simultaneous,rst] [--modes seq,conc]
+                          [--timeout S] [--stall S] [--max-stalls N] [--json FILE]
 
 Each connection is connect / accept / a small request and response / close, in one of
 four close orders:
@@ -304,13 +305,42 @@ def phase_wall(args: argparse.Namespace) -> float:
     return (args.seconds or args.deadline) + 6 * args.timeout + 30
 
 
-def fmt_side(r: dict) -> tuple[str, str]:
+def fmt_side(r: dict | None) -> tuple[str, str]:
+    if r is None:
+        return "-", "-"
     if "error" in r:
         return "-", "ERR"
     stalls = str(r["stalls"])
     if r["stalls"]:
         stalls += f" (from #{r['first_stall']})"
     return f"{r['rate']:.0f}", stalls
+
+
+def print_table(results: list[dict], args: argparse.Namespace) -> None:
+    what = f"{args.seconds:g} s per phase" if args.seconds else f"{args.count} connections"
+    print(f"connection churn: {what}, stall = over {args.stall:g} s or failed, "
+          f"socket timeout {args.timeout:g} s")
+    print(f"  {'order':<13}{'mode':<8}{'completed n/s':>16}{'native c/s':>11}{'sysemu c/s':>11}"
+          f"{'ratio':>7}  {'stalls native':<16}stalls sysemu")
+    for row in results:
+        n_rate, n_stalls = fmt_side(row["native"])
+        s_rate, s_stalls = fmt_side(row.get("sysemu"))
+        ratio = (f"{float(s_rate) / float(n_rate):.2f}"
+                 if s_rate != "-" and n_rate not in ("-", "0") else "-")
+        mode = f"{row['mode']}" + (f"x{row['concurrency']}" if row["mode"] == "conc" else "")
+        done = "/".join(str(row.get(side, {}).get("completed", "-"))
+                        for side in ("native", "sysemu"))
+        print(f"  {row['order']:<13}{mode:<8}{done:>16}{n_rate:>11}{s_rate:>11}{ratio:>7}"
+              f"  {n_stalls:<16}{s_stalls}")
+    for row in results:
+        for side in ("native", "sysemu"):
+            r = row.get(side)
+            if r and ("error" in r or r.get("failures") or r.get("server_failures")
+                      or r.get("hung_clients") or row["order"] == "rst"):
+                print(f"  {row['order']}/{row['mode']} {side}: " + json.dumps(
+                    {k: r[k] for k in ("error", "stderr", "failures", "server_failures",
+                                       "server_saw", "hung_clients", "completed", "started")
+                     if r.get(k)}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-stalls", type=int, default=20, help="stop a phase after this many")
     p.add_argument("--native-only", action="store_true")
     p.add_argument("--sysemu", type=Path, default=SYSEMU, help="the sysemu script")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.seconds:
         args.count = 1 << 62
@@ -352,33 +382,10 @@ def main(argv: list[str] | None = None) -> int:
                 row["sysemu"] = run_inner([str(args.sysemu), "run", "--"] + cmd,
                                           phase_wall(args))
             results.append(row)
-            if not args.json:
-                print(f"  done {order}/{mode}", file=sys.stderr, flush=True)
+            print(f"  done {order}/{mode}", file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps(results, indent=1))
-        return 0
-    what = f"{args.seconds:g} s per phase" if args.seconds else f"{args.count} connections"
-    print(f"connection churn: {what}, stall = over {args.stall:g} s or failed, "
-          f"socket timeout {args.timeout:g} s")
-    print(f"  {'order':<13}{'mode':<8}{'native c/s':>11}{'sysemu c/s':>11}{'ratio':>7}"
-          f"  {'stalls native':<16}stalls sysemu")
-    for row in results:
-        n_rate, n_stalls = fmt_side(row["native"])
-        s_rate, s_stalls = fmt_side(row.get("sysemu", {"error": "not run"}))
-        ratio = (f"{float(s_rate) / float(n_rate):.2f}"
-                 if s_rate != "-" and n_rate not in ("-", "0") else "-")
-        mode = f"{row['mode']}" + (f"x{row['concurrency']}" if row["mode"] == "conc" else "")
-        print(f"  {row['order']:<13}{mode:<8}{n_rate:>11}{s_rate:>11}{ratio:>7}"
-              f"  {n_stalls:<16}{s_stalls}")
-    for row in results:
-        for side in ("native", "sysemu"):
-            r = row.get(side)
-            if r and ("error" in r or r.get("failures") or r.get("server_failures")
-                      or r.get("hung_clients") or row["order"] == "rst"):
-                print(f"  {row['order']}/{row['mode']} {side}: " + json.dumps(
-                    {k: r[k] for k in ("error", "stderr", "failures", "server_failures",
-                                       "server_saw", "hung_clients", "completed", "started")
-                     if r.get(k)}))
+        args.json.write_text(json.dumps(results, indent=1))
+    print_table(results, args)
     return 0
 
 
