@@ -11,7 +11,9 @@ Debian: autoconf automake m4 bison flex pkg-config make gcc libc6-dev.
 
 Then it runs every test of those directories listed in LTP_SRC/runtest/syscalls, each
 natively and under `sysemu run`, one after the other, each in a fresh scratch directory
-(TMPDIR and the working directory; LTPROOT=LTP_SRC; LTP_RUNTIME_MUL=--runtime-mul),
+(TMPDIR and the working directory), with LTPROOT pointing to an installed layout made
+of symlinks (testcases/bin, also first on PATH, where tests find the helpers they copy or
+exec) and LTP_RUNTIME_MUL=--runtime-mul,
 bounded by --timeout seconds (its whole session is killed after it), and prints a table: test, native result, sysemu
 result, same or different. A result is a verdict (PASS, FAIL, BROK, WARN, CONF, TIMEOUT, SIGn, EXIT) with
 LTP's counts (p passed, f failed, b broken, c skipped, w warnings) and the exit code
@@ -66,15 +68,32 @@ def build(ltp: Path, log) -> None:
         make("-C", f"testcases/kernel/syscalls/{name}")
 
 
-def tests_of(ltp: Path) -> list[tuple[str, Path, list[str]]]:
-    """(name, binary, arguments) of each runtest/syscalls entry whose program is built in
-    one of the SYSCALLS directories, in the runtest file's order."""
+def programs_of(ltp: Path) -> dict[str, Path]:
+    """The executables built in the SYSCALLS directories (tests and their helpers)."""
     programs = {}
     for name in SYSCALLS:
         d = ltp / "testcases" / "kernel" / "syscalls" / name
         for f in sorted(d.iterdir()) if d.is_dir() else ():
             if f.is_file() and os.access(f, os.X_OK) and not f.suffix:
                 programs[f.name] = f
+    return programs
+
+
+def install_root(programs: dict[str, Path], root: Path) -> Path:
+    """An LTPROOT as `make install` lays it out, of symlinks: ROOT/testcases/bin holds
+    every program, where LTP's library finds a test's helpers (resource files, programs
+    it execs by name with PATH=ROOT/testcases/bin:$PATH)."""
+    bin_dir = root / "testcases" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, path in programs.items():
+        (bin_dir / name).symlink_to(path)
+    return root
+
+
+def tests_of(ltp: Path) -> list[tuple[str, Path, list[str]]]:
+    """(name, binary, arguments) of each runtest/syscalls entry whose program is built in
+    one of the SYSCALLS directories, in the runtest file's order."""
+    programs = programs_of(ltp)
     tests = []
     for line in (ltp / "runtest" / "syscalls").read_text().splitlines():
         words = line.split()
@@ -86,11 +105,12 @@ def tests_of(ltp: Path) -> list[tuple[str, Path, list[str]]]:
 # ---------------------------------------------------------------------------------------
 # Run and compare
 
-def run_one(cmd: list[str], scratch: Path, ltp: Path, timeout: float,
+def run_one(cmd: list[str], scratch: Path, ltproot: Path, timeout: float,
             runtime_mul: float) -> dict:
     scratch.mkdir(parents=True)
-    env = dict(os.environ, LTPROOT=str(ltp), TMPDIR=str(scratch), LTP_COLORIZE_OUTPUT="n",
-               LTP_RUNTIME_MUL=str(runtime_mul))
+    env = dict(os.environ, LTPROOT=str(ltproot), TMPDIR=str(scratch),
+               PATH=f"{ltproot}/testcases/bin:{os.environ.get('PATH', '/usr/bin:/bin')}",
+               LTP_COLORIZE_OUTPUT="n", LTP_RUNTIME_MUL=str(runtime_mul))
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -177,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         "time (not below their min_runtime)")
     p.add_argument("--sysemu", type=Path, default=SYSEMU, help="the sysemu script")
     p.add_argument("--scratch", type=Path, default=None,
-                   help="directory for the runs' scratch dirs (default: a new temp dir)")
+                   help="keep the runs' scratch dirs in a new directory under this one "
+                        "(default: a temp dir, removed at the end)")
     p.add_argument("--json", type=Path, default=None, help="write all results to this file")
     args = p.parse_args(argv)
     ltp = args.ltp.resolve()
@@ -198,14 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     if not tests:
         print("no tests found: build them first", file=sys.stderr)
         return 2
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="ltp-compare-"))
+    if args.scratch is not None:
+        args.scratch.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="ltp-compare-", dir=args.scratch))
+    ltproot = install_root(programs_of(ltp), scratch / "ltproot")
     rows = []
     for i, (name, binary, targs) in enumerate(tests, 1):
         cmd = [str(binary), *targs]
-        native = run_one(cmd, scratch / name / "native", ltp, args.timeout,
+        native = run_one(cmd, scratch / name / "native", ltproot, args.timeout,
                          args.runtime_mul)
         sysemu = run_one([str(args.sysemu), "run", "--"] + cmd, scratch / name / "sysemu",
-                         ltp, args.timeout, args.runtime_mul)
+                         ltproot, args.timeout, args.runtime_mul)
         same = (native["verdict"] == sysemu["verdict"]
                 and native["counts"] == sysemu["counts"])
         rows.append({"test": name, "command": [binary.name, *targs], "native": native,
