@@ -9,6 +9,7 @@ import ctypes
 
 from sysemu.host.libc import LIBC
 from sysemu.kernel.errors import fault
+from sysemu.kernel.usermem import writev_pieces
 
 
 class IoVec(ctypes.Structure):
@@ -26,6 +27,7 @@ ADDR_LIMIT = 1 << 64
 
 
 BUF_SIZE = 4096
+WRITEV_MAX = 4          # remote pieces batched into one process_vm_writev
 
 
 class ProcessMemory:
@@ -35,7 +37,7 @@ class ProcessMemory:
     sockaddr, a length), and the ctypes set-up would cost more than the syscall."""
 
     __slots__ = ("tid", "_local", "_remote", "_laddr", "_raddr", "_buf", "_bufaddr",
-                 "_view")
+                 "_view", "_pieces", "_paddr")
 
     def __init__(self, tid: int):
         self.tid = tid
@@ -46,6 +48,8 @@ class ProcessMemory:
         self._remote = IoVec()
         self._laddr = ctypes.c_void_p(ctypes.addressof(self._local))
         self._raddr = ctypes.c_void_p(ctypes.addressof(self._remote))
+        self._pieces = (IoVec * WRITEV_MAX)()
+        self._paddr = ctypes.c_void_p(ctypes.addressof(self._pieces))
 
     def _transfer(self, fn, addr: int, size: int, what: str) -> None:
         if addr < 0 or addr + size > ADDR_LIMIT:
@@ -80,6 +84,30 @@ class ProcessMemory:
         self._view[:size] = data
         self._local.iov_base = self._bufaddr
         self._transfer(_writev, addr, size, "write")
+
+    def writev(self, pieces: tuple[tuple[int, bytes], ...]) -> None:
+        """Small pieces in one process_vm_writev: the kernel copies them in order and
+        stops at the first fault, as separate copies would."""
+        total = sum(len(data) for _, data in pieces)
+        if len(pieces) > WRITEV_MAX or total > BUF_SIZE:
+            writev_pieces(self, pieces)
+            return
+        view, remote, offset = self._view, self._pieces, 0
+        for i, (addr, data) in enumerate(pieces):
+            size = len(data)
+            if addr < 0 or addr + size > ADDR_LIMIT:
+                writev_pieces(self, pieces)     # the faulting piece raises there
+                return
+            view[offset:offset + size] = data
+            remote[i].iov_base = addr
+            remote[i].iov_len = size
+            offset += size
+        self._local.iov_base = self._bufaddr
+        self._local.iov_len = total
+        n = _writev(self.tid, self._laddr, 1, self._paddr, len(pieces), 0)
+        if n != total:
+            raise fault(f"writev {len(pieces)} pieces ({self.tid}): "
+                        f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
 
     def _big(self, fn, addr: int, size: int, data: bytes | None = None) -> bytes:
         buf = ctypes.create_string_buffer(bytes(data) if data is not None else size, size)

@@ -181,7 +181,7 @@ class Supervisor:
         """Serve the notify fd (the sandbox's filter) from now on."""
         self.listener = Listener(listener_fd)
         why = self.listener.set_sync_wakeup() if SYNC_WAKEUP else "SYSEMU_SYNC_WAKEUP=0"
-        if self.listener.sync_wakeup:
+        if self.listener.sync_wakeup and "SYSEMU_SPIN_US" not in os.environ:
             # Both ends run on one CPU now: a spin after each answer would only take the
             # CPU from the program that is about to make its next call.
             self.reactor.spin = 0.0
@@ -234,7 +234,9 @@ class Supervisor:
         parked_tids = {p.task.tid for p in self.parked.values()}
         for tid in list(self.tasks):
             if tid not in parked_tids and not os.path.exists(f"/proc/{tid}"):
-                del self.tasks[tid]
+                task = self.tasks.pop(tid)
+                if isinstance(task.files, HostFileTable):
+                    task.files.close()
                 if self.injector is not None:
                     self.injector.forget(tid)
         self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
