@@ -131,3 +131,26 @@ def test_fd_identity_never_stale(tmp_path):
     assert want.returncode == 0, want.stderr
     assert "after exec errno 9" in want.stdout and "reused True errno 88" in want.stdout
     assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+def test_unix_diag_inodes_sees_open_and_closed_ends():
+    """The sweep's fast dump: every end open is listed, a closed one is not, and it lists
+    what the decoded dump lists (for our sockets: other processes come and go)."""
+    import socket
+
+    from sysemu.host.sockdiag import UnixDiag
+    diag = UnixDiag()
+    try:
+        pairs = [socket.socketpair() for _ in range(3000)]    # replies span many chunks
+        ours = {os.fstat(s.fileno()).st_ino for pair in pairs for s in pair}
+        fast, full = diag.inodes(), diag.dump()
+        assert ours <= fast and ours <= set(full)
+        gone = os.fstat(pairs[0][0].fileno()).st_ino
+        pairs[0][0].close()
+        assert gone not in diag.inodes()
+        assert (ours - {gone}) <= diag.inodes()
+    finally:
+        diag.close()
+        for pair in pairs:
+            for s in pair:
+                s.close()
