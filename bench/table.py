@@ -222,7 +222,8 @@ def main() -> int:
         if shutil.which("wrk"):
             fn = http_server(secs)
             rows.append(Row("Python http.server, conn per request", "req/s",
-                            {"native": lambda: fn(False), "sysemu": lambda: fn(True)},
+                            {"native": lambda fn=fn: fn(False),
+                             "sysemu": lambda fn=fn: fn(True)},
                             False, ">= 0.5"))
         if shutil.which("redis-server") and shutil.which("redis-benchmark"):
             for test in ("SET", "GET"):
