@@ -47,6 +47,27 @@ static int dial(struct sockaddr_in *addr) {
     return fd;
 }
 
+/* n x (accept, echo one byte, close) */
+static void serve_echo(int lfd, long n) {
+    for (long i = 0; i < n; i++) {
+        int fd = accept(lfd, NULL, NULL);
+        char c;
+        if (fd < 0) die("accept");
+        if (read(fd, &c, 1) != 1 || write(fd, &c, 1) != 1) die("echo");
+        close(fd);
+    }
+}
+
+/* n x (connect, one byte there and back, close) */
+static void dial_echo(struct sockaddr_in *addr, long n) {
+    for (long i = 0; i < n; i++) {
+        int fd = dial(addr);
+        char c = 'x';
+        if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("client echo");
+        close(fd);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s bulk MB | connrate N | connpar N | pingpong N | idle N\n",
@@ -84,23 +105,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[1], "connrate")) {
         pid_t pid = fork();
         if (pid == 0) {                       /* server: accept, echo one byte, close */
-            for (long i = 0; i < n; i++) {
-                int fd = accept(lfd, NULL, NULL);
-                char c;
-                if (fd < 0) die("accept");
-                if (read(fd, &c, 1) != 1 || write(fd, &c, 1) != 1) die("echo");
-                close(fd);
-            }
+            serve_echo(lfd, n);
             _exit(0);
         }
         close(lfd);
         double t0 = now();
-        for (long i = 0; i < n; i++) {
-            int fd = dial(&addr);
-            char c = 'x';
-            if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("client echo");
-            close(fd);
-        }
+        dial_echo(&addr, n);
         double dt = now() - t0;
         waitpid(pid, NULL, 0);
         printf("%.0f conn/s\n", n / dt);
@@ -110,25 +120,14 @@ int main(int argc, char **argv) {
         n = each * CLIENTS;
         pid_t server = fork();
         if (server == 0) {
-            for (long i = 0; i < n; i++) {
-                int fd = accept(lfd, NULL, NULL);
-                char c;
-                if (fd < 0) die("accept");
-                if (read(fd, &c, 1) != 1 || write(fd, &c, 1) != 1) die("echo");
-                close(fd);
-            }
+            serve_echo(lfd, n);
             _exit(0);
         }
         close(lfd);
         double t0 = now();
         for (int k = 0; k < CLIENTS; k++) {
             if (fork() == 0) {
-                for (long i = 0; i < each; i++) {
-                    int fd = dial(&addr);
-                    char c = 'x';
-                    if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("client echo");
-                    close(fd);
-                }
+                dial_echo(&addr, each);
                 _exit(0);
             }
         }
