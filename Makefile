@@ -40,7 +40,7 @@ table: venv
 	$(PY) -m sysemu.arch.x86.syscalltbl
 
 bench: venv deps
-	$(PY) bench/syscall_bench.py
+	$(PY) bench/table.py
 
 clean:
 	rm -rf build dist src/*.egg-info .pytest_cache .hypothesis $(VENV)/.installed

@@ -1,6 +1,10 @@
 /* Network benchmark probe: run natively and under `sysemu run`, same binary.
  *   net_bench bulk MB        one connection, MB megabytes client -> server; prints MB/s
  *   net_bench connrate N     N x (connect, 1-byte echo, close); prints connections/s
+ *   net_bench connpar N      the same with 32 client processes at once (N in all)
+ *   net_bench pingpong N     one connection, N 1-byte round trips; prints us/rtt
+ *   net_bench idle N         holds N connections open (both ends: two processes), prints
+ *                            "held N" and waits for its standard input to end
  * Server and client are two processes (fork) on 127.0.0.1, an ephemeral port. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,8 +47,33 @@ static int dial(struct sockaddr_in *addr) {
     return fd;
 }
 
+/* n x (accept, echo one byte, close) */
+static void serve_echo(int lfd, long n) {
+    for (long i = 0; i < n; i++) {
+        int fd = accept(lfd, NULL, NULL);
+        char c;
+        if (fd < 0) die("accept");
+        if (read(fd, &c, 1) != 1 || write(fd, &c, 1) != 1) die("echo");
+        close(fd);
+    }
+}
+
+/* n x (connect, one byte there and back, close) */
+static void dial_echo(struct sockaddr_in *addr, long n) {
+    for (long i = 0; i < n; i++) {
+        int fd = dial(addr);
+        char c = 'x';
+        if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("client echo");
+        close(fd);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s bulk MB | connrate N\n", argv[0]); return 2; }
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s bulk MB | connrate N | connpar N | pingpong N | idle N\n",
+                argv[0]);
+        return 2;
+    }
     long n = atol(argv[2]);
     struct sockaddr_in addr;
     int lfd = listener(&addr);
@@ -74,26 +105,90 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[1], "connrate")) {
         pid_t pid = fork();
         if (pid == 0) {                       /* server: accept, echo one byte, close */
-            for (long i = 0; i < n; i++) {
-                int fd = accept(lfd, NULL, NULL);
-                char c;
-                if (fd < 0) die("accept");
-                if (read(fd, &c, 1) != 1 || write(fd, &c, 1) != 1) die("echo");
-                close(fd);
-            }
+            serve_echo(lfd, n);
             _exit(0);
         }
         close(lfd);
         double t0 = now();
-        for (long i = 0; i < n; i++) {
-            int fd = dial(&addr);
-            char c = 'x';
-            if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("client echo");
-            close(fd);
-        }
+        dial_echo(&addr, n);
         double dt = now() - t0;
         waitpid(pid, NULL, 0);
         printf("%.0f conn/s\n", n / dt);
+    } else if (!strcmp(argv[1], "connpar")) {
+        enum { CLIENTS = 32 };
+        long each = n / CLIENTS;
+        n = each * CLIENTS;
+        pid_t server = fork();
+        if (server == 0) {
+            serve_echo(lfd, n);
+            _exit(0);
+        }
+        close(lfd);
+        double t0 = now();
+        for (int k = 0; k < CLIENTS; k++) {
+            if (fork() == 0) {
+                dial_echo(&addr, each);
+                _exit(0);
+            }
+        }
+        int status, failed = 0;
+        for (int k = 0; k < CLIENTS + 1; k++) {
+            if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) failed = 1;
+        }
+        double dt = now() - t0;
+        if (failed) { fprintf(stderr, "a process failed\n"); return 1; }
+        printf("%.0f conn/s\n", n / dt);
+    } else if (!strcmp(argv[1], "pingpong")) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int fd = accept(lfd, NULL, NULL);
+            char c;
+            if (fd < 0) die("accept");
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            while (read(fd, &c, 1) == 1)
+                if (write(fd, &c, 1) != 1) die("echo");
+            _exit(0);
+        }
+        close(lfd);
+        int fd = dial(&addr), one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        char c = 'x';
+        double t0 = now();
+        for (long i = 0; i < n; i++)
+            if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1) die("ping");
+        double dt = now() - t0;
+        close(fd);
+        waitpid(pid, NULL, 0);
+        printf("%.2f us/rtt\n", dt / n * 1e6);
+    } else if (!strcmp(argv[1], "idle")) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        int ready[2];
+        if (pipe(ready)) die("pipe");
+        pid_t pid = fork();
+        if (pid == 0) {                       /* the client ends */
+            close(lfd);
+            close(ready[0]);
+            for (long i = 0; i < n; i++) dial(&addr);
+            if (write(ready[1], "c", 1) != 1) die("ready");
+            char c;
+            while (read(0, &c, 1) > 0) {}
+            _exit(0);
+        }
+        close(ready[1]);
+        for (long i = 0; i < n; i++)
+            if (accept(lfd, NULL, NULL) < 0) die("accept");
+        char c;
+        if (read(ready[0], &c, 1) != 1) die("client");
+        printf("held %ld\n", n);
+        fflush(stdout);
+        while (read(0, &c, 1) > 0) {}
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
     } else {
         return 2;
     }

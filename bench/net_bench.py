@@ -64,7 +64,20 @@ def bench_c(probe: Path, mode: str, arg: str):
                                     run([str(probe), mode, arg], sandboxed))
 
 
-def bench_nginx(workdir: Path, extra: str, seconds: int):
+def wait_then(port: int) -> str:
+    """Shell: wait (up to 10 s) until something answers HTTP on `port`."""
+    return (f"i=0; until curl -s -o /dev/null http://127.0.0.1:{port}/; do i=$((i+1)); "
+            f"[ $i -gt 100 ] && break; sleep 0.1; done; ")
+
+
+def wrk_rate(out: str) -> float:
+    """wrk's Requests/sec, refusing a run with errors (they would count as requests)."""
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"the server answered errors:\n{out}")
+    return number(r"Requests/sec:\s+([\d.]+)", out)
+
+
+def bench_nginx(workdir: Path, extra: str, seconds: int, connections: int = 4):
     def one(sandboxed: bool) -> float:
         port = free_port()
         d = workdir / f"nginx{port}"
@@ -74,13 +87,10 @@ def bench_nginx(workdir: Path, extra: str, seconds: int):
             path.chmod(0o755)
         conf = d / "nginx.conf"
         conf.write_text(NGINX_CONF.format(d=d, port=port, extra=extra))
-        script = (f"nginx -c {conf} -p {d} && sleep 0.5 && "
-                  f"wrk -t1 -c4 -d{seconds}s http://127.0.0.1:{port}/index.html; rc=$?; "
-                  f"nginx -c {conf} -p {d} -s quit; exit $rc")
-        out = run(["sh", "-c", script], sandboxed)
-        if "Non-2xx" in out:
-            raise RuntimeError(f"nginx answered errors:\n{out}")
-        return number(r"Requests/sec:\s+([\d.]+)", out)
+        script = (f"nginx -c {conf} -p {d} && {wait_then(port)}"
+                  f"wrk -t1 -c{connections} -d{seconds}s http://127.0.0.1:{port}/index.html; "
+                  f"rc=$?; nginx -c {conf} -p {d} -s quit; exit $rc")
+        return wrk_rate(run(["sh", "-c", script], sandboxed))
     return one
 
 

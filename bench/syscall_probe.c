@@ -3,13 +3,15 @@
  *   syscall_probe MODE ITERATIONS REPEATS
  *
  * MODE is getppid (never trapped by sysemu), getsockname_unix (an AF_UNIX socket: the
- * host's) or getsockname_inet (an AF_INET socket: sysemu's, when it serves AF_INET).
+ * host's), getsockname_inet (an AF_INET socket: sysemu's, when it serves AF_INET) or
+ * open (openat of /etc/hostname and close: trapped by sysemu, then the host's).
  * Prints one line "ns <nanoseconds per call>" per repeat, after one untimed warm-up
  * repeat. When the socket cannot be made, prints "unavailable <reason>" and exits 3.
  * Timing uses clock_gettime(CLOCK_MONOTONIC), which the vDSO answers without a syscall.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,10 +48,21 @@ static int loop_getsockname(int fd, int family, long iterations)
 	return 0;
 }
 
+static int loop_open(long iterations)
+{
+	for (long i = 0; i < iterations; i++) {
+		int fd = openat(AT_FDCWD, "/etc/hostname", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s getppid|getsockname_unix|getsockname_inet N REPEATS\n",
+		fprintf(stderr, "usage: %s getppid|getsockname_unix|getsockname_inet|open N REPEATS\n",
 			argv[0]);
 		return 2;
 	}
@@ -64,7 +77,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "getsockname_inet") == 0) {
 		family = AF_INET;
 		fd = socket(AF_INET, SOCK_STREAM, 0);
-	} else if (strcmp(mode, "getppid") != 0) {
+	} else if (strcmp(mode, "getppid") != 0 && strcmp(mode, "open") != 0) {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;
 	}
@@ -75,7 +88,8 @@ int main(int argc, char **argv)
 	}
 	for (int r = -1; r < repeats; r++) {
 		double start = now_ns();
-		int rc = family ? loop_getsockname(fd, family, iterations) : loop_getppid(iterations);
+		int rc = family ? loop_getsockname(fd, family, iterations)
+			 : strcmp(mode, "open") == 0 ? loop_open(iterations) : loop_getppid(iterations);
 		double elapsed = now_ns() - start;
 		if (rc != 0) {
 			printf("unavailable %s failed: %s\n", mode, strerror(errno));

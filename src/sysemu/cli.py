@@ -39,6 +39,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
     from sysemu.host.netglue import attach_network
     from sysemu.observe.cli import is_net_fault
     glue = attach_network(supervisor)
+    supervisor.verbose = supervisor.verbose or getattr(args, "verbose", False)
     trace = getattr(args, "trace_options", None)
     if trace is not None:
         from sysemu.host import tracing
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strace", metavar="SET", nargs="?", const="", default=None,
                      help="print each trapped call as strace does; SET (strace's -e "
                           "trace=) selects them, and its calls are trapped too")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="say how sysemu serves the program (the listener's wake-up mode)")
     add_trace_options(run)
     add_contain_option(run)
     from sysemu.observe.cli import add_run_options

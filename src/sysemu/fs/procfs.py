@@ -34,6 +34,7 @@ CAP_DAC_OVERRIDE = 1
 
 PATH_MAX = 4096
 PAGE_SIZE = 4096
+GETNAME_FIRST = 256
 AT_FDCWD = -100
 
 
@@ -234,8 +235,11 @@ def getname(mem, addr: int) -> str:
     out = bytearray()
     pos = addr
     end = addr + PATH_MAX
+    # sysemu: the first copy stops at GETNAME_FIRST bytes (within the page, so its fault
+    # is the page's): most paths are short, and the open of a host file pays one small
+    # copy before CONTINUE instead of the rest of a page.
+    stop = min((pos | (PAGE_SIZE - 1)) + 1, end, pos + GETNAME_FIRST)
     while pos < end:
-        stop = min((pos | (PAGE_SIZE - 1)) + 1, end)
         try:
             chunk = mem.read(pos, stop - pos)
         except SyscallError:
@@ -253,6 +257,7 @@ def getname(mem, addr: int) -> str:
             return out.decode("utf-8", "surrogateescape")
         out += chunk
         pos = stop
+        stop = min((pos | (PAGE_SIZE - 1)) + 1, end)
     raise SyscallError(Errno.ENAMETOOLONG)
 
 

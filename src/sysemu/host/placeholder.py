@@ -276,7 +276,7 @@ class Placeholders:
         if self._diag is None:
             self._diag = UnixDiag()
         try:
-            alive = self._diag.dump()
+            alive = self._diag.inodes()
         except OSError as exc:
             self.log(f"sock_diag: {exc}")
             return

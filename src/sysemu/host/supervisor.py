@@ -62,6 +62,8 @@ from sysemu.trace.strace import Tracer
 
 PARKED_CHECK_INTERVAL = 0.1   # seconds between ID_VALID sweeps of parked calls
 TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
+# Developers' switch for A/B measurements: SYSEMU_SYNC_WAKEUP=0 leaves the flag unset.
+SYNC_WAKEUP = os.environ.get("SYSEMU_SYNC_WAKEUP", "1") != "0"
 
 # What attempt() makes of a call, for answer().
 VALUE, ERROR, INSTALL, CONTINUE, FAILED, INJECTED = range(6)
@@ -168,6 +170,8 @@ class Supervisor:
         self._flight_of_tid: dict[int, Flight] = {}
         self._pre_exec: set[int] = set()   # spawned, not yet at execve: sysemu's own calls
         self.program_pid: int | None = None  # spawn()'s program, as we number it
+        # `sysemu run -v` (or SYSEMU_VERBOSE=1): say how the listener is served.
+        self.verbose = bool(os.environ.get("SYSEMU_VERBOSE"))
 
     # -- logging -------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -184,6 +188,16 @@ class Supervisor:
     def attach(self, listener_fd: int) -> None:
         """Serve the notify fd (the sandbox's filter) from now on."""
         self.listener = Listener(listener_fd)
+        why = self.listener.set_sync_wakeup() if SYNC_WAKEUP else "SYSEMU_SYNC_WAKEUP=0"
+        if self.listener.sync_wakeup and "SYSEMU_SPIN_US" not in os.environ:
+            # Both ends run on one CPU now: a spin after each answer would only take the
+            # CPU from the program that is about to make its next call.
+            self.reactor.spin = 0.0
+        if self.verbose:
+            self.log("listener: synchronous wake-up (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)"
+                     if why is None else
+                     f"listener: asynchronous wake-up ({why}); busy-poll "
+                     f"{self.reactor.spin * 1e6:.0f} us")
         self.reactor.add_reader(listener_fd, self._on_listener)
         self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
 
@@ -228,7 +242,9 @@ class Supervisor:
         parked_tids = {p.task.tid for p in self.parked.values()}
         for tid in list(self.tasks):
             if tid not in parked_tids and not os.path.exists(f"/proc/{tid}"):
-                del self.tasks[tid]
+                task = self.tasks.pop(tid)
+                if isinstance(task.files, HostFileTable):
+                    task.files.close()
                 if self.injector is not None:
                     self.injector.forget(tid)
         self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)

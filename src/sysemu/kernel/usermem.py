@@ -1,6 +1,6 @@
 """User memory: copy_from_user/copy_to_user. Linux: include/linux/uaccess.h.
 
-One small protocol (read, write, read_struct, write_struct); a bad address raises
+One small protocol (read, write, writev, read_struct, write_struct); a bad address raises
 SyscallError(EFAULT), never anything else. host/ implements it with process_vm_readv on
 the calling thread; tests use BufferMemory.
 """
@@ -20,6 +20,7 @@ S64 = struct.Struct("<q")
 class UserMemory(Protocol):
     def read(self, addr: int, size: int) -> bytes: ...
     def write(self, addr: int, data: bytes) -> None: ...
+    def writev(self, pieces: tuple[tuple[int, bytes], ...]) -> None: ...
 
 
 def read_struct(mem: UserMemory, addr: int, layout: struct.Struct) -> tuple:
@@ -29,6 +30,13 @@ def read_struct(mem: UserMemory, addr: int, layout: struct.Struct) -> tuple:
 
 def write_struct(mem: UserMemory, addr: int, layout: struct.Struct, *values) -> None:
     mem.write(addr, layout.pack(*values))
+
+
+def writev_pieces(mem: UserMemory, pieces: tuple[tuple[int, bytes], ...]) -> None:
+    """Several copy_to_user in order, as one write where the memory can batch them: the
+    pieces before a faulting one are written, as separate copies would leave them."""
+    for addr, data in pieces:
+        mem.write(addr, data)
 
 
 def get_user_int(mem: UserMemory, addr: int) -> int:
@@ -77,3 +85,6 @@ class BufferMemory:
             return
         buf, off = self._find(addr, len(data))
         buf[off: off + len(data)] = data
+
+    def writev(self, pieces: tuple[tuple[int, bytes], ...]) -> None:
+        writev_pieces(self, pieces)

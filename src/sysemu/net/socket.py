@@ -21,7 +21,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, NPROTO, SOCK_CLOEXEC, SOCK_MAX
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, InstallFd, UserPtr, syscall
-from sysemu.kernel.usermem import get_user_int, put_user_int
+from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
 from sysemu.net.sockaddr import encode_sockaddr
 from sysemu.net import sockopt
@@ -127,8 +127,9 @@ def move_addr_to_user(mem, kaddr: bytes, uaddr: int, ulen: int) -> None:
         length = klen
     if length < 0:
         raise SyscallError(Errno.EINVAL)
-    if length:
-        mem.write(uaddr, kaddr[:length])
+    if length:      # the address, then the length: one batched copy
+        mem.writev(((uaddr, kaddr[:length]), (ulen, S32.pack(klen))))
+        return
     put_user_int(mem, ulen, klen)
 
 

@@ -1,0 +1,156 @@
+"""The fast paths of the host side (issue 10): the listener's wake-up mode, user-memory
+copies, descriptor identity. Behaviour only: no timing decides pass or fail here."""
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sysemu.host.memory import ProcessMemory
+from sysemu.kernel.errors import SyscallError
+
+SYSEMU = [sys.executable, "-m", "sysemu.cli"]
+
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split(".")
+    return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
+
+
+def test_run_verbose_says_the_wake_up_mode():
+    done = subprocess.run([*SYSEMU, "run", "-v", "--", "true"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "listener:" in line]
+    assert len(lines) == 1, done.stderr
+    if kernel_at_least(6, 6):
+        assert "synchronous wake-up" in lines[0] and "asynchronous" not in lines[0]
+    else:
+        assert "asynchronous wake-up" in lines[0]
+
+
+def test_run_without_the_flag_falls_back_and_still_serves():
+    """SYSEMU_SYNC_WAKEUP=0 takes the path an older kernel takes: the program still runs
+    and its trapped calls are still answered."""
+    env = dict(os.environ, SYSEMU_SYNC_WAKEUP="0")
+    script = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+              "print(s.getsockname()[0])")
+    done = subprocess.run([*SYSEMU, "run", "-v", "--", sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert (done.returncode, done.stdout) == (0, "127.0.0.1\n"), done.stderr
+    assert "asynchronous wake-up (SYSEMU_SYNC_WAKEUP=0)" in done.stderr
+
+
+def test_process_memory_round_trip_and_faults():
+    mem = ProcessMemory(os.getpid())
+    buf = ctypes.create_string_buffer(64)
+    addr = ctypes.addressof(buf)
+    mem.write(addr, b"abcdef")
+    mem.write(addr + 1, bytearray(b"XY"))
+    assert mem.read(addr, 6) == b"aXYdef"
+    assert buf.raw[:6] == b"aXYdef"
+    big = os.urandom(10000)
+    bigbuf = ctypes.create_string_buffer(len(big))
+    mem.write(ctypes.addressof(bigbuf), big)
+    assert mem.read(ctypes.addressof(bigbuf), len(big)) == big
+    for bad in (lambda: mem.read(8, 4), lambda: mem.write(8, b"x"),
+                lambda: mem.read(-1, 4), lambda: mem.read(addr, -1)):
+        with pytest.raises(SyscallError):
+            bad()
+
+
+def test_process_memory_writev_in_order_and_faults():
+    mem = ProcessMemory(os.getpid())
+    buf = ctypes.create_string_buffer(32)
+    addr = ctypes.addressof(buf)
+    mem.writev(((addr, b"abcd"), (addr + 8, b"\x10\x00\x00\x00"), (addr + 2, b"Z")))
+    assert buf.raw[:12] == b"abZd\0\0\0\0\x10\0\0\0"
+    # A faulting second piece: the first is written, as two separate copies leave it.
+    with pytest.raises(SyscallError):
+        mem.writev(((addr, b"XY"), (8, b"\0\0\0\0")))
+    assert buf.raw[:2] == b"XY"
+    with pytest.raises(SyscallError):
+        mem.writev(((8, b"\0"), (addr, b"Q")))
+    assert buf.raw[:1] == b"X"
+    many = tuple((addr + i, bytes([65 + i])) for i in range(6))   # beyond one batch
+    mem.writev(many)
+    assert buf.raw[:6] == b"ABCDEF"
+
+
+FD_IDENTITY_PROBE = r'''
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+
+def name(fd):
+    buf, size = ctypes.create_string_buffer(128), ctypes.c_uint32(128)
+    ret = libc.getsockname(fd, buf, ctypes.byref(size))
+    if ret < 0:
+        return "errno %d" % ctypes.get_errno()
+    return "family %d" % int.from_bytes(buf.raw[:2], "little")
+
+def inet(flags=0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | flags)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+if len(sys.argv) > 1:                       # after exec: the CLOEXEC socket is gone
+    print("after exec", name(int(sys.argv[1])))
+    sys.exit(0)
+s = inet(); n = s.fileno()
+print("socket", name(n), name(n))
+s.close()
+f = os.open("/dev/null", os.O_RDONLY)       # close, then the number reused
+print("reused", f == n, name(n))
+os.close(f)
+s = inet(); print("socket again", s.fileno() == n, name(n))
+u = socket.socket(socket.AF_UNIX); u.bind("\0sysemu-fd-identity-%d" % os.getpid())
+os.dup2(u.fileno(), n)                      # dup2 over it
+print("dup2", name(n))
+t = inet(); m = t.fileno(); os.dup2(m, n)   # and a socket of ours back over it
+print("dup2 back", name(n), name(m))
+t.close(); print("close one copy", name(n), name(m))
+os.close(n)
+c = inet(socket.SOCK_CLOEXEC); k = c.fileno(); print("cloexec", name(k))
+sys.stdout.flush()
+os.execv(sys.executable, [sys.executable, sys.argv[0], str(k)])
+'''
+
+
+def test_fd_identity_never_stale(tmp_path):
+    """A descriptor is looked up as it is now: after close and reuse of its number, dup2
+    over it, and exec with close-on-exec, sysemu answers as the host does."""
+    script = tmp_path / "fd_identity.py"
+    script.write_text(FD_IDENTITY_PROBE)
+    argv = [sys.executable, str(script)]
+    want = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    got = subprocess.run([*SYSEMU, "run", "--", *argv], capture_output=True, text=True,
+                         timeout=60)
+    assert want.returncode == 0, want.stderr
+    assert "after exec errno 9" in want.stdout and "reused True errno 88" in want.stdout
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+def test_unix_diag_inodes_sees_open_and_closed_ends():
+    """The sweep's fast dump: every end open is listed, a closed one is not, and it lists
+    what the decoded dump lists (for our sockets: other processes come and go)."""
+    import socket
+
+    from sysemu.host.sockdiag import UnixDiag
+    diag = UnixDiag()
+    try:
+        pairs = [socket.socketpair() for _ in range(1500)]    # replies span many chunks
+        ours = {os.fstat(s.fileno()).st_ino for pair in pairs for s in pair}
+        fast, full = diag.inodes(), diag.dump()
+        assert ours <= fast and ours <= set(full)
+        gone = os.fstat(pairs[0][0].fileno()).st_ino
+        pairs[0][0].close()
+        assert gone not in diag.inodes()
+        assert (ours - {gone}) <= diag.inodes()
+    finally:
+        diag.close()
+        for pair in pairs:
+            for s in pair:
+                s.close()
