@@ -308,6 +308,57 @@ def bind_low_port():
     return {"root": os.geteuid() == 0, "bind_low_port": last}
 
 
+def _in_child(fn):
+    """fn() in a forked child; its JSON-able result (or exception text) back over a pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            out = fn()
+        except Exception as exc:
+            out = {"exception": f"{type(exc).__name__}: {exc}"}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+@scenario
+def bind_low_port_after_setuid():
+    # Linux checks CAP_NET_BIND_SERVICE at each bind: a program that starts as root and
+    # drops to an unprivileged user (setresuid clears the effective capabilities) is
+    # refused a port below ip_unprivileged_port_start from then on.
+    def child():
+        before = tcp()
+        low = None
+        for port in range(1023, 900, -1):
+            got = outcome(before.bind, (LOOP, port))
+            if got != "EADDRINUSE":
+                low = port
+                break
+        before.close()
+        nobody = 65534
+        try:
+            os.setresgid(nobody, nobody, nobody)
+            os.setresuid(nobody, nobody, nobody)
+        except OSError as exc:
+            return {"setresuid": errno.errorcode.get(exc.errno)}
+        after = tcp()
+        result = {"root_at_start": got, "after_setuid": outcome(after.bind, (LOOP, low)),
+                  "high_port_after_setuid": outcome(after.bind, (LOOP, 0))}
+        after.close()
+        return result
+    if os.geteuid() != 0:
+        return {"root": False}
+    return _in_child(child)
+
+
 # --- listen: backlog+1 and the somaxconn cap ---
 
 def count_established(backlog, clients=3, wait=0.5):

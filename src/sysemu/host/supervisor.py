@@ -210,8 +210,11 @@ class Supervisor:
         task = self.tasks.get(tid)
         if task is None:
             tgid, caps, comm = read_task_status(tid)
+            # Capabilities are read again at each check (a program may drop them later);
+            # only the calls that check pay for it.
             task = Task(self.kernel, pid=tgid, tid=tid, mem=ProcessMemory(tid),
-                        files=HostFileTable(tid, self.placeholders.by_inode, tgid), caps=caps, comm=comm)
+                        files=HostFileTable(tid, self.placeholders.by_inode, tgid), caps=caps,
+                        comm=comm, read_caps=lambda tid=tid: read_task_status(tid)[1])
             self.tasks[tid] = task
         return task
 

@@ -61,28 +61,35 @@ class Task:
     """The calling thread as a handler sees it.
 
     pid is the thread group id, tid the thread; `mem` its address space; `files` its
-    descriptor table; `caps` its effective capabilities. `abi` is "64", "x32" or "i386".
+    descriptor table; `caps` its effective capabilities, or `read_caps` (the host's) to
+    read them at the time of each check, as Linux does (a program may drop privileges
+    after start: setuid, capset). `abi` is "64", "x32" or "i386".
     Handlers defer side effects that must wait until the program has the result with
     on_commit(): dispatch runs them only when the response is accepted (a signal can
     cancel a call up to that point, and then nothing may have changed)."""
 
-    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "read_caps", "abi",
+                 "commits", "comm")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
-                 caps: frozenset[int] = frozenset(), abi: str = "64", comm: str = ""):
+                 caps: frozenset[int] = frozenset(), abi: str = "64", comm: str = "",
+                 read_caps: Callable[[], frozenset[int]] | None = None):
         self.kernel = kernel
         self.pid = pid
         self.tid = tid if tid is not None else pid
         self.mem = mem if mem is not None else BufferMemory()
         self.files = files if files is not None else FdTable()
         self.caps = caps
+        self.read_caps = read_caps
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
 
     def capable(self, cap: int) -> bool:
-        """Linux: ns_capable(net->user_ns, cap)."""
+        """Linux: ns_capable(net->user_ns, cap): the credentials as they are now."""
+        if self.read_caps is not None:
+            return cap in self.read_caps()
         return cap in self.caps
 
     def on_commit(self, action: Callable[[], None]) -> None:
