@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -814,6 +815,79 @@ def udp_stream_calls():
               "sockopts": {name: u.getsockopt(socket.SOL_SOCKET, getattr(socket, name))
                            for name in ("SO_TYPE", "SO_DOMAIN", "SO_PROTOCOL", "SO_ACCEPTCONN")}}
     u.close()
+    return result
+
+
+def _timeval(seconds):
+    return struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
+
+
+@scenario
+def signal_during_timed_accept():
+    # Linux: a socket wait with a timeout (SO_RCVTIMEO) that a signal interrupts fails
+    # with EINTR even under SA_RESTART (sock_intr_errno(); signal(7)); without a timeout
+    # it restarts (ERESTARTSYS) and goes on waiting. The accept is libc's (ctypes), so
+    # Python's own EINTR retry (PEP 475) does not hide the answer.
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append("handler"))
+    signal.siginterrupt(signal.SIGALRM, False)          # SA_RESTART
+    result = {}
+    srv = listener()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(5))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    result["timed_accept"] = c_outcome(libc.accept, srv.fileno(), None, None)
+    result["handler_ran"] = got == ["handler"]
+    # No timeout: the accept restarts and takes the connection that comes after the signal.
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0))
+    port = srv.getsockname()[1]
+
+    def late_client():
+        time.sleep(0.6)
+        c = socket.create_connection((LOOP, port), timeout=5)
+        time.sleep(0.5)
+        c.close()
+    t = threading.Thread(target=late_client)
+    t.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    fd = c_outcome(libc.accept, srv.fileno(), None, None)
+    result["untimed_accept_restarted"] = fd if isinstance(fd, str) else "fd"
+    result["handler_ran_twice"] = got == ["handler", "handler"]
+    if not isinstance(fd, str):
+        os.close(fd)
+    t.join()
+    # After the EINTR, the same accept again waits its full timeout (no second EINTR).
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.3))
+    result["next_timed_accept"] = c_outcome(libc.accept, srv.fileno(), None, None)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    srv.close()
+    return result
+
+
+@scenario
+def signal_during_timed_connect():
+    # A blocking connect with SO_SNDTIMEO to a listener whose queue is full waits (the SYN
+    # is dropped and retried); a signal ends it with EINTR (sock_intr_errno()).
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append("handler"))
+    signal.siginterrupt(signal.SIGALRM, False)
+    srv = listener(backlog=0)
+    addr = srv.getsockname()
+    fillers = []
+    for _ in range(2):                   # backlog 0 holds one; the next SYN is dropped
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(addr)
+        fillers.append(f)
+    time.sleep(0.3)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(5))
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    sa = struct.pack("HH4s8x", socket.AF_INET, socket.htons(addr[1]), socket.inet_aton(LOOP))
+    result = {"connect": c_outcome(libc.connect, c.fileno(), sa, len(sa)),
+              "handler_ran": got == ["handler"]}
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    for f in fillers + [c, srv]:
+        f.close()
     return result
 
 
