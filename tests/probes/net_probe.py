@@ -818,6 +818,50 @@ def udp_stream_calls():
     return result
 
 
+@scenario
+def listener_readiness_after_accept():
+    # tcp_poll on a listener: POLLIN exactly while the accept queue is non-empty
+    # (inet_csk_listen_poll); accept dequeues before it returns, so a poll right after
+    # the accept of the last connection finds nothing.
+    srv = listener(backlog=16)
+    addr = srv.getsockname()
+    result = {"fresh": wait_fd(srv.fileno(), select.POLLIN, 0)}
+    clients = [socket.create_connection(addr, timeout=5) for _ in range(2)]
+    result["two_queued"] = wait_fd(srv.fileno(), select.POLLIN, 2)
+    a1, _ = srv.accept()
+    result["one_left"] = wait_fd(srv.fileno(), select.POLLIN, 0)
+    a2, _ = srv.accept()
+    result["none_left"] = wait_fd(srv.fileno(), select.POLLIN, 0)
+    for s in clients + [a1, a2]:
+        s.close()
+    # One acceptor, sequential clients: poll, accept, poll again at once. A stale
+    # readiness would make an event-driven server's next accept fail with EAGAIN (or a
+    # blocking one hang).
+    srv.setblocking(False)
+    poller = select.poll()
+    poller.register(srv.fileno(), select.POLLIN)
+    stale = eagain = 0
+    for _ in range(200):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(addr)
+        if not wait_fd(srv.fileno(), select.POLLIN, 5) & select.POLLIN:
+            break
+        a = libc.accept(srv.fileno(), None, None)      # and poll at once, as C would
+        if poller.poll(0):
+            stale += 1
+            try:
+                srv.accept()[0].close()
+            except BlockingIOError:
+                eagain += 1
+        os.close(a)
+        c.close()
+    result["sequential_stale_readiness"] = stale
+    result["sequential_false_eagain"] = eagain
+    srv.close()
+    return result
+
+
 def _timeval(seconds):
     return struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
 

@@ -10,7 +10,10 @@ host/placeholder.py; this module implements kernel.task.HostHooks on top of them
   whose kept end holds its content and receives what the program writes.
 - listen_queue_changed: a listening placeholder is readable exactly when the accept
   queue is non-empty: sysemu writes one token byte into the kept end while it is, and takes
-  it back out of the program's end when the queue empties.
+  it back out of the program's end when the queue empties. An accept that takes the last
+  queued child takes the token out *before* its answer (Linux dequeues before accept
+  returns: a program that polls again must not see the listener readable), and puts it
+  back if the call is cancelled.
 - released: the last close anywhere of a placeholder shows as EPOLLHUP on the kept end
   (watched with no other event, so unread bytes don't wake us); once a connection is
   handed off, the placeholders' sweep notices when each end goes away.
@@ -73,6 +76,7 @@ class NetGlue(HostHooks):
             self._proc_flush(ph)
             return
         if sock.peer is not None and getattr(sock, "parent", None) is not None:
+            self._accepting(sock.parent)
             if self.pump is not None:           # the Pump moves the bytes: a pair of its own
                 ph = phs.new(file, "socket", file.nonblocking)
                 ph.on_installed = lambda ok, ph=ph, sock=sock: self._pumped(ph, sock, ok)
@@ -102,6 +106,14 @@ class NetGlue(HostHooks):
         elif not want and ph.token and sock.state == TcpState.TCP_LISTEN:
             if self._drain_token(ph):
                 ph.token = False
+
+    def _accepting(self, listener) -> None:
+        """An accept is about to hand out a child of `listener` (dequeued once the answer
+        is in): if it is the last one, the listener stops showing readable now."""
+        ph = self.placeholders.of_sock(listener)
+        if ph is not None and ph.token and listener.ack_backlog <= 1 \
+                and listener.state == TcpState.TCP_LISTEN and self._drain_token(ph):
+            ph.token = False
 
     def connecting(self, sock) -> None:
         """A connecting socket is not writable until established (Linux: tcp_poll in
@@ -241,8 +253,9 @@ class NetGlue(HostHooks):
             self.placeholders.watch(ph, self._kept_event)
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
-        if not ok:
-            return  # the child stays queued; the kept end stays with its client's entry
+        if not ok:  # the child stays queued; the kept end stays with its client's entry
+            self.listen_queue_changed(child.parent)     # and the listener readable
+            return
         phs = self.placeholders
         client = child.peer
         phs.orphan_kept.pop(child, None)
@@ -264,6 +277,7 @@ class NetGlue(HostHooks):
         phs.close_prog(ph)
         if not ok:
             phs.forget(ph)          # the accept was cancelled: the child stays queued
+            self.listen_queue_changed(child.parent)
             return
         client = child.peer
         kept = phs.orphan_kept.pop(child, None)
