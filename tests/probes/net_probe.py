@@ -862,6 +862,103 @@ def listener_readiness_after_accept():
     return result
 
 
+def _data_calls(s, prefix, skip=()):
+    """The data calls a program makes on a socket that is not connected, each in a child
+    with SIGPIPE at its default (so the signal shows as the child's death)."""
+    src = os.open(__file__, os.O_RDONLY)
+    calls = {
+        "recv": lambda: s.recv(1, socket.MSG_DONTWAIT),
+        "read": lambda: os.read(s.fileno(), 1),
+        "send": lambda: s.send(b"x"),
+        "send_nosignal": lambda: s.send(b"x", socket.MSG_NOSIGNAL),
+        "write": lambda: os.write(s.fileno(), b"x"),
+        "sendfile": lambda: os.sendfile(s.fileno(), src, 0, 4),
+        "siocinq": lambda: struct.unpack("i", fcntl.ioctl(s, 0x541B, b"\0" * 4))[0],
+        "siocoutq": lambda: struct.unpack("i", fcntl.ioctl(s, 0x5411, b"\0" * 4))[0],
+    }
+    result = {}
+    for name, call in calls.items():
+        if name in skip:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            got = outcome(call)
+            os._exit({0: 0, "ENOTCONN": 10, "EPIPE": 11, "EAGAIN": 12, "EINVAL": 13}.get(
+                got, 99))
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            result[f"{prefix}_{name}"] = signal.Signals(os.WTERMSIG(status)).name
+        else:
+            code = os.WEXITSTATUS(status)
+            result[f"{prefix}_{name}"] = {0: 0, 10: "ENOTCONN", 11: "EPIPE", 12: "EAGAIN",
+                                          13: "EINVAL"}.get(code, code)
+    os.close(src)
+    return result
+
+
+def _poll_and_select(s, prefix):
+    fd = s.fileno()
+    r, w, x = select.select([fd], [fd], [fd], 0)
+    return {f"{prefix}_poll": wait_fd(fd, select.POLLIN | select.POLLOUT | select.POLLPRI, 0),
+            f"{prefix}_select": [len(r), len(w), len(x)]}
+
+
+@scenario
+def unconnected_socket_calls():
+    # A TCP socket that is neither connected nor listening: tcp_poll gives POLLOUT|POLLHUP
+    # (state CLOSE); tcp_recvmsg ENOTCONN; tcp_sendmsg EPIPE (sk_stream_wait_connect)
+    # and SIGPIPE unless MSG_NOSIGNAL; tcp_ioctl SIOCINQ 0. Fresh, bound, and after
+    # shutdown.
+    result = {}
+    fresh = tcp()
+    result.update(_poll_and_select(fresh, "fresh"))
+    result.update(_data_calls(fresh, "fresh"))
+    bound = tcp()
+    bound.bind((LOOP, 0))
+    result.update(_poll_and_select(bound, "bound"))
+    result.update(_data_calls(bound, "bound"))
+    fresh.setblocking(False)
+    result["nonblocking_recv"] = outcome(fresh.recv, 1)
+    result["shutdown"] = outcome(fresh.shutdown, socket.SHUT_RDWR)
+    fresh.close()
+    bound.close()
+    return result
+
+
+@scenario
+def listener_calls():
+    # A listener: inet_csk_listen_poll gives POLLIN only while a connection is queued and
+    # never POLLOUT; tcp_sendmsg EPIPE (+SIGPIPE); tcp_ioctl EINVAL; sendfile EPIPE.
+    srv = listener()
+    result = _poll_and_select(srv, "empty")
+    # sysemu: recv/read on a listener read its placeholder (README: Limitations); they
+    # are pinned apart in listener_recv.
+    result.update(_data_calls(srv, "listener", skip=("recv", "read")))
+    c = socket.create_connection(srv.getsockname(), timeout=5)
+    wait_fd(srv.fileno(), select.POLLIN, 2)
+    result.update(_poll_and_select(srv, "pending"))
+    result.update(_data_calls(srv, "pending", skip=("recv", "read")))
+    a, _ = srv.accept()
+    result.update(_poll_and_select(srv, "accepted"))
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
+def listener_recv():
+    # Linux: recv on a listener is ENOTCONN and leaves the queued connection's readiness.
+    srv = listener()
+    c = socket.create_connection(srv.getsockname(), timeout=5)
+    wait_fd(srv.fileno(), select.POLLIN, 2)
+    result = {"recv": outcome(srv.recv, 1, socket.MSG_DONTWAIT),
+              "still_readable": wait_fd(srv.fileno(), select.POLLIN, 0)}
+    c.close()
+    srv.close()
+    return result
+
+
 def _timeval(seconds):
     return struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
 

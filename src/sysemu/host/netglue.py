@@ -3,8 +3,12 @@
 The placeholders themselves (socketpairs, table, watching, hand-off) belong to
 host/placeholder.py; this module implements kernel.task.HostHooks on top of them:
 
-- new_file: a socket gets a fresh pair. An accepted connection gets the *client's kept
-  end*: the two programs then hold the two ends of one socketpair and their bytes flow
+- new_file: a new socket gets a fresh host TCP socket (Placeholders.new_fresh): while it
+  is neither connected nor listening, the host's TCP answers its data calls as Linux does
+  (recv/read ENOTCONN, send/write/sendfile EPIPE and SIGPIPE, poll POLLOUT|POLLHUP),
+  with nothing trapped. connect(2) replaces it with a pair (`reconnecting`), listen(2)
+  with a listener's pair (`listening`), both before the call's answer (ReplaceFd).
+  An accepted connection gets the *client's kept end*: the two programs then hold the two ends of one socketpair and their bytes flow
   natively, with no copy through sysemu. With a Pump (--pcap, data faults) it gets a
   pair of its own instead, and the Pump joins the two kept ends. A /proc file gets a pair
   whose kept end holds its content and receives what the program writes.
@@ -14,15 +18,24 @@ host/placeholder.py; this module implements kernel.task.HostHooks on top of them
   queued child takes the token out *before* its answer (Linux dequeues before accept
   returns: a program that polls again must not see the listener readable), and puts it
   back if the call is cancelled.
+- listening: a listener's pair is prepared so that its program end shows what Linux's
+  listener shows: the kept end has shut down reading, so the program's send, write and
+  sendfile fail with EPIPE (and SIGPIPE); a few filler bytes the program's end "sent"
+  hold its send buffer over a quarter full, so poll shows no POLLOUT (unix_writable())
+  while a send still gets as far as the EPIPE (sock_alloc_send_pskb() allows up to the
+  whole buffer). SIOCINQ/SIOCOUTQ are trapped (fs/fcntl.py): EINVAL as tcp_ioctl().
+  Why not a host TCP listener: a real one must bind a host port, and its readiness
+  would need a host connection per token; the pair gives the same answers but recv.
 - released: the last close anywhere of a placeholder shows as EPOLLHUP on the kept end
   (watched with no other event, so unread bytes don't wake us); once a connection is
   handed off, the placeholders' sweep notices when each end goes away.
 - reconnecting: a fresh placeholder at the program's descriptor, installed by the
   supervisor (a ReplaceFd request: ADDFD with SETFD needs the notification).
 
-sysemu: a socket that is not connected is still a socketpair end in the program, so
-read/write on it do not fail with ENOTCONN/EPIPE as on Linux (they would wait or succeed);
-calls sysemu serves (connect, accept, getsockopt ...) are exact. README: Limitations.
+sysemu: recv/read on a listener read the readiness token (Linux: ENOTCONN), or wait for
+one; a socket whose connect failed at once, or that was reset, is a pair end (reads and
+writes as the pair's state gives); a dup of a socket made before its connect/listen keeps
+the fresh TCP socket. README: Limitations.
 """
 from __future__ import annotations
 
@@ -86,7 +99,9 @@ class NetGlue(HostHooks):
                 ph = phs.adopt(file, kept, file.nonblocking)
                 ph.on_installed = lambda ok, ph=ph, sock=sock: self._accepted(ph, sock, ok)
                 return
-        ph = phs.new(file, "socket", file.nonblocking)
+        ph = phs.new_fresh(file, sock.family, file.nonblocking)
+        if ph is None:                          # the host has no such family: a pair
+            ph = phs.new(file, "socket", file.nonblocking)
         ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
 
     def sock_inode(self, sock) -> int:
@@ -94,7 +109,7 @@ class NetGlue(HostHooks):
 
     def listen_queue_changed(self, sock) -> None:
         ph = self.placeholders.of_sock(sock)
-        if ph is None or ph.kept_fd is None:
+        if ph is None or ph.kept_fd is None or ph.kind != "socket":
             return
         want = sock.ack_backlog > 0
         if want and not ph.token:
@@ -199,29 +214,60 @@ class NetGlue(HostHooks):
         to show that failure (_break), so the program gets a fresh one at the same fd
         (SECCOMP_ADDFD_FLAG_SETFD, as dup2), same flags, before the call is answered.
         Until then the fresh placeholder's program end is sysemu's own copy."""
+        old = self.placeholders.of_sock(sock)
+        if old is not None and (old.broken or old.kind == "fresh"):
+            self._replace(task, fd, old, False)
+
+    def listening(self, task, fd: int, sock) -> None:
+        """listen(2) succeeded: a socket on its fresh placeholder gets a listener's pair
+        (see the module docstring), installed at its descriptor before the answer."""
+        old = self.placeholders.of_sock(sock)
+        if old is not None and old.kind == "fresh":
+            self._replace(task, fd, old, True)
+
+    def _replace(self, task, fd: int, old: Placeholder, listener: bool) -> None:
+        """A new pair for `old`'s File at the program's `fd` (SECCOMP_ADDFD_FLAG_SETFD,
+        as dup2), same flags, before the call is answered. Until then the new pair's
+        program end is sysemu's own copy."""
         phs = self.placeholders
-        old = phs.of_sock(sock)
-        if old is None or not old.broken:
-            return
         try:
             with open(f"/proc/{task.pid}/fdinfo/{fd}") as info:
                 flags = int(next(l for l in info if l.startswith("flags:")).split()[1], 8)
         except (OSError, StopIteration, ValueError):
             return
-        fresh = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
+        new = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
+        if listener:
+            self._make_listener(new)
 
         def done(ok: bool) -> None:
             if not ok:                  # the call is gone: the program keeps the old one
-                phs.forget(fresh)
+                phs.forget(new)
                 phs.track(old)
                 return
-            phs.handed.pop(old.inode, None)
-            if phs.by_inode.get(old.inode) is old:
-                del phs.by_inode[old.inode]
-            self._installed(fresh, True)
-            fresh.holder = (task.pid, fd)
+            phs.replaced(old, new, (task.pid, fd))
+            phs.close_prog(new)
+            phs.watch(new, self._kept_event, hangup_only=listener)
 
-        self.requests.append(ReplaceFd(fresh.prog_fd, fd, bool(flags & O_CLOEXEC), done))
+        self.requests.append(ReplaceFd(new.prog_fd, fd, bool(flags & O_CLOEXEC), done))
+
+    def _make_listener(self, ph: Placeholder) -> None:
+        """Fill the program end's send buffer past a quarter (no POLLOUT), then shut the
+        kept end's reading (the program's sends fail with EPIPE)."""
+        end = socket.socket(fileno=os.dup(ph.prog_fd))
+        try:
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)   # the minimum
+            poller = select.poll()
+            poller.register(end, select.POLLOUT)
+            for _ in range(64):
+                if not poller.poll(0):
+                    break
+                end.send(b"\0", socket.MSG_DONTWAIT)
+            with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
+                kept.shutdown(socket.SHUT_RD)
+        except OSError as exc:
+            self.log(f"listener placeholder: {exc}")
+        finally:
+            end.close()
 
     def shutdown(self, sock, how: int) -> None:
         """shutdown(2) reaches the placeholder too, so the peer program reads EOF."""

@@ -25,8 +25,9 @@ class HostHooks:
     connect_done(sock, errno)    an asynchronous connect finished (0 or the error)
     shutdown(sock, how)          shutdown(2) succeeded on a connected socket
     reset(sock)                  a connected socket was reset (RST): reads fail ECONNRESET
-    reconnecting(task, fd, sock) connect(2) starts a new attempt on a socket (after a
-                                 failed one): its placeholder must be usable again
+    reconnecting(task, fd, sock) connect(2) starts an attempt on an unconnected socket:
+                                 its placeholder must become one a connection can use
+    listening(task, fd, sock)    listen(2) succeeded: the placeholder must show a listener
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
@@ -40,6 +41,7 @@ class HostHooks:
     def shutdown(self, sock, how: int) -> None: ...
     def reset(self, sock) -> None: ...
     def reconnecting(self, task, fd: int, sock) -> None: ...
+    def listening(self, task, fd: int, sock) -> None: ...
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
 
