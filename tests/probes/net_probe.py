@@ -959,6 +959,93 @@ def listener_recv():
     return result
 
 
+def _no_sigpipe():
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)     # Python's default; said here
+
+
+@scenario
+def shutdown_rd_keeps_data():
+    # tcp_shutdown() acts on SEND_SHUTDOWN only: after the reader's SHUT_RD the peer's
+    # sends still succeed and their bytes are read.
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {"shutdown": outcome(a.shutdown, socket.SHUT_RD),
+              "peer_send": outcome(c.send, b"hello")}
+    wait_fd(a.fileno(), select.POLLIN, 2)
+    result["recv"] = a.recv(10).decode()
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
+def shutdown_rd_empty_read():
+    # Linux: after SHUT_RD with nothing queued, recv returns 0 at once.
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.shutdown(socket.SHUT_RD)
+    result = {"recv": outcome(lambda: len(a.recv(10, socket.MSG_DONTWAIT)))}
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
+def linger_zero_close():
+    # SO_LINGER {1, 0}: close() sends a RST (tcp_disconnect); the peer reads ECONNRESET,
+    # then its send fails with EPIPE (the error was consumed, the socket is closed).
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a.close()
+    ev = wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"pollin": bool(ev & select.POLLIN), "pollerr": bool(ev & select.POLLERR),
+              "recv": outcome(c.recv, 10), "send_after": outcome(c.send, b"x")}
+    # Turned on and off again: an ordinary close (FIN), the peer reads EOF.
+    c2, a2 = connected_pair(srv)
+    a2.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a2.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 0, 0))
+    a2.close()
+    result["recv_after_linger_off"] = outcome(lambda: len(c2.recv(10)))
+    for s in (c, c2, srv):
+        s.close()
+    return result
+
+
+@scenario
+def linger_zero_send_first():
+    # Linux: the peer's first call after the RST gets the error: a send fails ECONNRESET.
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a.close()
+    wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"send": outcome(c.send, b"x")}
+    c.close()
+    srv.close()
+    return result
+
+
+@scenario
+def write_after_peer_close():
+    # Linux: after the peer closed, the first write succeeds (the peer answers with a
+    # RST) and the next fails with EPIPE.
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.close()
+    wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"send1": outcome(c.send, b"x")}
+    time.sleep(0.1)
+    result["send2"] = outcome(c.send, b"x")
+    c.close()
+    srv.close()
+    return result
+
+
 def _timeval(seconds):
     return struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
 

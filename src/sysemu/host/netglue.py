@@ -71,6 +71,7 @@ class NetGlue(HostHooks):
         self.requests = requests
         self.log = log
         self.pump: Pump | None = None
+        self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
         placeholders.on_release = self._release_model
 
     def use_pump(self, pump: Pump) -> None:
@@ -270,18 +271,64 @@ class NetGlue(HostHooks):
             end.close()
 
     def shutdown(self, sock, how: int) -> None:
-        """shutdown(2) reaches the placeholder too, so the peer program reads EOF."""
+        """shutdown(2)'s sending half reaches the placeholder too, so the peer program
+        reads EOF. The receiving half does not: TCP sends nothing for it (tcp_shutdown()
+        acts on SEND_SHUTDOWN only), so the peer's writes still succeed and their bytes
+        stay readable, where an AF_UNIX SHUT_RD would fail them with EPIPE.
+        sysemu: a read after SHUT_RD with nothing queued waits (or EAGAIN) where Linux
+        returns 0."""
+        if how == socket.SHUT_RD:
+            return
         end = self.placeholders.program_end(self.placeholders.of_sock(sock))
         if end is None:
             return
         try:
-            end.shutdown(how)
+            end.shutdown(socket.SHUT_WR)
         except OSError as exc:
             self.log(f"shutdown of placeholder: {exc}")
         finally:
             end.close()
 
+    def linger_changed(self, sock) -> None:
+        """SO_LINGER {1, 0} on a handed-off connection: Linux's close() then sends a RST
+        (tcp_disconnect()), which the peer reads as ECONNRESET. An AF_UNIX end closed with
+        bytes unread gives its peer ECONNRESET: sysemu puts one out-of-band byte into the
+        program's end (sent from the peer's end), which a normal read skips and drops
+        (MSG_OOB without SO_OOBINLINE); turning the option off takes it back out.
+        sysemu: while it waits, poll on the program's end shows POLLIN|POLLPRI (a read
+        finds nothing and drops it, and then the close is a FIN); the peer's send after
+        the reset fails with EPIPE (Linux: ECONNRESET)."""
+        if self.pump is not None or sock.peer is None:
+            return
+        want = sock.linger == (1, 0)
+        if want == (sock in self._abort_armed):
+            return
+        phs = self.placeholders
+        if want:
+            end = phs.program_end(phs.of_sock(sock.peer))
+            if end is None:
+                return
+            try:
+                end.send(b"\0", socket.MSG_OOB | socket.MSG_DONTWAIT)
+                self._abort_armed.add(sock)
+            except OSError as exc:
+                self.log(f"linger placeholder: {exc}")
+            finally:
+                end.close()
+            return
+        self._abort_armed.discard(sock)
+        end = phs.program_end(phs.of_sock(sock))
+        if end is None:
+            return
+        try:
+            end.recv(1, socket.MSG_OOB | socket.MSG_DONTWAIT)
+        except OSError:
+            pass                        # already read past (dropped)
+        finally:
+            end.close()
+
     def released(self, sock) -> None:
+        self._abort_armed.discard(sock)
         phs = self.placeholders
         kept = phs.orphan_kept.pop(sock, None)
         if kept is not None:        # a child never accepted: its client's kept end goes too
