@@ -959,6 +959,12 @@ def listener_recv():
     return result
 
 
+def _abort(s):
+    """close() with SO_LINGER {1, 0}: a RST instead of a FIN."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
 def _no_sigpipe():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)     # Python's default; said here
 
@@ -998,8 +1004,7 @@ def linger_zero_close():
     _no_sigpipe()
     srv = listener()
     c, a = connected_pair(srv)
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    a.close()
+    _abort(a)
     ev = wait_fd(c.fileno(), select.POLLIN, 2)
     result = {"pollin": bool(ev & select.POLLIN), "pollerr": bool(ev & select.POLLERR),
               "recv": outcome(c.recv, 10), "send_after": outcome(c.send, b"x")}
@@ -1020,8 +1025,7 @@ def linger_zero_send_first():
     _no_sigpipe()
     srv = listener()
     c, a = connected_pair(srv)
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    a.close()
+    _abort(a)
     wait_fd(c.fileno(), select.POLLIN, 2)
     result = {"send": outcome(c.send, b"x")}
     c.close()
