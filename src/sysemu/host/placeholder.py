@@ -90,7 +90,7 @@ class Placeholders:
         # settle() can take in every pending hang-up at once before an answer depends on it.
         self._epoll = select.epoll()
         self._watch_cbs: dict[int, Callable[[int], None]] = {}
-        reactor.add_reader(self._epoll.fileno(), self.settle)
+        reactor.add_reader(self._epoll.fileno(), lambda: self.settle(fresh=False))
 
     # -- making and forgetting -----------------------------------------------------------
     def new(self, file, kind: str, nonblocking: bool) -> Placeholder:
@@ -260,7 +260,7 @@ class Placeholders:
             self._watch_cbs.pop(fd, None)
             self.log(f"watch: {exc}")
 
-    def settle(self) -> bool:
+    def settle(self, fresh: bool = True) -> bool:
         """Take in the placeholders programs have closed (hang-ups pending, and handed-off
         ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
         for a port whose owner is already closed. True if anything was released."""
@@ -274,7 +274,7 @@ class Placeholders:
             before = len(self.handed)
             self.sweep()
             released = released or len(self.handed) != before
-        if self.fresh:
+        if fresh and self.fresh:        # a walk of /proc: only before an EADDRINUSE
             released = self.sweep_fresh() or released
         return released
 
