@@ -864,7 +864,9 @@ def listener_readiness_after_accept():
 
 def _data_calls(s, prefix, skip=()):
     """The data calls a program makes on a socket that is not connected, each in a child
-    with SIGPIPE at its default (so the signal shows as the child's death)."""
+    with SIGPIPE at its default (so the signal shows as the child's death). The socket is
+    made non-blocking (Linux never waits here; a system that would must not hang)."""
+    s.setblocking(False)
     src = os.open(__file__, os.O_RDONLY)
     calls = {
         "recv": lambda: s.recv(1, socket.MSG_DONTWAIT),

@@ -3,12 +3,8 @@
 The placeholders themselves (socketpairs, table, watching, hand-off) belong to
 host/placeholder.py; this module implements kernel.task.HostHooks on top of them:
 
-- new_file: a new socket gets a fresh host TCP socket (Placeholders.new_fresh): while it
-  is neither connected nor listening, the host's TCP answers its data calls as Linux does
-  (recv/read ENOTCONN, send/write/sendfile EPIPE and SIGPIPE, poll POLLOUT|POLLHUP),
-  with nothing trapped. connect(2) replaces it with a pair (`reconnecting`), listen(2)
-  with a listener's pair (`listening`), both before the call's answer (ReplaceFd).
-  An accepted connection gets the *client's kept end*: the two programs then hold the two ends of one socketpair and their bytes flow
+- new_file: a socket gets a fresh pair (listen(2) replaces it: `listening`). An accepted
+  connection gets the *client's kept end*: the two programs then hold the two ends of one socketpair and their bytes flow
   natively, with no copy through sysemu. With a Pump (--pcap, data faults) it gets a
   pair of its own instead, and the Pump joins the two kept ends. A /proc file gets a pair
   whose kept end holds its content and receives what the program writes.
@@ -26,16 +22,27 @@ host/placeholder.py; this module implements kernel.task.HostHooks on top of them
   whole buffer). SIOCINQ/SIOCOUTQ are trapped (fs/fcntl.py): EINVAL as tcp_ioctl().
   Why not a host TCP listener: a real one must bind a host port, and its readiness
   would need a host connection per token; the pair gives the same answers but recv.
+  The pair replaces the socket's first one at its descriptor (ADDFD with SETFD) before
+  listen() returns; servers register a listener with epoll after listen().
+
+Why a new socket is not a fresh host TCP socket (which would answer recv ENOTCONN, send
+EPIPE, poll POLLOUT|POLLHUP exactly, and was tried): connect(2) must then replace it with
+a pair, and a replaced descriptor loses its epoll registration. Programs register a
+socket before connecting it: nginx's ngx_event_connect_peer() adds the upstream socket
+to epoll (edge-triggered, once) and then connects, so a proxied request would never see
+its connection complete. A pair from the start keeps that working; the data calls on an
+unconnected socket are the difference left (README: Limitations).
 - released: the last close anywhere of a placeholder shows as EPOLLHUP on the kept end
   (watched with no other event, so unread bytes don't wake us); once a connection is
   handed off, the placeholders' sweep notices when each end goes away.
 - reconnecting: a fresh placeholder at the program's descriptor, installed by the
   supervisor (a ReplaceFd request: ADDFD with SETFD needs the notification).
 
-sysemu: recv/read on a listener read the readiness token (Linux: ENOTCONN), or wait for
-one; a socket whose connect failed at once, or that was reset, is a pair end (reads and
-writes as the pair's state gives); a dup of a socket made before its connect/listen keeps
-the fresh TCP socket. README: Limitations.
+sysemu: a socket that is neither connected nor listening is a pair end, so recv/read on
+it fail with EAGAIN or wait (Linux: ENOTCONN), send/write succeed (Linux: EPIPE), poll
+shows POLLOUT without POLLHUP; recv/read on a listener read the readiness token (Linux:
+ENOTCONN), or wait for one; a dup of a socket made before its listen() keeps the first
+pair. README: Limitations.
 """
 from __future__ import annotations
 
@@ -100,9 +107,7 @@ class NetGlue(HostHooks):
                 ph = phs.adopt(file, kept, file.nonblocking)
                 ph.on_installed = lambda ok, ph=ph, sock=sock: self._accepted(ph, sock, ok)
                 return
-        ph = phs.new_fresh(file, sock.family, file.nonblocking)
-        if ph is None:                          # the host has no such family: a pair
-            ph = phs.new(file, "socket", file.nonblocking)
+        ph = phs.new(file, "socket", file.nonblocking)
         ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
 
     def sock_inode(self, sock) -> int:
@@ -216,14 +221,15 @@ class NetGlue(HostHooks):
         (SECCOMP_ADDFD_FLAG_SETFD, as dup2), same flags, before the call is answered.
         Until then the fresh placeholder's program end is sysemu's own copy."""
         old = self.placeholders.of_sock(sock)
-        if old is not None and (old.broken or old.kind == "fresh"):
+        if old is not None and old.broken:
             self._replace(task, fd, old, False)
 
     def listening(self, task, fd: int, sock) -> None:
-        """listen(2) succeeded: a socket on its fresh placeholder gets a listener's pair
-        (see the module docstring), installed at its descriptor before the answer."""
+        """listen(2) succeeded: a socket gets a listener's pair (see the module
+        docstring), installed at its descriptor before the answer; once."""
         old = self.placeholders.of_sock(sock)
-        if old is not None and old.kind == "fresh":
+        if old is not None and old.kind == "socket" and not old.listener \
+                and old.kept_fd is not None:
             self._replace(task, fd, old, True)
 
     def _replace(self, task, fd: int, old: Placeholder, listener: bool) -> None:
@@ -239,6 +245,7 @@ class NetGlue(HostHooks):
         new = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
         if listener:
             self._make_listener(new)
+            new.listener = True
 
         def done(ok: bool) -> None:
             if not ok:                  # the call is gone: the program keeps the old one
@@ -247,6 +254,10 @@ class NetGlue(HostHooks):
                 return
             phs.replaced(old, new, (task.pid, fd))
             phs.close_prog(new)
+            phs.unwatch(old)
+            if old.kept_fd is not None:     # the program no longer holds its end
+                os.close(old.kept_fd)
+                old.kept_fd = None
             phs.watch(new, self._kept_event, hangup_only=listener)
 
         self.requests.append(ReplaceFd(new.prog_fd, fd, bool(flags & O_CLOEXEC), done))

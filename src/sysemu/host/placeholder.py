@@ -7,18 +7,6 @@ descriptor is found, and by File), watches kept ends for hang-ups and input, len
 program's end (`program_end`), hands ends off (both ends then in programs: a sweep of the
 host's AF_UNIX sockets, sock_diag, notices when each goes away) and forgets them.
 
-Two recipes (host/netglue.py says which each socket gets, and why):
-- a socketpair ("socket", "proc"): a connection's bytes flow natively between two programs'
-  ends; a /proc file's content waits in the kept end. The kept end's hang-up is the
-  program's last close.
-- a fresh host TCP socket ("fresh"), never bound or connected, for a socket that is
-  neither connected nor listening: the host's own tcp_poll/tcp_recvmsg/tcp_sendmsg then
-  give Linux's answers to the program's data calls (recv ENOTCONN, send EPIPE and
-  SIGPIPE, poll POLLOUT|POLLHUP). It has no kept end: its last close is found by looking
-  for it in the sandbox's descriptors (its last holder first, then /proc), every
-  FRESH_SWEEP_INTERVAL while any exists and before an EADDRINUSE answer (`settle`). A
-  socket keeps it only until connect(2) or listen(2) replace it (`replaced`).
-
 Its clients: the model's host hooks (host/netglue.py) decide what each placeholder is
 for; the supervisor installs a placeholder's program end (ADDFD) and tells `installed()`;
 host/files.py finds the File behind a descriptor; the Pump borrows program ends.
@@ -36,14 +24,13 @@ from sysemu.host.libc import getfd_of
 from sysemu.host.sockdiag import UnixDiag
 
 SWEEP_INTERVAL = 0.25
-FRESH_SWEEP_INTERVAL = 1.0
 
 
 class Placeholder:
     """Host state of one sysemu file."""
 
     __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
-                 "filler", "broken", "holder", "on_installed")
+                 "filler", "broken", "listener", "holder", "on_installed")
 
     def __init__(self, file, prog_fd: int, kept_fd: int | None, kind: str):
         self.file = file
@@ -51,11 +38,12 @@ class Placeholder:
         self.kept_fd = kept_fd          # sysemu's end, None once handed off or closed
         self.inode = os.fstat(prog_fd).st_ino
         self.token = False              # a readiness byte sits in the program's end
-        self.kind = kind                # "socket" | "proc" | "fresh"
+        self.kind = kind                # "socket" | "proc"
         self.pending = b""              # /proc content not yet written
         self.watching = False
         self.filler = 0                 # bytes keeping a connecting placeholder unwritable
         self.broken = False             # showing an error (failed connect, reset)
+        self.listener = False           # a listener's pair (netglue's `listening`)
         self.holder: tuple[int, int] | None = None     # last (pid, fd) seen holding it
         # After ADDFD: called with True (the program has it) or False (the call was gone).
         self.on_installed: Callable[[bool], None] | None = None
@@ -68,9 +56,6 @@ class Placeholders:
     by_file      File -> its current Placeholder
     handed       inode -> Sock, for ends both in programs (released when the sweep misses it)
     orphan_kept  child Sock -> the kept end of a client that closed before the accept
-    fresh        inode -> Placeholder of the "fresh" recipe (host TCP sockets) not yet
-                 seen closed, including ones replaced at connect/listen that a dup may
-                 still hold
     on_release   callable(sock): the model's release of a Sock whose placeholder is gone
     """
 
@@ -81,8 +66,6 @@ class Placeholders:
         self.by_file: dict[object, Placeholder] = {}
         self.handed: dict[int, object] = {}
         self.orphan_kept: dict[object, int] = {}
-        self.fresh: dict[int, Placeholder] = {}
-        self._fresh_handle = None
         self.on_release: Callable[[object], None] = lambda sock: None
         self._diag: UnixDiag | None = None
         self._sweep_handle = None
@@ -90,7 +73,7 @@ class Placeholders:
         # settle() can take in every pending hang-up at once before an answer depends on it.
         self._epoll = select.epoll()
         self._watch_cbs: dict[int, Callable[[int], None]] = {}
-        reactor.add_reader(self._epoll.fileno(), lambda: self.settle(fresh=False))
+        reactor.add_reader(self._epoll.fileno(), self.settle)
 
     # -- making and forgetting -----------------------------------------------------------
     def new(self, file, kind: str, nonblocking: bool) -> Placeholder:
@@ -101,29 +84,12 @@ class Placeholders:
         os.set_blocking(kept_fd, False)
         return self.track(Placeholder(file, prog_fd, kept_fd, kind))
 
-    def new_fresh(self, file, family: int, nonblocking: bool) -> Placeholder | None:
-        """A fresh host TCP socket of `family` for `file` (None if the host cannot make
-        one, e.g. no IPv6): see the module docstring."""
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        except OSError:
-            return None
-        prog_fd = sock.detach()
-        os.set_blocking(prog_fd, not nonblocking)
-        ph = self.track(Placeholder(file, prog_fd, None, "fresh"))
-        self.fresh[ph.inode] = ph
-        if self._fresh_handle is None:
-            self._fresh_handle = self.reactor.call_later(FRESH_SWEEP_INTERVAL,
-                                                         self._fresh_tick)
-        return ph
-
     def replaced(self, old: Placeholder, new: Placeholder, holder: tuple[int, int]) -> None:
-        """`new` is at the descriptor where `old` was (ADDFD with SETFD). A "fresh" old one
-        stays known by its inode until no program holds it (a dup made before the
-        replacement still finds the socket); any other is forgotten now."""
+        """`new` is at the descriptor where `old` was (ADDFD with SETFD): `old` is
+        forgotten (a dup made before still holds it, but is no longer found)."""
         new.holder = holder
         self.handed.pop(old.inode, None)
-        if old.kind != "fresh" and self.by_inode.get(old.inode) is old:
+        if self.by_inode.get(old.inode) is old:
             del self.by_inode[old.inode]
 
     def adopt(self, file, prog_fd: int, nonblocking: bool) -> Placeholder:
@@ -145,8 +111,6 @@ class Placeholders:
         if self.by_file.get(ph.file) is ph:
             del self.by_file[ph.file]
         self.handed.pop(ph.inode, None)
-        if self.fresh.get(ph.inode) is ph:
-            del self.fresh[ph.inode]
         for fd in (ph.kept_fd, ph.prog_fd if ph.prog_fd >= 0 else None):
             if fd is not None:
                 try:
@@ -260,7 +224,7 @@ class Placeholders:
             self._watch_cbs.pop(fd, None)
             self.log(f"watch: {exc}")
 
-    def settle(self, fresh: bool = True) -> bool:
+    def settle(self) -> bool:
         """Take in the placeholders programs have closed (hang-ups pending, and handed-off
         ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
         for a port whose owner is already closed. True if anything was released."""
@@ -274,50 +238,7 @@ class Placeholders:
             before = len(self.handed)
             self.sweep()
             released = released or len(self.handed) != before
-        if fresh and self.fresh:        # a walk of /proc: only before an EADDRINUSE
-            released = self.sweep_fresh() or released
         return released
-
-    # -- fresh host sockets --------------------------------------------------------------
-    def _fresh_tick(self) -> None:
-        self._fresh_handle = None
-        try:
-            self.sweep_fresh()
-        except Exception as exc:
-            self.log(f"fresh sweep: {exc!r}")
-        if self.fresh:
-            self._fresh_handle = self.reactor.call_later(FRESH_SWEEP_INTERVAL,
-                                                         self._fresh_tick)
-
-    def sweep_fresh(self) -> bool:
-        """Forget the "fresh" placeholders no program holds any more, and release the
-        model's socket of those still current for their File. True if any was released."""
-        users = None
-        released = False
-        for inode, ph in list(self.fresh.items()):
-            if ph.prog_fd >= 0 or self._holds(ph.holder, inode):
-                continue                # not installed yet, or still where it was seen
-            if users is None:
-                users = socket_users(sandbox_pids())
-            holders = users.get(inode)
-            if holders:
-                ph.holder = (holders[0][1], holders[0][2])
-                continue
-            current = self.by_file.get(ph.file) is ph
-            self.forget(ph)
-            if current:
-                released = True
-                self.on_release(getattr(ph.file.private_data, "sk", None))
-        return released
-
-    @staticmethod
-    def _holds(holder: tuple[int, int] | None, inode: int) -> bool:
-        if holder is None:
-            return False
-        try:
-            return os.readlink(f"/proc/{holder[0]}/fd/{holder[1]}") == f"socket:[{inode}]"
-        except OSError:
-            return False
 
     # -- handed-off ends ---------------------------------------------------------------
     def hand_off(self, ph: Placeholder, sock) -> None:
