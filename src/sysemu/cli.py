@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from sysemu.host.clock import MonotonicClock
     from sysemu.host.launcher import run
+    from sysemu.host.libc import host_has_x32_abi
     from sysemu.host.supervisor import unserved_logger
     from sysemu.kernel.task import Kernel
 
@@ -218,7 +219,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.trace_options is None:
         return 2
     load_handlers()
-    syscalls = Syscalls(args.policy, on_unserved=unserved_logger())
+    # Linux: CONFIG_X86_X32_ABI: follow the host kernel (without it x32 calls are ENOSYS).
+    syscalls = Syscalls(args.policy, x32_abi=host_has_x32_abi(),
+                        on_unserved=unserved_logger())
     kernel = Kernel(clock=MonotonicClock())
     try:
         configure_kernel(kernel, args.sysctl)

@@ -74,3 +74,18 @@ def getfd_of(pid: int, fd: int) -> int:
         return pidfd_getfd(pidfd, fd)
     finally:
         os.close(pidfd)
+
+
+NR_GETPID = 39
+X32_SYSCALL_BIT = 0x40000000
+_x32_abi: bool | None = None
+
+
+def host_has_x32_abi() -> bool:
+    """Whether the host kernel serves x32 calls (CONFIG_X86_X32_ABI, and on Debian
+    syscall.x32=y): an x32 getpid() answers; without x32, do_syscall_64() gives it
+    sys_ni_syscall's -ENOSYS. Asked once per process."""
+    global _x32_abi
+    if _x32_abi is None:
+        _x32_abi = LIBC.syscall(ctypes.c_long(X32_SYSCALL_BIT | NR_GETPID)) >= 0
+    return _x32_abi

@@ -18,6 +18,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Callable
 
+from sysemu.abi.errno import ERESTARTSYS, Errno
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
 from sysemu.abi.socket import AF_INET, SOCK_STREAM
 from sysemu.kernel.sysctl import sysctl_get
@@ -211,6 +212,13 @@ class Sock:
 
     def __repr__(self) -> str:
         return f"<Sock {self.id} {self.state.name} :{self.num}->{self.dport}>"
+
+
+def sock_intr_errno(timeo: float | None) -> int:
+    """Linux: include/net/sock.h sock_intr_errno(): a socket wait that a signal interrupts
+    fails with EINTR when it had a timeout (SO_RCVTIMEO/SO_SNDTIMEO: such calls are never
+    restarted, signal(7)), else ERESTARTSYS (restarted under SA_RESTART)."""
+    return ERESTARTSYS if timeo is None else Errno.EINTR
 
 
 def sk_acceptq_is_full(sk: Sock) -> bool:
