@@ -58,6 +58,9 @@ def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
     listener = hinfo.lookup_listener(seg.daddr, seg.dport, seg.sport)
     if listener is not None:
         return tcp_v4_do_rcv(net, listener, seg)
+    if net.nf_queue is not None and seg.flags & F.SYN and not seg.flags & F.ACK \
+            and net.nf_queue(seg):
+        return          # queued to the host (an allowed host service: ipv4/portfwd.py)
     tcp_v4_send_reset(net, seg)
 
 
