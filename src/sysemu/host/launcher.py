@@ -1,7 +1,9 @@
 """`sysemu run`: the process layout around the program.
 
-    W  the CLI process: watchdog and child subreaper
+    W  the CLI process: watchdog and child subreaper; makes --publish's host listeners
     └─ S  the supervisor: subreaper, dies with W (PR_SET_PDEATHSIG)
+       ├─ the egress helper (host/portfwd.py, --allow-egress), no capabilities, forked
+       │  while S is still in the host's network namespace
        ├─ the socket factory (host/hostsock.py), no capabilities
        └─ C  the program, under the seccomp filter (and everything it starts); with
              containment (the default) C is sysemu's init, pid 1 of the sandbox's

@@ -31,21 +31,18 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import signal
 import socket
 import struct
 from typing import NamedTuple
 
 from sysemu.abi.inet import TcpState
-from sysemu.host.hostsock import drop_capabilities
-from sysemu.host.libc import LIBC, PR_SET_PDEATHSIG
+from sysemu.host.hostsock import SocketHelper
 from sysemu.host.pump import Pump
 from sysemu.net.faults import reset_connection
 from sysemu.net.ipv4.portfwd import EgressGate, forward_connect
 from sysemu.net.ipv4.route import INADDR_LOOPBACK
 
-REQUEST = struct.Struct("=i")       # index into the allowed list
-REPLY = struct.Struct("=i")         # 0 (a socket attached) or errno
+REQUEST = struct.Struct("=i")       # the egress helper's: an index into the allowed list
 LINGER_RESET = struct.pack("ii", 1, 0)
 
 
@@ -336,64 +333,27 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
-class EgressHelper:
+class EgressHelper(SocketHelper):
     """S's end of the egress helper: a child forked in the host's network namespace, with
     no capabilities, that connects to the allowed services only (see the module
     docstring). `connect(i)` returns a host socket with a non-blocking connect to the
     i-th service in progress (or done); OSError with the errno of an immediate failure."""
 
     def __init__(self, allowed: list[Egress]):
-        ours, theirs = socket.socketpair(socket.AF_UNIX,
-                                         socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                ours.close()
-                _serve(theirs, allowed)
-            finally:
-                os._exit(0)
-        theirs.close()
-        self.sock, self.pid = ours, pid
+        super().__init__(lambda index: _connect(allowed, index), REQUEST)
 
     def connect(self, index: int) -> socket.socket:
-        self.sock.send(REQUEST.pack(index))
-        msg, fds, _flags, _addr = socket.recv_fds(self.sock, REPLY.size, 1)
-        if not fds:
-            err = REPLY.unpack(msg)[0] if len(msg) == REPLY.size else errno.EIO
-            raise OSError(err, os.strerror(err))
-        return socket.socket(fileno=fds[0])
-
-    def close(self) -> None:
-        self.sock.close()
+        return socket.socket(fileno=self.ask(index))
 
 
-def _serve(sock: socket.socket, allowed: list[Egress]) -> None:
-    libc = LIBC
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    keep = sock.fileno()
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 20)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_IGN)     # the supervisor's to end, with the sandbox
-    drop_capabilities(libc)
-    while True:
-        try:
-            request = sock.recv(REQUEST.size)
-        except InterruptedError:
-            continue
-        if len(request) != REQUEST.size:
-            return
-        index = REQUEST.unpack(request)[0]
-        if not 0 <= index < len(allowed):
-            sock.send(REPLY.pack(errno.EACCES))
-            continue
-        host, port = allowed[index]
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        err = s.connect_ex((host, port))
-        if err not in (0, errno.EINPROGRESS):
-            s.close()
-            sock.send(REPLY.pack(err))
-            continue
-        socket.send_fds(sock, [REPLY.pack(0)], [s.fileno()])
+def _connect(allowed: list[Egress], index: int) -> int:
+    """In the helper: start connecting to the index-th allowed service."""
+    if not 0 <= index < len(allowed):
+        return -errno.EACCES
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    err = s.connect_ex(tuple(allowed[index]))
+    if err not in (0, errno.EINPROGRESS):
         s.close()
+        return -err
+    return s.detach()

@@ -26,6 +26,9 @@ from sysemu.net.core import Segment
 LINKTYPE_RAW = 101
 WINDOW = 65535
 SNAPLEN = 262144
+# The most TCP payload one packet carries: an IPv4 total length is 16 bits (loopback's
+# MTU of 65536 allows it); larger reports are split into several segments.
+MAX_PAYLOAD = 65535 - 40
 
 Flow = tuple[bytes, int, bytes, int]
 
@@ -101,11 +104,14 @@ class PcapWriter:
         flow = _flow(sender)
         rev = _reverse(flow)
         sent = self._sent.get(flow, 0)
-        seq = (sender.isn + 1 + sent) & U32_MAX           # data starts after the SYN
         peer_next = (sender.rcv_nxt + self._sent.get(rev, 0)) & U32_MAX
-        self._write(now, *flow, seq, peer_next, TcpFlags.PSH | TcpFlags.ACK, payload)
-        self._sent[flow] = sent + len(payload)
-        self._write(now, *rev, peer_next, seq + len(payload), TcpFlags.ACK)
+        for start in range(0, len(payload), MAX_PAYLOAD):   # a Pump chunk is up to 256 KiB
+            piece = payload[start:start + MAX_PAYLOAD]
+            seq = (sender.isn + 1 + sent) & U32_MAX        # data starts after the SYN
+            self._write(now, *flow, seq, peer_next, TcpFlags.PSH | TcpFlags.ACK, piece)
+            sent += len(piece)
+        self._sent[flow] = sent
+        self._write(now, *rev, peer_next, sender.isn + 1 + sent, TcpFlags.ACK)
 
     def close(self) -> None:
         self._file.flush()
