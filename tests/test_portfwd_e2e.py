@@ -8,15 +8,19 @@ Loopback only, free ports, every server bounded by `timeout` and stopped by the 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 
 import dpkt
 import pytest
+
+from sysemu.host import control
 
 SANDBOX_PORT = 8000        # a port of the sandbox's own network: no clash with the host's
 TIMEOUT = 60
@@ -78,7 +82,12 @@ class Started:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, **kw)
 
-    def stop(self) -> tuple[str, str]:
+    def stop(self, wait: float = 0) -> tuple[str, str]:
+        """Its output, once it has ended (within `wait` seconds, or by SIGTERM)."""
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -143,19 +152,25 @@ def test_nothing_listening_inside_resets_the_host_client(sysemu_bin, env, tmp_pa
         wait_for(lambda: "idle" in subprocess.run(
             [str(sysemu_bin), "ps"], capture_output=True, text=True, env=env).stdout,
             "the sandbox")
-        with socket.create_connection(("127.0.0.1", host_port), timeout=20) as s:
+        for _ in range(2):      # and again: the listener stays
+            # (the reset may come before connect() returns, as curl's "Couldn't connect")
             with pytest.raises(ConnectionResetError):
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                s.recv(100)
-        # and again: the listener stays
-        with socket.create_connection(("127.0.0.1", host_port), timeout=20) as s:
-            with pytest.raises(ConnectionResetError):
-                s.recv(100)
+                with socket.create_connection(("127.0.0.1", host_port), timeout=20) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    s.recv(100)
     finally:
         sandbox.stop()
 
 
-def test_ss_shows_a_forwarded_connection(sysemu_bin, env, site):
+def host_socket_holders(port: int) -> set[int]:
+    """Pids of the host processes holding a TCP socket whose local port is `port`."""
+    out = subprocess.run(["ss", "-Htanp", f"sport = :{port}"], capture_output=True,
+                         text=True, timeout=TIMEOUT).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def test_ss_shows_a_forwarded_connection(sysemu_bin, env, site, monkeypatch):
+    need("ss")
     host_port = free_port()
     inside = http_server(site, SANDBOX_PORT, sysemu_bin, env, [f"{host_port}:{SANDBOX_PORT}"],
                          sandbox_id="seen")
@@ -168,11 +183,85 @@ def test_ss_shows_a_forwarded_connection(sysemu_bin, env, site):
                                      ss(sysemu_bin, env, "seen").splitlines()[1:]
                                      if str(me) in line and "ESTAB" in line] or None,
                             "the forwarded connection in ss", 10)
+            # on the host, the listener and the connection are the supervisor's alone
+            monkeypatch.setenv("SYSEMU_CONTROL_DIR", env["SYSEMU_CONTROL_DIR"])
+            info = control.request(control.find_sandbox("seen"), {"op": "info"})
+            assert host_socket_holders(host_port) == {info["supervisor"]}
+            assert info["pid"] != info["supervisor"]
     finally:
         inside.stop()
     pairs = {(r[3], r[4]) for r in rows}
     assert (f"127.0.0.1:{me}", f"127.0.0.1:{SANDBOX_PORT}") in pairs, rows
     assert (f"127.0.0.1:{SANDBOX_PORT}", f"127.0.0.1:{me}") in pairs, rows
+
+
+RESET_SERVER_PY = r"""
+import socket, struct, sys
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen(8)
+l.settimeout(40)
+c, _ = l.accept()                       # 1: we reset the client
+print("got", c.recv(5), flush=True)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+c, _ = l.accept()                       # 2: the client resets us
+c.settimeout(20)
+try:
+    print("got", c.recv(5), flush=True)
+    print("then", c.recv(5), flush=True)
+except OSError as exc:
+    print("error", exc.errno, flush=True)
+"""
+
+
+RESET_CLIENT_PY = r"""
+import socket, struct, sys, time
+port = int(sys.argv[1])
+with socket.create_connection(("127.0.0.1", port), timeout=20) as s:   # 1: reset by it
+    s.sendall(b"hello")
+    try:
+        print("read", s.recv(100))
+    except OSError as exc:
+        print("error", exc.errno)
+s = socket.create_connection(("127.0.0.1", port), timeout=20)          # 2: we reset it
+s.sendall(b"bye!!")
+time.sleep(0.5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+"""
+WANT_CLIENT = "error 104\n"
+WANT_SERVER = "got b'hello'\ngot b'bye!!'\nerror 104\n"
+
+
+def reset_exchange(port: int, *sysemu_run) -> str:
+    """The client's half (natively, or under `sysemu_run`): what it saw of the server's
+    reset; then it resets the server."""
+    return subprocess.run([*sysemu_run, sys.executable, "-c", RESET_CLIENT_PY, str(port)],
+                          capture_output=True, text=True, timeout=TIMEOUT).stdout
+
+
+def test_resets_cross_a_published_port_both_ways(sysemu_bin, env):
+    argv = ["timeout", str(TIMEOUT), sys.executable, "-c", RESET_SERVER_PY]
+    port = free_port()
+    native = Started(argv + [str(port)])
+    try:
+        wait_for(lambda: host_socket_holders(port), "the native server")
+        want = reset_exchange(port)
+    finally:
+        want_out, _ = native.stop(wait=20)          # it ends after the second client
+    host_port = free_port()
+    inside = Started([str(sysemu_bin), "run", "--id", "rst", "--publish",
+                      f"{host_port}:{SANDBOX_PORT}", "--"] + argv + [str(SANDBOX_PORT)],
+                     env=env)
+    try:
+        wait_for(lambda: "LISTEN" in ss(sysemu_bin, env, "rst", "-l"), "the server inside")
+        got = reset_exchange(host_port)
+    finally:
+        got_out, err = inside.stop(wait=20)
+    assert (want, want_out) == (WANT_CLIENT, WANT_SERVER)
+    assert (got, got_out) == (want, want_out), err
 
 
 # -- egress -------------------------------------------------------------------------------
@@ -242,6 +331,19 @@ def test_an_allowed_service_that_is_down_is_refused(sysemu_bin, env):
     inside = run_inside(sysemu_bin, env, argv, "--allow-egress", f"127.0.0.1:{port}")
     assert native.stdout == "connect 111\n"
     assert inside.stdout == native.stdout, inside.stderr
+
+
+def test_resets_cross_an_allowed_egress_both_ways(sysemu_bin, env):
+    port = free_port()
+    server = Started(["timeout", str(TIMEOUT), sys.executable, "-c", RESET_SERVER_PY,
+                      str(port)])
+    try:
+        wait_for(lambda: host_socket_holders(port), "the host server")
+        got = reset_exchange(port, str(sysemu_bin), "run", "--allow-egress",
+                             f"127.0.0.1:{port}", "--")
+    finally:
+        got_out, _ = server.stop(wait=20)
+    assert (got, got_out) == (WANT_CLIENT, WANT_SERVER)
 
 
 # -- the command line --------------------------------------------------------------------------

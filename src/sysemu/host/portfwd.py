@@ -236,7 +236,7 @@ class PortForwarding:
             return
         link = self.pump.join(sk, conn.detach(), child, child_kept)
         self.pump.host_fds.add(link.client_fd)
-        self.ours[link] = sk
+        self._hold(link, sk)
 
     # -- allowed host services ----------------------------------------------------------------
     def _egress_syn(self, key, addr: bytes, port: int) -> None:
@@ -286,19 +286,37 @@ class PortForwarding:
             return
         link = self.pump.join(client, kept, child, hsock.detach())
         self.pump.host_fds.add(link.child_fd)
-        self.ours[link] = child
+        self._hold(link, child)
         self.glue.placeholders.watch_hangup(kept, client)
 
     # -- both --------------------------------------------------------------------------------
+    def _hold(self, link, sk) -> None:
+        """`sk` is the model's end of the host connection in `link`. A RST that reaches it
+        in the model (the program closed with SO_LINGER 0, or unread data) resets the
+        host connection too: the bytes still in flight are dropped, as an abort drops
+        them."""
+        self.ours[link] = sk
+
+        def woken() -> None:
+            if link.closed:
+                return
+            if sk.state == TcpState.TCP_CLOSE and sk.sk_err in (errno.ECONNRESET,
+                                                                 errno.EPIPE):
+                link.reset()
+                return
+            sk.wait.add(woken)
+        sk.wait.add(woken)
+
     def _link_closed(self, link) -> None:
         """A forwarded connection's bytes are done: the end sysemu held (the forwarded
-        client, or the service's end) closes in the model, or is reset with the other."""
+        client, or the service's end) closes in the model, or is reset with the other
+        (unless the model's connection is reset already)."""
         sk = self.ours.pop(link, None)
         self.pump.host_fds.discard(link.client_fd)
         self.pump.host_fds.discard(link.child_fd)
         if sk is None:
             return
-        if link.was_reset:
+        if link.was_reset and sk.state != TcpState.TCP_CLOSE:
             reset_connection(self.net, link.client_sock, link.child_sock)
         self.net.release(sk)
 
