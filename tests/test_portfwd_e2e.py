@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -21,6 +20,7 @@ import dpkt
 import pytest
 
 from sysemu.host import control
+from test_e2e_programs import free_port, need
 
 SANDBOX_PORT = 8000        # a port of the sandbox's own network: no clash with the host's
 TIMEOUT = 60
@@ -41,18 +41,6 @@ for cmd in (b"PING", b"SET portfwd yes", b"GET portfwd", b"DEL portfwd"):
         line = f.readline()
     print(cmd.decode(), "->", line.decode().strip())
 """
-
-
-def need(*programs: str) -> None:
-    missing = [p for p in programs if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -120,7 +108,7 @@ def curl(port: int, path: str = "/index.html") -> subprocess.CompletedProcess:
 
 
 def test_curl_from_the_host_reaches_a_server_inside(sysemu_bin, env, site):
-    need("curl")
+    need("curl", package="curl")
     native_port = free_port()
     native = http_server(site, native_port)
     try:
@@ -170,7 +158,7 @@ def host_socket_holders(port: int) -> set[int]:
 
 
 def test_ss_shows_a_forwarded_connection(sysemu_bin, env, site, monkeypatch):
-    need("ss")
+    need("ss", package="iproute2")
     host_port = free_port()
     inside = http_server(site, SANDBOX_PORT, sysemu_bin, env, [f"{host_port}:{SANDBOX_PORT}"],
                          sandbox_id="seen")
@@ -268,7 +256,8 @@ def test_resets_cross_a_published_port_both_ways(sysemu_bin, env):
 
 @pytest.fixture
 def redis(tmp_path):
-    need("redis-server", "redis-cli")
+    need("redis-server", package="redis-server")
+    need("redis-cli", package="redis-tools")
     port = free_port()
     srv = Started(["timeout", str(TIMEOUT * 2), "redis-server", "--port", str(port), "--bind",
                    "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)])
