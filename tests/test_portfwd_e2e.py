@@ -19,6 +19,7 @@ import time
 import dpkt
 import pytest
 
+from sysemu.api import Sandbox
 from sysemu.host import control
 from test_e2e_programs import free_port, need
 
@@ -333,6 +334,21 @@ def test_resets_cross_an_allowed_egress_both_ways(sysemu_bin, env):
     finally:
         got_out, _ = server.stop(wait=20)
     assert (got, got_out) == (WANT_CLIENT, WANT_SERVER)
+
+
+def test_the_python_api_publishes_and_allows(site, redis, env, monkeypatch):
+    need("curl", package="curl")
+    monkeypatch.setenv("SYSEMU_CONTROL_DIR", env["SYSEMU_CONTROL_DIR"])
+    host_port = free_port()
+    with Sandbox(publish=[f"{host_port}:{SANDBOX_PORT}"],
+                 allow_egress=[f"127.0.0.1:{redis}"]) as sb:
+        sb.spawn([sys.executable, "-m", "http.server", str(SANDBOX_PORT), "--bind",
+                  "127.0.0.1", "--directory", str(site)])
+        sb.wait_listening(SANDBOX_PORT)
+        got = curl(host_port)
+        pong = sb.run(["redis-cli", "-p", str(redis), "ping"])
+    assert (got.returncode, got.stdout) == (0, (site / "index.html").read_bytes())
+    assert pong.stdout == "PONG\n"
 
 
 # -- the command line --------------------------------------------------------------------------
