@@ -146,3 +146,12 @@ def test_a_listener_inside_wins_over_the_host_service(env):
     c = env.socket()
     assert env.connect(c, "127.0.0.1", 6379) == 0
     assert host.syns == [] and env.accept(lfd)[0] >= 0
+
+
+def test_forwarded_client_from_another_host_address(env):
+    """--publish 0.0.0.0:...: a client of another host shows with its own address."""
+    lfd, port = env.server(host="0.0.0.0")
+    sk = forward_connect(env.net, socket.inet_aton("192.0.2.7"), 40000, LO, port)
+    assert sk.state == TcpState.TCP_ESTABLISHED
+    fd, peer = env.accept(lfd)
+    assert peer == ("192.0.2.7", 40000) and env.getname(fd) == ("127.0.0.1", port)

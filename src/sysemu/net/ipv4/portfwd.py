@@ -16,7 +16,7 @@ Linux has no one file for this; the two halves behave as a host's netfilter woul
   listener that stands for the service (the handshake completes, the child is the
   service's end of the connection), `refuse()` answers it with the RST the host got
   (ECONNREFUSED), `fail(errno)` ends the connect with the error the host saw, as an
-  ICMP error does in SYN_SENT (tcp_v4_err()).
+  ICMP error does in SYN_SENT (tcp_ipv4.py tcp_v4_err()).
 
 sysemu: neither end made here is a program's: they hold no port in the bind table (a
 DNAT'd or proxied connection owns no port of the namespace it reaches), only their
@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Callable
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import INADDR_ANY, IPPROTO_TCP, TcpState
 from sysemu.abi.socket import AF_INET
+from sysemu.kernel.errors import SyscallError
 from sysemu.net.core import Sock, mapped
 from sysemu.net.ipv4.inet_hashtables import InetBindBucket, inet_hash_connect
 from sysemu.net.ipv4.request_sock import RequestSockQueue, reqsk_queue_remove
-from sysemu.net.ipv4.tcp import tcp_connect_failed
-from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_do_rcv, tcp_v4_init_sock, tcp_v4_send_reset
+from sysemu.net.ipv4.tcp_ipv4 import (tcp_v4_do_rcv, tcp_v4_err, tcp_v4_init_sock,
+                                      tcp_v4_send_reset)
 from sysemu.net.ipv4.tcp_output import tcp_connect
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ Key = tuple[bytes, int, bytes, int]         # (saddr, sport, daddr, dport), wire
 
 def forward_connect(net: "Net", saddr: bytes, sport: int, daddr: bytes, dport: int) -> Sock:
     """A connection from outside arriving at daddr:dport (4-byte IPv4 addresses) from
-    saddr:sport: the client's Sock, in SYN_SENT, its SYN sent. Its wait queue wakes when
-    it is established (state ESTABLISHED, `peer` the server's child once linked) or
-    failed (state CLOSE, sk_err). If a socket inside already uses that 4-tuple, the
+    saddr:sport: the client's Sock, its SYN sent (with no link delay the answer is in
+    already: look at its state first). Its wait queue wakes when it is established
+    (ESTABLISHED, `peer` the server's child once linked) or failed (CLOSE, sk_err). If a socket inside already uses that 4-tuple, the
     client takes an ephemeral port instead (as NAT picks another source port).
     The caller holds it as a program holds a file: net.release(sk) when done."""
     sk = Sock(net, AF_INET, IPPROTO_TCP)
@@ -60,20 +61,11 @@ def forward_connect(net: "Net", saddr: bytes, sport: int, daddr: bytes, dport: i
         sk.num = 0
         try:
             inet_hash_connect(net, sk)
-        except Exception:
+        except SyscallError:               # EADDRNOTAVAIL: no port left
             net.socks.discard(sk)
             raise
     tcp_connect(net, sk)
     return sk
-
-
-def tcp_v4_err(net: "Net", sk: Sock, err: int) -> None:
-    """Linux: tcp_v4_err() for a sock in SYN_SENT: a hard ICMP error (host or network
-    unreachable ...) or a timeout ends the connect with `err`."""
-    if sk.state != S.TCP_SYN_SENT:
-        return
-    sk.sk_err = err
-    tcp_connect_failed(net, sk)
 
 
 class EgressGate:
