@@ -9,6 +9,7 @@ import pytest
 
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.socket import AF_INET, SO_ERROR, SOCK_NONBLOCK, SOL_SOCKET
+from sysemu.net.core import mapped
 from sysemu.net.ipv4.portfwd import EgressGate, forward_connect
 from sysemu.observe.ss import snapshot
 from test_net_helpers import BLOCK, E, Env
@@ -155,3 +156,19 @@ def test_forwarded_client_from_another_host_address(env):
     assert sk.state == TcpState.TCP_ESTABLISHED
     fd, peer = env.accept(lfd)
     assert peer == ("192.0.2.7", 40000) and env.getname(fd) == ("127.0.0.1", port)
+
+
+def test_forwarded_client_avoids_the_servers_time_wait(env):
+    """The server closed first: its end sits in TIME_WAIT; the host may reuse the port at
+    once (its own TIME_WAIT is on sysemu's socket); the next client takes another port
+    instead of meeting that TIME_WAIT."""
+    lfd, port = env.server()
+    first = forward_connect(env.net, *HOST_CLIENT, LO, port)
+    fd, _ = env.accept(lfd)
+    env.close(fd)                                   # the server closes first
+    env.net.release(first)
+    env.advance(1.0)
+    assert env.net.hashinfo.lookup_established(mapped(LO), port, mapped(HOST_CLIENT[0]),
+                                               HOST_CLIENT[1]).state == TcpState.TCP_TIME_WAIT
+    again = forward_connect(env.net, *HOST_CLIENT, LO, port)
+    assert again.state == TcpState.TCP_ESTABLISHED and again.num != HOST_CLIENT[1]

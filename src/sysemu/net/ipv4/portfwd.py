@@ -32,7 +32,7 @@ from sysemu.abi.inet import INADDR_ANY, IPPROTO_TCP, TcpState
 from sysemu.abi.socket import AF_INET
 from sysemu.kernel.errors import SyscallError
 from sysemu.net.core import Sock, mapped
-from sysemu.net.ipv4.inet_hashtables import InetBindBucket, inet_hash_connect
+from sysemu.net.ipv4.inet_hashtables import InetBindBucket, inet_get_local_port_range
 from sysemu.net.ipv4.request_sock import RequestSockQueue, reqsk_queue_remove
 from sysemu.net.ipv4.tcp_ipv4 import (tcp_v4_do_rcv, tcp_v4_err, tcp_v4_init_sock,
                                       tcp_v4_send_reset)
@@ -49,23 +49,42 @@ def forward_connect(net: "Net", saddr: bytes, sport: int, daddr: bytes, dport: i
     """A connection from outside arriving at daddr:dport (4-byte IPv4 addresses) from
     saddr:sport: the client's Sock, its SYN sent (with no link delay the answer is in
     already: look at its state first). Its wait queue wakes when it is established
-    (ESTABLISHED, `peer` the server's child once linked) or failed (CLOSE, sk_err). If a socket inside already uses that 4-tuple, the
-    client takes an ephemeral port instead (as NAT picks another source port).
+    (ESTABLISHED, `peer` the server's child once linked) or failed (CLOSE, sk_err).
     The caller holds it as a program holds a file: net.release(sk) when done."""
     sk = Sock(net, AF_INET, IPPROTO_TCP)
     tcp_v4_init_sock(sk)
+    sk.rcv_saddr, sk.daddr, sk.dport = saddr, daddr, dport
+    sk.num = sport if sport and _tuple_free(net, sk, sport) else _nat_port(net, sk)
+    net.hashinfo.ehash_insert(sk)
     net.socks.add(sk)
-    sk.rcv_saddr, sk.num = saddr, sport
-    sk.daddr, sk.dport = daddr, dport
-    if not sport or not net.hashinfo.ehash_insert(sk):
-        sk.num = 0
-        try:
-            inet_hash_connect(net, sk)
-        except SyscallError:               # EADDRNOTAVAIL: no port left
-            net.socks.discard(sk)
-            raise
     tcp_connect(net, sk)
     return sk
+
+
+def _tuple_free(net: "Net", sk: Sock, port: int) -> bool:
+    """Neither end of sk's 4-tuple with local port `port` is in use inside: not the
+    client's (a socket inside connected from that port), nor the server's (its end of an
+    earlier connection, in TIME_WAIT: the host lets a client reuse its port at once, its
+    own TIME_WAIT being on sysemu's side of the host connection)."""
+    local, remote = sk.wire_local(), sk.wire_remote()
+    ehash = net.hashinfo.ehash
+    return (local, port, remote, sk.dport) not in ehash and \
+        (remote, sk.dport, local, port) not in ehash
+
+
+def _nat_port(net: "Net", sk: Sock) -> int:
+    """Another source port when the host client's clashes, as NAT picks one (Linux:
+    nf_nat_used_tuple() then a search of the range): from ip_local_port_range, without
+    a bind bucket (a NAT'd connection owns no port of the namespace). EADDRNOTAVAIL if
+    none is free."""
+    low, high = inet_get_local_port_range(net)
+    size = high - low + 1
+    offset = net.kernel.rng.randrange(size)
+    for i in range(size):
+        port = low + (offset + i) % size
+        if _tuple_free(net, sk, port):
+            return port
+    raise SyscallError(Errno.EADDRNOTAVAIL)
 
 
 class EgressGate:
