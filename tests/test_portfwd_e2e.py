@@ -253,6 +253,27 @@ def test_resets_cross_a_published_port_both_ways(sysemu_bin, env):
     assert (got, got_out) == (want, want_out), err
 
 
+def test_a_data_fault_applies_to_a_published_port(sysemu_bin, env, site):
+    """--fault rst-after:port=P:bytes=N on the server's port: the host client's first N
+    bytes reach the server, then both ends see a reset."""
+    host_port = free_port()
+    argv = ["timeout", str(TIMEOUT), sys.executable, "-m", "http.server", str(SANDBOX_PORT),
+            "--bind", "127.0.0.1", "--directory", str(site)]
+    inside = Started([str(sysemu_bin), "run", "--id", "fault", "--fault",
+                      f"rst-after:port={SANDBOX_PORT}:bytes=10", "--publish",
+                      f"{host_port}:{SANDBOX_PORT}", "--"] + argv, env=env)
+    try:
+        wait_for(lambda: "LISTEN" in ss(sysemu_bin, env, "fault", "-l"), "the server inside")
+        with pytest.raises(ConnectionResetError):
+            with socket.create_connection(("127.0.0.1", host_port), timeout=20) as s:
+                s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                s.recv(100)
+    finally:
+        _, err = inside.stop()
+    # the server's side of the reset (its traceback may be cut short by our SIGTERM)
+    assert "Exception occurred during processing of request" in err, err
+
+
 # -- egress -------------------------------------------------------------------------------
 
 @pytest.fixture

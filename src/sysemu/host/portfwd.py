@@ -24,7 +24,8 @@ connections are made before the supervisor leaves the host's namespace:
   with that errno. A connect to anything else behaves as without the option.
 
 Both kinds are the model's sockets (`sysemu ss` shows them) and their bytes go through a
-Pump (`--pcap` records them). The program never holds a host socket.
+Pump of their own (`--pcap` records them; latency and rst-after faults on the server's
+port apply). The program never holds a host socket.
 """
 from __future__ import annotations
 
@@ -165,7 +166,9 @@ class PortForwarding:
         self.net = kernel.net
         self.glue = kernel.host
         writer = getattr(supervisor, "pcap", None)
+        data_pump = getattr(supervisor, "pump", None)     # --pcap / data faults (observe)
         self.pump = _Pump(supervisor.reactor, on_data=writer.data if writer else None,
+                          faults=data_pump.faults if data_pump is not None else None,
                           on_close=self._link_closed, log=supervisor.log,
                           program_end=self.glue.program_end)
         for pub, lsock in self.listeners:
