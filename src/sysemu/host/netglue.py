@@ -84,6 +84,9 @@ class NetGlue(HostHooks):
         self.pump: Pump | None = None
         self.socket_factory = None
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
+        # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
+        # published port: host/portfwd.py), which takes the accepted child's kept end
+        self.outside: dict = {}
         placeholders.on_release = self._release_model
 
     def use_pump(self, pump: Pump) -> None:
@@ -103,7 +106,8 @@ class NetGlue(HostHooks):
             return
         if sock.peer is not None and getattr(sock, "parent", None) is not None:
             self._accepting(sock.parent)
-            if self.pump is not None:           # the Pump moves the bytes: a pair of its own
+            if self.pump is not None or sock.peer in self.outside:
+                # the Pump moves the bytes: a pair of its own
                 ph = phs.new(file, "socket", file.nonblocking)
                 ph.on_installed = lambda ok, ph=ph, sock=sock: self._pumped(ph, sock, ok)
                 return
@@ -399,21 +403,35 @@ class NetGlue(HostHooks):
             self.listen_queue_changed(child.parent)
             return
         client = child.peer
-        kept = phs.orphan_kept.pop(child, None)
-        if kept is None:
-            cph = phs.of_sock(client) if client is not None else None
-            if cph is None or cph.kept_fd is None:
+        outside = self.outside.pop(client, None)
+        kept = phs.orphan_kept.pop(child, None) if outside is None else None
+        if kept is None and outside is None:
+            kept = self.take_kept(client)
+            if kept is None:
                 phs.watch(ph, self._kept_event)
                 return
-            phs.unwatch(cph)
-            kept, cph.kept_fd = cph.kept_fd, None
-            phs.hand_off(cph, client)
         phs.unwatch(ph)
         child_kept, ph.kept_fd = ph.kept_fd, None
         phs.hand_off(ph, child)
+        if outside is not None:
+            outside(child, child_kept)
+            phs.watch_hangup(child_kept, child)
+            return
         self.pump.join(client, kept, child, child_kept)
         for sock, fd in ((client, kept), (child, child_kept)):
             phs.watch_hangup(fd, sock)
+
+    def take_kept(self, sock) -> int | None:
+        """Take a connected socket's kept end from its placeholder, for a Pump to move
+        its bytes (the placeholder then counts as handed off); None if there is none."""
+        phs = self.placeholders
+        ph = phs.of_sock(sock) if sock is not None else None
+        if ph is None or ph.kept_fd is None:
+            return None
+        phs.unwatch(ph)
+        kept, ph.kept_fd = ph.kept_fd, None
+        phs.hand_off(ph, sock)
+        return kept
 
     def _take_client_kept(self, child) -> int | None:
         kept = self.placeholders.orphan_kept.get(child)

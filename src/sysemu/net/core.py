@@ -233,7 +233,9 @@ class Net:
     delivers goes to (tcp_v4_rcv). mib: Linux counter name -> count (TcpExt and Tcp
     names, "CurrEstab" computed). wire: callables given every Segment the virtual wire
     carries (pcap, tracing). link_delay: one-way delay of loopback in seconds (0:
-    delivered at once); drop: a predicate, True drops a segment (fault injection)."""
+    delivered at once); drop: a predicate, True drops a segment (fault injection);
+    nf_queue: a predicate given each SYN no socket owns, True takes it (as an NFQUEUE rule
+    hands a packet to user space; net/ipv4/portfwd.py)."""
 
     MIB_NAMES = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies",
                  "TCPTimeouts", "TCPAbortOnData", "TCPAbortOnClose", "TCPAbortOnLinger",
@@ -251,6 +253,7 @@ class Net:
         self.wire: list[Callable[[Segment], None]] = []
         self.link_delay = 0.0
         self.drop: Callable[[Segment], bool] | None = None
+        self.nf_queue: Callable[[Segment], bool] | None = None
         self._timers: list[tuple[float, int, Timer]] = []   # (deadline, seq, timer) heap
         self._seq = itertools.count()
         self._rx: deque[Segment] = deque()

@@ -113,18 +113,18 @@ class PcapWriter:
         flow = self._flow_of(sender, receiver)
         rev = _reverse(flow)
         sent = self._sent.get(flow, 0)
-        seq = (sender.isn + 1 + sent) & U32_MAX           # data starts after the SYN
         peer_next = (sender.rcv_nxt + self._sent.get(rev, 0)) & U32_MAX
+        seq = (sender.isn + 1 + sent) & U32_MAX           # data starts after the SYN
         mss = MSS_V4 if flow[0][:12] == V4MAPPED_PREFIX and flow[2][:12] == V4MAPPED_PREFIX \
             else MSS_V6
         view = memoryview(payload)
         for start in range(0, len(payload), mss):
             part = view[start:start + mss]
             last = start + mss >= len(payload)
-            self._write(now, *flow, seq + start, peer_next,
+            self._write(now, *flow, (seq + start) & U32_MAX, peer_next,
                         TcpFlags.PSH | TcpFlags.ACK if last else TcpFlags.ACK, bytes(part))
         self._sent[flow] = sent + len(payload)
-        self._write(now, *rev, peer_next, seq + len(payload), TcpFlags.ACK)
+        self._write(now, *rev, peer_next, (seq + len(payload)) & U32_MAX, TcpFlags.ACK)
 
     def _flow_of(self, sender, receiver) -> Flow:
         """The sender's 4-tuple, remembered (for both ends) the first time it is known."""
