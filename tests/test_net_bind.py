@@ -47,6 +47,18 @@ def test_bind_privileged_with_capability():
     assert env2.bind(env2.socket(), "127.0.0.1", 79) == -E.EACCES
 
 
+def test_capabilities_read_at_each_check():
+    """Linux checks the credentials at the time of the call: with read_caps the task's
+    capabilities are asked again at each bind (a program may drop them after start)."""
+    env = Env()
+    current = {CAP_NET_BIND_SERVICE}
+    env.task.read_caps = lambda: frozenset(current)
+    assert env.bind(env.socket(), "127.0.0.1", 80) == 0
+    current.clear()                                   # setresuid(nobody) clears CapEff
+    assert env.bind(env.socket(), "127.0.0.1", 81) == -E.EACCES
+    assert env.bind(env.socket(), "127.0.0.1", 1024) == 0
+
+
 def test_bind6_checks(env):
     s = env.socket(AF_INET6)
     assert env.bind(s, "::1", 0, addrlen=23) == -E.EINVAL

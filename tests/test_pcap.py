@@ -163,3 +163,23 @@ def test_tshark_reads_the_capture(tmp_path):
     # tshark's TCP analysis finds nothing wrong: no "previous segment not captured",
     # "out-of-order", "retransmission", "ACKed unseen segment" ...
     assert not any(l[7] for l in lines), [l[7] for l in lines]
+
+
+def test_a_chunk_larger_than_a_packet_is_split(tmp_path):
+    """The Pump reports up to 256 KiB at once: one IP packet holds at most 64 KiB."""
+    env = Env()
+    path = tmp_path / "big.pcap"
+    writer = open_pcap(str(path), clock=env.clock)
+    env.net.wire.append(writer.segment)
+    lfd, port = env.server()
+    c = env.socket()
+    assert env.connect(c, "127.0.0.1", port) == 0
+    a, _ = env.accept(lfd)
+    payload = bytes(range(256)) * 1024                  # 256 KiB
+    writer.data(env.sk(a), env.sk(c), payload)
+    writer.close()
+    data = [ip.data for _, ip, _ in read_pcap(path) if ip.data.sport == port and ip.data.data]
+    assert len(data) == 5 and b"".join(t.data for t in data) == payload
+    assert all(b.seq == a.seq + len(a.data) for a, b in zip(data, data[1:]))
+    ack = [ip.data for _, ip, _ in read_pcap(path) if ip.data.dport == port][-1]
+    assert ack.ack == (data[-1].seq + len(data[-1].data)) & 0xFFFFFFFF

@@ -137,6 +137,34 @@ def add_seed(parser: argparse.ArgumentParser) -> None:
                              "default: a random secret per run")
 
 
+def add_forward_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--publish", metavar="[HOST_IP:]HOST_PORT:SANDBOX_PORT",
+                        action="append", default=[],
+                        help="forward a host port (on 127.0.0.1 unless HOST_IP) to a "
+                             "server inside, as docker run -p (repeatable)")
+    parser.add_argument("--allow-egress", metavar="HOST:PORT", action="append", default=[],
+                        help="let the program connect to this host service (HOST on "
+                             "127.0.0.0/8), through sysemu (repeatable)")
+
+
+def check_forward_options(args: argparse.Namespace, prog: str):
+    """The PortForwarding of --publish/--allow-egress (None if none given), or False
+    after printing one line about the first bad value."""
+    from sysemu.host.portfwd import PortForwarding, SpecError, parse_egress, parse_publish
+    parsed: dict[str, list] = {"--publish": [], "--allow-egress": []}
+    for option, specs, parse in (("--publish", args.publish, parse_publish),
+                                 ("--allow-egress", args.allow_egress, parse_egress)):
+        for spec in specs:
+            try:
+                parsed[option].append(parse(spec))
+            except SpecError as exc:
+                print(f"{prog}: {option} {exc}", file=sys.stderr)
+                return False
+    publish, egress = parsed["--publish"], parsed["--allow-egress"]
+    forwarding = PortForwarding(publish, egress)
+    return forwarding if forwarding else None
+
+
 def add_contain_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-contain", action="store_true",
                         help="no namespaces around the program (user, network, PID, mount, "
@@ -164,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="say how sysemu serves the program (the listener's wake-up mode)")
     add_trace_options(run)
     add_contain_option(run)
+    add_forward_options(run)
     from sysemu.observe.cli import add_run_options
     add_run_options(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
@@ -179,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="[trace=]SET, inject=SPEC or fault=SPEC (strace's -e)")
     add_trace_options(trace)
     add_contain_option(trace)
+    add_forward_options(trace)
     trace.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     trace.set_defaults(func=cmd_trace)
 
@@ -213,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from sysemu.host.clock import MonotonicClock, host_random
     from sysemu.host.launcher import run
+    from sysemu.host.libc import host_has_x32_abi
     from sysemu.host.supervisor import unserved_logger
     from sysemu.kernel.task import Kernel
 
@@ -226,8 +257,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.trace_options = check_trace_options(args, sets, args.strace is not None, prog)
     if args.trace_options is None:
         return 2
+    forwarding = check_forward_options(args, prog)
+    if forwarding is False:
+        return 2
     load_handlers()
-    syscalls = Syscalls(args.policy, on_unserved=unserved_logger())
+    # Linux: CONFIG_X86_X32_ABI: follow the host kernel (without it x32 calls are ENOSYS).
+    syscalls = Syscalls(args.policy, x32_abi=host_has_x32_abi(),
+                        on_unserved=unserved_logger())
     kernel = Kernel(clock=MonotonicClock(), rng=host_random(args.seed))
     try:
         configure_kernel(kernel, args.sysctl)
@@ -235,7 +271,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sysemu run: --sysctl: {exc}", file=sys.stderr)
         return 2
     return run(argv, syscalls, kernel, setup=lambda sup: setup_supervisor(sup, args),
-               contain=not args.no_contain, allow_host_fd=args.allow_host_fd)
+               contain=not args.no_contain, allow_host_fd=args.allow_host_fd,
+               forwarding=forwarding)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -306,6 +307,57 @@ def bind_low_port():
         if last != "EADDRINUSE":
             break
     return {"root": os.geteuid() == 0, "bind_low_port": last}
+
+
+def _in_child(fn):
+    """fn() in a forked child; its JSON-able result (or exception text) back over a pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            out = fn()
+        except Exception as exc:
+            out = {"exception": f"{type(exc).__name__}: {exc}"}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+@scenario
+def bind_low_port_after_setuid():
+    # Linux checks CAP_NET_BIND_SERVICE at each bind: a program that starts as root and
+    # drops to an unprivileged user (setresuid clears the effective capabilities) is
+    # refused a port below ip_unprivileged_port_start from then on.
+    def child():
+        before = tcp()
+        low = None
+        for port in range(1023, 900, -1):
+            got = outcome(before.bind, (LOOP, port))
+            if got != "EADDRINUSE":
+                low = port
+                break
+        before.close()
+        nobody = 65534
+        try:
+            os.setresgid(nobody, nobody, nobody)
+            os.setresuid(nobody, nobody, nobody)
+        except OSError as exc:
+            return {"setresuid": errno.errorcode.get(exc.errno)}
+        after = tcp()
+        result = {"root_at_start": got, "after_setuid": outcome(after.bind, (LOOP, low)),
+                  "high_port_after_setuid": outcome(after.bind, (LOOP, 0))}
+        after.close()
+        return result
+    if os.geteuid() != 0:
+        return {"root": False}
+    return _in_child(child)
 
 
 # --- listen: backlog+1 and the somaxconn cap ---
@@ -763,6 +815,313 @@ def udp_stream_calls():
               "sockopts": {name: u.getsockopt(socket.SOL_SOCKET, getattr(socket, name))
                            for name in ("SO_TYPE", "SO_DOMAIN", "SO_PROTOCOL", "SO_ACCEPTCONN")}}
     u.close()
+    return result
+
+
+@scenario
+def listener_readiness_after_accept():
+    # tcp_poll on a listener: POLLIN exactly while the accept queue is non-empty
+    # (inet_csk_listen_poll); accept dequeues before it returns, so a poll right after
+    # the accept of the last connection finds nothing.
+    srv = listener(backlog=16)
+    addr = srv.getsockname()
+    result = {"fresh": wait_fd(srv.fileno(), select.POLLIN, 0)}
+    clients = [socket.create_connection(addr, timeout=5) for _ in range(2)]
+    result["two_queued"] = wait_fd(srv.fileno(), select.POLLIN, 2)
+    a1, _ = srv.accept()
+    result["one_left"] = wait_fd(srv.fileno(), select.POLLIN, 0)
+    a2, _ = srv.accept()
+    result["none_left"] = wait_fd(srv.fileno(), select.POLLIN, 0)
+    for s in clients + [a1, a2]:
+        s.close()
+    # One acceptor, sequential clients: poll, accept, poll again at once. A stale
+    # readiness would make an event-driven server's next accept fail with EAGAIN (or a
+    # blocking one hang).
+    srv.setblocking(False)
+    poller = select.poll()
+    poller.register(srv.fileno(), select.POLLIN)
+    stale = eagain = 0
+    for _ in range(200):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(addr)
+        if not wait_fd(srv.fileno(), select.POLLIN, 5) & select.POLLIN:
+            break
+        a = libc.accept(srv.fileno(), None, None)      # and poll at once, as C would
+        if poller.poll(0):
+            stale += 1
+            try:
+                srv.accept()[0].close()
+            except BlockingIOError:
+                eagain += 1
+        os.close(a)
+        c.close()
+    result["sequential_stale_readiness"] = stale
+    result["sequential_false_eagain"] = eagain
+    srv.close()
+    return result
+
+
+def _data_calls(s, prefix, skip=()):
+    """The data calls a program makes on a socket that is not connected, each in a child
+    with SIGPIPE at its default (so the signal shows as the child's death). The socket is
+    made non-blocking (Linux never waits here; a system that would must not hang)."""
+    s.setblocking(False)
+    src = os.open(__file__, os.O_RDONLY)
+    calls = {
+        "recv": lambda: s.recv(1, socket.MSG_DONTWAIT),
+        "read": lambda: os.read(s.fileno(), 1),
+        "send": lambda: s.send(b"x"),
+        "send_nosignal": lambda: s.send(b"x", socket.MSG_NOSIGNAL),
+        "write": lambda: os.write(s.fileno(), b"x"),
+        "sendfile": lambda: os.sendfile(s.fileno(), src, 0, 4),
+        "siocinq": lambda: struct.unpack("i", fcntl.ioctl(s, 0x541B, b"\0" * 4))[0],
+        "siocoutq": lambda: struct.unpack("i", fcntl.ioctl(s, 0x5411, b"\0" * 4))[0],
+    }
+    result = {}
+    for name, call in calls.items():
+        if name in skip:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            got = outcome(call)
+            os._exit({0: 0, "ENOTCONN": 10, "EPIPE": 11, "EAGAIN": 12, "EINVAL": 13}.get(
+                got, 99))
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            result[f"{prefix}_{name}"] = signal.Signals(os.WTERMSIG(status)).name
+        else:
+            code = os.WEXITSTATUS(status)
+            result[f"{prefix}_{name}"] = {0: 0, 10: "ENOTCONN", 11: "EPIPE", 12: "EAGAIN",
+                                          13: "EINVAL"}.get(code, code)
+    os.close(src)
+    return result
+
+
+def _poll_and_select(s, prefix):
+    fd = s.fileno()
+    r, w, x = select.select([fd], [fd], [fd], 0)
+    return {f"{prefix}_poll": wait_fd(fd, select.POLLIN | select.POLLOUT | select.POLLPRI, 0),
+            f"{prefix}_select": [len(r), len(w), len(x)]}
+
+
+@scenario
+def unconnected_socket_calls():
+    # A TCP socket that is neither connected nor listening: tcp_poll gives POLLOUT|POLLHUP
+    # (state CLOSE); tcp_recvmsg ENOTCONN; tcp_sendmsg EPIPE (sk_stream_wait_connect)
+    # and SIGPIPE unless MSG_NOSIGNAL; tcp_ioctl SIOCINQ 0. Fresh, bound, and after
+    # shutdown.
+    result = {}
+    fresh = tcp()
+    result.update(_poll_and_select(fresh, "fresh"))
+    result.update(_data_calls(fresh, "fresh"))
+    bound = tcp()
+    bound.bind((LOOP, 0))
+    result.update(_poll_and_select(bound, "bound"))
+    result.update(_data_calls(bound, "bound"))
+    fresh.setblocking(False)
+    result["nonblocking_recv"] = outcome(fresh.recv, 1)
+    result["shutdown"] = outcome(fresh.shutdown, socket.SHUT_RDWR)
+    fresh.close()
+    bound.close()
+    return result
+
+
+@scenario
+def listener_calls():
+    # A listener: inet_csk_listen_poll gives POLLIN only while a connection is queued and
+    # never POLLOUT; tcp_sendmsg EPIPE (+SIGPIPE); tcp_ioctl EINVAL; sendfile EPIPE.
+    srv = listener()
+    result = _poll_and_select(srv, "empty")
+    # sysemu: recv/read on a listener read its placeholder (README: Limitations); they
+    # are pinned apart in listener_recv.
+    result.update(_data_calls(srv, "listener", skip=("recv", "read")))
+    c = socket.create_connection(srv.getsockname(), timeout=5)
+    wait_fd(srv.fileno(), select.POLLIN, 2)
+    result.update(_poll_and_select(srv, "pending"))
+    result.update(_data_calls(srv, "pending", skip=("recv", "read")))
+    a, _ = srv.accept()
+    result.update(_poll_and_select(srv, "accepted"))
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
+def listener_recv():
+    # Linux: recv on a listener is ENOTCONN and leaves the queued connection's readiness.
+    srv = listener()
+    c = socket.create_connection(srv.getsockname(), timeout=5)
+    wait_fd(srv.fileno(), select.POLLIN, 2)
+    result = {"recv": outcome(srv.recv, 1, socket.MSG_DONTWAIT),
+              "still_readable": wait_fd(srv.fileno(), select.POLLIN, 0)}
+    c.close()
+    srv.close()
+    return result
+
+
+def _abort(s):
+    """close() with SO_LINGER {1, 0}: a RST instead of a FIN."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def _no_sigpipe():
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)     # Python's default; said here
+
+
+@scenario
+def shutdown_rd_keeps_data():
+    # tcp_shutdown() acts on SEND_SHUTDOWN only: after the reader's SHUT_RD the peer's
+    # sends still succeed and their bytes are read.
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {"shutdown": outcome(a.shutdown, socket.SHUT_RD),
+              "peer_send": outcome(c.send, b"hello")}
+    wait_fd(a.fileno(), select.POLLIN, 2)
+    result["recv"] = a.recv(10).decode()
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
+def shutdown_rd_empty_read():
+    # Linux: after SHUT_RD with nothing queued, recv returns 0 at once.
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.shutdown(socket.SHUT_RD)
+    result = {"recv": outcome(lambda: len(a.recv(10, socket.MSG_DONTWAIT)))}
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
+def linger_zero_close():
+    # SO_LINGER {1, 0}: close() sends a RST (tcp_disconnect); the peer reads ECONNRESET,
+    # then its send fails with EPIPE (the error was consumed, the socket is closed).
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    _abort(a)
+    ev = wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"pollin": bool(ev & select.POLLIN), "pollerr": bool(ev & select.POLLERR),
+              "recv": outcome(c.recv, 10), "send_after": outcome(c.send, b"x")}
+    # Turned on and off again: an ordinary close (FIN), the peer reads EOF.
+    c2, a2 = connected_pair(srv)
+    a2.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a2.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 0, 0))
+    a2.close()
+    result["recv_after_linger_off"] = outcome(lambda: len(c2.recv(10)))
+    for s in (c, c2, srv):
+        s.close()
+    return result
+
+
+@scenario
+def linger_zero_send_first():
+    # Linux: the peer's first call after the RST gets the error: a send fails ECONNRESET.
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    _abort(a)
+    wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"send": outcome(c.send, b"x")}
+    c.close()
+    srv.close()
+    return result
+
+
+@scenario
+def write_after_peer_close():
+    # Linux: after the peer closed, the first write succeeds (the peer answers with a
+    # RST) and the next fails with EPIPE.
+    _no_sigpipe()
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.close()
+    wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"send1": outcome(c.send, b"x")}
+    time.sleep(0.1)
+    result["send2"] = outcome(c.send, b"x")
+    c.close()
+    srv.close()
+    return result
+
+
+def _timeval(seconds):
+    return struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
+
+
+@scenario
+def signal_during_timed_accept():
+    # Linux: a socket wait with a timeout (SO_RCVTIMEO) that a signal interrupts fails
+    # with EINTR even under SA_RESTART (sock_intr_errno(); signal(7)); without a timeout
+    # it restarts (ERESTARTSYS) and goes on waiting. The accept is libc's (ctypes), so
+    # Python's own EINTR retry (PEP 475) does not hide the answer.
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append("handler"))
+    signal.siginterrupt(signal.SIGALRM, False)          # SA_RESTART
+    result = {}
+    srv = listener()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(5))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    result["timed_accept"] = c_outcome(libc.accept, srv.fileno(), None, None)
+    result["handler_ran"] = got == ["handler"]
+    # No timeout: the accept restarts and takes the connection that comes after the signal.
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0))
+    port = srv.getsockname()[1]
+
+    def late_client():
+        time.sleep(0.6)
+        c = socket.create_connection((LOOP, port), timeout=5)
+        time.sleep(0.5)
+        c.close()
+    t = threading.Thread(target=late_client)
+    t.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    fd = c_outcome(libc.accept, srv.fileno(), None, None)
+    result["untimed_accept_restarted"] = fd if isinstance(fd, str) else "fd"
+    result["handler_ran_twice"] = got == ["handler", "handler"]
+    if not isinstance(fd, str):
+        os.close(fd)
+    t.join()
+    # After the EINTR, the same accept again waits its full timeout (no second EINTR).
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.3))
+    result["next_timed_accept"] = c_outcome(libc.accept, srv.fileno(), None, None)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    srv.close()
+    return result
+
+
+@scenario
+def signal_during_timed_connect():
+    # A blocking connect with SO_SNDTIMEO to a listener whose queue is full waits (the SYN
+    # is dropped and retried); a signal ends it with EINTR (sock_intr_errno()).
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append("handler"))
+    signal.siginterrupt(signal.SIGALRM, False)
+    srv = listener(backlog=0)
+    addr = srv.getsockname()
+    fillers = []
+    for _ in range(2):                   # backlog 0 holds one; the next SYN is dropped
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(addr)
+        fillers.append(f)
+    time.sleep(0.3)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(5))
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    sa = struct.pack("HH4s8x", socket.AF_INET, socket.htons(addr[1]), socket.inet_aton(LOOP))
+    result = {"connect": c_outcome(libc.connect, c.fileno(), sa, len(sa)),
+              "handler_ran": got == ["handler"]}
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    for f in fillers + [c, srv]:
+        f.close()
     return result
 
 

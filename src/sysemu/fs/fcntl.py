@@ -1,10 +1,15 @@
-"""fcntl(F_SETFL) and ioctl(FIONBIO) on sysemu files: keep f_flags in step.
+"""fcntl(F_SETFL) and ioctl(FIONBIO) on sysemu files: keep f_flags in step; and
+ioctl(SIOCINQ/SIOCOUTQ) on sysemu sockets, where the placeholder's answer is not Linux's.
 
 Linux: fs/fcntl.c setfl(), fs/ioctl.c ioctl_fionbio(). The host owns the open file
 description of a placeholder, so O_NONBLOCK set by the program lands there natively; sysemu
 also needs it (accept and connect wait or fail with EAGAIN/EINPROGRESS by it). The filter
 traps only these two commands; sysemu records the new flags and lets the host run the call
 (HostPassthrough), so the placeholder's own flags change too.
+
+SIOCINQ (FIONREAD) and SIOCOUTQ are trapped too: a listener's placeholder holds a
+readiness token and filler bytes, where Linux's tcp_ioctl() answers EINVAL (net/socket.py
+sock_ioctl_queue); every other socket's placeholder answers as TCP would.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from sysemu.kernel.errors import HostPassthrough
 from sysemu.kernel.syscalls import CUInt, CULong, UserPtr, syscall
 from sysemu.kernel.task import Task
 from sysemu.kernel.usermem import get_user_int
+from sysemu.net.socket import SIOCINQ, SIOCOUTQ, Socket, sock_ioctl_queue
 
 F_SETFL = 4
 FIONBIO = 0x5421
@@ -35,9 +41,16 @@ def sys_fcntl(task: Task, fd: CUInt, cmd: CUInt, arg: CULong) -> int:
 syscall("fcntl64", abis=("i386",), trap_when=(((1, "eq", F_SETFL),),))(sys_fcntl)
 
 
-@syscall("ioctl", trap_when=(((1, "eq", FIONBIO),),))
+@syscall("ioctl", trap_when=(((1, "eq", FIONBIO),), ((1, "eq", SIOCINQ),),
+                             ((1, "eq", SIOCOUTQ),)))
 def sys_ioctl(task: Task, fd: CUInt, cmd: CUInt, arg: UserPtr) -> int:
-    """ioctl(2), FIONBIO only. Linux: fs/ioctl.c ioctl_fionbio()."""
+    """ioctl(2): FIONBIO, SIOCINQ, SIOCOUTQ. Linux: fs/ioctl.c do_vfs_ioctl()
+    (ioctl_fionbio()), else the file's own: net/socket.c sock_ioctl()."""
+    if cmd in (SIOCINQ, SIOCOUTQ):
+        sock = task.files.lookup(fd).private_data
+        if isinstance(sock, Socket):
+            return sock_ioctl_queue(task, sock, cmd, arg)
+        raise HostPassthrough()
     if cmd == FIONBIO:
         file = task.files.lookup(fd)
         # sysemu: the host re-reads *arg when it runs the call; a program that changes it

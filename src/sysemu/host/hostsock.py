@@ -9,14 +9,18 @@ ADDFD, as the kernel would have (DESIGN.md: CONTINUE is never decided from user 
 The socket is made by a small child of the supervisor that dropped every capability (and
 sits in the supervisor's network namespace, the sandbox's): it gets what an unprivileged
 program gets, EPERM for AF_PACKET and the like, never the supervisor's privileges.
+SocketHelper is the shape of such a child; host/portfwd.py's egress helper is another
+(forked before the supervisor leaves the host's network namespace).
 """
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
 import socket
 import struct
+from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.host.libc import LIBC, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
@@ -40,40 +44,62 @@ def drop_capabilities(libc) -> None:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
 
 
-class SocketFactory:
-    """The supervisor's end of the factory child; `make` serves NetGlue.passthrough_socket."""
+class SocketHelper:
+    """A child of the supervisor, without capabilities, that makes host sockets on
+    request: `answer(*request)` (in the child) returns a descriptor to hand over (then
+    closed there) or -errno. `ask(*request)` (in the supervisor) returns the descriptor,
+    or raises OSError with the errno. Requests are `request`-packed values."""
 
-    def __init__(self):
+    def __init__(self, answer: Callable[..., int], request: struct.Struct):
+        self.request = request
         ours, theirs = socket.socketpair(socket.AF_UNIX,
                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
-                _serve(theirs)
+                _serve(theirs, answer, request)
             finally:
                 os._exit(0)
         theirs.close()
         self.sock, self.pid = ours, pid
 
-    def make(self, family: int, type_: int, protocol: int) -> int:
-        """socket(family, type_, protocol) on the host, unprivileged: its descriptor here
-        (the caller installs it with ADDFD); SyscallError with its errno if it fails."""
-        self.sock.send(REQUEST.pack(family, type_, protocol))
+    def ask(self, *values) -> int:
+        self.sock.send(self.request.pack(*values))
         msg, fds, _flags, _addr = socket.recv_fds(self.sock, REPLY.size, 1)
         if not fds:
             err = REPLY.unpack(msg)[0] if len(msg) == REPLY.size else 0
-            try:
-                raise SyscallError(Errno(err))
-            except ValueError:              # not an errno sysemu names (or no answer)
-                raise SyscallError(Errno.EIO) from None
+            raise OSError(err or errno.EIO, os.strerror(err or errno.EIO))
         return fds[0]
 
     def close(self) -> None:
         self.sock.close()
 
 
-def _serve(sock: socket.socket) -> None:
+def _make_socket(family: int, type_: int, protocol: int) -> int:
+    fd = LIBC.socket(family, type_, protocol)
+    return fd if fd >= 0 else -ctypes.get_errno()
+
+
+class SocketFactory(SocketHelper):
+    """The supervisor's end of the factory child; `make` serves NetGlue.passthrough_socket."""
+
+    def __init__(self):
+        super().__init__(_make_socket, REQUEST)
+
+    def make(self, family: int, type_: int, protocol: int) -> int:
+        """socket(family, type_, protocol) on the host, unprivileged: its descriptor here
+        (the caller installs it with ADDFD); SyscallError with its errno if it fails."""
+        try:
+            return self.ask(family, type_, protocol)
+        except OSError as exc:
+            try:
+                raise SyscallError(Errno(exc.errno)) from None
+            except ValueError:              # not an errno sysemu names (or no answer)
+                raise SyscallError(Errno.EIO) from None
+
+
+def _serve(sock: socket.socket, answer: Callable[..., int], request: struct.Struct) -> None:
     libc = LIBC
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     keep = sock.fileno()
@@ -84,15 +110,14 @@ def _serve(sock: socket.socket) -> None:
     drop_capabilities(libc)
     while True:
         try:
-            request = sock.recv(REQUEST.size)
+            data = sock.recv(request.size)
         except InterruptedError:
             continue
-        if len(request) != REQUEST.size:
+        if len(data) != request.size:
             return
-        family, type_, protocol = REQUEST.unpack(request)
-        fd = libc.socket(family, type_, protocol)
+        fd = answer(*request.unpack(data))
         if fd < 0:
-            sock.send(REPLY.pack(ctypes.get_errno()))
+            sock.send(REPLY.pack(-fd))
             continue
         socket.send_fds(sock, [REPLY.pack(0)], [fd])
         os.close(fd)

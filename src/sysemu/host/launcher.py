@@ -1,7 +1,9 @@
 """`sysemu run`: the process layout around the program.
 
-    W  the CLI process: watchdog and child subreaper
+    W  the CLI process: watchdog and child subreaper; makes --publish's host listeners
     └─ S  the supervisor: subreaper, dies with W (PR_SET_PDEATHSIG)
+       ├─ the egress helper (host/portfwd.py, --allow-egress), no capabilities, forked
+       │  while S is still in the host's network namespace
        ├─ the socket factory (host/hostsock.py), no capabilities
        └─ C  the program, under the seccomp filter (and everything it starts); with
              containment (the default) C is sysemu's init, pid 1 of the sandbox's
@@ -25,6 +27,7 @@ from sysemu.host.libc import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_PDE
 from sysemu.host.namespaces import (Containment, ContainmentError, forward_signals,
                                     host_inet_fds, raise_nofile)
 from sysemu.host.netglue import NetGlue
+from sysemu.host.portfwd import PortForwarding, SpecError
 from sysemu.host.procs import kill_descendants, reap_all
 from sysemu.host.supervisor import Supervisor, decode_status
 from sysemu.kernel.task import Kernel
@@ -36,18 +39,26 @@ EX_CONTAIN = 125        # the sandbox could not be made (as `docker run` says it
 
 def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
         setup: Callable[[Supervisor], None] | None = None, contain: bool = True,
-        allow_host_fd: bool = False) -> int:
+        allow_host_fd: bool = False, forwarding: PortForwarding | None = None) -> int:
     """Run argv in a sandbox; the exit status as a shell reports it. `setup(supervisor)`
     runs in S before the program starts (the network glue attaches there). `contain`:
     the namespaces of host/namespaces.py (False: only the seccomp filter).
     `allow_host_fd`: start even if stdin/stdout/stderr is a host AF_INET/AF_INET6 socket
-    (refused by default: the program could use it)."""
+    (refused by default: the program could use it). `forwarding`: --publish and
+    --allow-egress (host/portfwd.py): their host sockets are made here, before any
+    namespace."""
     inet = host_inet_fds()
     if inet and not allow_host_fd:
         print(f"sysemu: descriptor {', '.join(map(str, inet))} is a host TCP/IP socket, which "
               f"the program could use to reach the host's network; --allow-host-fd "
               f"passes it anyway", file=sys.stderr, flush=True)
         return EX_CONTAIN
+    if forwarding:
+        try:
+            forwarding.listen()
+        except SpecError as exc:
+            print(f"sysemu: {exc}", file=sys.stderr, flush=True)
+            return EX_CONTAIN
     watchdog = os.getpid()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_DUMPABLE, 0)       # the sandbox may not ptrace or read W (nor S, its fork)
@@ -65,18 +76,20 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
                 prof = cProfile.Profile()
                 try:
                     code = prof.runcall(_supervisor_main, argv, syscalls, kernel, setup,
-                                        watchdog, report_w, contain)
+                                        watchdog, report_w, contain, forwarding)
                 finally:
                     prof.dump_stats(profile)
             else:
                 code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w,
-                                        contain)
+                                        contain, forwarding)
         except BaseException:
             import traceback
             traceback.print_exc()
         finally:
             os._exit(code)
     os.close(report_w)
+    if forwarding:
+        forwarding.close()              # S holds the listeners now
     return _watchdog(pid, report_r)
 
 
@@ -99,13 +112,15 @@ def _watchdog(supervisor: int, report_r: int) -> int:
 
 
 def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int,
-                     contain: bool = True) -> int:
+                     contain: bool = True, forwarding: PortForwarding | None = None) -> int:
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != watchdog:      # W died before we could ask to die with it
         return EX_SOFTWARE
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.set_inheritable(report_w, False)
     containment = Containment(namespaces=contain, nofile=raise_nofile())
+    if forwarding:
+        forwarding.before_netns()       # the egress helper stays in the host's namespace
     try:
         containment.enter_supervisor()
     except ContainmentError as exc:
@@ -116,6 +131,8 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
     sup = Supervisor(syscalls, kernel)
     if setup is not None:
         setup(sup)
+    if forwarding:
+        forwarding.attach(sup)
     if isinstance(sup.kernel.host, NetGlue):
         # HostHooks.passthrough_socket: socketcall's other families, from sysemu's copy
         sup.kernel.host.socket_factory = factory

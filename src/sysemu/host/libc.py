@@ -24,6 +24,8 @@ PR_SET_NO_NEW_PRIVS = 38
 
 LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                        ctypes.c_char_p]
+LIBC.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+LIBC.ptrace.restype = ctypes.c_long
 
 
 def _check(ret: int, what: str = "") -> int:
@@ -74,3 +76,28 @@ def getfd_of(pid: int, fd: int) -> int:
         return pidfd_getfd(pidfd, fd)
     finally:
         os.close(pidfd)
+
+
+NR_GETPID = 39
+X32_SYSCALL_BIT = 0x40000000
+_x32_abi: bool | None = None
+
+
+def host_has_x32_abi() -> bool:
+    """Whether the host kernel serves x32 calls (CONFIG_X86_X32_ABI, and on Debian
+    syscall.x32=y): an x32 getpid() answers; without x32, do_syscall_64() gives it
+    sys_ni_syscall's -ENOSYS. Asked once per process."""
+    global _x32_abi
+    if _x32_abi is None:
+        _x32_abi = LIBC.syscall(ctypes.c_long(X32_SYSCALL_BIT | NR_GETPID)) >= 0
+    return _x32_abi
+
+
+def ptrace(request: int, pid: int, addr: int | None = 0, data=None) -> int:
+    """ptrace(2); a PEEK's -1 is a value unless errno is set, as glibc documents."""
+    ctypes.set_errno(0)
+    rc = LIBC.ptrace(request, pid, addr, data)
+    if rc == -1 and ctypes.get_errno():
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace({request:#x}, {pid}): {os.strerror(err)}")
+    return rc

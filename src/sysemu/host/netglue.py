@@ -3,23 +3,46 @@
 The placeholders themselves (socketpairs, table, watching, hand-off) belong to
 host/placeholder.py; this module implements kernel.task.HostHooks on top of them:
 
-- new_file: a socket gets a fresh pair. An accepted connection gets the *client's kept
-  end*: the two programs then hold the two ends of one socketpair and their bytes flow
+- new_file: a socket gets a fresh pair (listen(2) replaces it: `listening`). An accepted
+  connection gets the *client's kept end*: the two programs then hold the two ends of one socketpair and their bytes flow
   natively, with no copy through sysemu. With a Pump (--pcap, data faults) it gets a
   pair of its own instead, and the Pump joins the two kept ends. A /proc file gets a pair
   whose kept end holds its content and receives what the program writes.
 - listen_queue_changed: a listening placeholder is readable exactly when the accept
   queue is non-empty: sysemu writes one token byte into the kept end while it is, and takes
-  it back out of the program's end when the queue empties.
+  it back out of the program's end when the queue empties. An accept that takes the last
+  queued child takes the token out *before* its answer (Linux dequeues before accept
+  returns: a program that polls again must not see the listener readable), and puts it
+  back if the call is cancelled.
+- listening: a listener's pair is prepared so that its program end shows what Linux's
+  listener shows: the kept end has shut down reading, so the program's send, write and
+  sendfile fail with EPIPE (and SIGPIPE); a few filler bytes the program's end "sent"
+  hold its send buffer over a quarter full, so poll shows no POLLOUT (unix_writable())
+  while a send still gets as far as the EPIPE (sock_alloc_send_pskb() allows up to the
+  whole buffer). SIOCINQ/SIOCOUTQ are trapped (fs/fcntl.py): EINVAL as tcp_ioctl().
+  Why not a host TCP listener: a real one must bind a host port, and its readiness
+  would need a host connection per token; the pair gives the same answers but recv.
+  The pair replaces the socket's first one at its descriptor (ADDFD with SETFD) before
+  listen() returns; servers register a listener with epoll after listen().
+
+Why a new socket is not a fresh host TCP socket (which would answer recv ENOTCONN, send
+EPIPE, poll POLLOUT|POLLHUP exactly, and was tried): connect(2) must then replace it with
+a pair, and a replaced descriptor loses its epoll registration. Programs register a
+socket before connecting it: nginx's ngx_event_connect_peer() adds the upstream socket
+to epoll (edge-triggered, once) and then connects, so a proxied request would never see
+its connection complete. A pair from the start keeps that working; the data calls on an
+unconnected socket are the difference left (README: Limitations).
 - released: the last close anywhere of a placeholder shows as EPOLLHUP on the kept end
   (watched with no other event, so unread bytes don't wake us); once a connection is
   handed off, the placeholders' sweep notices when each end goes away.
 - reconnecting: a fresh placeholder at the program's descriptor, installed by the
   supervisor (a ReplaceFd request: ADDFD with SETFD needs the notification).
 
-sysemu: a socket that is not connected is still a socketpair end in the program, so
-read/write on it do not fail with ENOTCONN/EPIPE as on Linux (they would wait or succeed);
-calls sysemu serves (connect, accept, getsockopt ...) are exact. README: Limitations.
+sysemu: a socket that is neither connected nor listening is a pair end, so recv/read on
+it fail with EAGAIN or wait (Linux: ENOTCONN), send/write succeed (Linux: EPIPE), poll
+shows POLLOUT without POLLHUP; recv/read on a listener read the readiness token (Linux:
+ENOTCONN), or wait for one; a dup of a socket made before its listen() keeps the first
+pair. README: Limitations.
 """
 from __future__ import annotations
 
@@ -60,6 +83,10 @@ class NetGlue(HostHooks):
         self.log = log
         self.pump: Pump | None = None
         self.socket_factory = None
+        self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
+        # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
+        # published port: host/portfwd.py), which takes the accepted child's kept end
+        self.outside: dict = {}
         placeholders.on_release = self._release_model
 
     def use_pump(self, pump: Pump) -> None:
@@ -78,7 +105,9 @@ class NetGlue(HostHooks):
             self._proc_flush(ph)
             return
         if sock.peer is not None and getattr(sock, "parent", None) is not None:
-            if self.pump is not None:           # the Pump moves the bytes: a pair of its own
+            self._accepting(sock.parent)
+            if self.pump is not None or sock.peer in self.outside:
+                # the Pump moves the bytes: a pair of its own
                 ph = phs.new(file, "socket", file.nonblocking)
                 ph.on_installed = lambda ok, ph=ph, sock=sock: self._pumped(ph, sock, ok)
                 return
@@ -105,7 +134,7 @@ class NetGlue(HostHooks):
 
     def listen_queue_changed(self, sock) -> None:
         ph = self.placeholders.of_sock(sock)
-        if ph is None or ph.kept_fd is None:
+        if ph is None or ph.kept_fd is None or ph.kind != "socket":
             return
         want = sock.ack_backlog > 0
         if want and not ph.token:
@@ -117,6 +146,14 @@ class NetGlue(HostHooks):
         elif not want and ph.token and sock.state == TcpState.TCP_LISTEN:
             if self._drain_token(ph):
                 ph.token = False
+
+    def _accepting(self, listener) -> None:
+        """An accept is about to hand out a child of `listener` (dequeued once the answer
+        is in): if it is the last one, the listener stops showing readable now."""
+        ph = self.placeholders.of_sock(listener)
+        if ph is not None and ph.token and listener.ack_backlog <= 1 \
+                and listener.state == TcpState.TCP_LISTEN and self._drain_token(ph):
+            ph.token = False
 
     def connecting(self, sock) -> None:
         """A connecting socket is not writable until established (Linux: tcp_poll in
@@ -202,43 +239,126 @@ class NetGlue(HostHooks):
         to show that failure (_break), so the program gets a fresh one at the same fd
         (SECCOMP_ADDFD_FLAG_SETFD, as dup2), same flags, before the call is answered.
         Until then the fresh placeholder's program end is sysemu's own copy."""
+        old = self.placeholders.of_sock(sock)
+        if old is not None and old.broken:
+            self._replace(task, fd, old, False)
+
+    def listening(self, task, fd: int, sock) -> None:
+        """listen(2) succeeded: a socket gets a listener's pair (see the module
+        docstring), installed at its descriptor before the answer; once."""
+        old = self.placeholders.of_sock(sock)
+        if old is not None and old.kind == "socket" and not old.listener \
+                and old.kept_fd is not None:
+            self._replace(task, fd, old, True)
+
+    def _replace(self, task, fd: int, old: Placeholder, listener: bool) -> None:
+        """A new pair for `old`'s File at the program's `fd` (SECCOMP_ADDFD_FLAG_SETFD,
+        as dup2), same flags, before the call is answered. Until then the new pair's
+        program end is sysemu's own copy."""
         phs = self.placeholders
-        old = phs.of_sock(sock)
-        if old is None or not old.broken:
-            return
         try:
             with open(f"/proc/{task.pid}/fdinfo/{fd}") as info:
                 flags = int(next(l for l in info if l.startswith("flags:")).split()[1], 8)
         except (OSError, StopIteration, ValueError):
             return
-        fresh = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
+        new = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
+        if listener:
+            self._make_listener(new)
+            new.listener = True
 
         def done(ok: bool) -> None:
             if not ok:                  # the call is gone: the program keeps the old one
-                phs.forget(fresh)
+                phs.forget(new)
                 phs.track(old)
                 return
-            phs.handed.pop(old.inode, None)
-            if phs.by_inode.get(old.inode) is old:
-                del phs.by_inode[old.inode]
-            self._installed(fresh, True)
-            fresh.holder = (task.pid, fd)
+            phs.replaced(old, new, (task.pid, fd))
+            phs.close_prog(new)
+            phs.unwatch(old)
+            if old.kept_fd is not None:     # the program no longer holds its end
+                os.close(old.kept_fd)
+                old.kept_fd = None
+            phs.watch(new, self._kept_event, hangup_only=listener)
 
-        self.requests.append(ReplaceFd(fresh.prog_fd, fd, bool(flags & O_CLOEXEC), done))
+        self.requests.append(ReplaceFd(new.prog_fd, fd, bool(flags & O_CLOEXEC), done))
+
+    def _make_listener(self, ph: Placeholder) -> None:
+        """Fill the program end's send buffer past a quarter (no POLLOUT), then shut the
+        kept end's reading (the program's sends fail with EPIPE)."""
+        end = socket.socket(fileno=os.dup(ph.prog_fd))
+        try:
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)   # the minimum
+            poller = select.poll()
+            poller.register(end, select.POLLOUT)
+            for _ in range(64):
+                if not poller.poll(0):
+                    break
+                end.send(b"\0", socket.MSG_DONTWAIT)
+            with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
+                kept.shutdown(socket.SHUT_RD)
+        except OSError as exc:
+            self.log(f"listener placeholder: {exc}")
+        finally:
+            end.close()
 
     def shutdown(self, sock, how: int) -> None:
-        """shutdown(2) reaches the placeholder too, so the peer program reads EOF."""
+        """shutdown(2)'s sending half reaches the placeholder too, so the peer program
+        reads EOF. The receiving half does not: TCP sends nothing for it (tcp_shutdown()
+        acts on SEND_SHUTDOWN only), so the peer's writes still succeed and their bytes
+        stay readable, where an AF_UNIX SHUT_RD would fail them with EPIPE.
+        sysemu: a read after SHUT_RD with nothing queued waits (or EAGAIN) where Linux
+        returns 0."""
+        if how == socket.SHUT_RD:
+            return
         end = self.placeholders.program_end(self.placeholders.of_sock(sock))
         if end is None:
             return
         try:
-            end.shutdown(how)
+            end.shutdown(socket.SHUT_WR)
         except OSError as exc:
             self.log(f"shutdown of placeholder: {exc}")
         finally:
             end.close()
 
+    def linger_changed(self, sock) -> None:
+        """SO_LINGER {1, 0} on a handed-off connection: Linux's close() then sends a RST
+        (tcp_disconnect()), which the peer reads as ECONNRESET. An AF_UNIX end closed with
+        bytes unread gives its peer ECONNRESET: sysemu puts one out-of-band byte into the
+        program's end (sent from the peer's end), which a normal read skips and drops
+        (MSG_OOB without SO_OOBINLINE); turning the option off takes it back out.
+        sysemu: while it waits, poll on the program's end shows POLLIN|POLLPRI (a read
+        finds nothing and drops it, and then the close is a FIN); the peer's send after
+        the reset fails with EPIPE (Linux: ECONNRESET)."""
+        if self.pump is not None or sock.peer is None:
+            return
+        want = sock.linger == (1, 0)
+        if want == (sock in self._abort_armed):
+            return
+        phs = self.placeholders
+        if want:
+            end = phs.program_end(phs.of_sock(sock.peer))
+            if end is None:
+                return
+            try:
+                end.send(b"\0", socket.MSG_OOB | socket.MSG_DONTWAIT)
+                self._abort_armed.add(sock)
+            except OSError as exc:
+                self.log(f"linger placeholder: {exc}")
+            finally:
+                end.close()
+            return
+        self._abort_armed.discard(sock)
+        end = phs.program_end(phs.of_sock(sock))
+        if end is None:
+            return
+        try:
+            end.recv(1, socket.MSG_OOB | socket.MSG_DONTWAIT)
+        except OSError:
+            pass                        # already read past (dropped)
+        finally:
+            end.close()
+
     def released(self, sock) -> None:
+        self._abort_armed.discard(sock)
         phs = self.placeholders
         kept = phs.orphan_kept.pop(sock, None)
         if kept is not None:        # a child never accepted: its client's kept end goes too
@@ -256,8 +376,9 @@ class NetGlue(HostHooks):
             self.placeholders.watch(ph, self._kept_event)
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
-        if not ok:
-            return  # the child stays queued; the kept end stays with its client's entry
+        if not ok:  # the child stays queued; the kept end stays with its client's entry
+            self.listen_queue_changed(child.parent)     # and the listener readable
+            return
         phs = self.placeholders
         client = child.peer
         phs.orphan_kept.pop(child, None)
@@ -279,23 +400,38 @@ class NetGlue(HostHooks):
         phs.close_prog(ph)
         if not ok:
             phs.forget(ph)          # the accept was cancelled: the child stays queued
+            self.listen_queue_changed(child.parent)
             return
         client = child.peer
-        kept = phs.orphan_kept.pop(child, None)
-        if kept is None:
-            cph = phs.of_sock(client) if client is not None else None
-            if cph is None or cph.kept_fd is None:
+        outside = self.outside.pop(client, None)
+        kept = phs.orphan_kept.pop(child, None) if outside is None else None
+        if kept is None and outside is None:
+            kept = self.take_kept(client)
+            if kept is None:
                 phs.watch(ph, self._kept_event)
                 return
-            phs.unwatch(cph)
-            kept, cph.kept_fd = cph.kept_fd, None
-            phs.hand_off(cph, client)
         phs.unwatch(ph)
         child_kept, ph.kept_fd = ph.kept_fd, None
         phs.hand_off(ph, child)
+        if outside is not None:
+            outside(child, child_kept)
+            phs.watch_hangup(child_kept, child)
+            return
         self.pump.join(client, kept, child, child_kept)
         for sock, fd in ((client, kept), (child, child_kept)):
             phs.watch_hangup(fd, sock)
+
+    def take_kept(self, sock) -> int | None:
+        """Take a connected socket's kept end from its placeholder, for a Pump to move
+        its bytes (the placeholder then counts as handed off); None if there is none."""
+        phs = self.placeholders
+        ph = phs.of_sock(sock) if sock is not None else None
+        if ph is None or ph.kept_fd is None:
+            return None
+        phs.unwatch(ph)
+        kept, ph.kept_fd = ph.kept_fd, None
+        phs.hand_off(ph, sock)
+        return kept
 
     def _take_client_kept(self, child) -> int | None:
         kept = self.placeholders.orphan_kept.get(child)

@@ -33,7 +33,7 @@ class Placeholder:
     """Host state of one sysemu file."""
 
     __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
-                 "filler", "broken", "holder", "on_installed")
+                 "filler", "broken", "listener", "holder", "on_installed")
 
     def __init__(self, file, prog_fd: int, kept_fd: int | None, kind: str):
         self.file = file
@@ -46,6 +46,7 @@ class Placeholder:
         self.watching = False
         self.filler = 0                 # bytes keeping a connecting placeholder unwritable
         self.broken = False             # showing an error (failed connect, reset)
+        self.listener = False           # a listener's pair (netglue's `listening`)
         self.holder: tuple[int, int] | None = None     # last (pid, fd) seen holding it
         # After ADDFD: called with True (the program has it) or False (the call was gone).
         self.on_installed: Callable[[bool], None] | None = None
@@ -100,6 +101,14 @@ class Placeholders:
         os.set_blocking(prog_fd, not nonblocking)
         os.set_blocking(kept_fd, False)
         return self.track(Placeholder(file, prog_fd, kept_fd, kind))
+
+    def replaced(self, old: Placeholder, new: Placeholder, holder: tuple[int, int]) -> None:
+        """`new` is at the descriptor where `old` was (ADDFD with SETFD): `old` is
+        forgotten (a dup made before still holds it, but is no longer found)."""
+        new.holder = holder
+        self.handed.pop(old.inode, None)
+        if self.by_inode.get(old.inode) is old:
+            del self.by_inode[old.inode]
 
     def adopt(self, file, prog_fd: int, nonblocking: bool) -> Placeholder:
         """`file`'s program end is `prog_fd`, a socket sysemu already holds (an accepted
@@ -193,13 +202,19 @@ class Placeholders:
         return (users[0][1], users[0][2]) if users else None
 
     # -- watching kept ends --------------------------------------------------------------
-    def watch(self, ph: Placeholder, on_event: Callable[[Placeholder, int], None]) -> None:
+    def watch(self, ph: Placeholder, on_event: Callable[[Placeholder, int], None],
+              hangup_only: bool = False) -> None:
         """Call on_event(ph, events) for its kept end: a /proc file's input (EPOLLIN), a
-        socket's hang-up (always reported) and first written bytes (EPOLLIN, once)."""
+        socket's hang-up (always reported) and first written bytes (EPOLLIN, once;
+        not with hangup_only)."""
         if ph.watching or ph.kept_fd is None:
             return
         ph.watching = True
-        events = select.EPOLLIN if ph.kind == "proc" else select.EPOLLIN | select.EPOLLONESHOT
+        if hangup_only:
+            events = 0
+        else:
+            events = select.EPOLLIN if ph.kind == "proc" \
+                else select.EPOLLIN | select.EPOLLONESHOT
         self._watch_cbs[ph.kept_fd] = lambda ev, ph=ph: on_event(ph, ev)
         self._epoll.register(ph.kept_fd, events)
 

@@ -39,6 +39,7 @@ from sysemu.arch.x86 import sysret
 from sysemu.arch.x86._syscalls import SYSCALL_64
 from sysemu.arch.x86.entry import AUDIT_ARCH_X86_64, X32_SYSCALL_BIT
 from sysemu.arch.x86.sysret import Cpu, ExitPath, PtRegs
+from sysemu.host.libc import ptrace
 from sysemu.host.memory import ProcessMemory
 from sysemu.trace.decode import s64
 from sysemu.trace.strace import Tracer
@@ -78,21 +79,6 @@ class SyscallInfo(ctypes.Structure):
     _fields_ = [("op", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3),
                 ("arch", ctypes.c_uint32), ("instruction_pointer", ctypes.c_uint64),
                 ("stack_pointer", ctypes.c_uint64), ("data", ctypes.c_uint64 * 8)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_ptrace = _libc.ptrace
-_ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-_ptrace.restype = ctypes.c_long
-
-
-def ptrace(request: int, pid: int, addr: int | None = 0, data=None) -> int:
-    ctypes.set_errno(0)
-    rc = _ptrace(request, pid, addr, data)
-    if rc == -1 and ctypes.get_errno():
-        err = ctypes.get_errno()
-        raise OSError(err, f"ptrace({request:#x}, {pid}): {os.strerror(err)}")
-    return rc
 
 
 def get_regs(tid: int) -> PtRegs:

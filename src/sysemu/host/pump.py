@@ -124,7 +124,10 @@ class Link:
             return
         d.moved += len(data)
         if self.pump.on_data is not None and d.sender is not None and d.receiver is not None:
-            self.pump.on_data(d.sender, d.receiver, bytes(data))
+            try:
+                self.pump.on_data(d.sender, d.receiver, bytes(data))
+            except Exception as exc:    # an observer's failure must not reset the stream
+                self.pump.log(f"pump {d.name} observer: {exc!r}")
         if self.delay > 0:
             d.inflight += len(data)
             self.pump.reactor.call_later(self.delay, lambda: self._arrive(d, data))

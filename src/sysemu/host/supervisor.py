@@ -110,12 +110,14 @@ def read_task_status(tid: int) -> tuple[int, frozenset[int], str]:
 class Parked:
     """An unanswered notification waiting on a WaitQueue."""
 
-    __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout", "deadline")
+    __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout", "deadline",
+                 "intr_errno")
 
     def __init__(self, notif: Notification, task: Task, waitqueue: WaitQueue,
-                 on_timeout: int):
+                 on_timeout: int, intr_errno: int = ERESTARTSYS):
         self.notif, self.task, self.waitqueue = notif, task, waitqueue
         self.on_timeout = on_timeout
+        self.intr_errno = intr_errno
         self.deadline: float | None = None
         self.waiter: Callable[[], None] | None = None
         self.timer: TimerHandle | None = None
@@ -156,6 +158,10 @@ class Supervisor:
         self.listener: Listener | None = None
         self.tasks: dict[int, Task] = {}
         self.parked: dict[int, Parked] = {}
+        self._parked_of_tid: dict[int, Parked] = {}
+        # tid -> the call a signal interrupted in a wait that ends with EINTR (see
+        # _interrupted_wait): its restart is answered EINTR.
+        self._restarts: dict[int, tuple] = {}
         self._log = log
         self._logged_kinds: set[str] = set()
         self._check_timer: TimerHandle | None = None
@@ -212,6 +218,7 @@ class Supervisor:
         self._check_timer = self._sweep_timer = None
         for parked in list(self.parked.values()):
             self._unpark(parked)
+        self._restarts.clear()
         for flight in list(self._flights.values()):
             self._land(flight, None)
 
@@ -232,8 +239,11 @@ class Supervisor:
         task = self.tasks.get(tid)
         if task is None:
             tgid, caps, comm = read_task_status(tid)
+            # Capabilities are read again at each check (a program may drop them later);
+            # only the calls that check pay for it.
             task = Task(self.kernel, pid=tgid, tid=tid, mem=ProcessMemory(tid),
-                        files=HostFileTable(tid, self.placeholders.by_inode, tgid), caps=caps, comm=comm)
+                        files=HostFileTable(tid, self.placeholders.by_inode, tgid), caps=caps,
+                        comm=comm, read_caps=lambda tid=tid: read_task_status(tid)[1])
             self.tasks[tid] = task
         return task
 
@@ -245,6 +255,7 @@ class Supervisor:
                 task = self.tasks.pop(tid)
                 if isinstance(task.files, HostFileTable):
                     task.files.close()
+                self._restarts.pop(tid, None)
                 if self.injector is not None:
                     self.injector.forget(tid)
         self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
@@ -252,9 +263,17 @@ class Supervisor:
     # -- one call ------------------------------------------------------------------
     def handle(self, notif: Notification) -> None:
         task = self.task_for(notif.pid)
+        if self._parked_of_tid:
+            stale = self._parked_of_tid.get(notif.pid)
+            if stale is not None:       # a thread is in one call at a time: a signal
+                self._interrupted_wait(stale)       # interrupted its parked one
         if self.tracer is not None or self.injector is not None:
             if not self._enter(notif, task):
                 return                  # delayed on entry (delay_enter)
+        if self._restarts and self._restarts.pop(notif.pid, None) == _call_key(notif):
+            flight = self._flights.get(notif.id) if self._flights else None
+            self.answer(notif, ERROR, int(Errno.EINTR), [], flight)
+            return
         self.attempt(notif, task)
 
     def attempt(self, notif: Notification, task: Task, deadline: float | None = None) -> None:
@@ -517,7 +536,7 @@ class Supervisor:
     # -- parking ---------------------------------------------------------------------
     def _park(self, notif: Notification, task: Task, wb: WouldBlock,
               deadline: float | None = None) -> None:
-        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout)
+        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno)
         parked.deadline = deadline if deadline is not None else wb.deadline
 
         def waiter() -> None:
@@ -530,6 +549,7 @@ class Supervisor:
             parked.timer = self.reactor.call_at(self.reactor.time() + delay,
                                                 lambda: self._timed_out(parked))
         self.parked[notif.id] = parked
+        self._parked_of_tid[notif.pid] = parked
         if self._check_timer is None:
             self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
                                                         self._check_parked)
@@ -537,6 +557,8 @@ class Supervisor:
     def _unpark(self, parked: Parked) -> bool:
         if self.parked.pop(parked.notif.id, None) is None:
             return False
+        if self._parked_of_tid.get(parked.notif.pid) is parked:
+            del self._parked_of_tid[parked.notif.pid]
         parked.waitqueue.remove(parked.waiter)
         if parked.timer is not None:
             parked.timer.cancel()
@@ -548,7 +570,19 @@ class Supervisor:
         if self.listener is not None and self.listener.id_valid(parked.notif.id):
             self.attempt(parked.notif, parked.task, parked.deadline)
         else:
-            self._interrupted(parked.notif.id)
+            self._interrupted_wait(parked)
+
+    def _interrupted_wait(self, parked: Parked) -> None:
+        """A signal interrupted a parked call: the kernel ended its notification with
+        ERESTARTSYS, which restarts the call (SA_RESTART, or a stop and SIGCONT) or fails
+        it with EINTR. Where Linux's wait ends with EINTR whatever the handler (a socket
+        wait with a timeout, sock_intr_errno()), the restarted call is answered EINTR.
+        sysemu: a restart and a new identical call from the same place (a program that
+        retries after EINTR) look the same; the first of them after the signal gets EINTR."""
+        self._unpark(parked)
+        if parked.intr_errno == Errno.EINTR:
+            self._restarts[parked.notif.pid] = _call_key(parked.notif)
+        self._interrupted(parked.notif.id)
 
     def _timed_out(self, parked: Parked) -> None:
         if self._unpark(parked):
@@ -560,8 +594,7 @@ class Supervisor:
         self._check_timer = None
         for parked in list(self.parked.values()):
             if not self.listener.id_valid(parked.notif.id):
-                self._unpark(parked)
-                self._interrupted(parked.notif.id)
+                self._interrupted_wait(parked)
         if self.parked:
             self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
                                                         self._check_parked)
@@ -672,6 +705,9 @@ def _recv_from_child(sock: socket.socket) -> tuple[bytes, list[int], int | None]
         elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
             sender = creds.unpack_from(data)[0] or None
     return msg, list(fds), sender
+def _call_key(notif: Notification) -> tuple:
+    """What tells a restarted call: the same call, arguments and instruction."""
+    return (notif.arch, notif.nr, notif.ip, notif.args)
 
 
 def _listener_in(pid: int) -> int | None:

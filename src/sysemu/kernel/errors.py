@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sysemu.abi.errno import Errno
+from sysemu.abi.errno import ERESTARTSYS, Errno
 
 if TYPE_CHECKING:
     from sysemu.kernel.wait import WaitQueue
@@ -26,14 +26,17 @@ class WouldBlock(Exception):
     """The attempt must wait: dispatch parks the call on `waitqueue` and runs the attempt
     again when the queue is woken or at `deadline` (clock seconds; None waits forever).
     `on_timeout` is the errno returned when the deadline passes (EAGAIN for SO_RCVTIMEO,
-    ETIMEDOUT for connect ...)."""
+    ETIMEDOUT for connect ...). `intr_errno` is what a signal makes of the wait:
+    ERESTARTSYS (restarted under SA_RESTART, else EINTR) or EINTR (never restarted: a
+    socket wait with a timeout, Linux's sock_intr_errno())."""
 
     def __init__(self, waitqueue: "WaitQueue", deadline: float | None = None,
-                 on_timeout: int = Errno.EAGAIN):
+                 on_timeout: int = Errno.EAGAIN, intr_errno: int = ERESTARTSYS):
         super().__init__()
         self.waitqueue = waitqueue
         self.deadline = deadline
         self.on_timeout = on_timeout
+        self.intr_errno = intr_errno
 
 
 class HostPassthrough(Exception):

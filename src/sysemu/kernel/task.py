@@ -27,8 +27,10 @@ class HostHooks:
     connect_done(sock, errno)    an asynchronous connect finished (0 or the error)
     shutdown(sock, how)          shutdown(2) succeeded on a connected socket
     reset(sock)                  a connected socket was reset (RST): reads fail ECONNRESET
-    reconnecting(task, fd, sock) connect(2) starts a new attempt on a socket (after a
-                                 failed one): its placeholder must be usable again
+    reconnecting(task, fd, sock) connect(2) starts an attempt on an unconnected socket:
+                                 its placeholder must become one a connection can use
+    listening(task, fd, sock)    listen(2) succeeded: the placeholder must show a listener
+    linger_changed(sock)         SO_LINGER was set: {1, 0} makes close() send a RST
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
@@ -46,6 +48,8 @@ class HostHooks:
     def shutdown(self, sock, how: int) -> None: ...
     def reset(self, sock) -> None: ...
     def reconnecting(self, task, fd: int, sock) -> None: ...
+    def listening(self, task, fd: int, sock) -> None: ...
+    def linger_changed(self, sock) -> None: ...
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
 
@@ -70,28 +74,35 @@ class Task:
     """The calling thread as a handler sees it.
 
     pid is the thread group id, tid the thread; `mem` its address space; `files` its
-    descriptor table; `caps` its effective capabilities. `abi` is "64", "x32" or "i386".
+    descriptor table; `caps` its effective capabilities, or `read_caps` (the host's) to
+    read them at the time of each check, as Linux does (a program may drop privileges
+    after start: setuid, capset). `abi` is "64", "x32" or "i386".
     Handlers defer side effects that must wait until the program has the result with
     on_commit(): dispatch runs them only when the response is accepted (a signal can
     cancel a call up to that point, and then nothing may have changed)."""
 
-    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "abi", "commits", "comm")
+    __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "read_caps", "abi",
+                 "commits", "comm")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
-                 caps: frozenset[int] = frozenset(), abi: str = "64", comm: str = ""):
+                 caps: frozenset[int] = frozenset(), abi: str = "64", comm: str = "",
+                 read_caps: Callable[[], frozenset[int]] | None = None):
         self.kernel = kernel
         self.pid = pid
         self.tid = tid if tid is not None else pid
         self.mem = mem if mem is not None else BufferMemory()
         self.files = files if files is not None else FdTable()
         self.caps = caps
+        self.read_caps = read_caps
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
 
     def capable(self, cap: int) -> bool:
-        """Linux: ns_capable(net->user_ns, cap)."""
+        """Linux: ns_capable(net->user_ns, cap): the credentials as they are now."""
+        if self.read_caps is not None:
+            return cap in self.read_caps()
         return cap in self.caps
 
     def on_commit(self, action: Callable[[], None]) -> None:

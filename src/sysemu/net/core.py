@@ -18,6 +18,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Callable
 
+from sysemu.abi.errno import ERESTARTSYS, Errno
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
 from sysemu.abi.limits import HZ, INT_MAX
 from sysemu.abi.socket import AF_INET, SOCK_STREAM
@@ -290,6 +291,13 @@ class Sock:
         return f"<Sock {self.id} {self.state.name} :{self.num}->{self.dport}>"
 
 
+def sock_intr_errno(timeo: float | None) -> int:
+    """Linux: include/net/sock.h sock_intr_errno(): a socket wait that a signal interrupts
+    fails with EINTR when it had a timeout (SO_RCVTIMEO/SO_SNDTIMEO: such calls are never
+    restarted, signal(7)), else ERESTARTSYS (restarted under SA_RESTART)."""
+    return ERESTARTSYS if timeo is None else Errno.EINTR
+
+
 def sk_acceptq_is_full(sk: Sock) -> bool:
     """Linux: include/net/sock.h sk_acceptq_is_full(): `>`, so backlog+1 fit."""
     return sk.ack_backlog > sk.max_ack_backlog
@@ -302,7 +310,9 @@ class Net:
     delivers goes to (tcp_v4_rcv). mib: Linux counter name -> count (TcpExt and Tcp
     names, "CurrEstab" computed). wire: callables given every Segment the virtual wire
     carries (pcap, tracing). link_delay: one-way delay of loopback in seconds (0:
-    delivered at once); drop: a predicate, True drops a segment (fault injection)."""
+    delivered at once); drop: a predicate, True drops a segment (fault injection);
+    nf_queue: a predicate given each SYN no socket owns, True takes it (as an NFQUEUE rule
+    hands a packet to user space; net/ipv4/portfwd.py)."""
 
     MIB_NAMES = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies",
                  "TCPTimeouts", "TCPAbortOnData", "TCPAbortOnClose", "TCPAbortOnLinger",
@@ -320,6 +330,7 @@ class Net:
         self.wire: list[Callable[[Segment], None]] = []
         self.link_delay = 0.0
         self.drop: Callable[[Segment], bool] | None = None
+        self.nf_queue: Callable[[Segment], bool] | None = None
         self._timers: list[tuple[float, int, Timer]] = []   # (deadline, seq, timer) heap
         self._seq = itertools.count()
         self._rx: deque[Segment] = deque()

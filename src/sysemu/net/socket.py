@@ -212,7 +212,10 @@ def sys_bind(task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int:
 @syscall("listen")
 def sys_listen(task, fd: CInt, backlog: CInt) -> int:
     """listen(2). Linux: net/socket.c __sys_listen()."""
-    return listen_socket(sockfd_lookup(task, fd), backlog)
+    sock = sockfd_lookup(task, fd)
+    listen_socket(sock, backlog)
+    task.kernel.host.listening(task, fd, sock.sk)
+    return 0
 
 
 @syscall("connect")
@@ -317,6 +320,23 @@ def sys_getsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
     """getsockopt(2). Linux: net/socket.c __sys_getsockopt()."""
     sock = sockfd_lookup(task, fd)
     return sockopt.getsockopt(task, sock, level, optname, optval, optlen)
+
+
+SIOCINQ = 0x541B        # FIONREAD
+SIOCOUTQ = 0x5411       # TIOCOUTQ
+
+
+def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
+    """ioctl(SIOCINQ/SIOCOUTQ). Linux: net/socket.c sock_ioctl() -> inet_ioctl() ->
+    tcp_ioctl(): EINVAL on a listener, 0 while the handshake is in progress; otherwise
+    the bytes queued, which the placeholder holds (the host answers)."""
+    state = sock.sk.state
+    if state == TcpState.TCP_LISTEN:
+        raise SyscallError(Errno.EINVAL)
+    if state in (TcpState.TCP_SYN_SENT, TcpState.TCP_SYN_RECV):
+        put_user_int(task.mem, arg, 0)
+        return 0
+    raise HostPassthrough()
 
 
 # -- i386 socketcall -----------------------------------------------------------------

@@ -142,6 +142,7 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
             raise _einval()
         onoff, linger = LINGER.unpack(task.mem.read(optval, LINGER.size))
         sk.linger = (1, linger) if onoff else (0, sk.linger[1])
+        task.kernel.host.linger_changed(sk)
     elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
         sk.rcvtimeo = _jiffies_to_seconds(
             sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))

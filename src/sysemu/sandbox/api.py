@@ -13,7 +13,8 @@
 A Sandbox is ONE `sysemu run --id ID [options] -- python3 -m sysemu.sandbox.agent`
 process. The agent (sysemu/sandbox/agent.py) runs inside the sandbox and starts the
 commands you ask for, so they share its virtual network (a server started by `spawn` is
-reachable from `run`, and not from the host). Sockets and counters come from the sandbox's control channel
+reachable from `run`, and not from the host unless published: `publish=["8080:8000"]`;
+`allow_egress=["127.0.0.1:6379"]` lets them reach that host service). Sockets and counters come from the sandbox's control channel
 (host/control.py, what `sysemu ss` / `sysemu nstat` read).
 
 Leaving the `with` block (or `close()`) always ends the sandbox and everything in it, also
@@ -165,8 +166,11 @@ class Sandbox:
                  injects: Sequence[str] = (), pcap: str | Path | None = None,
                  strace: str | None = None, strace_output: str | Path | None = None,
                  policy: str = "passthrough", id: str | None = None,
-                 start_timeout: float = START_TIMEOUT):
+                 start_timeout: float = START_TIMEOUT, publish: Sequence[str] = (),
+                 allow_egress: Sequence[str] = ()):
         self.sysctls = dict(sysctls or {})
+        self.publish = list(publish)            # --publish [HOST_IP:]HOST_PORT:SANDBOX_PORT
+        self.allow_egress = list(allow_egress)  # --allow-egress HOST:PORT
         self.faults = list(faults)
         self.injects = list(injects)
         self.pcap = pcap
@@ -199,6 +203,10 @@ class Sandbox:
             cmd += ["--inject", spec]
         if self.pcap is not None:
             cmd += ["--pcap", str(self.pcap)]
+        for spec in self.publish:
+            cmd += ["--publish", spec]
+        for spec in self.allow_egress:
+            cmd += ["--allow-egress", spec]
         if self.strace is not None:
             cmd.append(f"--strace={self.strace}" if self.strace else "--strace")
         if self.strace_output is not None:

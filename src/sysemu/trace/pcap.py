@@ -9,12 +9,16 @@ sequence space advances by SYN and FIN alone. In pcap mode the Pump moves the da
 reports each chunk here (`data()`); the writer keeps, per direction of each 4-tuple, how
 many data bytes went, and shifts the model's seq/ack by them, so the capture reads as one
 consistent TCP conversation (handshake, data with PSH|ACK and the peer's ACK, FIN).
+A chunk the Pump moved (up to its read size) is cut at the MSS of the loopback link, as
+TCP would send it: no packet exceeds the IP length field, and a reader (tshark) reassembles
+the stream with no gap.
 
 sysemu: a FIN the model sends while the Pump still holds unsent bytes of that direction
 (a shutdown() racing the data) appears before those bytes in the capture.
 """
 from __future__ import annotations
 
+import weakref
 from typing import BinaryIO, Callable
 
 import dpkt
@@ -25,6 +29,11 @@ from sysemu.net.core import Segment
 
 LINKTYPE_RAW = 101
 WINDOW = 65535
+# Linux: the MSS of a loopback connection, from lo's MTU (65536) capped by the IPv4
+# total-length field: 65535 - 20 (IPv4) - 20 (TCP); IPv6: 65536 - 40 - 20. The capture's
+# segments carry no TCP options (no timestamps), so the MSS is all payload.
+MSS_V4 = 65495
+MSS_V6 = 65476
 SNAPLEN = 262144
 
 Flow = tuple[bytes, int, bytes, int]
@@ -68,6 +77,9 @@ class PcapWriter:
         self._clock = clock
         self._offset = time_offset
         self._sent: dict[Flow, int] = {}     # data bytes sent per direction of a 4-tuple
+        # Each sender's 4-tuple as first seen: the Pump may report its last bytes after
+        # the program closed it and the model released it (its port is then 0).
+        self._flows: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.packets = 0
 
     def _write(self, when: float, saddr: bytes, sport: int, daddr: bytes, dport: int,
@@ -98,14 +110,35 @@ class PcapWriter:
         if not payload:
             return
         now = self._clock.now() if self._clock is not None else 0.0
-        flow = _flow(sender)
+        flow = self._flow_of(sender, receiver)
         rev = _reverse(flow)
         sent = self._sent.get(flow, 0)
-        seq = (sender.isn + 1 + sent) & U32_MAX           # data starts after the SYN
         peer_next = (sender.rcv_nxt + self._sent.get(rev, 0)) & U32_MAX
-        self._write(now, *flow, seq, peer_next, TcpFlags.PSH | TcpFlags.ACK, payload)
+        seq = (sender.isn + 1 + sent) & U32_MAX           # data starts after the SYN
+        mss = MSS_V4 if flow[0][:12] == V4MAPPED_PREFIX and flow[2][:12] == V4MAPPED_PREFIX \
+            else MSS_V6
+        view = memoryview(payload)
+        for start in range(0, len(payload), mss):
+            part = view[start:start + mss]
+            last = start + mss >= len(payload)
+            self._write(now, *flow, (seq + start) & U32_MAX, peer_next,
+                        TcpFlags.PSH | TcpFlags.ACK if last else TcpFlags.ACK, bytes(part))
         self._sent[flow] = sent + len(payload)
-        self._write(now, *rev, peer_next, seq + len(payload), TcpFlags.ACK)
+        self._write(now, *rev, peer_next, (seq + len(payload)) & U32_MAX, TcpFlags.ACK)
+
+    def _flow_of(self, sender, receiver) -> Flow:
+        """The sender's 4-tuple, remembered (for both ends) the first time it is known."""
+        flow = self._flows.get(sender)
+        if flow is None:
+            known = self._flows.get(receiver) if receiver is not None else None
+            if sender.num or known is None:
+                flow = _flow(sender)
+            else:
+                flow = _reverse(known)
+            self._flows[sender] = flow
+            if receiver is not None and known is None:
+                self._flows[receiver] = _reverse(flow)
+        return flow
 
     def close(self) -> None:
         self._file.flush()

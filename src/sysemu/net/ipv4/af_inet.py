@@ -16,7 +16,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, SHUTDOWN_MASK, SOCK
                                SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN, SocketState)
 from sysemu.kernel.errors import SyscallError, WouldBlock
 from sysemu.kernel.task import CAP_NET_BIND_SERVICE, CAP_NET_RAW
-from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Sock
+from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Sock, sock_intr_errno
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_accept, inet_csk_get_port,
                                                   inet_csk_listen_start)
 from sysemu.net.ipv4.request_sock import reqsk_queue_remove
@@ -218,7 +218,7 @@ def inet_stream_connect(net: "Net", sock: Socket, data: bytes, nonblocking: bool
             raise SyscallError(err)
     if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
         deadline = None if timeo is None else net.now() + timeo
-        raise WouldBlock(sk.wait, deadline, Errno.EINPROGRESS)
+        raise WouldBlock(sk.wait, deadline, Errno.EINPROGRESS, sock_intr_errno(timeo))
     if sk.state == S.TCP_CLOSE:
         # Linux: sock_error: the pending error once (then ECONNABORTED), and disconnect.
         errno = sk.sk_err or Errno.ECONNABORTED

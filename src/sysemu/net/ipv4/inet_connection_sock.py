@@ -11,7 +11,7 @@ from sysemu.abi.errno import Errno
 from sysemu.abi.inet import INADDR_ANY, TcpState
 from sysemu.abi.socket import AF_INET6
 from sysemu.kernel.errors import SyscallError, WouldBlock
-from sysemu.net.core import TCP_RTO_MAX, TCP_TIMEOUT_INIT
+from sysemu.net.core import TCP_RTO_MAX, TCP_TIMEOUT_INIT, sock_intr_errno
 from sysemu.net.ipv4.inet_hashtables import InetBindBucket, inet_get_local_port_range
 from sysemu.net.ipv4.request_sock import RequestSock, RequestSockQueue, reqsk_queue_remove
 from sysemu.net.ipv6.addrconf_core import IPV6_ADDR_ANY, IPV6_ADDR_MAPPED, ipv6_addr_type
@@ -296,5 +296,5 @@ def inet_csk_accept(net: "Net", sk: "Sock", nonblocking: bool) -> "Sock":
         if nonblocking or sk.rcvtimeo == 0:
             raise SyscallError(Errno.EAGAIN)
         deadline = None if sk.rcvtimeo is None else net.now() + sk.rcvtimeo
-        raise WouldBlock(sk.wait, deadline, Errno.EAGAIN)
+        raise WouldBlock(sk.wait, deadline, Errno.EAGAIN, sock_intr_errno(sk.rcvtimeo))
     return sk.accept_queue.accept[0].sk

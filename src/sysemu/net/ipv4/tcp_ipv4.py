@@ -26,7 +26,7 @@ from sysemu.net.ipv4.inet_hashtables import inet_hash_connect
 from sysemu.net.ipv4.inet_timewait_sock import inet_twsk_deschedule_put
 from sysemu.net.ipv4.request_sock import RequestSock, RequestSockOps
 from sysemu.net.ipv4.route import INADDR_LOOPBACK, LOOPBACK_IFINDEX, ip_route_connect
-from sysemu.net.ipv4.tcp import tcp_close, tcp_disconnect
+from sysemu.net.ipv4.tcp import tcp_close, tcp_connect_failed, tcp_disconnect
 from sysemu.net.ipv4.tcp_input import tcp_conn_request, tcp_rcv_state_process
 from sysemu.net.ipv4.tcp_minisocks import (TcpTwStatus, tcp_check_req,
                                            tcp_timewait_state_process)
@@ -62,6 +62,9 @@ def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
     listener = hinfo.lookup_listener(seg.daddr, seg.dport, seg.sport)
     if listener is not None:
         return tcp_v4_do_rcv(net, listener, seg)
+    if net.nf_queue is not None and seg.flags & F.SYN and not seg.flags & F.ACK \
+            and net.nf_queue(seg):
+        return          # queued to the host (an allowed host service: ipv4/portfwd.py)
     tcp_v4_send_reset(net, seg)
 
 
@@ -295,6 +298,16 @@ def _is_loopback(wire: bytes) -> bool:
     """Linux: ipv4_is_loopback() / ipv6_addr_loopback() / ipv6_addr_v4mapped_loopback()
     on a wire address."""
     return wire == IN6ADDR_LOOPBACK or (wire[:12] == V4MAPPED_PREFIX and wire[12] == 127)
+
+
+def tcp_v4_err(net: "Net", sk: "Sock", err: int) -> None:
+    """Linux: net/ipv4/tcp_ipv4.c tcp_v4_err() for a sock in SYN_SENT: a hard ICMP error
+    (host or network unreachable ...) ends the connect with `err` (sysemu: the errno is
+    given, not an ICMP type; the host's verdict for an allowed service, ipv4/portfwd.py)."""
+    if sk.state != S.TCP_SYN_SENT:
+        return
+    sk.sk_err = err
+    tcp_connect_failed(net, sk)
 
 
 # -- the tables ------------------------------------------------------------------------
