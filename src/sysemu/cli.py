@@ -1,6 +1,6 @@
 """The `sysemu` command.
 
-    sysemu run [--policy passthrough|strict] [--sysctl NAME=VALUE ...]
+    sysemu run [--policy passthrough|strict] [--sysctl NAME=VALUE ...] [--seed N]
                [--strace[=SET]] [-o FILE] [-T|--strace-time] [-y|--decode-fds]
                [--trace-all] [--inject=SPEC ...] [--fault=SPEC ...] -- CMD ARGS...
     sysemu trace [-e [trace=]SET] [-e inject=SPEC] [-o FILE] [-T] [-y] ... -- CMD ARGS...
@@ -130,6 +130,13 @@ def add_policy(parser: argparse.ArgumentParser) -> None:
                              "(passthrough: the host runs them; strict: ENOSYS)")
 
 
+def add_seed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", metavar="N", type=int, default=None,
+                        help="seed the sandbox kernel's random source (ephemeral ports, "
+                             "sequence numbers): the same N gives the same choices; "
+                             "default: a random secret per run")
+
+
 def add_forward_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--publish", metavar="[HOST_IP:]HOST_PORT:SANDBOX_PORT",
                         action="append", default=[],
@@ -177,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy(run)
     run.add_argument("--sysctl", metavar="NAME=VALUE", type=sysctl_pair, action="append",
                      default=[], help="set a sysctl of the sandbox kernel (repeatable)")
+    add_seed(run)
     run.add_argument("--strace", metavar="SET", nargs="?", const="", default=None,
                      help="print each trapped call as strace does; SET (strace's -e "
                           "trace=) selects them, and its calls are trapped too")
@@ -195,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy(trace)
     trace.add_argument("--sysctl", metavar="NAME=VALUE", type=sysctl_pair, action="append",
                        default=[], help="set a sysctl of the sandbox kernel (repeatable)")
+    add_seed(trace)
     trace.add_argument("-e", dest="exprs", metavar="EXPR", action="append", default=[],
                        help="[trace=]SET, inject=SPEC or fault=SPEC (strace's -e)")
     add_trace_options(trace)
@@ -232,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sysemu.host.clock import MonotonicClock
+    from sysemu.host.clock import MonotonicClock, host_random
     from sysemu.host.launcher import run
     from sysemu.host.libc import host_has_x32_abi
     from sysemu.host.supervisor import unserved_logger
@@ -255,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Linux: CONFIG_X86_X32_ABI: follow the host kernel (without it x32 calls are ENOSYS).
     syscalls = Syscalls(args.policy, x32_abi=host_has_x32_abi(),
                         on_unserved=unserved_logger())
-    kernel = Kernel(clock=MonotonicClock())
+    kernel = Kernel(clock=MonotonicClock(), rng=host_random(args.seed))
     try:
         configure_kernel(kernel, args.sysctl)
     except ValueError as exc:

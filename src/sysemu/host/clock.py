@@ -1,6 +1,9 @@
-"""The host's real clock for the sandbox Kernel (kernel.clock.Clock protocol)."""
+"""The host's real clock and random source for the sandbox Kernel (kernel.clock.Clock
+protocol, kernel.rng)."""
 from __future__ import annotations
 
+import os
+import random
 import time
 
 
@@ -11,3 +14,12 @@ class MonotonicClock:
 
     def now(self) -> float:
         return time.monotonic()
+
+
+def host_random(seed: int | None = None) -> random.Random:
+    """The sandbox kernel's random source: seeded from os.urandom (a new secret for
+    every run: ports, ISNs), or from `seed` (`sysemu run --seed N`: the run's ports and
+    sequence numbers are reproducible)."""
+    if seed is None:
+        seed = int.from_bytes(os.urandom(32), "little")
+    return random.Random(seed)

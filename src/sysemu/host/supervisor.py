@@ -41,7 +41,7 @@ from typing import Callable, TextIO
 
 from sysemu.abi.errno import ERESTARTSYS, Errno
 from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Slot, Syscalls
-from sysemu.host.clock import MonotonicClock
+from sysemu.host.clock import MonotonicClock, host_random
 from sysemu.host.files import HostFileTable
 from sysemu.host.libc import PR_SET_PDEATHSIG, pidfd_getfd, prctl, tgkill
 from sysemu.host.memory import ProcessMemory
@@ -148,7 +148,8 @@ class Supervisor:
     def __init__(self, syscalls: Syscalls, kernel: Kernel | None = None, *,
                  reactor: Reactor | None = None, log: TextIO | None = None):
         self.syscalls = syscalls
-        self.kernel = kernel if kernel is not None else Kernel(clock=MonotonicClock())
+        self.kernel = kernel if kernel is not None else Kernel(clock=MonotonicClock(),
+                                                                 rng=host_random())
         self.reactor = reactor if reactor is not None else Reactor()
         self.after_event: list[Callable[[], None]] = self.reactor.after_batch
         self.placeholders = Placeholders(self.reactor, self.log)

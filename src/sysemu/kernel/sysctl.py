@@ -11,6 +11,7 @@ Writing follows the proc handler each sysctl has in Linux 6.x, so a program (or
   with base 0 (so "0x10" is 16 and "010" is 8), each followed by a space, tab or newline
   (or the end); anything after the last value the table holds is ignored.
 - proc_dou8vec_minmax: one unsigned value, 0..255 unless the table narrows it.
+- proc_douintvec_minmax: the same with an unsigned int (0..UINT_MAX).
 - proc_dointvec_jiffies: seconds, at most INT_MAX / HZ in magnitude.
 - ip_local_port_range / ip_unprivileged_port_start: minmax, then the two checks of
   ipv4_local_port_range() and ipv4_privileged_ports() against each other.
@@ -42,6 +43,7 @@ class SysctlDef:
     name: str                    # dotted: "net.core.somaxconn"
     default: Value
     handler: str                 # "dointvec", "dointvec_minmax", "dou8vec_minmax",
+                                 # "douintvec_minmax",
                                  # "dointvec_jiffies", "local_port_range", "privileged_ports"
     min: int | None = None       # extra1
     max: int | None = None       # extra2
@@ -62,9 +64,10 @@ class SysctlDef:
                     "net.ipv4.ip_local_port_range")
         if self.handler == "dointvec_jiffies":
             return f"an integer (seconds), -{INT_MAX // HZ}..{INT_MAX // HZ}"
-        if self.handler == "dou8vec_minmax":
+        if self.handler in ("dou8vec_minmax", "douintvec_minmax"):
             lo = 0 if self.min is None else self.min
-            hi = U8_MAX if self.max is None else self.max
+            hi = self.max if self.max is not None else (
+                U8_MAX if self.handler == "dou8vec_minmax" else UINT_MAX)
             return f"an integer {lo}..{hi}"
         lo = -INT_MAX - 1 if self.min is None else self.min
         hi = INT_MAX if self.max is None else self.max
@@ -106,6 +109,20 @@ SYSCTLS: dict[str, SysctlDef] = {d.name: d for d in (
               linux="net/ipv4/sysctl_net_ipv4.c"),
     # Linux: TCP_FIN_TIMEOUT (60 s), proc_dointvec_jiffies.
     SysctlDef("net.ipv4.tcp_fin_timeout", 60, "dointvec_jiffies",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: tcp_sk_init() sysctl_tcp_tw_reuse = 2 (loopback only), dou8vec_minmax 0..2.
+    SysctlDef("net.ipv4.tcp_tw_reuse", 2, "dou8vec_minmax", 0, 2,
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux 6.13+: tcp_sk_init() sysctl_tcp_tw_reuse_delay = 1000 (ms),
+    # proc_douintvec_minmax 1..TCP_PAWS_MSL * MSEC_PER_SEC.
+    SysctlDef("net.ipv4.tcp_tw_reuse_delay", 1000, "douintvec_minmax", 1, 60000,
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: tcp_sk_init() sysctl_tcp_timestamps = 1 (with per-connection random
+    # offsets), proc_dou8vec_minmax.
+    SysctlDef("net.ipv4.tcp_timestamps", 1, "dou8vec_minmax",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: sysctl_tcp_rfc1337 = 0 (a RST kills a TIME_WAIT socket), dou8vec_minmax.
+    SysctlDef("net.ipv4.tcp_rfc1337", 0, "dou8vec_minmax",
               linux="net/ipv4/sysctl_net_ipv4.c"),
 )}
 
@@ -324,6 +341,17 @@ def _dointvec_jiffies(kernel, d: SysctlDef, data: bytes) -> tuple[Value, int]:
 def _dou8vec_minmax(kernel, d: SysctlDef, data: bytes) -> tuple[Value, int]:
     """Linux: kernel/sysctl.c proc_dou8vec_minmax() -> do_proc_douintvec_w(): one value,
     no sign, within extra1..extra2 (default 0..U8_MAX). Linux reports the whole write."""
+    return _douintvec(d, data, U8_MAX)
+
+
+def _douintvec_minmax(kernel, d: SysctlDef, data: bytes) -> tuple[Value, int]:
+    """Linux: kernel/sysctl.c proc_douintvec_minmax(): as proc_dou8vec_minmax() with an
+    unsigned int (default bound UINT_MAX)."""
+    return _douintvec(d, data, UINT_MAX)
+
+
+def _douintvec(d: SysctlDef, data: bytes, limit: int) -> tuple[Value, int]:
+    """Linux: do_proc_douintvec_w() with the table's extra1..extra2 (0..limit unset)."""
     pos = _skip_spaces(data, 0)
     if pos >= len(data):
         raise _einval("no value")
@@ -333,7 +361,7 @@ def _dou8vec_minmax(kernel, d: SysctlDef, data: bytes) -> tuple[Value, int]:
     if value > UINT_MAX:
         raise _einval("above UINT_MAX")
     lo = 0 if d.min is None else d.min
-    hi = U8_MAX if d.max is None else d.max
+    hi = limit if d.max is None else d.max
     if not lo <= value <= hi:
         raise _einval(f"{value} out of range")
     return value, len(data)
@@ -371,6 +399,7 @@ _HANDLERS = {
     "dointvec_minmax": _dointvec_minmax,
     "dointvec_jiffies": _dointvec_jiffies,
     "dou8vec_minmax": _dou8vec_minmax,
+    "douintvec_minmax": _douintvec_minmax,
     "local_port_range": _local_port_range,
     "privileged_ports": _privileged_ports,
 }

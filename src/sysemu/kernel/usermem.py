@@ -68,7 +68,8 @@ class BufferMemory:
         return self.map(len(data) or 1, data)
 
     def _find(self, addr: int, size: int) -> tuple[bytearray, int]:
-        for base, buf in self._regions:
+        # Newest first: a test uses what it just mapped, so long runs stay fast.
+        for base, buf in reversed(self._regions):
             if base <= addr and addr + size <= base + len(buf):
                 return buf, addr - base
         raise fault(f"{addr:#x}+{size}")

@@ -20,9 +20,11 @@ from typing import Callable
 
 from sysemu.abi.errno import ERESTARTSYS, Errno
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
+from sysemu.abi.limits import HZ, INT_MAX
 from sysemu.abi.socket import AF_INET, SOCK_STREAM
 from sysemu.kernel.sysctl import sysctl_get
 from sysemu.kernel.wait import WaitQueue
+from sysemu.net.secure_seq import NetSecret
 
 # Linux: net.core.rmem_max / wmem_max and tcp_rmem[1] / tcp_wmem[1] defaults on the
 # reference host (probed on 6.18: SO_RCVBUF 131072, SO_SNDBUF 16384 for a new socket).
@@ -37,6 +39,11 @@ TCP_RTO_MAX = 120.0
 TCP_RTO_MIN = 0.2           # the RTO once a round trip was measured
 TCP_TIMEWAIT_LEN = 60.0
 TCP_DELACK_MIN = 0.04       # HZ/25: the delayed ACK of a FIN (ATO on a fresh connection)
+TCP_PAWS_MSL = 60           # per-host timestamps are invalid after this (seconds)
+TCP_PAWS_WRAP = INT_MAX // HZ   # a ts_recent this old (24 days) no longer rejects
+# Linux: net.ipv4.tcp_invalid_ratelimit's default (HZ/2): at most one ACK per 0.5 s to
+# out-of-window segments (tcp_oow_rate_limited()).
+TCP_INVALID_RATELIMIT = 0.5
 
 # Linux: include/net/sock.h sk_userlocks bits
 SOCK_BINDADDR_LOCK = 4
@@ -50,6 +57,55 @@ def sysctl(kernel, name: str):
     return value if value is not None else sysctl_get(kernel, name)
 
 
+def tcp_clock_ms(now: float) -> int:
+    """Linux: include/net/tcp.h tcp_clock_ms(): the TCP clock in milliseconds (what
+    timestamps and TIME_WAIT entry stamps count in)."""
+    return int(now * 1000)
+
+
+def ktime_get_seconds(now: float) -> int:
+    """Linux: ktime_get_seconds(): whole seconds (what ts_recent_stamp counts in)."""
+    return int(now)
+
+
+def before(seq1: int, seq2: int) -> bool:
+    """Linux: include/net/tcp.h before(): seq1 precedes seq2 in u32 sequence space."""
+    return ((seq1 - seq2) & 0xFFFFFFFF) >= 0x80000000
+
+
+def after(seq1: int, seq2: int) -> bool:
+    """Linux: include/net/tcp.h after()."""
+    return before(seq2, seq1)
+
+
+def tcp_paws_check(ts_recent: int, ts_recent_stamp: int, rcv_tsval: int, paws_win: int,
+                   now: float) -> bool:
+    """Linux: include/net/tcp.h tcp_paws_check(): the timestamp is not older than
+    ts_recent (by more than paws_win), or ts_recent is too old or zero to judge."""
+    if s32(ts_recent - rcv_tsval) <= paws_win:
+        return True
+    if ktime_get_seconds(now) - (ts_recent_stamp + TCP_PAWS_WRAP) >= 0:
+        return True
+    return not ts_recent
+
+
+def tcp_paws_reject(ts_recent: int, ts_recent_stamp: int, rcv_tsval: int, rst: bool,
+                    now: float) -> bool:
+    """Linux: include/net/tcp.h tcp_paws_reject(): PAWS rejects the segment; a RST is
+    accepted once ts_recent is older than TCP_PAWS_MSL."""
+    if tcp_paws_check(ts_recent, ts_recent_stamp, rcv_tsval, 0, now):
+        return False
+    if rst and ktime_get_seconds(now) - (ts_recent_stamp + TCP_PAWS_MSL) >= 0:
+        return False
+    return True
+
+
+def s32(value: int) -> int:
+    """(s32) of a u32 difference (how Linux compares timestamps)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
 def mapped(v4: bytes) -> bytes:
     """::ffff:a.b.c.d, the form every address takes on sysemu's virtual wire."""
     return V4MAPPED_PREFIX + v4
@@ -57,7 +113,8 @@ def mapped(v4: bytes) -> bytes:
 
 @dataclass
 class Segment:
-    """One TCP segment on the virtual wire. Addresses are 16-byte IPv6 (IPv4 v4-mapped)."""
+    """One TCP segment on the virtual wire. Addresses are 16-byte IPv6 (IPv4 v4-mapped).
+    tsval/tsecr: the timestamp option (RFC 7323), tsval None when the segment has none."""
     saddr: bytes
     sport: int
     daddr: bytes
@@ -67,6 +124,14 @@ class Segment:
     flags: TcpFlags
     length: int = 0
     time: float = 0.0
+    tsval: int | None = None
+    tsecr: int = 0
+
+    @property
+    def end_seq(self) -> int:
+        """Linux: TCP_SKB_CB(skb)->end_seq: seq + SYN + FIN + payload length."""
+        return (self.seq + self.length + (self.flags & 0x02 and 1)
+                + (self.flags & 0x01)) & 0xFFFFFFFF
 
     @property
     def is_v4(self) -> bool:
@@ -95,12 +160,14 @@ class Proto:
     sysemu: Linux gives a sock's timers their handlers once (inet_csk_init_xmit_timers());
     sysemu's timers take theirs when armed, so the protocol carries the two that code
     below it arms: write_timer (icsk_retransmit_timer) and keepalive_timer (sk_timer,
-    which also ends FIN_WAIT2 orphans)."""
+    which also ends FIN_WAIT2 orphans). twsk_unique is twsk_prot->twsk_unique: may a
+    connect (sk) take the 4-tuple of a TIME_WAIT sock (tw)?"""
     name: str
     close: Callable[["Net", "Sock", bool], None]
     disconnect: Callable[["Net", "Sock"], None]
     write_timer: Callable[["Net", "Sock"], None]
     keepalive_timer: Callable[["Net", "Sock"], None]
+    twsk_unique: Callable[["Net", "Sock", "Sock", bool], bool]
 
 
 class Sock:
@@ -181,8 +248,18 @@ class Sock:
         # connection
         self.peer: Sock | None = None
         self.isn = 0
+        self.write_seq = 0                    # the next connect's ISN; 0: secure_tcp_seq()
         self.snd_nxt = 0
         self.rcv_nxt = 0
+        # timestamps (tp->rx_opt): negotiated, the peer's latest tsval and when it came
+        # (seconds), the offset added to ours (tp->tsoffset)
+        self.tstamp_ok = False
+        self.ts_recent = 0
+        self.ts_recent_stamp = 0
+        self.tsoffset = 0
+        # TIME_WAIT (struct tcp_timewait_sock): entered at (ms), last out-of-window ACK
+        self.tw_entry_stamp = 0
+        self.tw_last_oow_ack_time: float | None = None
         self.retransmits = 0                  # icsk_retransmits
         self.backoff = 0
         self.total_retrans = 0
@@ -241,7 +318,7 @@ class Net:
                  "TCPTimeouts", "TCPAbortOnData", "TCPAbortOnClose", "TCPAbortOnLinger",
                  "TCPSynRetrans", "ActiveOpens", "PassiveOpens", "AttemptFails",
                  "EstabResets", "InSegs", "OutSegs", "RetransSegs", "OutRsts", "InErrs",
-                 "TW")
+                 "TW", "TWRecycled", "TWKilled", "PAWSTimewait", "TCPACKSkippedTimeWait")
 
     def __init__(self, kernel, hashinfo, rcv: Callable[["Net", Segment], None]):
         """`hashinfo` and `rcv` are the protocol's (Linux: tcp_sk_init() and
@@ -259,6 +336,9 @@ class Net:
         self._rx: deque[Segment] = deque()
         self._delivering = False
         self.socks: set[Sock] = set()         # every live Sock (for ss and CurrEstab)
+        # Linux: net_secret / ts_secret (secure_seq.c), once per sandbox
+        self.secret = NetSecret(kernel.rng)
+        self.boot_time = kernel.clock.now()
 
     # -- counters ------------------------------------------------------------------
     @property
@@ -276,6 +356,11 @@ class Net:
 
     def now(self) -> float:
         return self.kernel.clock.now()
+
+    def uptime(self) -> float:
+        """Seconds since the namespace was made (the sandbox's boot): what the keyed
+        hashes of secure_seq count time in."""
+        return self.kernel.clock.now() - self.boot_time
 
     # -- timers ----------------------------------------------------------------------
     def add_timer(self, delay: float, fn: Callable[[float], None]) -> Timer:

@@ -1,15 +1,23 @@
-"""The TCP tables: bind buckets (port -> owners), the established hash and listeners.
+"""The TCP tables: bind buckets (port -> owners), the established hash and listeners,
+and the port a connect() takes.
 
 Linux: net/ipv4/inet_hashtables.c, include/net/inet_hashtables.h.
+
+Every lookup a connection makes is a dict access keyed as Linux hashes (bhash by port,
+ehash by 4-tuple, listeners by port), and a bucket forgets an owner in O(1): the cost of
+a connect, an accept or the end of a TIME_WAIT does not grow with the sandbox's history.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX
+from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpState
+from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import AF_INET6
 from sysemu.kernel.errors import SyscallError
+from sysemu.net.ipv4.inet_timewait_sock import inet_twsk_deschedule_put
+from sysemu.net.secure_seq import secure_port_ephemeral
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
@@ -17,30 +25,33 @@ if TYPE_CHECKING:
 
 class InetBindBucket:
     """Linux: struct inet_bind_bucket: one local port and the socks that own it
-    (bound, listening, connected and TIME_WAIT). fastreuse is -1 for buckets connect()
-    made (inet_bind_bucket_create from __inet_hash_connect), else 0/1."""
+    (bound, listening, connected and TIME_WAIT), in the order they came (a dict used as
+    an ordered set: leaving is O(1)). fastreuse is -1 for buckets connect() made
+    (inet_bind_bucket_create from __inet_hash_connect), else 0/1."""
 
     __slots__ = ("port", "owners", "fastreuse", "fastreuseport")
 
     def __init__(self, port: int):
         self.port = port
-        self.owners: list[Sock] = []
+        self.owners: dict[Sock, None] = {}
         self.fastreuse = 0
         self.fastreuseport = 0
 
 
 class InetHashInfo:
-    """Linux: struct inet_hashinfo (tcp_hashinfo) of one net namespace."""
+    """Linux: struct inet_hashinfo (tcp_hashinfo) of one net namespace, and the
+    table_perturb array of __inet_hash_connect() (sparse: index -> value)."""
 
     def __init__(self):
         self.bhash: dict[int, InetBindBucket] = {}
         self.ehash: dict[tuple[bytes, int, bytes, int], Sock] = {}
         self.listening: dict[int, list[Sock]] = {}
+        self.table_perturb: dict[int, int] = {}
 
     # Linux: inet_bind_hash()
     def bind_hash(self, sk: "Sock", tb: InetBindBucket, port: int) -> None:
         sk.num = port
-        tb.owners.append(sk)
+        tb.owners[sk] = None
         sk.bind_bucket = tb
 
     def bucket(self, port: int, create: bool = False) -> InetBindBucket | None:
@@ -56,8 +67,7 @@ class InetHashInfo:
             return
         sk.bind_bucket = None
         sk.num = 0
-        if sk in tb.owners:
-            tb.owners.remove(sk)
+        tb.owners.pop(sk, None)
         if not tb.owners and self.bhash.get(tb.port) is tb:
             del self.bhash[tb.port]
 
@@ -139,42 +149,91 @@ def inet_get_local_port_range(net: "Net") -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+# Linux: CONFIG_INET_TABLE_PERTURB_ORDER's default, 16.
+INET_TABLE_PERTURB_SIZE = 1 << 16
+
+
+def inet_sk_port_offset(net: "Net", sk: "Sock") -> int:
+    """Linux: inet_sk_port_offset() (inet6_sk_port_offset() for IPv6): the keyed hash
+    of source, destination and destination port."""
+    return secure_port_ephemeral(net, sk.wire_local(), sk.wire_remote(), sk.dport)
+
+
+def __inet_check_established(net: "Net", sk: "Sock", lport: int,
+                             twp: bool) -> tuple[bool, "Sock | None"]:
+    """Linux: __inet_check_established(): is the 4-tuple with local port `lport` free?
+    A TIME_WAIT sock holding it may be taken over when the protocol says so
+    (sk_prot->twsk_unique(): tcp_twsk_unique()); it is returned for the caller to end.
+    `twp` is false for a sock that bound its port itself (Linux passes twp NULL)."""
+    sk2 = net.hashinfo.ehash.get((sk.wire_local(), lport, sk.wire_remote(), sk.dport))
+    if sk2 is None:
+        return True, None
+    if sk2.state == TcpState.TCP_TIME_WAIT and sk.sk_prot.twsk_unique(net, sk, sk2, twp):
+        net.count("TWRecycled")
+        return True, sk2
+    return False, None
+
+
 def inet_hash_connect(net: "Net", sk: "Sock") -> None:
-    """Linux: net/ipv4/inet_hashtables.c __inet_hash_connect(): give a connecting sock a
-    local port whose 4-tuple is unique, and enter it in ehash. A bound sock keeps its port
-    (EADDRNOTAVAIL if the 4-tuple is taken). The first pass tries ports of the range
-    start's parity (bind(0) prefers the other one)."""
+    """Linux: inet_hash_connect() -> __inet_hash_connect(): give a connecting sock a local
+    port whose 4-tuple is unique, and enter it in ehash. A bound sock keeps its port
+    (EADDRNOTAVAIL if the 4-tuple is taken, unless a TIME_WAIT may be reused).
+
+    RFC 6056 algorithm 4 (double-hash): the walk over the range starts at a keyed hash
+    of the destination (inet_sk_port_offset()) plus a perturbation kept per hash bucket
+    (table_perturb[]), which moves past each port taken: connects to one destination walk
+    the range, and a port comes back only after the rest were used. The first pass tries
+    ports of the range start's parity (bind(0) prefers the other one)."""
     hinfo = net.hashinfo
     if sk.num:
-        if not hinfo.ehash_insert(sk):
-            # sysemu: TIME_WAIT reuse (tcp_tw_reuse) is not modelled: the 4-tuple is busy.
+        unique, tw = __inet_check_established(net, sk, sk.num, False)
+        if not unique:
             raise SyscallError(Errno.EADDRNOTAVAIL)
+        if tw is not None:
+            inet_twsk_deschedule_put(net, tw)
+        hinfo.ehash_insert(sk)
         return
+    port_offset = inet_sk_port_offset(net, sk)
     low, high = inet_get_local_port_range(net)
+    step = 2
     high += 1
     remaining = high - low
     if remaining > 1:
         remaining &= ~1
-    offset = net.kernel.rng.randrange(max(remaining, 1)) & ~1
-    for _parity in range(2):
+    index = port_offset & (INET_TABLE_PERTURB_SIZE - 1)
+    perturb = hinfo.table_perturb.get(index)
+    if perturb is None:
+        # sysemu: Linux fills the whole table with random bytes once
+        # (get_random_sleepable_once()); sysemu draws an entry when first used.
+        perturb = net.kernel.rng.getrandbits(32)
+    offset = ((perturb + (port_offset >> 32)) & U32_MAX) % remaining
+    offset &= ~1
+    while True:
         port = low + offset
-        for _ in range(0, remaining, 2):
+        for i in range(0, remaining, step):
             if port >= high:
                 port -= remaining
             tb = hinfo.bhash.get(port)
+            tw = None
             if tb is not None:
                 if tb.fastreuse >= 0 or tb.fastreuseport >= 0:
-                    port += 2
+                    port += step
                     continue
-                key = (sk.wire_local(), port, sk.wire_remote(), sk.dport)
-                if key in hinfo.ehash:   # __inet_check_established()
-                    port += 2
+                unique, tw = __inet_check_established(net, sk, port, True)
+                if not unique:
+                    port += step
                     continue
             else:
                 tb = hinfo.bucket(port, create=True)
                 tb.fastreuse = -1
                 tb.fastreuseport = -1
+            # A little randomness in the next port: on low contention the next connect
+            # to this destination may skip up to 7 ports.
+            i = max(i, net.kernel.rng.randrange(8) * step)
+            hinfo.table_perturb[index] = (perturb + i + step) & U32_MAX
             hinfo.bind_hash(sk, tb, port)
+            if tw is not None:
+                inet_twsk_deschedule_put(net, tw)
             hinfo.ehash_insert(sk)
             return
         offset += 1

@@ -118,7 +118,7 @@ class EgressGate:
         sk.max_ack_backlog = int(self.net.sysctl("net.core.somaxconn"))
         sk.state = S.TCP_LISTEN
         tb = InetBindBucket(port)
-        tb.owners.append(sk)
+        tb.owners[sk] = None
         sk.bind_bucket, sk.num = tb, port
         sk.wait.add(lambda sk=sk: self._queued(sk))
         return sk

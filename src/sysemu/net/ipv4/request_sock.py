@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from sysemu.abi.inet import TcpState
+
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Segment, Sock, Timer
 
@@ -26,10 +28,14 @@ class RequestSockOps:
 
 class RequestSock:
     """Linux: struct request_sock / inet_request_sock / tcp_request_sock: a connection in
-    SYN_RECV, known by its 4-tuple, until the client's ACK makes it a child socket."""
+    SYN_RECV, known by its 4-tuple, until the client's ACK makes it a child socket.
+    tstamp_ok, ts_recent, ts_off: the SYN's timestamp option (tcp_openreq_init()) and
+    the offset of ours (tcp_rsk(req)->ts_off)."""
 
     __slots__ = ("listener", "rsk_ops", "loc_addr", "loc_port", "rmt_addr", "rmt_port",
-                 "snt_isn", "rcv_isn", "num_timeout", "timer", "sk")
+                 "snt_isn", "rcv_isn", "num_timeout", "timer", "sk", "tstamp_ok",
+                 "ts_recent", "ts_off")
+    state = TcpState.TCP_NEW_SYN_RECV      # what ehash lookups see (sk_state)
 
     def __init__(self, listener: "Sock", rsk_ops: RequestSockOps, loc_addr: bytes,
                  loc_port: int, rmt_addr: bytes, rmt_port: int, rcv_isn: int, snt_isn: int):
@@ -42,6 +48,9 @@ class RequestSock:
         self.num_timeout = 0
         self.timer: Timer | None = None
         self.sk: Sock | None = None     # the child, once in the accept queue
+        self.tstamp_ok = False
+        self.ts_recent = 0
+        self.ts_off = 0
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:

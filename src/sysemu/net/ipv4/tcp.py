@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysemu.abi.inet import TcpState
+from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import AF_INET6, SEND_SHUTDOWN, SHUTDOWN_MASK
 from sysemu.net.core import (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, TCP_RTO_MAX,
                              TCP_RTO_MIN, TCP_TIMEOUT_INIT)
@@ -122,6 +123,9 @@ def tcp_disconnect(net: "Net", sk: "Sock") -> None:
     sk.retransmits = 0
     sk.backoff = 0
     sk.rto = TCP_TIMEOUT_INIT
+    # Linux: the next connect starts above this one (write_seq + max_window + 2).
+    # sysemu: max_window (the largest window the peer offered) is not modelled: 0.
+    sk.write_seq = ((sk.snd_nxt + 2) & U32_MAX) or 1
     if not (sk.userlocks & SOCK_BINDADDR_LOCK):
         sk.rcv_saddr = bytes(4)
         if sk.family == AF_INET6:

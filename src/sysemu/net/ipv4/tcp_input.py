@@ -11,7 +11,8 @@ from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import RCV_SHUTDOWN, SEND_SHUTDOWN
-from sysemu.net.core import sk_acceptq_is_full
+from sysemu.net.core import (after, ktime_get_seconds, sk_acceptq_is_full,
+                             tcp_paws_check)
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_reqsk_queue_hash_add,
                                                   inet_csk_reqsk_queue_is_full,
@@ -20,6 +21,7 @@ from sysemu.net.ipv4.request_sock import RequestSock
 from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done
 from sysemu.net.ipv4.tcp_minisocks import tcp_time_wait
 from sysemu.net.ipv4.tcp_output import F, tcp_send, tcp_send_delayed_ack, tcp_send_synack
+from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Segment, Sock
@@ -47,6 +49,7 @@ def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
     if flags & F.RST:
         tcp_reset(net, sk)
         return False
+    tcp_replace_ts_recent(net, sk, seg)
     if flags & F.SYN:
         # A retransmitted SYN-ACK (our ACK was dropped): ACK it again.
         if state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and flags & F.ACK:
@@ -70,14 +73,36 @@ def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
 
 
 def tcp_finish_connect(net: "Net", sk: "Sock", seg: "Segment") -> None:
-    """Linux: tcp_finish_connect(): ESTABLISHED, ACK the SYN-ACK, wake the connector."""
+    """Linux: tcp_finish_connect() (and tcp_rcv_synsent_state_process()'s part before
+    it): timestamps stay on if the SYN-ACK has them (ts_recent from it), ESTABLISHED,
+    ACK the SYN-ACK, wake the connector."""
     inet_csk_clear_xmit_timers(sk)
+    if sk.tstamp_ok and seg.tsval is not None:
+        tcp_store_ts_recent(net, sk, seg.tsval)
+    else:
+        sk.tstamp_ok = False
     sk.rcv_nxt = (seg.seq + 1) & U32_MAX
     sk.state = S.TCP_ESTABLISHED
     tcp_send(net, sk, F.ACK)
     if not sk.dead:
         sk.wait.wake_up()
         net.kernel.host.connect_done(sk, 0)
+
+
+def tcp_store_ts_recent(net: "Net", sk: "Sock", tsval: int) -> None:
+    """Linux: tcp_store_ts_recent(): the peer's latest timestamp, and when it came."""
+    sk.ts_recent = tsval
+    sk.ts_recent_stamp = ktime_get_seconds(net.now())
+
+
+def tcp_replace_ts_recent(net: "Net", sk: "Sock", seg: "Segment") -> None:
+    """Linux: tcp_replace_ts_recent(): a segment at or before rcv_nxt (rcv_wup) that
+    passes PAWS updates ts_recent (sysemu: the model's segments are control segments,
+    so ts_recent follows them, not the native data)."""
+    if not sk.tstamp_ok or seg.tsval is None or after(seg.seq, sk.rcv_nxt):
+        return
+    if tcp_paws_check(sk.ts_recent, sk.ts_recent_stamp, seg.tsval, 0, net.now()):
+        tcp_store_ts_recent(net, sk, seg.tsval)
 
 
 def tcp_reset(net: "Net", sk: "Sock") -> None:
@@ -118,14 +143,16 @@ def tcp_fin(net: "Net", sk: "Sock", seg: "Segment") -> None:
         sk.wait.wake_up()
 
 
-def tcp_conn_request(net: "Net", rsk_ops: "RequestSockOps", sk: "Sock",
-                     seg: "Segment") -> None:
+def tcp_conn_request(net: "Net", rsk_ops: "RequestSockOps", sk: "Sock", seg: "Segment",
+                     isn: int = 0) -> None:
     """Linux: tcp_conn_request(): a full SYN queue drops the SYN unless SYN cookies take
     over; a full accept queue drops it (ListenOverflows + ListenDrops) and the client
-    retransmits."""
+    retransmits. `isn` is nonzero for a SYN a TIME_WAIT sock handed over (TCP_TW_SYN:
+    no SYN queue limits, and that ISN); else the ISN is secure_tcp_seq() of the 4-tuple
+    (tcp_v4_init_seq()). The SYN's timestamp is kept for the SYN-ACK's echo."""
     syncookies = int(net.sysctl("net.ipv4.tcp_syncookies"))
     want_cookie = False
-    if syncookies == 2 or inet_csk_reqsk_queue_is_full(sk):
+    if not isn and (syncookies == 2 or inet_csk_reqsk_queue_is_full(sk)):
         if syncookies:   # Linux: tcp_syn_flood_action()
             want_cookie = True
             net.count("TCPReqQFullDoCookies")
@@ -137,13 +164,21 @@ def tcp_conn_request(net: "Net", rsk_ops: "RequestSockOps", sk: "Sock",
         net.count("ListenOverflows")
         net.count("ListenDrops")
         return
-    if not want_cookie and not syncookies:
+    if not want_cookie and not isn and not syncookies:
         max_syn_backlog = int(net.sysctl("net.ipv4.tcp_max_syn_backlog"))
         if max_syn_backlog - sk.accept_queue.qlen < (max_syn_backlog >> 2):
             net.count("ListenDrops")       # "drop open request from ..." (unproven peer)
             return
-    req = RequestSock(sk, rsk_ops, seg.daddr, seg.dport, seg.saddr, seg.sport, seg.seq,
-                      net.kernel.rng.getrandbits(32))
+    if not isn:
+        # sysemu: a SYN cookie's ISN is this hash too (the cookie is kept as its request)
+        isn = secure_tcp_seq(net, seg.daddr, seg.saddr, seg.dport, seg.sport)
+    req = RequestSock(sk, rsk_ops, seg.daddr, seg.dport, seg.saddr, seg.sport, seg.seq, isn)
+    timestamps = int(net.sysctl("net.ipv4.tcp_timestamps"))
+    if timestamps and seg.tsval is not None:
+        req.tstamp_ok = True
+        req.ts_recent = seg.tsval
+        if timestamps == 1:            # Linux: tcp_v4_init_ts_off()
+            req.ts_off = secure_tcp_ts_off(net, seg.daddr, seg.saddr)
     if want_cookie:
         net.count("SyncookiesSent")
         sk.accept_queue.cookies[req.key] = req

@@ -17,20 +17,24 @@ from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, V4MAPPED
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import AF_INET, AF_INET6
 from sysemu.kernel.errors import SyscallError
-from sysemu.net.core import Proto, Sock, mapped, sk_acceptq_is_full
+from sysemu.net.core import (Proto, Sock, ktime_get_seconds, mapped, sk_acceptq_is_full,
+                             tcp_clock_ms)
 from sysemu.net.ipv4.inet_connection_sock import (InetConnectionSockAfOps,
                                                   inet_csk_reqsk_queue_add,
                                                   inet_csk_reqsk_queue_drop)
 from sysemu.net.ipv4.inet_hashtables import inet_hash_connect
+from sysemu.net.ipv4.inet_timewait_sock import inet_twsk_deschedule_put
 from sysemu.net.ipv4.request_sock import RequestSock, RequestSockOps
-from sysemu.net.ipv4.route import INADDR_LOOPBACK, ip_route_connect
+from sysemu.net.ipv4.route import INADDR_LOOPBACK, LOOPBACK_IFINDEX, ip_route_connect
 from sysemu.net.ipv4.tcp import tcp_close, tcp_connect_failed, tcp_disconnect
 from sysemu.net.ipv4.tcp_input import tcp_conn_request, tcp_rcv_state_process
-from sysemu.net.ipv4.tcp_minisocks import tcp_check_req, tcp_timewait_state_process
-from sysemu.net.ipv4.tcp_output import F, tcp_connect, tcp_rtx_synack, tcp_transmit
+from sysemu.net.ipv4.tcp_minisocks import (TcpTwStatus, tcp_check_req,
+                                           tcp_timewait_state_process)
+from sysemu.net.ipv4.tcp_output import F, tcp_connect, tcp_rtx_synack, tcp_transmit, tcp_tsval
 from sysemu.net.ipv4.tcp_timer import tcp_orphan_expire, tcp_retransmit_timer
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            LOOPBACK4_IPV6, ipv6_addr_type)
+from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
 from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
         return tcp_check_req(net, owner, seg)
     if owner is not None:
         if owner.state == S.TCP_TIME_WAIT:
-            return tcp_timewait_state_process(net, owner, seg)
+            return tcp_v4_do_time_wait(net, owner, seg)
         if tcp_rcv_state_process(net, owner, seg):
             tcp_v4_send_reset(net, seg)
         return
@@ -62,6 +66,32 @@ def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
             and net.nf_queue(seg):
         return          # queued to the host (an allowed host service: ipv4/portfwd.py)
     tcp_v4_send_reset(net, seg)
+
+
+def tcp_v4_do_time_wait(net: "Net", tw: Sock, seg: "Segment") -> None:
+    """Linux: tcp_v4_rcv()'s do_time_wait: a SYN that opens a new connection goes to the
+    listener (the TIME_WAIT sock ends) with the ISN TIME_WAIT chose; with no listener,
+    and for what TIME_WAIT answers, an ACK of the old connection."""
+    status, isn = tcp_timewait_state_process(net, tw, seg)
+    if status == TcpTwStatus.TCP_TW_SYN:
+        listener = net.hashinfo.lookup_listener(seg.daddr, seg.dport, seg.sport)
+        if listener is not None:
+            inet_twsk_deschedule_put(net, tw)
+            return tcp_conn_request(net, tcp_request_sock_ops, listener, seg, isn)
+        status = TcpTwStatus.TCP_TW_ACK
+    if status in (TcpTwStatus.TCP_TW_ACK, TcpTwStatus.TCP_TW_ACK_OOW):
+        tcp_v4_timewait_ack(net, tw)
+    elif status == TcpTwStatus.TCP_TW_RST:
+        tcp_v4_send_reset(net, seg)
+        inet_twsk_deschedule_put(net, tw)
+
+
+def tcp_v4_timewait_ack(net: "Net", tw: Sock) -> None:
+    """Linux: tcp_v4_timewait_ack() -> tcp_v4_send_ack(): ACK with the old connection's
+    numbers (tw_snd_nxt, tw_rcv_nxt), echoing tw_ts_recent when timestamps were on."""
+    tsval = tcp_tsval(net, tw.tsoffset) if tw.ts_recent_stamp else None
+    tcp_transmit(net, tw.wire_local(), tw.num, tw.wire_remote(), tw.dport, tw.snd_nxt,
+                 tw.rcv_nxt, F.ACK, tsval, tw.ts_recent)
 
 
 def tcp_v4_send_reset(net: "Net", seg: "Segment") -> None:
@@ -139,6 +169,12 @@ def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | No
     child.isn = req.snt_isn
     child.snd_nxt = (req.snt_isn + 1) & U32_MAX
     child.rcv_nxt = (req.rcv_isn + 1) & U32_MAX
+    # Linux: tcp_create_openreq_child(): the request's timestamps
+    child.tstamp_ok = req.tstamp_ok
+    if req.tstamp_ok:
+        child.ts_recent = req.ts_recent
+        child.ts_recent_stamp = ktime_get_seconds(net.now())
+        child.tsoffset = req.ts_off
     child.state = S.TCP_ESTABLISHED
     net.count("PassiveOpens")
     net.hashinfo.bind_hash(child, sk.bind_bucket, sk.num)     # __inet_inherit_port()
@@ -201,8 +237,14 @@ def _connect_common(net: "Net", sk: "Sock", daddr4: bytes, dport: int, src4: byt
                     v6: bytes | None) -> None:
     """The common part of tcp_v4_connect() and tcp_v6_connect(): the source address, the
     destination (port 0 too: its SYN meets no listener and gets RST back, as on Linux),
-    a local port by __inet_hash_connect(), then tcp_connect(). Addresses are restored
-    if no port is free."""
+    a local port by __inet_hash_connect() (which may reuse a TIME_WAIT 4-tuple and
+    its write_seq), the ISN (secure_tcp_seq()) and timestamp offset
+    (secure_tcp_ts_off()), then tcp_connect(). Addresses are restored if no port is
+    free."""
+    if sk.ts_recent_stamp and sk.daddr != daddr4:
+        # Linux: reset the timestamp state inherited for another destination
+        sk.ts_recent = sk.ts_recent_stamp = 0
+        sk.write_seq = 0
     saved = (sk.rcv_saddr, sk.v6_rcv_saddr)
     if sk.family == AF_INET:
         if sk.rcv_saddr == INADDR_ANY:
@@ -222,7 +264,40 @@ def _connect_common(net: "Net", sk: "Sock", daddr4: bytes, dport: int, src4: byt
         sk.dport = 0
         sk.daddr, sk.v6_daddr = INADDR_ANY, IN6ADDR_ANY
         raise
+    if not sk.write_seq:
+        sk.write_seq = secure_tcp_seq(net, sk.wire_local(), sk.wire_remote(), sk.num,
+                                      sk.dport)
+    sk.tsoffset = (secure_tcp_ts_off(net, sk.wire_local(), sk.wire_remote())
+                   if int(net.sysctl("net.ipv4.tcp_timestamps")) == 1 else 0)
     tcp_connect(net, sk)
+
+
+def tcp_twsk_unique(net: "Net", sk: Sock, tw: Sock, twp: bool) -> bool:
+    """Linux: tcp_ipv4.c tcp_twsk_unique(): may connect() take the 4-tuple of TIME_WAIT
+    sock `tw`? Only when tw saw timestamps (PAWS keeps the connections apart), and, for
+    a port connect() picks (twp), when net.ipv4.tcp_tw_reuse allows it (2, the default:
+    loopback only) and tw entered TIME_WAIT more than tcp_tw_reuse_delay ms ago. A sock
+    that bound its port itself takes it with timestamps alone. The new connection starts
+    above the old one (write_seq = tw_snd_nxt + 65535 + 2) and inherits ts_recent."""
+    reuse = int(net.sysctl("net.ipv4.tcp_tw_reuse"))
+    if reuse == 2 and not (tw.bound_dev_if == LOOPBACK_IFINDEX
+                           or _is_loopback(tw.wire_remote())
+                           or _is_loopback(tw.wire_local())):
+        reuse = 0
+    reuse_thresh = tw.tw_entry_stamp + int(net.sysctl("net.ipv4.tcp_tw_reuse_delay"))
+    now_ms = tcp_clock_ms(net.now())
+    if tw.ts_recent_stamp and (not twp or (reuse and now_ms - reuse_thresh > 0)):
+        sk.write_seq = ((tw.snd_nxt + 65535 + 2) & U32_MAX) or 1
+        sk.ts_recent = tw.ts_recent
+        sk.ts_recent_stamp = tw.ts_recent_stamp
+        return True
+    return False
+
+
+def _is_loopback(wire: bytes) -> bool:
+    """Linux: ipv4_is_loopback() / ipv6_addr_loopback() / ipv6_addr_v4mapped_loopback()
+    on a wire address."""
+    return wire == IN6ADDR_LOOPBACK or (wire[:12] == V4MAPPED_PREFIX and wire[12] == 127)
 
 
 def tcp_v4_err(net: "Net", sk: "Sock", err: int) -> None:
@@ -242,7 +317,8 @@ tcp_request_sock_ops = RequestSockOps(rtx_syn_ack=tcp_rtx_synack, send_reset=tcp
 ipv4_specific = InetConnectionSockAfOps(syn_recv_sock=tcp_v4_syn_recv_sock)
 
 tcp_prot = Proto(name="TCP", close=tcp_close, disconnect=tcp_disconnect,
-                 write_timer=tcp_retransmit_timer, keepalive_timer=tcp_orphan_expire)
+                 write_timer=tcp_retransmit_timer, keepalive_timer=tcp_orphan_expire,
+                 twsk_unique=tcp_twsk_unique)
 
 
 def tcp_v4_init_sock(sk: "Sock") -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import SEND_SHUTDOWN
-from sysemu.net.core import TCP_DELACK_MIN, TCP_TIMEOUT_INIT, Segment
+from sysemu.net.core import TCP_DELACK_MIN, TCP_TIMEOUT_INIT, Segment, tcp_clock_ms
 from sysemu.net.ipv4.inet_connection_sock import inet_csk_reset_xmit_timer
 
 if TYPE_CHECKING:
@@ -35,24 +35,38 @@ class F:
 
 
 def tcp_transmit(net: "Net", saddr: bytes, sport: int, daddr: bytes, dport: int, seq: int,
-                 ack: int, flags: int) -> None:
-    """One segment onto the wire (Linux: tcp_transmit_skb() -> ip_queue_xmit())."""
-    net.transmit(Segment(saddr, sport, daddr, dport, seq & U32_MAX, ack & U32_MAX, flags))
+                 ack: int, flags: int, tsval: int | None = None, tsecr: int = 0) -> None:
+    """One segment onto the wire (Linux: tcp_transmit_skb() -> ip_queue_xmit()); tsval
+    (None: no timestamp option) and tsecr are the timestamp option's."""
+    net.transmit(Segment(saddr, sport, daddr, dport, seq & U32_MAX, ack & U32_MAX, flags,
+                         tsval=tsval, tsecr=tsecr))
+
+
+def tcp_tsval(net: "Net", offset: int) -> int:
+    """Linux: tcp_skb_timestamp_ts() + tsoffset: the timestamp a segment carries, the
+    TCP clock in milliseconds plus the connection's offset (secure_tcp_ts_off())."""
+    return (tcp_clock_ms(net.now()) + offset) & U32_MAX
 
 
 def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None) -> None:
-    """A control segment of `sk` (seq: snd_nxt unless given; ack: rcv_nxt). One that
-    carries the ACK cancels a pending delayed ACK (Linux: tcp_event_ack_sent())."""
+    """A control segment of `sk` (seq: snd_nxt unless given; ack: rcv_nxt), with the
+    timestamp option when the connection has it (Linux: tcp_established_options() /
+    tcp_syn_options()). One that carries the ACK cancels a pending delayed ACK (Linux:
+    tcp_event_ack_sent())."""
     if flags & F.ACK and sk.delack is not None:
         sk.delack.cancel()
         sk.delack = None
+    tsval = tcp_tsval(net, sk.tsoffset) if sk.tstamp_ok else None
     tcp_transmit(net, sk.wire_local(), sk.num, sk.wire_remote(), sk.dport,
-                 sk.snd_nxt if seq is None else seq, sk.rcv_nxt, flags)
+                 sk.snd_nxt if seq is None else seq, sk.rcv_nxt, flags, tsval, sk.ts_recent)
 
 
 def tcp_connect(net: "Net", sk: "Sock") -> None:
-    """Linux: tcp_connect(): ISN, SYN_SENT, the SYN, the retransmit timer."""
-    sk.isn = net.kernel.rng.getrandbits(32)
+    """Linux: tcp_connect() (tcp_connect_init()): the ISN is write_seq (tcp_v4_connect()
+    set it), SYN_SENT, the SYN (with timestamps if net.ipv4.tcp_timestamps), the
+    retransmit timer."""
+    sk.isn = sk.write_seq
+    sk.tstamp_ok = bool(int(net.sysctl("net.ipv4.tcp_timestamps")))
     sk.snd_nxt = sk.isn
     sk.rcv_nxt = 0
     sk.retransmits = 0
@@ -69,8 +83,9 @@ def tcp_connect(net: "Net", sk: "Sock") -> None:
 
 def tcp_send_synack(net: "Net", req: "RequestSock") -> None:
     """Linux: tcp_v4_send_synack() of tcp_make_synack(): the SYN-ACK of a request."""
+    tsval = tcp_tsval(net, req.ts_off) if req.tstamp_ok else None
     tcp_transmit(net, req.loc_addr, req.loc_port, req.rmt_addr, req.rmt_port, req.snt_isn,
-                 req.rcv_isn + 1, F.SYN | F.ACK)
+                 req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent)
 
 
 def tcp_rtx_synack(net: "Net", req: "RequestSock") -> None:
