@@ -203,7 +203,11 @@ def sc_connect_sequence(b, ports):
     a = b.accept4(lfd, SOCK_NONBLOCK)
     out += [a >= 0, b.name(a, peer=True) == b.name(d), b.name(d, peer=True) == b.name(lfd)]
     out += [b.accept4(lfd, 1)]           # EINVAL (flags) before any wait
-    out += [b.shutdown(d, 3), b.shutdown(d, 1), b.getsockopt(d, SOL_TCP, 11, 1)]
+    out += [b.shutdown(d, 3), b.shutdown(d, 1)]
+    # tcpi_state right after the FIN: FIN_WAIT1 (4) until the peer's ACK is processed, then
+    # FIN_WAIT2 (5). On the host that ACK races with this call (seen: 4, and 5 under load),
+    # so the comparison is "a FIN was sent and the connection is not closed".
+    out += [b.getsockopt(d, SOL_TCP, 11, 1) in (b"\x04", b"\x05")]
     e = b.socket()
     out += [b.shutdown(e, 0), b.name(e, peer=True), b.accept4(e), b.name(e)]
     # (not compared: connect to a non-loopback address; the host has routes, the
