@@ -124,6 +124,9 @@ SYSCTLS: dict[str, SysctlDef] = {d.name: d for d in (
     # Linux: sysctl_tcp_rfc1337 = 0 (a RST kills a TIME_WAIT socket), dou8vec_minmax.
     SysctlDef("net.ipv4.tcp_rfc1337", 0, "dou8vec_minmax",
               linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: tcp_sk_init() sysctl_tcp_fastopen = TFO_CLIENT_ENABLE (1), proc_dointvec.
+    SysctlDef("net.ipv4.tcp_fastopen", 1, "dointvec",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
 )}
 
 
