@@ -16,6 +16,7 @@ import struct
 
 import pytest
 
+from sysemu.kernel.sysctl import sysctl_set
 from sysemu.kernel.task import CAP_NET_BIND_SERVICE, CAP_NET_RAW
 from test_net_helpers import Env, sockaddr
 
@@ -82,6 +83,11 @@ class Host:
         for fd in self.fds:
             os.close(fd)
 
+    def sysctl(self, name, value):
+        """Only in a namespace of its own (run_in_netns): these are per-netns sysctls."""
+        with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
+            f.write(value)
+
 
 class Model:
     def __init__(self):
@@ -122,6 +128,9 @@ class Model:
 
     def close_all(self):
         pass
+
+    def sysctl(self, name, value):
+        sysctl_set(self.env.kernel, name, value)
 
 
 def free_port(family=pysocket.AF_INET, host="127.0.0.1") -> int:
@@ -315,3 +324,55 @@ def test_same_as_host(scenario):
     got = scenario(Model(), ports)
     assert got == expected
 
+
+def sc_nonlocal_bind_and_autobind_reuse(b, ports):
+    """net.ipv4.ip_nonlocal_bind lets bind() take an address that is not local
+    (inet_can_nonlocal_bind()); net.ipv4.ip_autobind_reuse lets bind(0) share a port
+    with SO_REUSEADDR owners once every port is taken (inet_csk_find_open_port())."""
+    out = [b.bind(b.socket(), sockaddr("10.1.2.3", ports[0]))]
+    b.sysctl("net.ipv4.ip_nonlocal_bind", "1")
+    out += [b.bind(b.socket(), sockaddr("10.1.2.3", ports[0])),
+            b.bind(b.socket(AF_INET6), sockaddr("::ffff:10.1.2.4", ports[0]))]
+    b.sysctl("net.ipv4.ip_nonlocal_bind", "0")
+    t = b.socket()
+    out += [b.setsockopt(t, 0, 19, i32(1)), b.bind(t, sockaddr("10.1.2.5", ports[0]))]
+    b.sysctl("net.ipv4.ip_local_port_range", "40000 40001")
+    socks = [b.socket() for _ in range(4)]
+    out += [b.setsockopt(x, SOL_SOCKET, 2, i32(1)) for x in socks]
+    out += [b.bind(x, sockaddr("127.0.0.1", 0)) for x in socks[:3]]
+    b.sysctl("net.ipv4.ip_autobind_reuse", "1")
+    out += [b.bind(socks[3], sockaddr("127.0.0.1", 0)),
+            b.name(socks[3])[2:4] in (b.name(socks[0])[2:4], b.name(socks[1])[2:4])]
+    lone = b.socket()                # without SO_REUSEADDR, relaxing does not help
+    out += [b.bind(lone, sockaddr("127.0.0.1", 0))]
+    return out
+
+
+_NETNS_CHILD = """
+import subprocess, sys
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+sys.path.insert(0, sys.argv[1])
+import test_net_differential as t
+h = t.Host()
+print(repr(getattr(t, sys.argv[2])(h, eval(sys.argv[3]))))
+"""
+
+
+def run_in_netns(scenario, ports):
+    """The host side of a scenario that changes sysctls: in a network namespace of its
+    own (unshare -n), so the machine's sysctls stay as they are."""
+    import ast
+    import subprocess
+    import sys
+    r = subprocess.run(["unshare", "-n", sys.executable, "-c", _NETNS_CHILD,
+                        os.path.dirname(__file__), scenario.__name__, repr(ports)],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip(f"no network namespace for the host side: {r.stderr.strip()[-200:]}")
+    return ast.literal_eval(r.stdout.strip())
+
+
+def test_sysctls_same_as_host_netns():
+    ports = [free_port(), free_port()]
+    expected = run_in_netns(sc_nonlocal_bind_and_autobind_reuse, ports)
+    assert sc_nonlocal_bind_and_autobind_reuse(Model(), ports) == expected
