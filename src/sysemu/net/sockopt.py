@@ -17,7 +17,8 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
                              TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
-from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE, SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
+from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
+                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
                                SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
