@@ -83,6 +83,15 @@ class Host:
         for fd in self.fds:
             os.close(fd)
 
+    def recv_errqueue(self, fd, flags=0x2000):
+        """recvfrom and recvmsg (one 16-byte segment) with `flags`."""
+        buf = ctypes.create_string_buffer(16)
+        iov = ctypes.create_string_buffer(struct.pack("<Qq", ctypes.addressof(buf), 16))
+        msg = ctypes.create_string_buffer(struct.pack("<QiiQQQQI4x", 0, 0, 0,
+                                                      ctypes.addressof(iov), 1, 0, 0, 0))
+        return (self._r(_libc.recvfrom(fd, buf, 16, flags, None, None)),
+                self._r(_libc.recvmsg(fd, msg, flags)))
+
     def sysctl(self, name, value):
         """Only in a namespace of its own (run_in_netns): these are per-netns sysctls."""
         with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
@@ -128,6 +137,14 @@ class Model:
 
     def close_all(self):
         pass
+
+    def recv_errqueue(self, fd, flags=0x2000):
+        mem = self.env.mem
+        buf = mem.alloc(bytes(16))
+        iov = mem.alloc(struct.pack("<Qq", buf, 16))
+        msg = mem.alloc(struct.pack("<QiiQQQQI4x", 0, 0, 0, iov, 1, 0, 0, 0))
+        return (self.env.call("recvfrom", fd, buf, 16, flags, 0, 0),
+                self.env.call("recvmsg", fd, msg, flags))
 
     def sysctl(self, name, value):
         sysctl_set(self.env.kernel, name, value)
@@ -311,7 +328,24 @@ def sc_accepted_options(b, ports):
     return out
 
 
-@pytest.mark.parametrize("scenario", [sc_socket_errnos, sc_bind_checks, sc_reuse,
+def sc_recv_errqueue(b, ports):
+    """MSG_ERRQUEUE on TCP sockets with nothing queued: EAGAIN in every state, without
+    waiting (LTP recv01, recvfrom01, recvmsg01), and the checks before it."""
+    s = b.socket()
+    out = [b.recv_errqueue(s), b.recv_errqueue(s, 0x2000 | 0x80000000),
+           b.recv_errqueue(s, 0x2000 | 0x40), b.recv_errqueue(987, 0x2000)]
+    lfd = b.socket()
+    out += [b.bind(lfd, sockaddr("127.0.0.1", ports[0])), b.listen(lfd), b.recv_errqueue(lfd)]
+    c = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK)
+    out += [b.connect(c, sockaddr("127.0.0.1", ports[0]))]
+    a = b.accept4(lfd)
+    out += [b.recv_errqueue(c), b.recv_errqueue(a)]
+    s6 = b.socket(AF_INET6)
+    out += [b.recv_errqueue(s6)]
+    return out
+
+
+@pytest.mark.parametrize("scenario", [sc_recv_errqueue, sc_socket_errnos, sc_bind_checks, sc_reuse,
                                       sc_connect_sequence, sc_sockopts,
                                       sc_accepted_options])
 def test_same_as_host(scenario):

@@ -853,6 +853,28 @@ def accepted_sockopts():
 
 
 @scenario
+def recv_errqueue():
+    """MSG_ERRQUEUE with nothing in the error queue: EAGAIN at once, blocking socket or
+    not, listening, connected or neither (LTP recv01, recvfrom01, recvmsg01); the data
+    stays for the next plain recv."""
+    flag = socket.MSG_ERRQUEUE
+    srv = listener()
+    idle = tcp()
+    c, a = connected_pair(srv)
+    c.sendall(b"data")
+    wait_fd(a.fileno(), select.POLLIN, 5)
+    result = {}
+    for label, s in (("listener", srv), ("idle", idle), ("client", c), ("accepted", a)):
+        s.settimeout(None)
+        result[label] = (outcome(s.recv, 16, flag), outcome(s.recvfrom, 16, flag),
+                         outcome(s.recvmsg, 16, 0, flag))
+    result["data_after"] = a.recv(16).decode()
+    for s in (srv, idle, c, a):
+        s.close()
+    return result
+
+
+@scenario
 def udp_stream_calls():
     """Stream-only calls on a datagram socket (kept apart: sysemu may not serve UDP)."""
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
