@@ -16,6 +16,7 @@ import struct
 
 import pytest
 
+from sysemu.kernel.sysctl import sysctl_set
 from sysemu.kernel.task import CAP_NET_BIND_SERVICE, CAP_NET_RAW
 from test_net_helpers import Env, sockaddr
 
@@ -82,6 +83,20 @@ class Host:
         for fd in self.fds:
             os.close(fd)
 
+    def recv_errqueue(self, fd, flags=0x2000):
+        """recvfrom and recvmsg (one 16-byte segment) with `flags`."""
+        buf = ctypes.create_string_buffer(16)
+        iov = ctypes.create_string_buffer(struct.pack("<Qq", ctypes.addressof(buf), 16))
+        msg = ctypes.create_string_buffer(struct.pack("<QiiQQQQI4x", 0, 0, 0,
+                                                      ctypes.addressof(iov), 1, 0, 0, 0))
+        return (self._r(_libc.recvfrom(fd, buf, 16, flags, None, None)),
+                self._r(_libc.recvmsg(fd, msg, flags)))
+
+    def sysctl(self, name, value):
+        """Only in a namespace of its own (run_in_netns): these are per-netns sysctls."""
+        with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
+            f.write(value)
+
 
 class Model:
     def __init__(self):
@@ -122,6 +137,17 @@ class Model:
 
     def close_all(self):
         pass
+
+    def recv_errqueue(self, fd, flags=0x2000):
+        mem = self.env.mem
+        buf = mem.alloc(bytes(16))
+        iov = mem.alloc(struct.pack("<Qq", buf, 16))
+        msg = mem.alloc(struct.pack("<QiiQQQQI4x", 0, 0, 0, iov, 1, 0, 0, 0))
+        return (self.env.call("recvfrom", fd, buf, 16, flags, 0, 0),
+                self.env.call("recvmsg", fd, msg, flags))
+
+    def sysctl(self, name, value):
+        sysctl_set(self.env.kernel, name, value)
 
 
 def free_port(family=pysocket.AF_INET, host="127.0.0.1") -> int:
@@ -242,8 +268,86 @@ def sc_sockopts(b, ports):
     return out
 
 
-@pytest.mark.parametrize("scenario", [sc_socket_errnos, sc_bind_checks, sc_reuse,
-                                      sc_connect_sequence, sc_sockopts])
+def group_req(group, ifindex):
+    """struct group_req: gr_interface, then a sockaddr_storage holding a sockaddr_in."""
+    return struct.pack("<I4x", ifindex) + sockaddr(group, 0).ljust(128, b"\0")
+
+
+def sc_accepted_options(b, ports):
+    """Options Linux accepts on TCP sockets (issue 9): TCP_FASTOPEN, TCP_FASTOPEN_CONNECT,
+    IP_TRANSPARENT, SO_BINDTODEVICE, IP multicast membership (LTP accept02: a joined
+    group is not inherited by the accepted socket), IPV6_ADDRFORM's checks."""
+    SOL_IP = 0
+    s = b.socket()
+    out = [b.setsockopt(s, SOL_TCP, 23, i32(5)), b.getsockopt(s, SOL_TCP, 23, 4),
+           b.setsockopt(s, SOL_TCP, 23, i32(-1)), b.setsockopt(s, SOL_TCP, 23, i32(10**6)),
+           b.getsockopt(s, SOL_TCP, 23, 4),
+           b.setsockopt(s, SOL_TCP, 30, i32(1)), b.getsockopt(s, SOL_TCP, 30, 4),
+           b.setsockopt(s, SOL_TCP, 30, i32(2)),
+           b.setsockopt(s, SOL_IP, 19, i32(1)), b.getsockopt(s, SOL_IP, 19, 4),
+           b.setsockopt(s, SOL_IP, 19, b""),
+           b.setsockopt(s, SOL_SOCKET, 25, b"lo"), b.getsockopt(s, SOL_SOCKET, 25, 16),
+           b.getsockopt(s, SOL_SOCKET, 25, 2), b.setsockopt(s, SOL_SOCKET, 25, b"nosuchdev0"),
+           b.setsockopt(s, SOL_SOCKET, 25, b"lo\0junk"), b.getsockopt(s, SOL_SOCKET, 25, 16),
+           b.setsockopt(s, SOL_SOCKET, 25, b""), b.getsockopt(s, SOL_SOCKET, 25, 16)]
+    # IP_ADD_MEMBERSHIP on a connection socket: EPROTO; MCAST_JOIN_GROUP is allowed.
+    # (not compared: interface 0, which the host routes by its default route and the
+    # sandbox namespace cannot route: ENODEV there.)
+    mreq = bytes([224, 0, 0, 9, 127, 0, 0, 1])
+    lfd = b.socket()
+    out += [b.setsockopt(lfd, SOL_IP, 35, mreq), b.setsockopt(lfd, SOL_IP, 36, mreq),
+            b.setsockopt(lfd, SOL_IP, 42, group_req("224.0.0.9", 1)),
+            b.setsockopt(lfd, SOL_IP, 42, group_req("224.0.0.9", 1)),
+            b.setsockopt(lfd, SOL_IP, 42, group_req("10.0.0.9", 1)),
+            b.setsockopt(lfd, SOL_IP, 42, group_req("224.0.0.9", 999)),
+            b.setsockopt(lfd, SOL_IP, 42, group_req("224.0.0.9", 1)[:100]),
+            b.setsockopt(lfd, SOL_IP, 45, group_req("224.0.0.10", 1)),
+            b.setsockopt(lfd, SOL_IP, 42, group_req("224.0.0.11", 1)),
+            b.bind(lfd, sockaddr("127.0.0.1", ports[0])), b.listen(lfd)]
+    c = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK)
+    out += [b.connect(c, sockaddr("127.0.0.1", ports[0]))]
+    a = b.accept4(lfd, SOCK_NONBLOCK)
+    out += [a >= 0, b.setsockopt(a, SOL_IP, 45, group_req("224.0.0.11", 1)),
+            b.setsockopt(lfd, SOL_IP, 45, group_req("224.0.0.11", 1)),
+            b.setsockopt(s, SOL_TCP, 30, i32(0))]
+    # IPV6_ADDRFORM: EINVAL (not AF_INET, short), ENOTCONN, EADDRNOTAVAIL (a ::1 peer)
+    s6 = b.socket(AF_INET6)
+    out += [b.setsockopt(s6, SOL_IPV6, 1, i32(10)), b.setsockopt(s6, SOL_IPV6, 1, b"\2"),
+            b.setsockopt(s6, SOL_IPV6, 1, i32(AF_INET))]
+    l6 = b.socket(AF_INET6)
+    out += [b.bind(l6, sockaddr("::", ports[1])), b.listen(l6)]
+    c6 = b.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK)
+    out += [b.connect(c6, sockaddr("::1", ports[1]))]
+    out += [b.accept4(l6, SOCK_NONBLOCK) >= 0, b.setsockopt(c6, SOL_IPV6, 1, i32(AF_INET)),
+            b.setsockopt(c6, SOL_TCP, 23, i32(3))]
+    m6 = b.socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK)
+    out += [b.connect(m6, sockaddr("::ffff:127.0.0.1", ports[1]))]
+    out += [b.accept4(l6, SOCK_NONBLOCK) >= 0, b.setsockopt(m6, SOL_IPV6, 1, i32(AF_INET)),
+            b.getsockopt(m6, SOL_SOCKET, 39, 4), b.name(m6) == b.name(m6)[:16],
+            b.name(m6, peer=True)]
+    return out
+
+
+def sc_recv_errqueue(b, ports):
+    """MSG_ERRQUEUE on TCP sockets with nothing queued: EAGAIN in every state, without
+    waiting (LTP recv01, recvfrom01, recvmsg01), and the checks before it."""
+    s = b.socket()
+    out = [b.recv_errqueue(s), b.recv_errqueue(s, 0x2000 | 0x80000000),
+           b.recv_errqueue(s, 0x2000 | 0x40), b.recv_errqueue(987, 0x2000)]
+    lfd = b.socket()
+    out += [b.bind(lfd, sockaddr("127.0.0.1", ports[0])), b.listen(lfd), b.recv_errqueue(lfd)]
+    c = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK)
+    out += [b.connect(c, sockaddr("127.0.0.1", ports[0]))]
+    a = b.accept4(lfd)
+    out += [b.recv_errqueue(c), b.recv_errqueue(a)]
+    s6 = b.socket(AF_INET6)
+    out += [b.recv_errqueue(s6)]
+    return out
+
+
+@pytest.mark.parametrize("scenario", [sc_recv_errqueue, sc_socket_errnos, sc_bind_checks, sc_reuse,
+                                      sc_connect_sequence, sc_sockopts,
+                                      sc_accepted_options])
 def test_same_as_host(scenario):
     ports = [free_port(), free_port()]
     host = Host()
@@ -253,3 +357,56 @@ def test_same_as_host(scenario):
         host.close_all()
     got = scenario(Model(), ports)
     assert got == expected
+
+
+def sc_nonlocal_bind_and_autobind_reuse(b, ports):
+    """net.ipv4.ip_nonlocal_bind lets bind() take an address that is not local
+    (inet_can_nonlocal_bind()); net.ipv4.ip_autobind_reuse lets bind(0) share a port
+    with SO_REUSEADDR owners once every port is taken (inet_csk_find_open_port())."""
+    out = [b.bind(b.socket(), sockaddr("10.1.2.3", ports[0]))]
+    b.sysctl("net.ipv4.ip_nonlocal_bind", "1")
+    out += [b.bind(b.socket(), sockaddr("10.1.2.3", ports[0])),
+            b.bind(b.socket(AF_INET6), sockaddr("::ffff:10.1.2.4", ports[0]))]
+    b.sysctl("net.ipv4.ip_nonlocal_bind", "0")
+    t = b.socket()
+    out += [b.setsockopt(t, 0, 19, i32(1)), b.bind(t, sockaddr("10.1.2.5", ports[0]))]
+    b.sysctl("net.ipv4.ip_local_port_range", "40000 40001")
+    socks = [b.socket() for _ in range(4)]
+    out += [b.setsockopt(x, SOL_SOCKET, 2, i32(1)) for x in socks]
+    out += [b.bind(x, sockaddr("127.0.0.1", 0)) for x in socks[:3]]
+    b.sysctl("net.ipv4.ip_autobind_reuse", "1")
+    out += [b.bind(socks[3], sockaddr("127.0.0.1", 0)),
+            b.name(socks[3])[2:4] in (b.name(socks[0])[2:4], b.name(socks[1])[2:4])]
+    lone = b.socket()                # without SO_REUSEADDR, relaxing does not help
+    out += [b.bind(lone, sockaddr("127.0.0.1", 0))]
+    return out
+
+
+_NETNS_CHILD = """
+import subprocess, sys
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+sys.path.insert(0, sys.argv[1])
+import test_net_differential as t
+h = t.Host()
+print(repr(getattr(t, sys.argv[2])(h, eval(sys.argv[3]))))
+"""
+
+
+def run_in_netns(scenario, ports):
+    """The host side of a scenario that changes sysctls: in a network namespace of its
+    own (unshare -n), so the machine's sysctls stay as they are."""
+    import ast
+    import subprocess
+    import sys
+    r = subprocess.run(["unshare", "-n", sys.executable, "-c", _NETNS_CHILD,
+                        os.path.dirname(__file__), scenario.__name__, repr(ports)],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip(f"no network namespace for the host side: {r.stderr.strip()[-200:]}")
+    return ast.literal_eval(r.stdout.strip())
+
+
+def test_sysctls_same_as_host_netns():
+    ports = [free_port(), free_port()]
+    expected = run_in_netns(sc_nonlocal_bind_and_autobind_reuse, ports)
+    assert sc_nonlocal_bind_and_autobind_reuse(Model(), ports) == expected

@@ -16,7 +16,8 @@ from sysemu.kernel.errors import WouldBlock
 from sysemu.kernel.task import HostHooks, Kernel, Task
 from sysemu.net import attach
 
-NR = {"socket": 41, "connect": 42, "accept": 43, "shutdown": 48, "bind": 49, "listen": 50,
+NR = {"socket": 41, "connect": 42, "accept": 43, "recvfrom": 45, "recvmsg": 47, "shutdown": 48,
+      "bind": 49, "listen": 50,
       "getsockname": 51, "getpeername": 52, "setsockopt": 54, "getsockopt": 55,
       "accept4": 288, "io_uring_setup": 425}
 

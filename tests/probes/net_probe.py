@@ -806,6 +806,74 @@ def sockopts():
     return result
 
 
+def _group_req(group, ifindex):
+    """struct group_req: gr_interface, pad, then a sockaddr_storage holding the group."""
+    sin = struct.pack("<H2x4s", socket.AF_INET, socket.inet_aton(group))
+    return struct.pack("<I4x", ifindex) + sin.ljust(128, b"\0")
+
+
+@scenario
+def accepted_sockopts():
+    """Options Linux accepts on TCP sockets (issue 9), and LTP accept02: a group joined
+    on the listener (on lo by index: the sandbox's namespace routes no multicast) is not
+    the accepted socket's to leave (EADDRNOTAVAIL)."""
+    tcp_, ip_, sol = socket.IPPROTO_TCP, socket.IPPROTO_IP, socket.SOL_SOCKET
+    srv = tcp()
+    result = {
+        "fastopen": (outcome(srv.setsockopt, tcp_, 23, 5), srv.getsockopt(tcp_, 23),
+                     outcome(srv.setsockopt, tcp_, 23, -1)),
+        "transparent": (outcome(srv.setsockopt, ip_, 19, 1), srv.getsockopt(ip_, 19)),
+        "bindtodevice": (outcome(srv.setsockopt, sol, 25, b"lo"),
+                         srv.getsockopt(sol, 25, 16).hex(),
+                         outcome(srv.setsockopt, sol, 25, b"nosuchdev0"),
+                         outcome(srv.setsockopt, sol, 25, b""), srv.getsockopt(sol, 25, 16).hex()),
+        "ip_add_membership": outcome(srv.setsockopt, ip_, socket.IP_ADD_MEMBERSHIP,
+                                     socket.inet_aton("224.0.0.9") + socket.inet_aton(LOOP)),
+        "join": (outcome(srv.setsockopt, ip_, 42, _group_req("224.0.0.9", 1)),
+                 outcome(srv.setsockopt, ip_, 42, _group_req("224.0.0.9", 1))),
+    }
+    srv.bind((LOOP, 0))
+    srv.listen(4)
+    c = tcp()
+    result["fastopen_connect"] = (outcome(c.setsockopt, tcp_, 30, 1), c.getsockopt(tcp_, 30))
+    c.connect(srv.getsockname())
+    c.sendall(b"ping")
+    srv.settimeout(5)
+    a, _ = srv.accept()
+    a.settimeout(5)
+    result["received"] = a.recv(16).decode()
+    result["leave_on_accepted"] = outcome(a.setsockopt, ip_, 45, _group_req("224.0.0.9", 1))
+    result["leave_on_listener"] = outcome(srv.setsockopt, ip_, 45, _group_req("224.0.0.9", 1))
+    v6 = tcp(socket.AF_INET6)
+    result["addrform_unconnected"] = outcome(v6.setsockopt, socket.IPPROTO_IPV6, 1,
+                                             socket.AF_INET)
+    for s in (srv, c, a, v6):
+        s.close()
+    return result
+
+
+@scenario
+def recv_errqueue():
+    """MSG_ERRQUEUE with nothing in the error queue: EAGAIN at once, blocking socket or
+    not, listening, connected or neither (LTP recv01, recvfrom01, recvmsg01); the data
+    stays for the next plain recv."""
+    flag = socket.MSG_ERRQUEUE
+    srv = listener()
+    idle = tcp()
+    c, a = connected_pair(srv)
+    c.sendall(b"data")
+    wait_fd(a.fileno(), select.POLLIN, 5)
+    result = {}
+    for label, s in (("listener", srv), ("idle", idle), ("client", c), ("accepted", a)):
+        s.settimeout(None)
+        result[label] = (outcome(s.recv, 16, flag), outcome(s.recvfrom, 16, flag),
+                         outcome(s.recvmsg, 16, 0, flag))
+    result["data_after"] = a.recv(16).decode()
+    for s in (srv, idle, c, a):
+        s.close()
+    return result
+
+
 @scenario
 def udp_stream_calls():
     """Stream-only calls on a datagram socket (kept apart: sysemu may not serve UDP)."""

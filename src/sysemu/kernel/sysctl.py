@@ -124,6 +124,15 @@ SYSCTLS: dict[str, SysctlDef] = {d.name: d for d in (
     # Linux: sysctl_tcp_rfc1337 = 0 (a RST kills a TIME_WAIT socket), dou8vec_minmax.
     SysctlDef("net.ipv4.tcp_rfc1337", 0, "dou8vec_minmax",
               linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: tcp_sk_init() sysctl_tcp_fastopen = TFO_CLIENT_ENABLE (1), proc_dointvec.
+    SysctlDef("net.ipv4.tcp_fastopen", 1, "dointvec",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: sysctl_ip_nonlocal_bind = 0 (inet_can_nonlocal_bind()), proc_dou8vec_minmax.
+    SysctlDef("net.ipv4.ip_nonlocal_bind", 0, "dou8vec_minmax",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: sysctl_ip_autobind_reuse = 0 (inet_csk_find_open_port()), dou8vec_minmax 0..1.
+    SysctlDef("net.ipv4.ip_autobind_reuse", 0, "dou8vec_minmax", 0, 1,
+              linux="net/ipv4/sysctl_net_ipv4.c"),
 )}
 
 

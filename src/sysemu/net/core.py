@@ -218,6 +218,8 @@ class Sock:
         self.userlocks = 0                    # SOCK_BINDADDR_LOCK | SOCK_BINDPORT_LOCK
         self.bind_address_no_port = False
         self.freebind = False                 # IP_FREEBIND
+        self.transparent = False              # IP_TRANSPARENT
+        self.mc_list: list[tuple[bytes, int]] = []   # inet->mc_list: (group, ifindex)
         self.sockflags: dict[int, bool] = {}  # SO_DEBUG, SO_DONTROUTE, SO_BROADCAST ...
         self.priority = 0                     # SO_PRIORITY
         self.rcvlowat = 1                     # SO_RCVLOWAT

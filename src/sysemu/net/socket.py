@@ -6,6 +6,7 @@ families below (af_inet) register themselves (sock_register()) and give each Soc
 operations socket.c calls (sock->ops)."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,7 +21,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, NPROTO, SOCK_CLOEXEC, SOCK_MAX
                                SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
-from sysemu.kernel.syscalls import CInt, InstallFd, UserPtr, syscall
+from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
 from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
 from sysemu.net.sockaddr import encode_sockaddr
@@ -337,6 +338,70 @@ def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
         put_user_int(task.mem, arg, 0)
         return 0
     raise HostPassthrough()
+
+
+# -- the error queue -----------------------------------------------------------------
+
+MSG_ERRQUEUE = 0x2000
+MSG_CMSG_COMPAT = 0x80000000
+UIO_MAXIOV = 1024
+TASK_SIZE_MAX = (1 << 47) - 4096        # x86-64, 4-level paging
+MAX_RW_COUNT = 0x7FFFF000               # INT_MAX & PAGE_MASK
+USER_MSGHDR = struct.Struct("<QiiQQQQI4x")   # name, namelen, pad, iov, iovlen, control ...
+IOVEC = struct.Struct("<Qq")
+
+
+def _access_ok(addr: int, size: int) -> None:
+    """Linux: access_ok(): the range lies below TASK_SIZE_MAX, else EFAULT."""
+    if addr + size > TASK_SIZE_MAX:
+        raise SyscallError(Errno.EFAULT)
+
+
+def inet_recv_error(sock: Socket) -> int:
+    """Linux: tcp_recvmsg() -> inet_recv_error() -> ip_recv_error() / ipv6_recv_error():
+    MSG_ERRQUEUE is answered from the error queue before anything else. sysemu's sockets
+    queue no errors there (no SO_TIMESTAMPING, no MSG_ZEROCOPY, no ICMP errors for TCP
+    over loopback), so it is EAGAIN in every state."""
+    raise SyscallError(Errno.EAGAIN)
+
+
+# The filter traps recvfrom/recvmsg only with MSG_ERRQUEUE in flags; the rest is the
+# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) is not narrowed.
+_ERRQUEUE = lambda index: (((index, "masked_eq", MSG_ERRQUEUE, MSG_ERRQUEUE),),)  # noqa: E731
+
+
+@syscall("recvfrom", abis=("64", "x32"), trap_when=_ERRQUEUE(3))
+def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
+                 addr: UserPtr, addr_len: UserPtr) -> int:
+    """recvfrom(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvfrom(): the buffer
+    range first (import_ubuf: EFAULT), then the socket."""
+    if not flags & MSG_ERRQUEUE:
+        raise HostPassthrough()
+    _access_ok(ubuf, min(size, MAX_RW_COUNT))
+    return inet_recv_error(sockfd_lookup(task, fd))
+
+
+@syscall("recvmsg", abis=("64",), trap_when=_ERRQUEUE(2))
+def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
+    """recvmsg(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvmsg(): EINVAL for
+    MSG_CMSG_COMPAT, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user(): EFAULT,
+    EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
+    import_iovec(): EFAULT, EINVAL for a negative segment length."""
+    if not flags & MSG_ERRQUEUE:
+        raise HostPassthrough()
+    if flags & MSG_CMSG_COMPAT:
+        raise SyscallError(Errno.EINVAL)
+    sock = sockfd_lookup(task, fd)
+    name, namelen, _, iov, iovlen, *_ = USER_MSGHDR.unpack(task.mem.read(msg, USER_MSGHDR.size))
+    if name and namelen < 0:
+        raise SyscallError(Errno.EINVAL)
+    if iovlen > UIO_MAXIOV:
+        raise SyscallError(Errno.EMSGSIZE)
+    if iovlen:
+        raw = task.mem.read(iov, iovlen * IOVEC.size)
+        if any(length < 0 for _, length in IOVEC.iter_unpack(raw)):
+            raise SyscallError(Errno.EINVAL)
+    return inet_recv_error(sock)
 
 
 # -- i386 socketcall -----------------------------------------------------------------

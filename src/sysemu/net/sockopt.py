@@ -7,14 +7,18 @@ level on an IPv4 socket: getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT, as Linux
 from __future__ import annotations
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_TOS, IP_TTL, IPV6_V6ONLY,
+from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_NO_PORT,
+                             IP_DROP_MEMBERSHIP, IP_FREEBIND, IP_TOS, IP_TRANSPARENT, IP_TTL,
+                             IPV6_ADDRFORM, IPV6_V6ONLY, MCAST_JOIN_GROUP, MCAST_LEAVE_GROUP,
+                             TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, V4MAPPED_PREFIX,
                              MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL,
                              MAX_TCP_SYNCNT, SOL_IP, SOL_IPV6, SOL_TCP, TCP_CORK,
                              TCP_DEFER_ACCEPT, TCP_INFO, TCP_INFO_HEAD, TCP_INFO_SIZE,
                              TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
-from sysemu.abi.socket import (AF_INET6, LINGER, SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
+from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
+                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
                                SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
@@ -23,9 +27,15 @@ from sysemu.abi.socket import (AF_INET6, LINGER, SO_BROADCAST, SO_DEBUG, SO_DONT
                                TIMEVAL64)
 from sysemu.abi.limits import HZ, INT_MAX, USEC_PER_SEC
 from sysemu.kernel.errors import SyscallError
-from sysemu.kernel.task import CAP_NET_ADMIN
+from sysemu.kernel.task import CAP_NET_ADMIN, CAP_NET_RAW
 from sysemu.kernel.usermem import get_user_int, put_user_int
 from sysemu.net.core import RMEM_MAX, TCP_RTO_MAX, TCP_TIMEOUT_INIT, WMEM_MAX
+from sysemu.net.ipv4.route import LOOPBACK_IFINDEX
+
+# The sandbox's network namespace has one device (Linux: dev_get_by_name()).
+NETDEVS = {"lo": LOOPBACK_IFINDEX}
+TFO_CLIENT_ENABLE = 1               # Linux: include/net/tcp.h
+IGMP_MAX_MEMBERSHIPS = 20           # Linux: net.ipv4.igmp_max_memberships default
 
 
 def _einval() -> SyscallError:
@@ -110,7 +120,10 @@ def setsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
 
 
 def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
-    """Linux: sock.c sk_setsockopt(): every option needs an int's worth (EINVAL)."""
+    """Linux: sock.c sk_setsockopt(): every option needs an int's worth (EINVAL), but
+    SO_BINDTODEVICE, which takes a name."""
+    if optname == SO_BINDTODEVICE:
+        return sock_setbindtodevice(task, sk, optval, optlen)
     val = _get_int(task, optval, optlen)
     valbool = bool(val)
     if optname in SOCK_FLAGS:
@@ -154,6 +167,27 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     return 0
 
 
+def sock_setbindtodevice(task, sk, optval: int, optlen: int) -> int:
+    """Linux: sock.c sock_setbindtodevice() + sock_bindtoindex_locked(): the name is cut
+    at IFNAMSIZ - 1; "" (or length 0) unbinds; an unknown name is ENODEV; changing an
+    existing binding needs CAP_NET_RAW (EPERM)."""
+    if optlen < 0:
+        raise _einval()
+    raw = task.mem.read(optval, min(optlen, IFNAMSIZ - 1)) if optlen else b""
+    devname = raw.split(b"\0", 1)[0]
+    index = 0
+    if devname:
+        index = NETDEVS.get(devname.decode("latin-1"), 0)
+        if not index:
+            raise SyscallError(Errno.ENODEV)
+    if sk.bound_dev_if and not task.capable(CAP_NET_RAW):
+        raise SyscallError(Errno.EPERM)
+    # sysemu: the only device is lo, which every loopback route uses already, so the
+    # binding changes no route; it does take part in bind conflicts (sk_bound_dev_if).
+    sk.bound_dev_if = index
+    return 0
+
+
 def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     """Linux: tcp.c do_tcp_setsockopt()."""
     val = _get_int(task, optval, optlen)
@@ -183,6 +217,21 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         sk.tcp_opts[optname] = val
     elif optname in (TCP_CORK, TCP_QUICKACK, TCP_LINGER2):
         sk.tcp_opts[optname] = val
+    elif optname == TCP_FASTOPEN:
+        # Linux: fastopen_queue_tune(): max_qlen = min(val, somaxconn)
+        if val < 0 or sk.state not in (TcpState.TCP_CLOSE, TcpState.TCP_LISTEN):
+            raise _einval()
+        sk.tcp_opts[optname] = min(val, int(sk.net.sysctl("net.core.somaxconn")))
+    elif optname == TCP_FASTOPEN_CONNECT:
+        if val > 1 or val < 0:
+            raise _einval()
+        if not int(sk.net.sysctl("net.ipv4.tcp_fastopen")) & TFO_CLIENT_ENABLE:
+            raise SyscallError(Errno(95))   # EOPNOTSUPP
+        if sk.state != TcpState.TCP_CLOSE:
+            raise _einval()
+        # sysemu: stored and reported; sysemu's TCP sends no SYN data, so connect() is the
+        # ordinary one, as Linux's is while it holds no Fast Open cookie for the peer.
+        sk.tcp_opts[optname] = val
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return 0
@@ -191,7 +240,11 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
 def do_ip_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     """Linux: ip_sockglue.c do_ip_setsockopt(): an int, or one byte when shorter; an
     option it does not know is ENOPROTOOPT before optval is read."""
-    if optname not in (IP_BIND_ADDRESS_NO_PORT, IP_TOS, IP_TTL, IP_FREEBIND):
+    if optname in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP):
+        raise SyscallError(Errno.EPROTO)    # Linux: inet_test_bit(IS_ICSK, sk)
+    if optname in (MCAST_JOIN_GROUP, MCAST_LEAVE_GROUP):
+        return ip_mcast_join_leave(task, sk, optname, optval, optlen)
+    if optname not in (IP_BIND_ADDRESS_NO_PORT, IP_TOS, IP_TTL, IP_FREEBIND, IP_TRANSPARENT):
         raise SyscallError(Errno.ENOPROTOOPT)
     if optlen >= 4:
         val = int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
@@ -205,6 +258,12 @@ def do_ip_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         if optlen < 1:
             raise _einval()
         sk.freebind = bool(val)
+    elif optname == IP_TRANSPARENT:
+        if val and not task.capable(CAP_NET_RAW) and not task.capable(CAP_NET_ADMIN):
+            raise SyscallError(Errno.EPERM)
+        if optlen < 1:
+            raise _einval()
+        sk.transparent = bool(val)
     elif optname == IP_TOS:
         sk.tcp_opts[("ip", IP_TOS)] = val & 0xFF
     elif optname == IP_TTL:
@@ -218,6 +277,40 @@ def do_ip_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     return 0
 
 
+def ip_mcast_join_leave(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: ip_sockglue.c ip_mcast_join_leave(): a struct group_req holding an AF_INET
+    group, then ip_mc_join_group() / ip_mc_leave_group() on the socket's mc_list (which
+    an accepted child does not inherit: inet_csk_clone_lock() clears it)."""
+    if optlen < GROUP_REQ_SIZE:
+        raise _einval()
+    req = task.mem.read(optval, GROUP_REQ_SIZE)
+    ifindex = int.from_bytes(req[0:4], "little")
+    if int.from_bytes(req[8:10], "little") != AF_INET:
+        raise _einval()
+    entry = (req[12:16], ifindex)
+    # Linux: ip_mc_find_dev(): by index, or by a route to the group when 0. sysemu: the
+    # sandbox's namespace routes no multicast, so only lo given by index is found.
+    in_dev = ifindex == LOOPBACK_IFINDEX
+    if optname == MCAST_JOIN_GROUP:
+        if req[12] & 0xF0 != 0xE0:                  # ipv4_is_multicast()
+            raise _einval()
+        if not in_dev:
+            raise SyscallError(Errno.ENODEV)
+        if entry in sk.mc_list:
+            raise SyscallError(Errno.EADDRINUSE)
+        if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
+            raise SyscallError(Errno.ENOBUFS)
+        sk.mc_list.append(entry)
+        return 0
+    if not ifindex and not in_dev:
+        raise SyscallError(Errno.ENODEV)
+    for joined in sk.mc_list:
+        if joined[0] == entry[0] and (not ifindex or joined[1] == ifindex):
+            sk.mc_list.remove(joined)
+            return 0
+    raise SyscallError(Errno.EADDRNOTAVAIL)
+
+
 def do_ipv6_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     """Linux: ipv6_sockglue.c do_ipv6_setsockopt()."""
     val = 0
@@ -228,7 +321,23 @@ def do_ipv6_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
             raise _einval()
         sk.ipv6only = bool(val)
         return 0
+    if optname == IPV6_ADDRFORM:
+        return ipv6_addrform(sk, val, optlen)
     raise SyscallError(Errno.ENOPROTOOPT)
+
+
+def ipv6_addrform(sk, val: int, optlen: int) -> int:
+    """Linux: ipv6_sockglue.c do_ipv6_setsockopt() IPV6_ADDRFORM for TCP: only
+    to AF_INET (EINVAL), only established (ENOTCONN), only with a v4-mapped peer on a
+    socket that is not v6only (EADDRNOTAVAIL); then the socket is an AF_INET one."""
+    if optlen < 4 or val != AF_INET:
+        raise _einval()
+    if sk.state != TcpState.TCP_ESTABLISHED:
+        raise SyscallError(Errno.ENOTCONN)
+    if sk.ipv6only or sk.v6_daddr[:12] != V4MAPPED_PREFIX:
+        raise SyscallError(Errno.EADDRNOTAVAIL)
+    sk.family = AF_INET
+    return 0
 
 
 # -- get -----------------------------------------------------------------------------
@@ -301,6 +410,8 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         data = _int(sk.rcvbuf)
     elif optname == SO_LINGER:
         data = LINGER.pack(*sk.linger)
+    elif optname == SO_BINDTODEVICE:
+        return sock_getbindtodevice(task, sk, optval, optlen, length)
     elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW, SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
         seconds = sk.rcvtimeo if optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW) else sk.sndtimeo
         jiffies = _seconds_to_jiffies(seconds)
@@ -312,6 +423,17 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return _put(task, optval, optlen, data, min(length, len(data)))
+
+
+def sock_getbindtodevice(task, sk, optval: int, optlen: int, length: int) -> int:
+    """Linux: sock.c sock_getbindtodevice(): length 0 when unbound, else the name with
+    its NUL, EINVAL when the buffer is shorter."""
+    if not sk.bound_dev_if:
+        return _put(task, optval, optlen, b"", 0)
+    name = next(n for n, i in NETDEVS.items() if i == sk.bound_dev_if).encode() + b"\0"
+    if len(name) > length:
+        raise _einval()
+    return _put(task, optval, optlen, name, len(name))
 
 
 def tcp_info(sk) -> bytes:
@@ -355,6 +477,8 @@ def do_tcp_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         val = opts.get(optname, 0)
     elif optname == TCP_LINGER2:
         val = opts.get(optname, 0) or int(sk.net.sysctl("net.ipv4.tcp_fin_timeout"))
+    elif optname in (TCP_FASTOPEN, TCP_FASTOPEN_CONNECT):
+        val = opts.get(optname, 0)
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return _put(task, optval, optlen, _int(val), length)
@@ -370,6 +494,8 @@ def do_ip_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         val = int(sk.bind_address_no_port)
     elif optname == IP_FREEBIND:
         val = int(sk.freebind)
+    elif optname == IP_TRANSPARENT:
+        val = int(sk.transparent)
     elif optname == IP_TOS:
         val = sk.tcp_opts.get(("ip", IP_TOS), 0)
     elif optname == IP_TTL:

@@ -77,8 +77,8 @@ def inet_bind(net: "Net", sock: Socket, data: bytes, task) -> None:
         if addr.family != AF_UNSPEC or addr.addr != INADDR_ANY:
             raise SyscallError(Errno.EAFNOSUPPORT)
     chk = inet_addr_type(addr.addr)
-    # Linux: inet_can_nonlocal_bind(): IP_FREEBIND (or ip_nonlocal_bind) lets it pass
-    if (not sk.freebind and addr.addr != INADDR_ANY
+    # Linux: inet_can_nonlocal_bind(): ip_nonlocal_bind, IP_FREEBIND or IP_TRANSPARENT
+    if (not inet_can_nonlocal_bind(net, sk) and addr.addr != INADDR_ANY
             and chk not in (RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST)):
         raise SyscallError(Errno.EADDRNOTAVAIL)
     _check_bind_service(net, addr.port, task)
@@ -86,6 +86,12 @@ def inet_bind(net: "Net", sock: Socket, data: bytes, task) -> None:
         raise SyscallError(Errno.EINVAL)
     sk.rcv_saddr = addr.addr
     _bind_port(net, sk, addr.port, lambda: setattr(sk, "rcv_saddr", INADDR_ANY))
+
+
+def inet_can_nonlocal_bind(net: "Net", sk: Sock) -> bool:
+    """Linux: include/net/inet_sock.h inet_can_nonlocal_bind()."""
+    return bool(int(net.sysctl("net.ipv4.ip_nonlocal_bind")) or sk.freebind
+                or sk.transparent)
 
 
 def _check_bind_service(net: "Net", snum: int, task) -> None:
@@ -130,8 +136,9 @@ def inet6_bind(net: "Net", sk: Sock, data: bytes, task) -> None:
         if sk.ipv6only:
             raise SyscallError(Errno.EINVAL)
         v4addr = addr.addr[12:]
-        if v4addr != INADDR_ANY and inet_addr_type(v4addr) not in (
-                RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST):
+        # Linux: inet_addr_valid_or_nonlocal(), as AF_INET's bind
+        if (not inet_can_nonlocal_bind(net, sk) and v4addr != INADDR_ANY
+                and inet_addr_type(v4addr) not in (RTN_LOCAL, RTN_MULTICAST, RTN_BROADCAST)):
             raise SyscallError(Errno.EADDRNOTAVAIL)
     elif addr_type != IPV6_ADDR_ANY:
         bound_dev_if = sk.bound_dev_if

@@ -88,8 +88,11 @@ def inet_csk_find_open_port(net: "Net", sk: "Sock") -> int:
     range start first (connect() takes the other parity); with SO_REUSEADDR the lower
     half of the range is searched first. A port is taken only if no owner conflicts even
     without relaxing reuse (relax=false): bind(0) never shares a port on an overlapping
-    address. Returns 0 when none is free (EADDRINUSE)."""
+    address, unless net.ipv4.ip_autobind_reuse is set and every port is taken: then
+    the search runs again relaxed (SO_REUSEADDR owners may share). Returns 0 when none
+    is free (EADDRINUSE)."""
     hinfo = net.hashinfo
+    relax = False
     attempt_half = 1 if sk.reuse else 0
     while True:
         low, high = inet_get_local_port_range(net)
@@ -112,7 +115,7 @@ def inet_csk_find_open_port(net: "Net", sk: "Sock") -> int:
                 if port >= high:
                     port -= remaining
                 tb = hinfo.bhash.get(port)
-                if tb is None or not inet_csk_bind_conflict(sk, tb, False, False):
+                if tb is None or not inet_csk_bind_conflict(sk, tb, relax, False):
                     return port
                 port += 2
             offset -= 1
@@ -120,6 +123,10 @@ def inet_csk_find_open_port(net: "Net", sk: "Sock") -> int:
                 break
         if attempt_half == 1:
             attempt_half = 2
+            continue
+        if int(net.sysctl("net.ipv4.ip_autobind_reuse")) and not relax:
+            relax = True            # Linux: "a chance to connect to different destinations"
+            attempt_half = 1 if sk.reuse else 0
             continue
         return 0
 
