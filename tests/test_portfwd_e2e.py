@@ -268,6 +268,10 @@ def test_a_data_fault_applies_to_a_published_port(sysemu_bin, env, site):
             with socket.create_connection(("127.0.0.1", host_port), timeout=20) as s:
                 s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
                 s.recv(100)
+        # The server has handled its side of the reset once its connection is gone (it
+        # logs the exception before it closes the socket): only then stop it.
+        wait_for(lambda: "ESTAB" not in ss(sysemu_bin, env, "fault"),
+                 "the server to close its reset connection")
     finally:
         _, err = inside.stop()
     # the server's side of the reset (its traceback may be cut short by our SIGTERM)
