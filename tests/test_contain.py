@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sysemu.host.procs import descendants
+from test_e2e_differential import run as run_group
 
 ATTACK = Path(__file__).parent / "c" / "contain_attack.c"
 TIMEOUT = 60
@@ -46,20 +47,7 @@ def run(argv: list[str], sysemu_bin: Path | None, timeout: float = TIMEOUT,
     """argv natively (sysemu_bin None) or under `sysemu run`; its process group is killed
     afterwards in any case."""
     full = ([str(sysemu_bin), "run", "--"] if sysemu_bin else []) + [str(a) for a in argv]
-    proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **kwargs)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        err += f"\n[test: killed after {timeout} s]"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return subprocess.CompletedProcess(full, proc.returncode, out, err)
+    return run_group(full, timeout, **kwargs)
 
 
 class HostListeners:

@@ -24,10 +24,11 @@ def scenarios() -> list[str]:
     return out.stdout.split()
 
 
-def run(argv: list[str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """Run argv in its own process group; on timeout kill the whole group."""
+def run(argv: list[str], timeout: float = TIMEOUT, **kwargs) -> subprocess.CompletedProcess:
+    """Run argv in its own process group; on timeout kill the whole group. `kwargs` go to
+    Popen (env, cwd ...)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, **kwargs)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
