@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from dataclasses import dataclass
 
 
 class AddressFamily(enum.IntEnum):
@@ -98,3 +99,35 @@ LINGER = struct.Struct("<ii")           # struct linger {int l_onoff; int l_ling
 TIMEVAL64 = struct.Struct("<qq")        # struct timeval / __kernel_sock_timeval (64-bit)
 TIMEVAL32 = struct.Struct("<ii")        # struct old_timeval32 (i386 / compat)
 SA_FAMILY = struct.Struct("<H")
+
+
+@dataclass(frozen=True)
+class UserLayouts:
+    """The socket structs as one ABI lays them out in user memory. Linux: struct
+    user_msghdr, iovec, cmsghdr, mmsghdr (include/linux/socket.h, uapi/linux/uio.h) and
+    their compat_ forms (include/net/compat.h, compat_iovec), which i386 and x32 use;
+    `old_timeval` is what SO_RCVTIMEO_OLD / select's timeval hold (32-bit on i386 only:
+    x32 has a 64-bit time_t)."""
+    word: int                    # sizeof(long) == sizeof(void *)
+    msghdr: struct.Struct        # name, namelen, iov, iovlen, control, controllen, flags
+    iovec: struct.Struct         # base, len (unsigned: a negative len has the top bit set)
+    cmsghdr: struct.Struct       # len, level, type
+    mmsghdr: int                 # sizeof(struct mmsghdr): the msghdr, msg_len, padding
+    old_timeval: struct.Struct   # tv_sec, tv_usec
+
+    def cmsg_align(self, length: int) -> int:
+        """Linux: CMSG_ALIGN() / CMSG_COMPAT_ALIGN()."""
+        return (length + self.word - 1) & ~(self.word - 1)
+
+    def negative(self, length: int) -> bool:
+        """The unsigned length a (compat_)ssize_t reads as negative."""
+        return bool(length >> (8 * self.word - 1))
+
+
+NATIVE_LAYOUTS = UserLayouts(8, struct.Struct("<Qi4xQQQQI4x"), struct.Struct("<QQ"),
+                             struct.Struct("<Qii"), 64, struct.Struct("<qq"))
+COMPAT_LAYOUTS = UserLayouts(4, struct.Struct("<IiIIIII"), struct.Struct("<II"),
+                             struct.Struct("<Iii"), 32, TIMEVAL32)
+X32_LAYOUTS = UserLayouts(4, COMPAT_LAYOUTS.msghdr, COMPAT_LAYOUTS.iovec,
+                          COMPAT_LAYOUTS.cmsghdr, 32, TIMEVAL64)
+LAYOUTS = {"64": NATIVE_LAYOUTS, "x32": X32_LAYOUTS, "i386": COMPAT_LAYOUTS}

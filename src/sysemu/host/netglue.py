@@ -53,7 +53,7 @@ from typing import Callable
 
 import sysemu.net
 from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
-from sysemu.abi.socket import SOCK_CLOEXEC, SOCK_NONBLOCK
+from sysemu.abi.socket import SOCK_CLOEXEC, SOCK_NONBLOCK, TIMEVAL64
 from sysemu.abi.inet import TcpState
 from sysemu.host.notify import ReplaceFd
 from sysemu.host.placeholder import Placeholder, Placeholders
@@ -114,10 +114,18 @@ class NetGlue(HostHooks):
             kept = self._take_client_kept(sock)
             if kept is not None:
                 ph = phs.adopt(file, kept, file.nonblocking)
+                self._inherit_timeouts(ph, sock)
                 ph.on_installed = lambda ok, ph=ph, sock=sock: self._accepted(ph, sock, ok)
                 return
         ph = phs.new(file, "socket", file.nonblocking)
+        self._inherit_timeouts(ph, sock)
         ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
+
+    def _inherit_timeouts(self, ph: Placeholder, sock) -> None:
+        """A new placeholder of a socket with timeouts (an accepted child inherits its
+        listener's: Linux sk_clone_lock() copies sk_rcvtimeo/sk_sndtimeo)."""
+        if (sock.rcvtimeo is not None or sock.sndtimeo is not None) and ph.prog_fd >= 0:
+            self._set_timeouts(ph.prog_fd, sock)
 
     def sock_inode(self, sock) -> int:
         return self.placeholders.inode_of_sock(sock)
@@ -262,6 +270,9 @@ class NetGlue(HostHooks):
         except (OSError, StopIteration, ValueError):
             return
         new = phs.new(old.file, "socket", bool(flags & O_NONBLOCK))
+        sock = sock_of(old.file)
+        if sock is not None:
+            self._inherit_timeouts(new, sock)
         if listener:
             self._make_listener(new)
             new.listener = True
@@ -318,6 +329,36 @@ class NetGlue(HostHooks):
             self.log(f"shutdown of placeholder: {exc}")
         finally:
             end.close()
+
+    def timeout_changed(self, sock) -> None:
+        """SO_RCVTIMEO / SO_SNDTIMEO: an established connection's reads and writes are the
+        placeholder's, so the program's end carries the socket's timeouts (Linux:
+        sock_rcvtimeo() / sock_sndtimeo() bound tcp_recvmsg's and tcp_sendmsg's waits)."""
+        end = self.placeholders.program_end(self.placeholders.of_sock(sock))
+        if end is None:
+            return
+        try:
+            self._set_timeouts(end.fileno(), sock)
+        finally:
+            end.close()
+
+    def _set_timeouts(self, fd: int, sock) -> None:
+        """Give the placeholder end `fd` the timeouts of `sock` (None: forever; 0: do not
+        wait, which SO_RCVTIMEO spells as a negative tv_sec)."""
+        try:
+            with socket.socket(fileno=os.dup(fd)) as end:
+                for opt, seconds in ((socket.SO_RCVTIMEO, sock.rcvtimeo),
+                                     (socket.SO_SNDTIMEO, sock.sndtimeo)):
+                    if seconds is None:
+                        sec, usec = 0, 0
+                    elif seconds <= 0:
+                        sec, usec = -1, 0
+                    else:
+                        usec_total = round(seconds * 1_000_000)
+                        sec, usec = divmod(usec_total, 1_000_000)
+                    end.setsockopt(socket.SOL_SOCKET, opt, TIMEVAL64.pack(sec, usec))
+        except OSError as exc:
+            self.log(f"timeouts of placeholder: {exc}")
 
     def linger_changed(self, sock) -> None:
         """SO_LINGER {1, 0} on a handed-off connection: Linux's close() then sends a RST

@@ -31,6 +31,8 @@ class HostHooks:
                                  its placeholder must become one a connection can use
     listening(task, fd, sock)    listen(2) succeeded: the placeholder must show a listener
     linger_changed(sock)         SO_LINGER was set: {1, 0} makes close() send a RST
+    timeout_changed(sock)        SO_RCVTIMEO/SO_SNDTIMEO was set: the placeholder's reads
+                                 and writes must time out as the socket's would
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
@@ -50,6 +52,7 @@ class HostHooks:
     def reconnecting(self, task, fd: int, sock) -> None: ...
     def listening(self, task, fd: int, sock) -> None: ...
     def linger_changed(self, sock) -> None: ...
+    def timeout_changed(self, sock) -> None: ...
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
 

@@ -6,17 +6,17 @@ families below (af_inet) register themselves (sock_register()) and give each Soc
 operations socket.c calls (sock->ops)."""
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
+from sysemu.abi.socket import (AF_INET, AF_INET6, LAYOUTS, NATIVE_LAYOUTS, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
                                SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
                                SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
+                               SYS_RECV, SYS_RECVFROM, SYS_RECVMSG,
                                SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
                                SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
@@ -347,8 +347,6 @@ MSG_CMSG_COMPAT = 0x80000000
 UIO_MAXIOV = 1024
 TASK_SIZE_MAX = (1 << 47) - 4096        # x86-64, 4-level paging
 MAX_RW_COUNT = 0x7FFFF000               # INT_MAX & PAGE_MASK
-USER_MSGHDR = struct.Struct("<QiiQQQQI4x")   # name, namelen, pad, iov, iovlen, control ...
-IOVEC = struct.Struct("<Qq")
 
 
 def _access_ok(addr: int, size: int) -> None:
@@ -366,40 +364,46 @@ def inet_recv_error(sock: Socket) -> int:
 
 
 # The filter traps recvfrom/recvmsg only with MSG_ERRQUEUE in flags; the rest is the
-# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) is not narrowed.
+# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) is not narrowed
+# by the filter (its flags are in memory): _socketcall_recv decides from the copy.
 _ERRQUEUE = lambda index: (((index, "masked_eq", MSG_ERRQUEUE, MSG_ERRQUEUE),),)  # noqa: E731
 
 
-@syscall("recvfrom", abis=("64", "x32"), trap_when=_ERRQUEUE(3))
+@syscall("recvfrom", abis=("64", "x32", "i386"), trap_when=_ERRQUEUE(3))
 def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
                  addr: UserPtr, addr_len: UserPtr) -> int:
     """recvfrom(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvfrom(): the buffer
-    range first (import_ubuf: EFAULT), then the socket."""
+    range first (import_ubuf: EFAULT), then the socket. i386: compat_sys_recvfrom(), the
+    same with MSG_CMSG_COMPAT added."""
     if not flags & MSG_ERRQUEUE:
         raise HostPassthrough()
     _access_ok(ubuf, min(size, MAX_RW_COUNT))
     return inet_recv_error(sockfd_lookup(task, fd))
 
 
-@syscall("recvmsg", abis=("64",), trap_when=_ERRQUEUE(2))
+@syscall("recvmsg", abis=("64", "i386"), trap_when=_ERRQUEUE(2))
 def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     """recvmsg(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvmsg(): EINVAL for
     MSG_CMSG_COMPAT, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user(): EFAULT,
     EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
-    import_iovec(): EFAULT, EINVAL for a negative segment length."""
+    import_iovec(): EFAULT, EINVAL for a negative segment length. i386:
+    compat_sys_recvmsg() sets MSG_CMSG_COMPAT itself (no EINVAL) and reads the
+    compat_msghdr and compat_iovec layouts (get_compat_msghdr())."""
     if not flags & MSG_ERRQUEUE:
         raise HostPassthrough()
-    if flags & MSG_CMSG_COMPAT:
+    layouts = LAYOUTS[task.abi]
+    if flags & MSG_CMSG_COMPAT and layouts is NATIVE_LAYOUTS:
         raise SyscallError(Errno.EINVAL)
     sock = sockfd_lookup(task, fd)
-    name, namelen, _, iov, iovlen, *_ = USER_MSGHDR.unpack(task.mem.read(msg, USER_MSGHDR.size))
+    hdr = layouts.msghdr
+    name, namelen, iov, iovlen, *_ = hdr.unpack(task.mem.read(msg, hdr.size))
     if name and namelen < 0:
         raise SyscallError(Errno.EINVAL)
     if iovlen > UIO_MAXIOV:
         raise SyscallError(Errno.EMSGSIZE)
     if iovlen:
-        raw = task.mem.read(iov, iovlen * IOVEC.size)
-        if any(length < 0 for _, length in IOVEC.iter_unpack(raw)):
+        raw = task.mem.read(iov, iovlen * layouts.iovec.size)
+        if any(layouts.negative(length) for _, length in layouts.iovec.iter_unpack(raw)):
             raise SyscallError(Errno.EINVAL)
     return inet_recv_error(sock)
 
@@ -427,6 +431,11 @@ _SOCKETCALL = {
     SYS_SETSOCKOPT: lambda t, a: sys_setsockopt(t, *a[:5]),
     SYS_GETSOCKOPT: lambda t, a: sys_getsockopt(t, *a[:5]),
     SYS_ACCEPT4: lambda t, a: _accept4(t, a[0], a[1], a[2], a[3]),
+    # sysemu: served only with MSG_ERRQUEUE (see sys_recvfrom); the flags word is read
+    # from memory, so a thread rewriting it races only with its own error-queue read.
+    SYS_RECV: lambda t, a: sys_recvfrom(t, a[0], a[1], a[2], a[3], 0, 0),
+    SYS_RECVFROM: lambda t, a: sys_recvfrom(t, *a[:6]),
+    SYS_RECVMSG: lambda t, a: sys_recvmsg(t, *a[:3]),
 }
 
 
@@ -434,7 +443,8 @@ _SOCKETCALL = {
 _SOCKETCALL_INTS = {
     SYS_SOCKET: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
     SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
-    SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3)}
+    SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3),
+    SYS_RECV: (0,), SYS_RECVFROM: (0,), SYS_RECVMSG: (0,)}
 
 
 def _s32(v: int) -> int:

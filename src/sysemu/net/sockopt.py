@@ -159,9 +159,11 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
         sk.rcvtimeo = _jiffies_to_seconds(
             sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
+        task.kernel.host.timeout_changed(sk)
     elif optname in (SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
         sk.sndtimeo = _jiffies_to_seconds(
             sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
+        task.kernel.host.timeout_changed(sk)
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return 0
