@@ -1,4 +1,5 @@
-"""`-e trace=SET` as strace reads it, resolved to x86-64 tbl names."""
+"""`-e trace=SET` as strace reads it, resolved to x86-64 and i386 tbl names and
+socketcall(2)'s calls."""
 from __future__ import annotations
 
 import pytest
@@ -10,9 +11,11 @@ NET = {"socket", "socketpair", "bind", "listen", "accept", "accept4", "connect",
        "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg"}
 
 
-def test_names_come_from_the_64_bit_table():
+def test_names_come_from_the_64_and_32_bit_tables_and_socketcall():
     assert {"read", "accept4", "openat", "sendfile"} <= NAMES
-    assert "socketcall" not in NAMES           # i386 only
+    assert {"socketcall", "fcntl64", "_newselect", "mmap2"} <= NAMES     # i386's
+    assert {"send", "recv"} <= NAMES       # socketcall's SYS_SEND, SYS_RECV only
+    assert "socketcall" not in parse_set("%net")    # strace: in no class
 
 
 def test_plain_names_and_numbers():
@@ -23,8 +26,10 @@ def test_plain_names_and_numbers():
 def test_network_class_is_straces():
     assert parse_set("%net") == parse_set("%network") == parse_set("network")
     assert NET <= parse_set("%net")
-    # strace's TN flag also marks sendfile and the STREAMS getpmsg/putpmsg
-    assert parse_set("%net") - NET == {"sendfile", "getpmsg", "putpmsg"}
+    # strace's TN flag also marks sendfile and the STREAMS getpmsg/putpmsg, and on i386
+    # socketcall's send and recv, sendfile64 and recvmmsg_time64
+    assert parse_set("%net") - NET == {"sendfile", "getpmsg", "putpmsg", "send", "recv",
+                                       "sendfile64", "recvmmsg_time64"}
 
 
 def test_desc_file_process_classes():

@@ -106,14 +106,16 @@ class UserLayouts:
     """The socket structs as one ABI lays them out in user memory. Linux: struct
     user_msghdr, iovec, cmsghdr, mmsghdr (include/linux/socket.h, uapi/linux/uio.h) and
     their compat_ forms (include/net/compat.h, compat_iovec), which i386 and x32 use;
-    `old_timeval` is what SO_RCVTIMEO_OLD / select's timeval hold (32-bit on i386 only:
-    x32 has a 64-bit time_t)."""
+    `old_timeval` / `old_timespec` are what SO_RCVTIMEO_OLD, select's timeval and the
+    time32 calls' timespec (recvmmsg, ppoll, pselect6 on i386) hold: 32-bit on i386
+    only (x32 has a 64-bit time_t)."""
     word: int                    # sizeof(long) == sizeof(void *)
     msghdr: struct.Struct        # name, namelen, iov, iovlen, control, controllen, flags
     iovec: struct.Struct         # base, len (unsigned: a negative len has the top bit set)
     cmsghdr: struct.Struct       # len, level, type
     mmsghdr: int                 # sizeof(struct mmsghdr): the msghdr, msg_len, padding
     old_timeval: struct.Struct   # tv_sec, tv_usec
+    old_timespec: struct.Struct  # tv_sec, tv_nsec
 
     def cmsg_align(self, length: int) -> int:
         """Linux: CMSG_ALIGN() / CMSG_COMPAT_ALIGN()."""
@@ -125,9 +127,9 @@ class UserLayouts:
 
 
 NATIVE_LAYOUTS = UserLayouts(8, struct.Struct("<Qi4xQQQQI4x"), struct.Struct("<QQ"),
-                             struct.Struct("<Qii"), 64, struct.Struct("<qq"))
+                             struct.Struct("<Qii"), 64, TIMEVAL64, TIMEVAL64)
 COMPAT_LAYOUTS = UserLayouts(4, struct.Struct("<IiIIIII"), struct.Struct("<II"),
-                             struct.Struct("<Iii"), 32, TIMEVAL32)
+                             struct.Struct("<Iii"), 32, TIMEVAL32, TIMEVAL32)
 X32_LAYOUTS = UserLayouts(4, COMPAT_LAYOUTS.msghdr, COMPAT_LAYOUTS.iovec,
-                          COMPAT_LAYOUTS.cmsghdr, 32, TIMEVAL64)
+                          COMPAT_LAYOUTS.cmsghdr, 32, TIMEVAL64, TIMEVAL64)
 LAYOUTS = {"64": NATIVE_LAYOUTS, "x32": X32_LAYOUTS, "i386": COMPAT_LAYOUTS}

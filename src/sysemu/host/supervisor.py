@@ -40,7 +40,7 @@ import traceback
 from typing import Callable, TextIO
 
 from sysemu.abi.errno import ERESTARTSYS, Errno
-from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Slot, Syscalls
+from sysemu.arch.x86.entry import AUDIT_ARCH_I386, X32_SYSCALL_BIT, Slot, Syscalls
 from sysemu.host.clock import MonotonicClock, host_random
 from sysemu.host.files import HostFileTable
 from sysemu.host.libc import PR_SET_PDEATHSIG, pidfd_getfd, prctl, tgkill
@@ -58,7 +58,7 @@ from sysemu.kernel.task import Kernel, Task
 from sysemu.kernel.wait import WaitQueue
 from sysemu.trace.decode import errno_text
 from sysemu.trace.inject import Injection, Injector
-from sysemu.trace.strace import Tracer
+from sysemu.trace.strace import Tracer, socket_subcall
 
 PARKED_CHECK_INTERVAL = 0.1   # seconds between ID_VALID sweeps of parked calls
 TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
@@ -432,7 +432,8 @@ class Supervisor:
         """Open the call's Flight when it is traced or injected; False if an injection
         delays it (it runs later, from the reactor)."""
         tid = notif.pid
-        name = self.syscalls.slot(notif.arch, notif.nr).name
+        slot = self.syscalls.slot(notif.arch, notif.nr)
+        name, args = slot.name, notif.args
         if self._pre_exec and tid in self._pre_exec:
             if name != "execve":        # sysemu's own calls between filter and exec
                 return True
@@ -445,6 +446,9 @@ class Supervisor:
             self._land(stale, -ERESTARTSYS)
         if not name:
             name = f"syscall_{notif.nr:#x}"
+        elif name == "socketcall":      # traced and injected as its call, as strace does
+            name, args = socket_subcall(args, task.mem) or (name, args)
+        abi = slot.table or ("i386" if notif.arch == AUDIT_ARCH_I386 else "64")
         tracer = self.tracer
         traced = tracer is not None and tracer.wants(name)
         injection = self.injector.decide(tid, name) if self.injector is not None else None
@@ -454,7 +458,7 @@ class Supervisor:
         self._flights[notif.id] = flight
         self._flight_of_tid[tid] = flight
         if traced:
-            tracer.enter(tid, name, notif.args, task.mem)
+            tracer.enter(tid, name, args, task.mem, abi)
         if injection is not None and injection.delay_enter_ns:
             flight.timer = self.reactor.call_later(injection.delay_enter_ns / 1e9,
                                                    lambda: self._delayed_enter(flight))

@@ -7,11 +7,13 @@ What the filter traps when tracing:
 - always what sysemu serves (seccomp.plan);
 - every call named in an explicit --strace=SET, and every call an --inject SET names,
   without argument narrowing (an injection must see each invocation to count it);
-- with --trace-all, every x86-64 call but NEVER_TRAP;
+- with --trace-all, every x86-64 and i386 call but NEVER_TRAP;
+- i386 socketcall(2) on every call number when a socketcall call (`send`, `socket` ...)
+  is traced or injected (the filter otherwise traps only the calls sysemu serves);
 - execve, whenever tracing or injecting (see configure()).
 Calls sysemu does not serve are answered CONTINUE and trace as `= ?`.
 
-sysemu: only the x86-64 table is widened; i386 and x32 calls trace only when served.
+sysemu: the x32 table is not widened; x32 calls trace only when served.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from sysemu.host.seccomp import Filter, plan
 from sysemu.kernel.errors import HostPassthrough
 from sysemu.trace.inject import Injector
 from sysemu.trace.strace import Tracer
+from sysemu.trace.syntax import SOCKET_SUBCALLS
 
 # Calls --trace-all leaves untrapped. Trapping works for every x86-64 call (CONTINUE runs
 # it as if never trapped, rt_sigreturn, execve, exit_group and vfork included); these are
@@ -36,17 +39,21 @@ NEVER_TRAP: frozenset[str] = frozenset()
 
 def trace_plan(syscalls: Syscalls, names: Iterable[str] = (), trap_all: bool = False
                ) -> dict[str, list[tuple[int, tuple | None]]]:
-    """seccomp.plan() widened: the x86-64 calls in `names` (or all, with trap_all) are
-    trapped on every invocation."""
+    """seccomp.plan() widened: the x86-64 and i386 calls in `names` (or all, with
+    trap_all) are trapped on every invocation; a socketcall(2) call in `names` widens
+    i386's socketcall."""
     rules = plan(syscalls)
     wanted = frozenset(names)
-    extra = {slot.nr for slot in syscalls.x64.slots
-             if slot.nr >= 0 and slot.name and slot.name not in NEVER_TRAP
-             and (trap_all or slot.name in wanted)}
-    if not extra:
-        return rules
-    kept = [(nr, when) for nr, when in rules.get("64", []) if nr not in extra]
-    rules["64"] = sorted(kept + [(nr, None) for nr in extra], key=lambda r: r[0])
+    if wanted & SOCKET_SUBCALLS:
+        wanted |= {"socketcall"}
+    for table in (syscalls.x64, syscalls.ia32):
+        extra = {slot.nr for slot in table.slots
+                 if slot.nr >= 0 and slot.name and slot.name not in NEVER_TRAP
+                 and (trap_all or slot.name in wanted)}
+        if not extra:
+            continue
+        kept = [(nr, when) for nr, when in rules.get(table.abi, []) if nr not in extra]
+        rules[table.abi] = sorted(kept + [(nr, None) for nr in extra], key=lambda r: r[0])
     return rules
 
 

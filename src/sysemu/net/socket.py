@@ -451,7 +451,13 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-@syscall("socketcall", abis=("i386",))
+# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE): send,
+# sendto, sendmsg, sendmmsg, recvmmsg and socketpair, and call numbers outside 1..20,
+# run on the host untrapped (the number is a register: no user memory decides it).
+_SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
+
+
+@syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED)
 def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
     words): EINVAL for call outside 1..20, EFAULT copying the arguments. The calls that

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Protocol
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.limits import PATH_MAX
-from sysemu.abi.socket import SOCKADDR_STORAGE_SIZE
+from sysemu.abi.socket import NATIVE_LAYOUTS, SOCKADDR_STORAGE_SIZE, UserLayouts
 from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.syscalls import _cint, _clong, _cuint, _culong
 
@@ -532,13 +532,15 @@ def socklen(before: int, after: int) -> str:
 
 # --- iovec / msghdr ---------------------------------------------------------------------
 
-IOVEC = struct.Struct("<QQ")
-MSGHDR = struct.Struct("<QI4xQQQQi4x")      # name, namelen, iov, iovlen, control, controllen, flags
+# The layouts of each ABI are the socket layer's (sysemu.abi.socket.LAYOUTS): 64-bit
+# by default, compat (i386, x32) when the call's ABI says so.
+NATIVE = NATIVE_LAYOUTS
+MSGHDR = NATIVE.msghdr          # name, namelen, iov, iovlen, control, controllen, flags
 IOV_MAX = 1024
 
 
 def print_iovec(mem: Memory | None, addr: int, count: int, data_size: int | None,
-                max_strlen: int = MAX_STRLEN) -> str:
+                max_strlen: int = MAX_STRLEN, layouts: UserLayouts = NATIVE) -> str:
     """strace tprint_iov_upto(): `[{iov_base="..", iov_len=N}, ...]`; data_size limits the
     bytes shown in total (the return value of a read), None shows iov_len of each."""
     count = u64(count)
@@ -546,14 +548,15 @@ def print_iovec(mem: Memory | None, addr: int, count: int, data_size: int | None
         return "NULL"
     if count == 0:
         return "[]"
+    iovec = layouts.iovec
     shown = min(count, IOV_MAX, max_strlen)
-    raw = umove(mem, addr, IOVEC.size * shown)
+    raw = umove(mem, addr, iovec.size * shown)
     if raw is None:
         return printaddr(addr)
     items = []
     left = data_size
     for i in range(shown):
-        base, length = IOVEC.unpack_from(raw, i * IOVEC.size)
+        base, length = iovec.unpack_from(raw, i * iovec.size)
         size = length if left is None else min(length, max(left, 0))
         items.append(f"{{iov_base={printstr(mem, base, size, max_strlen)}, iov_len={length}}}")
         if left is not None:
@@ -564,13 +567,19 @@ def print_iovec(mem: Memory | None, addr: int, count: int, data_size: int | None
 
 def print_msghdr(mem: Memory | None, addr: int, data_size: int | None,
                  namelen_before: int | None = None, max_strlen: int = MAX_STRLEN,
-                 fd_text: Callable[[int], str] = str) -> str:
+                 fd_text: Callable[[int], str] = str, layouts: UserLayouts = NATIVE) -> str:
     """strace print_struct_msghdr(): sendmsg prints it on entry, recvmsg on exit with the
     received size (data_size) and the msg_namelen it passed in (namelen_before)."""
-    raw = umove(mem, addr, MSGHDR.size)
+    raw = umove(mem, addr, layouts.msghdr.size)
     if raw is None:
         return printaddr(addr)
-    name, namelen, iov, iovlen, control, controllen, mflags = MSGHDR.unpack(raw)
+    return _msghdr_text(mem, raw, data_size, namelen_before, max_strlen, fd_text, layouts)
+
+
+def _msghdr_text(mem: Memory | None, raw: bytes, data_size: int | None,
+                 namelen_before: int | None, max_strlen: int,
+                 fd_text: Callable[[int], str], layouts: UserLayouts) -> str:
+    name, namelen, iov, iovlen, control, controllen, mflags = layouts.msghdr.unpack_from(raw)
     namelen = s32(namelen)
     if namelen_before is not None and namelen_before != namelen:
         # recvmsg: the name is shown with the length the kernel wrote back
@@ -581,22 +590,67 @@ def print_msghdr(mem: Memory | None, addr: int, data_size: int | None,
         name_text = decode_sockaddr(mem, name, namelen) if name else "NULL"
         len_text = str(namelen)
     parts = [f"msg_name={name_text}", f"msg_namelen={len_text}",
-             f"msg_iov={print_iovec(mem, iov, iovlen, data_size, max_strlen)}",
+             f"msg_iov={print_iovec(mem, iov, iovlen, data_size, max_strlen, layouts)}",
              f"msg_iovlen={iovlen}"]
     if controllen:
-        parts.append(f"msg_control={print_cmsgs(mem, control, controllen, fd_text)}")
+        parts.append(f"msg_control={print_cmsgs(mem, control, controllen, fd_text, layouts)}")
     parts.append(f"msg_controllen={controllen}")
     parts.append(f"msg_flags={msg_flags(mflags)}")
     return "{" + ", ".join(parts) + "}"
 
 
-CMSGHDR = struct.Struct("<Qii")              # cmsg_len, cmsg_level, cmsg_type
+def mmsg_namelens(mem: Memory | None, addr: int, vlen: int,
+                  layouts: UserLayouts = NATIVE) -> list[int]:
+    """strace save_mmsgvec_namelen(): each entry's msg_namelen before recvmmsg, up to the
+    first that cannot be read."""
+    out = []
+    for i in range(min(u32(vlen), IOV_MAX)):
+        raw = umove(mem, addr + i * layouts.mmsghdr, layouts.msghdr.size)
+        if raw is None:
+            break
+        out.append(s32(layouts.msghdr.unpack(raw)[1]))
+    return out
+
+
+def print_mmsgvec(mem: Memory | None, addr: int, vlen: int, msg_len_count: int,
+                  namelens: list[int] | None, max_strlen: int = MAX_STRLEN,
+                  fd_text: Callable[[int], str] = str, layouts: UserLayouts = NATIVE) -> str:
+    """strace decode_mmsgvec(): `[{msg_hdr={...}, msg_len=N}, ...]`: `vlen` entries, the
+    first `msg_len_count` with their msg_len; recvmmsg (namelens given) shows each
+    entry's data up to its msg_len and its name with the length passed in."""
+    vlen = u32(vlen)
+    if addr == 0:
+        return "NULL"
+    limit = IOV_MAX if namelens is None else min(len(namelens), IOV_MAX)
+    items: list[str] = []
+    for i in range(vlen):
+        if i >= max_strlen or i >= limit:
+            items.append("...")
+            break
+        entry = addr + i * layouts.mmsghdr
+        raw = umove(mem, entry, layouts.mmsghdr)
+        if raw is None:
+            if not items:
+                return printaddr(addr)
+            items.append(f"... /* {printaddr(entry)} */")
+            break
+        msg_len = int.from_bytes(raw[layouts.msghdr.size:layouts.msghdr.size + 4], "little")
+        data_size = msg_len if namelens is not None else None
+        before = namelens[i] if namelens is not None else None
+        text = "{msg_hdr=" + _msghdr_text(mem, raw, data_size, before, max_strlen, fd_text,
+                                           layouts)
+        if i < msg_len_count:
+            text += f", msg_len={msg_len}"
+        items.append(text + "}")
+    return "[" + ", ".join(items) + "]"
+
+
 SCM_TYPES = {1: "SCM_RIGHTS", 2: "SCM_CREDENTIALS", 3: "SCM_SECURITY", 4: "SCM_PIDFD"}
 CMSG_MAX = 64 * 1024
 
 
 def print_cmsgs(mem: Memory | None, addr: int, controllen: int,
-                fd_text: Callable[[int], str] = str) -> str:
+                fd_text: Callable[[int], str] = str, layouts: UserLayouts = NATIVE) -> str:
     """strace decode_msg_control(): `[{cmsg_len=24, cmsg_level=SOL_SOCKET,
     cmsg_type=SCM_RIGHTS, cmsg_data=[5, 6]}]`. sysemu decodes SOL_SOCKET's SCM_RIGHTS
     and SCM_CREDENTIALS data; other messages show their header only."""
@@ -604,18 +658,19 @@ def print_cmsgs(mem: Memory | None, addr: int, controllen: int,
     data = umove(mem, addr, size)
     if data is None:
         return printaddr(addr)
+    cmsghdr = layouts.cmsghdr
     items = []
     off = 0
-    while off + CMSGHDR.size <= size:
-        clen, level, ctype = CMSGHDR.unpack_from(data, off)
+    while off + cmsghdr.size <= size:
+        clen, level, ctype = cmsghdr.unpack_from(data, off)
         level_text = sockopt_level(level)
         type_text = (xlat(SCM_TYPES, u32(ctype), "SCM_???") if level == 1
                      else f"{u32(ctype):#x}")
         item = f"{{cmsg_len={clen}, cmsg_level={level_text}, cmsg_type={type_text}"
-        if clen < CMSGHDR.size or off + clen > size:
+        if clen < cmsghdr.size or off + clen > size:
             items.append(item + "}")
             break
-        payload = data[off + CMSGHDR.size: off + clen]
+        payload = data[off + cmsghdr.size: off + clen]
         if level == 1 and ctype == 1:
             fds = [int.from_bytes(payload[i: i + 4], "little", signed=True)
                    for i in range(0, len(payload) - 3, 4)]
@@ -624,7 +679,7 @@ def print_cmsgs(mem: Memory | None, addr: int, controllen: int,
             pid, uid, gid = struct.unpack_from("<iII", payload)
             item += f", cmsg_data={{pid={pid}, uid={uid}, gid={gid}}}"
         items.append(item + "}")
-        off += (clen + 7) & ~7
+        off += layouts.cmsg_align(clen)
     if off < size and not items:
         return printaddr(addr)
     return "[" + ", ".join(items) + "]"
@@ -709,8 +764,8 @@ EPOLL_EVENTS = ((0x1, "EPOLLIN"), (0x2, "EPOLLPRI"), (0x4, "EPOLLOUT"), (0x8, "E
 EPOLL_CTL_OPS = {1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"}
 EPOLL_EVENT = struct.Struct("<IQ")           # packed on x86-64: 12 bytes
 POLLFD = struct.Struct("<ihh")
-TIMESPEC = struct.Struct("<qq")
-TIMEVAL = struct.Struct("<qq")
+TIMESPEC = NATIVE.old_timespec
+TIMEVAL = NATIVE.old_timeval
 FCNTL_CMDS = {0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL",
               5: "F_GETLK", 6: "F_SETLK", 7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN",
               10: "F_SETSIG", 11: "F_GETSIG", 15: "F_SETOWN_EX", 16: "F_GETOWN_EX",
@@ -762,19 +817,21 @@ def print_sigset(mem: Memory | None, addr: int, size: int) -> str:
     return "[" + " ".join(signame(s) for s in members) + "]"
 
 
-def print_timespec(mem: Memory | None, addr: int) -> str:
-    data = umove(mem, addr, TIMESPEC.size)
+def print_timespec(mem: Memory | None, addr: int, layout: struct.Struct = TIMESPEC) -> str:
+    """`{tv_sec=1, tv_nsec=0}`; `layout` is the ABI's (old_timespec32 for i386's time32
+    calls)."""
+    data = umove(mem, addr, layout.size)
     if data is None:
         return printaddr(addr)
-    sec, nsec = TIMESPEC.unpack(data)
+    sec, nsec = layout.unpack(data)
     return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 
-def print_timeval(mem: Memory | None, addr: int) -> str:
-    data = umove(mem, addr, TIMEVAL.size)
+def print_timeval(mem: Memory | None, addr: int, layout: struct.Struct = TIMEVAL) -> str:
+    data = umove(mem, addr, layout.size)
     if data is None:
         return printaddr(addr)
-    sec, usec = TIMEVAL.unpack(data)
+    sec, usec = layout.unpack(data)
     return f"{{tv_sec={sec}, tv_usec={usec}}}"
 
 

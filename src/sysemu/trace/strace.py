@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, Protocol
 
+from sysemu.abi.socket import LAYOUTS, SOCKETCALL_NARGS
 from sysemu.trace import decode as d
 from sysemu.trace.decode import Memory, printaddr, s32, s64, u32, u64
 
@@ -33,10 +34,14 @@ class Call:
     """One traced call between enter and exit (strace's struct tcb for one syscall)."""
 
     __slots__ = ("tracer", "pid", "name", "args", "mem", "entering", "done", "result",
-                 "priv", "start", "interrupted", "aux", "rval_hex", "rval_fd")
+                 "priv", "start", "interrupted", "aux", "rval_hex", "rval_fd", "abi",
+                 "layouts")
 
-    def __init__(self, tracer: "Tracer", pid: int, name: str, args, mem: Memory | None):
+    def __init__(self, tracer: "Tracer", pid: int, name: str, args, mem: Memory | None,
+                 abi: str = "64"):
         self.tracer, self.pid, self.name, self.mem = tracer, pid, name, mem
+        self.abi = abi                    # "64", "x32" or "i386": the caller's layouts
+        self.layouts = LAYOUTS[abi]
         args = [u64(int(a)) for a in list(args)[:6]]
         self.args = args + [0] * (6 - len(args))
         self.entering, self.done, self.result = True, False, None
@@ -118,13 +123,14 @@ def _readv(c: Call) -> str:
     if c.entering:
         return c.fd(0) + ", "
     iov = (printaddr(c.u(1)) if c.error else
-           d.print_iovec(c.mem, c.u(1), c.u(2), c.rval, c.tracer.max_strlen))
+           d.print_iovec(c.mem, c.u(1), c.u(2), c.rval, c.tracer.max_strlen, c.layouts))
     return f"{iov}, {c.i(2)}"
 
 
 @_all_on_entry
 def _writev(c: Call) -> str:
-    return f"{c.fd(0)}, {d.print_iovec(c.mem, c.u(1), c.u(2), None, c.tracer.max_strlen)}, {c.i(2)}"
+    iov = d.print_iovec(c.mem, c.u(1), c.u(2), None, c.tracer.max_strlen, c.layouts)
+    return f"{c.fd(0)}, {iov}, {c.i(2)}"
 
 
 def _open_tail(c: Call, flags_arg: int) -> str:
@@ -211,6 +217,10 @@ def _getsockopt(c: Call) -> str:
         return f"{printaddr(c.u(3))}, {printaddr(c.u(4))}"
     if rlen is None:
         return f"{printaddr(c.u(3))}, [{ulen}]"
+    if (u32(c.u(1)), u32(c.u(2))) == (1, 4) and rlen != 4:     # SO_ERROR, not an int
+        data = d.umove(c.mem, c.u(3), max(0, min(rlen, c.tracer.max_strlen)))
+        value = printaddr(c.u(3)) if data is None else d.quote_hex(data)
+        return f"{value}, {d.socklen(ulen, rlen)}"
     value = d.sockopt_value(c.mem, c.u(1), c.u(2), c.u(3), rlen, c.tracer.max_strlen)
     return f"{value}, {d.socklen(ulen, rlen)}"
 
@@ -238,29 +248,103 @@ def _recvfrom(c: Call) -> str:
 
 
 @_all_on_entry
+def _send(c: Call) -> str:           # send(fd, buf, len, flags): socketcall's SYS_SEND
+    return f"{c.fd(0)}, {c.str_(c.u(1), c.u(2))}, {c.u(2)}, {d.msg_flags(c.u(3))}"
+
+
+def _recv(c: Call) -> str:           # recv(fd, buf, len, flags): socketcall's SYS_RECV
+    if c.entering:
+        return c.fd(0) + ", "
+    buf = printaddr(c.u(1)) if c.error else c.str_(c.u(1), c.rval)
+    return f"{buf}, {c.u(2)}, {d.msg_flags(c.u(3))}"
+
+
+@_all_on_entry
 def _sendmsg(c: Call) -> str:
-    msg = d.print_msghdr(c.mem, c.u(1), None, None, c.tracer.max_strlen, c.fd_of)
+    msg = d.print_msghdr(c.mem, c.u(1), None, None, c.tracer.max_strlen, c.fd_of, c.layouts)
     return f"{c.fd(0)}, {msg}, {d.msg_flags(c.u(2))}"
 
 
 def _recvmsg(c: Call) -> str:
+    """strace SYS_FUNC(recvmsg): on error, only the msg_namelen passed in."""
     if c.entering:
-        raw = d.umove(c.mem, c.u(1), d.MSGHDR.size)
-        c.priv["namelen"] = None if raw is None else s32(d.MSGHDR.unpack(raw)[1])
+        hdr = c.layouts.msghdr
+        raw = d.umove(c.mem, c.u(1), hdr.size)
+        if raw is None:
+            c.done = True
+            return f"{c.fd(0)}, {printaddr(c.u(1))}, {d.msg_flags(c.u(2))}"
+        c.priv["namelen"] = s32(hdr.unpack(raw)[1])
         return c.fd(0) + ", "
     if c.error:
-        msg = printaddr(c.u(1))
+        msg = f"{{msg_namelen={c.priv['namelen']}}}"
     else:
         msg = d.print_msghdr(c.mem, c.u(1), c.rval, c.priv["namelen"], c.tracer.max_strlen,
-                             c.fd_of)
+                             c.fd_of, c.layouts)
     return f"{msg}, {d.msg_flags(c.u(2))}"
 
 
+def _sendmmsg(c: Call) -> str:       # sendmmsg(fd, vec, vlen, flags): decoded on exit
+    if c.entering:
+        return c.fd(0) + ", "
+    count = 0 if c.error else c.rval
+    vec = d.print_mmsgvec(c.mem, c.u(1), c.u(2), count, None, c.tracer.max_strlen, c.fd_of,
+                          c.layouts)
+    return f"{vec}, {u32(c.u(2))}, {d.msg_flags(c.u(3))}"
+
+
+def _recvmmsg(c: Call) -> str:       # recvmmsg(fd, vec, vlen, flags, timeout)
+    """strace do_recvmmsg(): the entries received, each entry's name length as passed
+    in; the timeout as it was on entry, and `(left ...)` after. i386's recvmmsg (and
+    socketcall's) take an old_timespec32, recvmmsg_time64 a 64-bit one."""
+    layout = d.TIMESPEC if c.name == "recvmmsg_time64" else c.layouts.old_timespec
+    if c.entering:
+        c.priv["namelens"] = d.mmsg_namelens(c.mem, c.u(1), c.u(2), c.layouts)
+        c.priv["timeout"] = ("NULL" if not c.u(4) else
+                             d.print_timespec(c.mem, c.u(4), layout))
+        return c.fd(0) + ", "
+    if c.error:
+        vec = printaddr(c.u(1))
+    else:
+        vec = d.print_mmsgvec(c.mem, c.u(1), c.rval, c.rval, c.priv["namelens"],
+                              c.tracer.max_strlen, c.fd_of, c.layouts)
+    text = f"{vec}, {u32(c.u(2))}, {d.msg_flags(c.u(3))}, {c.priv['timeout']}"
+    if not c.error:
+        if c.rval == 0:
+            c.aux = "Timeout"
+        elif c.u(4):
+            c.aux = "left " + d.print_timespec(c.mem, c.u(4), layout)
+    return text
+
+
+# socketcall(2)'s calls, by number. Linux: include/uapi/linux/net.h SYS_SOCKET ...
+SOCKETCALL_NAMES = ("", "socket", "bind", "connect", "listen", "accept", "getsockname",
+                    "getpeername", "socketpair", "send", "recv", "sendto", "recvfrom",
+                    "shutdown", "setsockopt", "getsockopt", "sendmsg", "recvmsg", "accept4",
+                    "recvmmsg", "sendmmsg")
+
+
+def socket_subcall(args, mem: Memory | None) -> tuple[str, list[int]] | None:
+    """strace decode_socket_subcall(): socketcall(call, args) shown as the call itself,
+    its arguments the words of the block (32-bit, zero-extended). None (it stays
+    socketcall) for a call number outside 1..20 or a block that cannot be read whole."""
+    call = s32(int(args[0]))
+    if not 1 <= call < len(SOCKETCALL_NAMES):
+        return None
+    nargs = SOCKETCALL_NARGS[call]
+    raw = d.umove(mem, u32(int(args[1])), 4 * nargs)
+    if raw is None:
+        return None
+    return SOCKETCALL_NAMES[call], [int.from_bytes(raw[i:i + 4], "little")
+                                    for i in range(0, 4 * nargs, 4)]
+
+
 @_all_on_entry
-def _mmsg(c: Call) -> str:
-    # sysemu: strace decodes each struct mmsghdr; sysemu prints the vector's address.
-    return f"{c.fd(0)}, {printaddr(c.u(1))}, {u32(c.u(2))}, {d.msg_flags(c.u(3))}" + (
-        f", {printaddr(c.u(4))}" if c.name == "recvmmsg" else "")
+def _socketcall(c: Call) -> str:
+    """strace SYS_FUNC(socketcall), for what stays undecoded: printxval_d()."""
+    call = c.i(0)
+    name = (f"SYS_{SOCKETCALL_NAMES[call].upper()}"
+            if 1 <= call < len(SOCKETCALL_NAMES) else str(call))
+    return f"{name}, {printaddr(c.u(1))}"
 
 
 @_all_on_entry
@@ -294,23 +378,35 @@ def _poll(c: Call) -> str:           # poll(fds, nfds, timeout)
     return ""
 
 
+def _timespec_layout(c: Call):
+    """The timespec a call takes: i386's ppoll, pselect6 and recvmmsg are the time32
+    ones (old_timespec32); their *_time64 twins and every 64-bit call take 64 bits."""
+    return d.TIMESPEC if c.name.endswith("_time64") else c.layouts.old_timespec
+
+
 def _ppoll(c: Call) -> str:          # ppoll(fds, nfds, tsp, sigmask, sigsetsize)
+    layout = _timespec_layout(c)
     if c.entering:
-        tsp = "NULL" if not c.u(2) else d.print_timespec(c.mem, c.u(2))
+        tsp = "NULL" if not c.u(2) else d.print_timespec(c.mem, c.u(2), layout)
         return (f"{_pollfds_in(c)}, {u32(c.u(1))}, {tsp}, "
                 f"{d.print_sigset(c.mem, c.u(3), c.u(4))}, {c.u(4)}")
-    _poll_aux(c, d.print_timespec(c.mem, c.u(2)) if c.u(2) else None)
+    _poll_aux(c, d.print_timespec(c.mem, c.u(2), layout) if c.u(2) else None)
     return ""
 
 
 def _select(c: Call) -> str:         # select(n, in, out, ex, tv) / pselect6(..., ts, sig)
+    """select (i386: _newselect, with an old_timeval32) and pselect6."""
     nfds = c.i(0)
+    is_select = c.name in ("select", "_newselect")
+    if is_select:
+        show_tmo = lambda: d.print_timeval(c.mem, c.u(4), c.layouts.old_timeval)  # noqa: E731
+    else:
+        show_tmo = lambda: d.print_timespec(c.mem, c.u(4), _timespec_layout(c))  # noqa: E731
     if c.entering:
         sets = ", ".join(d.print_fdset(c.mem, c.u(i), nfds, c.fd_of) for i in (1, 2, 3))
-        if c.name == "select":
-            tmo = "NULL" if not c.u(4) else d.print_timeval(c.mem, c.u(4))
+        tmo = "NULL" if not c.u(4) else show_tmo()
+        if is_select:
             return f"{nfds}, {sets}, {tmo}"
-        tmo = "NULL" if not c.u(4) else d.print_timespec(c.mem, c.u(4))
         return f"{nfds}, {sets}, {tmo}, {_pselect_sigmask(c)}"
     if not c.error:
         if c.rval == 0:
@@ -322,8 +418,7 @@ def _select(c: Call) -> str:         # select(n, in, out, ex, tv) / pselect6(...
                 if fds:
                     parts.append(f"{label} [" + " ".join(c.fd_of(fd) for fd in fds) + "]")
             if c.u(4):
-                left = (d.print_timeval if c.name == "select" else d.print_timespec)(c.mem, c.u(4))
-                parts.append(f"left {left}")
+                parts.append(f"left {show_tmo()}")
             c.aux = ", ".join(parts) or None
     return ""
 
@@ -331,10 +426,11 @@ def _select(c: Call) -> str:         # select(n, in, out, ex, tv) / pselect6(...
 def _pselect_sigmask(c: Call) -> str:
     if not c.u(5):
         return "NULL"
-    data = d.umove(c.mem, c.u(5), 16)
+    word = c.layouts.word            # {const sigset_t *ss; size_t ss_len;}
+    data = d.umove(c.mem, c.u(5), 2 * word)
     if data is None:
         return printaddr(c.u(5))
-    ptr, size = struct.unpack("<QQ", data)
+    ptr, size = int.from_bytes(data[:word], "little"), int.from_bytes(data[word:], "little")
     return f"{{{d.print_sigset(c.mem, ptr, size)}, {size}}}"
 
 
@@ -415,14 +511,16 @@ def _pipe2(c: Call) -> str:          # pipe(fds) / pipe2(fds, flags)
 
 
 def _sendfile(c: Call) -> str:       # sendfile(out, in, offset, count)
+    # i386 sendfile takes a 32-bit off_t (compat_sys_sendfile); sendfile64 a loff_t
+    size = 4 if c.abi == "i386" and c.name == "sendfile" else 8
     if c.entering:
-        data = d.umove(c.mem, c.u(2), 8) if c.u(2) else None
+        data = d.umove(c.mem, c.u(2), size) if c.u(2) else None
         if data is None:
             c.done = True
             return f"{c.fd(0)}, {c.fd(1)}, {printaddr(c.u(2))}, {c.u(3)}"
         c.priv["off"] = int.from_bytes(data, "little", signed=True)
         return f"{c.fd(0)}, {c.fd(1)}, [{c.priv['off']}]"
-    data = None if c.error else d.umove(c.mem, c.u(2), 8)
+    data = None if c.error else d.umove(c.mem, c.u(2), size)
     moved = ""
     if data is not None:
         off = int.from_bytes(data, "little", signed=True)
@@ -455,7 +553,12 @@ DECODERS: dict[str, Decoder] = {
     "accept": _sockname, "accept4": _sockname, "getsockname": _sockname,
     "getpeername": _sockname, "setsockopt": _setsockopt, "getsockopt": _getsockopt,
     "sendto": _sendto, "recvfrom": _recvfrom, "sendmsg": _sendmsg, "recvmsg": _recvmsg,
-    "sendmmsg": _mmsg, "recvmmsg": _mmsg, "sendfile": _sendfile,
+    "sendmmsg": _sendmmsg, "recvmmsg": _recvmmsg, "recvmmsg_time64": _recvmmsg,
+    "sendfile": _sendfile, "sendfile64": _sendfile, "send": _send, "recv": _recv,
+    "socketcall": _socketcall,
+    # i386 names of the same calls
+    "fcntl64": _fcntl, "_newselect": _select, "pselect6_time64": _select,
+    "ppoll_time64": _ppoll,
 }
 NARGS = {"getpid": 0, "gettid": 0, "getuid": 0, "geteuid": 0, "getgid": 0, "getegid": 0,
          "getppid": 0, "sched_yield": 0, "fork": 0, "vfork": 0, "pause": 0,
@@ -469,7 +572,7 @@ FD_RETURNING = frozenset("""socket accept accept4 open openat creat dup dup2 dup
 epoll_create1 eventfd eventfd2 signalfd signalfd4 timerfd_create memfd_create pidfd_open
 pidfd_getfd inotify_init inotify_init1 openat2 fanotify_init userfaultfd perf_event_open
 open_by_handle_at fsopen fsmount fspick open_tree memfd_secret""".split())
-HEX_RETURNING = frozenset({"mmap", "mremap", "brk", "shmat"})
+HEX_RETURNING = frozenset({"mmap", "mmap2", "mremap", "brk", "shmat"})
 
 
 def decoder_for(name: str) -> Decoder:
@@ -553,15 +656,18 @@ class Tracer:
         self.message(pid, f"+++ killed by {signame} +++")
 
     # --- calls
-    def enter(self, pid: int, name: str, args, mem: Memory | None) -> Call | None:
-        """Before dispatch: print the call's name and its input arguments."""
+    def enter(self, pid: int, name: str, args, mem: Memory | None,
+              abi: str = "64") -> Call | None:
+        """Before dispatch: print the call's name and its input arguments. `abi` is the
+        calling convention ("64", "x32", "i386"): it picks the struct layouts the
+        decoders read (msghdr, iovec, timespec ...)."""
         if not self.wants(name):
             return None
         old = self._calls.pop(pid, None)
         if old is not None and self._open is old:
             self._close_open_line()
         self._close_open_line()
-        call = Call(self, pid, name, args, mem)
+        call = Call(self, pid, name, args, mem, abi)
         if self.clock is not None:
             call.start = self.clock()
         text = self._decode(call)
@@ -605,9 +711,10 @@ class Tracer:
         self._open = None
 
     def record(self, pid: int, name: str, args, mem: Memory | None, result: int | None, *,
-               injected: bool = False, exit_mem: Memory | None = None) -> None:
+               injected: bool = False, exit_mem: Memory | None = None,
+               abi: str = "64") -> None:
         """enter() and exit() of a call that did not wait."""
-        if self.enter(pid, name, args, mem) is not None:
+        if self.enter(pid, name, args, mem, abi) is not None:
             self.exit(pid, result, exit_mem or mem, injected=injected)
 
     def _decode(self, call: Call) -> str:

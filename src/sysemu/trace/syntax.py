@@ -3,8 +3,10 @@
 SET is a comma list of syscall names, numbers, `%class` (or the old bare class names
 `file`, `process`, `network`, ...), `/regex`, `all` and `none`; a leading `!` negates the
 whole set; a `?` before an item makes an unknown name silently match nothing.
-Syscall names are the x86-64 tbl names (sysemu.arch.x86._syscalls.SYSCALL_64).
-The class memberships follow strace's x86_64 syscallent.h flags (TD, TF, TN, TP, ...).
+Syscall names are the tbl names of x86-64 and i386 (sysemu.arch.x86._syscalls), and
+socketcall(2)'s calls, which strace shows as calls of their own (`send`, `recv` exist
+only there); numbers are x86-64's. The class memberships follow strace's x86_64 and
+i386 syscallent.h flags (TD, TF, TN, TP, ...); socketcall itself is in none.
 """
 from __future__ import annotations
 
@@ -12,14 +14,20 @@ import re
 
 from sysemu.arch.x86 import _syscalls
 
-NAMES: frozenset[str] = frozenset(name for nr, abi, name, entry in _syscalls.SYSCALL_64
-                                  if abi in ("common", "64"))
+# socketcall(2)'s calls (strace: linux/subcall.h), traced under their own names
+SOCKET_SUBCALLS = frozenset("""socket bind connect listen accept getsockname getpeername
+socketpair send recv sendto recvfrom shutdown setsockopt getsockopt sendmsg recvmsg accept4
+recvmmsg sendmmsg""".split())
+NAMES: frozenset[str] = (frozenset(name for nr, abi, name, entry in _syscalls.SYSCALL_64
+                                   if abi in ("common", "64"))
+                         | frozenset(name for nr, abi, name, entry in _syscalls.SYSCALL_32)
+                         | SOCKET_SUBCALLS)
 BY_NUMBER: dict[int, str] = {nr: name for nr, abi, name, entry in _syscalls.SYSCALL_64
                              if abi in ("common", "64")}
 
 _NETWORK = """socket socketpair bind listen accept accept4 connect getsockname getpeername
 shutdown setsockopt getsockopt sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg sendfile
-getpmsg putpmsg"""
+getpmsg putpmsg send recv recvmmsg_time64 sendfile64"""
 
 _DESC = """read write open close fstat poll lseek mmap ioctl pread64 pwrite64 readv writev pipe
 select dup dup2 sendfile fcntl flock fsync fdatasync ftruncate getdents fchdir creat fchmod
@@ -36,7 +44,9 @@ statx pidfd_send_signal io_uring_setup io_uring_enter io_uring_register open_tre
 move_mount fsopen fsconfig fsmount fspick pidfd_open close_range openat2 pidfd_getfd
 faccessat2 process_madvise epoll_pwait2 mount_setattr quotactl_fd landlock_create_ruleset
 landlock_add_rule landlock_restrict_self memfd_secret process_mrelease cachestat fchmodat2
-setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr"""
+setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr
+_newselect fcntl64 mmap2 fstat64 ftruncate64 sendfile64 pselect6_time64 ppoll_time64
+epoll_pwait fadvise64_64 recvmmsg_time64 readdir"""
 
 _FILE = """open stat lstat access execve truncate getcwd chdir rename mkdir rmdir creat link unlink
 symlink readlink chmod chown lchown utime mknod uselib statfs pivot_root chroot acct mount
@@ -60,7 +70,7 @@ semtimedop"""
 _MEMORY = """mmap mprotect munmap brk mremap msync mincore madvise shmat shmdt mlock munlock
 mlockall munlockall io_setup io_destroy remap_file_pages mbind set_mempolicy get_mempolicy
 migrate_pages move_pages mlock2 pkey_mprotect io_uring_register set_mempolicy_home_node
-map_shadow_stack mseal"""
+map_shadow_stack mseal mmap2"""
 
 _CREDS = """getuid getgid setuid setgid geteuid getegid setreuid setregid getgroups setgroups
 setresuid getresuid setresgid getresgid setfsuid setfsgid capget capset prctl"""
