@@ -196,23 +196,15 @@ def socket_family(family: int) -> str:
 
 
 def socket_type(value: int) -> str:
-    """`SOCK_STREAM|SOCK_CLOEXEC`; unknown type bits join the hex remainder."""
+    """strace tprint_sock_type(): the type, then printflags() of the rest:
+    `SOCK_STREAM|SOCK_CLOEXEC`, `SOCK_STREAM|0x40000000 /* SOCK_??? */` (unknown bits
+    alone get the comment), `0x4d /* SOCK_??? */` for an unknown type."""
     value = u32(value)
-    kind = value & 0xF
-    parts = []
-    rest = value
-    if kind in SOCK_TYPES:
-        parts.append(SOCK_TYPES[kind])
-        rest &= ~0xF
-    for bit, name in SOCK_TYPE_FLAGS:
-        if rest & bit:
-            parts.append(name)
-            rest &= ~bit
-    if rest:
-        if not parts:
-            return f"{rest:#x} /* SOCK_??? */"
-        parts.append(f"{rest:#x}")
-    return "|".join(parts) if parts else "0"
+    kind = SOCK_TYPES.get(value & 0xF)
+    if kind is None:
+        return flags(SOCK_TYPE_FLAGS, value, "SOCK_???")
+    rest = value & ~0xF
+    return kind if not rest else f"{kind}|{flags(SOCK_TYPE_FLAGS, rest, 'SOCK_???')}"
 
 
 def socket_protocol(family: int, protocol: int) -> str:
