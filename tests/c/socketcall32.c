@@ -261,6 +261,21 @@ static void tcp(void)
     r = SC(SYS_GETSOCKOPT, acc, SOL_SOCKET, SO_RCVTIMEO_NEW_, &tv64, &len);
     show("getsockopt.rcvtimeo_new", r, "sec=%lld usec=%lld len=%u", (long long)tv64.sec,
          (long long)tv64.usec, len);
+    memset(&tv32out, 0xff, sizeof tv32out);
+    len = 4;                     /* a short buffer: 4 of the 8 bytes, len 4 */
+    r = SC(SYS_GETSOCKOPT, acc, SOL_SOCKET, SO_RCVTIMEO_OLD_, &tv32out, &len);
+    show("getsockopt.rcvtimeo_old.short", r, "sec=%d usec=%d len=%u", tv32out.sec,
+         tv32out.usec, len);
+    tv64.sec = 3;
+    tv64.usec = 0;
+    show("setsockopt.rcvtimeo_new", SC(SYS_SETSOCKOPT, acc, SOL_SOCKET, SO_RCVTIMEO_NEW_,
+                                       &tv64, sizeof tv64), NULL);
+    show("setsockopt.rcvtimeo_new.short", SC(SYS_SETSOCKOPT, acc, SOL_SOCKET,
+                                             SO_RCVTIMEO_NEW_, &tv64, 8), NULL);
+    len = sizeof tv32out;
+    r = SC(SYS_GETSOCKOPT, acc, SOL_SOCKET, SO_RCVTIMEO_OLD_, &tv32out, &len);
+    show("getsockopt.rcvtimeo_old.after_new", r, "sec=%d usec=%d len=%u", tv32out.sec,
+         tv32out.usec, len);
     tv64.sec = 2;
     tv64.usec = 250000;
     show("setsockopt.sndtimeo_old.long", SC(SYS_SETSOCKOPT, acc, SOL_SOCKET,
