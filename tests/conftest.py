@@ -46,3 +46,14 @@ def cc(tmp_path_factory):
         return built[key]
 
     return compile_c
+
+
+@pytest.fixture(scope="session")
+def cc32(cc):
+    """cc32(source, *flags): cc() with `-m32 -static`, the i386 build (gcc-multilib, in
+    the Makefile's APT_PACKAGES); skips where it cannot link."""
+    check = subprocess.run(["gcc", "-m32", "-static", "-x", "c", "-o", "/dev/null", "-"],
+                           input="int main(void){return 0;}", capture_output=True, text=True)
+    if check.returncode != 0:
+        pytest.skip("gcc -m32 -static cannot link: run `make deps` (gcc-multilib)")
+    return lambda source, *flags: cc(source, "-m32", "-static", *flags)

@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -22,9 +23,15 @@ from sysemu.arch.x86.entry import Syscalls
 from sysemu.host.tracing import trace_plan
 from sysemu.kernel.usermem import BufferMemory
 from sysemu.trace.strace import Tracer, socket_subcall
-from test_e2e_i386 import PROBE, probe32  # noqa: F401  (the module fixture)
+
+PROBE = Path(__file__).parent / "c" / "socketcall32.c"
 
 TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def probe32(cc32):
+    return cc32(PROBE)
 # calls strace prints whole on entry: their line is strace's even when the host ran them
 ENTRY_DECODED = {"send", "sendto", "sendmsg", "socket", "bind", "connect", "listen",
                  "shutdown", "setsockopt"}
@@ -80,7 +87,7 @@ def _compare(real: list[str], ours: list[str]) -> int:
     return whole
 
 
-def test_socketcall_net_trace_equals_strace(probe32, sysemu_bin, tmp_path):  # noqa: F811
+def test_socketcall_net_trace_equals_strace(probe32, sysemu_bin, tmp_path):
     real = _strace([str(probe32), "socketcall"], "trace=%net", tmp_path)
     assert real[0] == "socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3", real[:3]
     assert not any(x.startswith("socketcall(") for x in real)
@@ -88,13 +95,13 @@ def test_socketcall_net_trace_equals_strace(probe32, sysemu_bin, tmp_path):  # n
     assert _compare(real, ours) >= 50
 
 
-def test_direct_i386_net_trace_equals_strace(probe32, sysemu_bin, tmp_path):  # noqa: F811
+def test_direct_i386_net_trace_equals_strace(probe32, sysemu_bin, tmp_path):
     real = _strace([str(probe32), "direct"], "trace=%net", tmp_path)
     ours = _sysemu(sysemu_bin, [str(probe32), "direct"], "%net", tmp_path)
     assert _compare(real, ours) >= 50
 
 
-def test_undecodable_socketcalls_equal_strace(probe32, sysemu_bin, tmp_path):  # noqa: F811
+def test_undecodable_socketcalls_equal_strace(probe32, sysemu_bin, tmp_path):
     """Call numbers outside 1..20 and unreadable blocks stay `socketcall(...)`, the only
     lines `-e trace=socketcall` selects."""
     real = _strace([str(probe32), "socketcall"], "trace=socketcall", tmp_path)
@@ -103,14 +110,14 @@ def test_undecodable_socketcalls_equal_strace(probe32, sysemu_bin, tmp_path):  #
     assert [_norm(x) for x in ours] == [_norm(x) for x in real]
 
 
-def test_named_set_selects_the_socketcall(probe32, sysemu_bin, tmp_path):  # noqa: F811
+def test_named_set_selects_the_socketcall(probe32, sysemu_bin, tmp_path):
     real = _strace([str(probe32), "socketcall"], "trace=socket,accept", tmp_path)
     ours = _sysemu(sysemu_bin, [str(probe32), "socketcall"], "socket,accept", tmp_path)
     assert {_name(x) for x in real} == {"socket", "accept"}
     assert [_norm(x) for x in ours] == [_norm(x) for x in real]
 
 
-def test_int80_calls_decode_as_strace(probe32, sysemu_bin, tmp_path):  # noqa: F811
+def test_int80_calls_decode_as_strace(probe32, sysemu_bin, tmp_path):
     """Ordinary i386 calls (int 0x80 write, openat, fcntl64) under --strace=SET."""
     real = _strace([str(probe32), "direct"], "trace=write,openat,fcntl64", tmp_path)
     ours = _sysemu(sysemu_bin, [str(probe32), "direct"], "write,openat,fcntl64", tmp_path)
