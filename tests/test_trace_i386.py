@@ -131,6 +131,64 @@ def test_int80_calls_decode_as_strace(probe32, sysemu_bin, tmp_path):
             assert mine == theirs
 
 
+MISC32 = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int main(void)
+{
+    alarm(20);
+    int p[2];
+    pipe2(p, O_CLOEXEC);
+    struct iovec iov[2] = {{"de", 2}, {"fgh", 3}};
+    writev(p[1], iov, 2);
+    fd_set rfds;
+    FD_ZERO(&rfds);
+    FD_SET(p[0], &rfds);
+    struct { int sec, usec; } tv = {1, 500};           /* old_timeval32 */
+    syscall(SYS__newselect, p[0] + 1, &rfds, NULL, NULL, &tv);
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    struct { int sec, nsec; } ts = {2, 7};             /* old_timespec32 */
+    syscall(SYS_ppoll, &pfd, 1, &ts, NULL, 8);
+    struct { long long sec, nsec; } ts64 = {3, 9};
+    syscall(SYS_ppoll_time64, &pfd, 1, &ts64, NULL, 8);
+    struct { int sec, nsec; } pts = {0, 100};
+    syscall(SYS_pselect6, p[0] + 1, &rfds, NULL, NULL, &pts, NULL);
+    int fd = open("/proc/self/cmdline", O_RDONLY);
+    int off32 = 5;                                     /* i386 sendfile: a 32-bit off_t */
+    syscall(SYS_sendfile, p[1], fd, &off32, 2);
+    long long off64 = 6;
+    syscall(SYS_sendfile64, p[1], fd, &off64, 2);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {EPOLLIN, {.u64 = 0x100000007ULL}};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    return 0;
+}
+"""
+MISC_SET = ("writev,_newselect,ppoll,ppoll_time64,pselect6,openat,sendfile,sendfile64,"
+            "fcntl64,epoll_create1,epoll_ctl")
+
+
+def test_i386_layouts_in_ordinary_calls_equal_strace(cc32, sysemu_bin, tmp_path):
+    """The 32-bit timeval/timespec of _newselect, ppoll and pselect6 (64-bit for
+    ppoll_time64), i386 sendfile's 32-bit offset, the compat iovec: the host runs these
+    calls, so their lines end `= ?`; what strace prints on entry must be the same."""
+    exe = cc32(MISC32)
+    real = _strace([str(exe)], f"trace={MISC_SET}", tmp_path)
+    ours = _sysemu(sysemu_bin, [str(exe)], MISC_SET, tmp_path)
+    assert len(real) == len(ours) == 11, (real, ours)
+    assert "{tv_sec=1, tv_usec=500}" in real[1] and "[5]" in real[6], real
+    for theirs, mine in zip(map(_norm, real), map(_norm, ours)):
+        assert mine.rsplit(" = ", 1)[0] == theirs.rsplit(" = ", 1)[0]
+
+
 # -- the pure parts ----------------------------------------------------------------------
 
 def test_socket_subcall_reads_the_block_as_32_bit_words():
