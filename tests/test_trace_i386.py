@@ -238,3 +238,23 @@ def test_tracing_widens_i386_socketcall():
     write32 = next(s.nr for s in syscalls.ia32.slots if s.name == "write")
     assert write32 not in dict(trace_plan(syscalls)["i386"])
     assert dict(trace_plan(syscalls, {"write"})["i386"])[write32] is None
+
+
+def test_inject_on_a_socketcall_equals_strace(probe32, sysemu_bin, tmp_path):
+    """--inject names a socketcall's call as strace's -e inject= does: the socketcall
+    that stands for it fails, the others run."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace not installed")
+    specs = ("shutdown:error=EPERM:when=1", "getsockopt:error=ENOPROTOOPT:when=1")
+    argv = [str(probe32), "socketcall"]
+    real = subprocess.run([strace, "-qq", "-o", "/dev/null",
+                           *[a for spec in specs for a in ("-e", f"inject={spec}")], *argv],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    if real.returncode != 0:
+        pytest.skip(f"strace cannot inject here: {real.stderr.strip()[:200]}")
+    assert "shutdown -EPERM" in real.stdout.splitlines()
+    ours = subprocess.run([str(sysemu_bin), "run", *[f"--inject={spec}" for spec in specs],
+                           "--", *argv], capture_output=True, text=True, timeout=TIMEOUT)
+    assert ours.returncode == 0, ours.stderr[-2000:]
+    assert ours.stdout == real.stdout
