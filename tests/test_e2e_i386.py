@@ -82,3 +82,38 @@ def test_rcvtimeo_bounds_reads_of_established_connections(sysemu_bin):
     native = _run([sys.executable, "-c", TIMEO_PROBE])
     assert native == ["inherited=EAGAIN set=EAGAIN"]
     assert _run([str(sysemu_bin), "run", "--", sys.executable, "-c", TIMEO_PROBE]) == native
+
+
+MMSG_PROBE = r"""
+import ctypes, errno, socket, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+c = socket.create_connection(l.getsockname())
+a, _ = l.accept()
+c.settimeout(5)
+a.settimeout(5)
+c.send(b"q")
+time.sleep(0.05)
+buf = ctypes.create_string_buffer(16)
+iov = (ctypes.c_uint64 * 2)(ctypes.addressof(buf), 16)
+mm = (ctypes.c_uint64 * 8)(0, 0, ctypes.addressof(iov), 1, 0, 0, 0, 0)   # struct mmsghdr
+out = []
+for flags, ts in ((0x2000 | 0x40, None), (0x2000, (ctypes.c_int64 * 2)(0, -1)),
+                  (0x2000, None)):
+    r = libc.syscall(ctypes.c_long(299), a.fileno(), mm, 1, flags, ts)
+    out.append(str(r) if r >= 0 else errno.errorcode[ctypes.get_errno()])
+out.append(a.recv(16).decode())
+print(" ".join(out))
+"""
+
+
+def test_recvmmsg_errqueue_on_tcp(sysemu_bin):
+    """The 64-bit side of recvmmsg(MSG_ERRQUEUE): a TCP socket's error queue is empty
+    (EAGAIN, even without MSG_DONTWAIT), an invalid timeout is EINVAL first, and the
+    data stays for the next recv."""
+    native = _run([sys.executable, "-c", MMSG_PROBE])
+    assert native == ["EAGAIN EINVAL EAGAIN q"]
+    assert _run([str(sysemu_bin), "run", "--", sys.executable, "-c", MMSG_PROBE]) == native

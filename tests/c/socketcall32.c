@@ -224,6 +224,14 @@ static void tcp(void)
     m.msg_iov = riov;
     m.msg_iovlen = 2;
     show("recvmsg.errqueue", SC(SYS_RECVMSG, acc, &m, MSG_ERRQUEUE), NULL);
+    show("recvmmsg.errqueue", SC(SYS_RECVMMSG, acc, mm, 2, MSG_ERRQUEUE, NULL), NULL);
+    show("recvmmsg.errqueue.vlen0", SC(SYS_RECVMMSG, acc, mm, 0, MSG_ERRQUEUE, NULL), NULL);
+    struct { int32_t sec, nsec; } badts = {0, -1};
+    show("recvmmsg.errqueue.badtimeout", SC(SYS_RECVMMSG, acc, mm, 2, MSG_ERRQUEUE, &badts),
+         NULL);
+    show("recvmmsg.badtimeout", SC(SYS_RECVMMSG, acc, mm, 2, 0, &badts), NULL);
+    show("recvmmsg.errqueue.efault", SC(SYS_RECVMMSG, acc, unmapped, 2, MSG_ERRQUEUE, NULL),
+         NULL);
     r = SC(SYS_RECV, acc, buf, sizeof buf, MSG_DONTWAIT);
     show("recv.after_errqueue", r, "data=%.*s", r > 0 ? (int)r : 0, buf);
 

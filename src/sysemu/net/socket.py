@@ -16,9 +16,9 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, LAYOUTS, NATIVE_LAYOUTS, NPROT
                                SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
-                               SYS_RECV, SYS_RECVFROM, SYS_RECVMSG,
+                               SYS_RECV, SYS_RECVFROM, SYS_RECVMMSG, SYS_RECVMSG,
                                SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
-                               SocketState)
+                               TIMEVAL64, SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
@@ -394,7 +394,13 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     layouts = LAYOUTS[task.abi]
     if flags & MSG_CMSG_COMPAT and layouts is NATIVE_LAYOUTS:
         raise SyscallError(Errno.EINVAL)
-    sock = sockfd_lookup(task, fd)
+    return recvmsg_errqueue(task, sockfd_lookup(task, fd), msg, layouts)
+
+
+def recvmsg_errqueue(task, sock: Socket, msg: int, layouts) -> int:
+    """Linux: ___sys_recvmsg() -> copy_msghdr_from_user() / get_compat_msghdr(): EFAULT,
+    EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
+    import_iovec(): EFAULT, EINVAL for a negative segment length; then the error queue."""
     hdr = layouts.msghdr
     name, namelen, iov, iovlen, *_ = hdr.unpack(task.mem.read(msg, hdr.size))
     if name and namelen < 0:
@@ -406,6 +412,45 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
         if any(layouts.negative(length) for _, length in layouts.iovec.iter_unpack(raw)):
             raise SyscallError(Errno.EINVAL)
     return inet_recv_error(sock)
+
+
+NSEC_PER_SEC = 1_000_000_000
+
+
+def _recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int,
+              timespec) -> int:
+    """recvmmsg(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvmmsg(): the timeout
+    (EFAULT), then do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout),
+    the socket, then ___sys_recvmsg() of the first entry, whose error is the call's when
+    no datagram came (vlen 0 reads none: 0). `timespec` is the timeout's layout."""
+    if not flags & MSG_ERRQUEUE:
+        raise HostPassthrough()
+    layouts = LAYOUTS[task.abi]
+    if flags & MSG_CMSG_COMPAT and layouts is NATIVE_LAYOUTS:
+        raise SyscallError(Errno.EINVAL)
+    if timeout:
+        sec, nsec = timespec.unpack(task.mem.read(timeout, timespec.size))
+        if sec < 0 or not 0 <= nsec < NSEC_PER_SEC:
+            raise SyscallError(Errno.EINVAL)
+    sock = sockfd_lookup(task, fd)
+    if vlen == 0:
+        return 0
+    return recvmsg_errqueue(task, sock, mmsg, layouts)
+
+
+@syscall("recvmmsg", abis=("64", "i386"), trap_when=_ERRQUEUE(3))
+def sys_recvmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
+                 timeout: UserPtr) -> int:
+    """recvmmsg(2) with MSG_ERRQUEUE (see _recvmmsg). i386's is recvmmsg_time32: an
+    old_timespec32 timeout (compat_sys_recvmmsg_time32, with MSG_CMSG_COMPAT)."""
+    return _recvmmsg(task, fd, mmsg, vlen, flags, timeout, LAYOUTS[task.abi].old_timespec)
+
+
+@syscall("recvmmsg_time64", abis=("i386",), trap_when=_ERRQUEUE(3))
+def sys_recvmmsg_time64(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
+                        timeout: UserPtr) -> int:
+    """i386 recvmmsg_time64 with MSG_ERRQUEUE: a 64-bit __kernel_timespec timeout."""
+    return _recvmmsg(task, fd, mmsg, vlen, flags, timeout, TIMEVAL64)
 
 
 # -- i386 socketcall -----------------------------------------------------------------
@@ -436,6 +481,7 @@ _SOCKETCALL = {
     SYS_RECV: lambda t, a: sys_recvfrom(t, a[0], a[1], a[2], a[3], 0, 0),
     SYS_RECVFROM: lambda t, a: sys_recvfrom(t, *a[:6]),
     SYS_RECVMSG: lambda t, a: sys_recvmsg(t, *a[:3]),
+    SYS_RECVMMSG: lambda t, a: sys_recvmmsg(t, *a[:5]),
 }
 
 
@@ -444,7 +490,7 @@ _SOCKETCALL_INTS = {
     SYS_SOCKET: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
     SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
     SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3),
-    SYS_RECV: (0,), SYS_RECVFROM: (0,), SYS_RECVMSG: (0,)}
+    SYS_RECV: (0,), SYS_RECVFROM: (0,), SYS_RECVMSG: (0,), SYS_RECVMMSG: (0,)}
 
 
 def _s32(v: int) -> int:
@@ -452,8 +498,8 @@ def _s32(v: int) -> int:
 
 
 # The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE): send,
-# sendto, sendmsg, sendmmsg, recvmmsg and socketpair, and call numbers outside 1..20,
-# run on the host untrapped (the number is a register: no user memory decides it).
+# sendto, sendmsg, sendmmsg and socketpair, and call numbers outside 1..20, run on the
+# host untrapped (the number is a register: no user memory decides it).
 _SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
 
 

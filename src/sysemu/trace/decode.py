@@ -816,6 +816,8 @@ def print_timespec(mem: Memory | None, addr: int, layout: struct.Struct = TIMESP
     if data is None:
         return printaddr(addr)
     sec, nsec = layout.unpack(data)
+    if layout.size == 8:
+        nsec = u32(nsec)        # strace's timespec32_t has an unsigned tv_nsec
     return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 
