@@ -62,6 +62,11 @@ SYS_SENDTO, SYS_RECVFROM, SYS_SHUTDOWN, SYS_SETSOCKOPT, SYS_GETSOCKOPT = 11, 12,
 SYS_SENDMSG, SYS_RECVMSG, SYS_ACCEPT4, SYS_RECVMMSG, SYS_SENDMMSG = 16, 17, 18, 19, 20
 # Linux: net/socket.c nargs[] (in unsigned longs, i.e. 32-bit words for the compat call)
 SOCKETCALL_NARGS = (0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4)
+# The calls by number, as strace names them (SYS_SEND is `send`: no other table has it)
+SOCKETCALL_NAMES = ("", "socket", "bind", "connect", "listen", "accept", "getsockname",
+                    "getpeername", "socketpair", "send", "recv", "sendto", "recvfrom",
+                    "shutdown", "setsockopt", "getsockopt", "sendmsg", "recvmsg", "accept4",
+                    "recvmmsg", "sendmmsg")
 
 # Levels and SOL_SOCKET options (asm-generic/socket.h; x86 uses these)
 SOL_SOCKET = 1

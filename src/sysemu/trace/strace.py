@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, Protocol
 
-from sysemu.abi.socket import LAYOUTS, SOCKETCALL_NARGS
+from sysemu.abi.socket import LAYOUTS, SOCKETCALL_NAMES, SOCKETCALL_NARGS
 from sysemu.trace import decode as d
 from sysemu.trace.decode import Memory, printaddr, s32, s64, u32, u64
 
@@ -314,13 +314,6 @@ def _recvmmsg(c: Call) -> str:       # recvmmsg(fd, vec, vlen, flags, timeout)
         elif c.u(4):
             c.aux = "left " + d.print_timespec(c.mem, c.u(4), layout)
     return text
-
-
-# socketcall(2)'s calls, by number. Linux: include/uapi/linux/net.h SYS_SOCKET ...
-SOCKETCALL_NAMES = ("", "socket", "bind", "connect", "listen", "accept", "getsockname",
-                    "getpeername", "socketpair", "send", "recv", "sendto", "recvfrom",
-                    "shutdown", "setsockopt", "getsockopt", "sendmsg", "recvmsg", "accept4",
-                    "recvmmsg", "sendmmsg")
 
 
 def socket_subcall(args, mem: Memory | None) -> tuple[str, list[int]] | None:

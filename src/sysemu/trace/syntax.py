@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 
+from sysemu.abi.socket import SOCKETCALL_NAMES
 from sysemu.arch.x86 import _syscalls
 
 # socketcall(2)'s calls (strace: linux/subcall.h), traced under their own names
-SOCKET_SUBCALLS = frozenset("""socket bind connect listen accept getsockname getpeername
-socketpair send recv sendto recvfrom shutdown setsockopt getsockopt sendmsg recvmsg accept4
-recvmmsg sendmmsg""".split())
+SOCKET_SUBCALLS = frozenset(SOCKETCALL_NAMES[1:])
 NAMES: frozenset[str] = (frozenset(name for nr, abi, name, entry in _syscalls.SYSCALL_64
                                    if abi in ("common", "64"))
                          | frozenset(name for nr, abi, name, entry in _syscalls.SYSCALL_32)
