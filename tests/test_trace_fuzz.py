@@ -5,9 +5,10 @@ import io
 
 from hypothesis import given, settings, strategies as st
 
+from sysemu.abi.socket import LAYOUTS
 from sysemu.kernel.usermem import BufferMemory
 from sysemu.trace import decode as d
-from sysemu.trace.strace import DECODERS, Call, Tracer
+from sysemu.trace.strace import DECODERS, Call, Tracer, socket_subcall
 
 BASE = 0x10000
 ints = st.one_of(st.integers(-(2**63), 2**64 - 1), st.integers(-5, 300))
@@ -72,14 +73,29 @@ def test_scalar_decoders(a, b, c, image, addr):
         assert isinstance(text, str) and text
 
 
+@FAST
+@given(st.binary(max_size=600), pointers(), ints, ints, st.sampled_from(sorted(LAYOUTS)))
+def test_layouts_of_every_abi(image, addr, a, b, abi):
+    mem, layouts = memory(image), LAYOUTS[abi]
+    for text in (d.print_msghdr(mem, addr, a if a >= 0 else None, b, layouts=layouts),
+                 d.print_iovec(mem, addr, a, b if b >= 0 else None, layouts=layouts),
+                 d.print_cmsgs(mem, addr, a, layouts=layouts),
+                 d.print_mmsgvec(mem, addr, a, b, d.mmsg_namelens(mem, addr, a, layouts)
+                                 if b & 1 else None, layouts=layouts),
+                 d.print_timespec(mem, addr, layouts.old_timespec)):
+        assert isinstance(text, str) and text
+    sub = socket_subcall((a, addr), mem)
+    assert sub is None or (isinstance(sub[0], str) and all(0 <= w < 2**32 for w in sub[1]))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(DECODERS) + ["mmap", "futex", "nosuchcall"]),
        st.lists(st.one_of(pointers(), ints), min_size=6, max_size=6),
        st.binary(max_size=600), st.binary(max_size=600),
-       st.one_of(st.none(), ints))
-def test_every_call_decoder_both_phases(name, args, enter_image, exit_image, result):
+       st.one_of(st.none(), ints), st.sampled_from(sorted(LAYOUTS)))
+def test_every_call_decoder_both_phases(name, args, enter_image, exit_image, result, abi):
     tracer = Tracer(io.StringIO(), decorate_fd=lambda pid, fd: "TCP:[x]" if fd == 3 else None)
-    call = Call(tracer, 1, name, args, memory(enter_image))
+    call = Call(tracer, 1, name, args, memory(enter_image), abi)
     decoder = DECODERS.get(name)
     if decoder is not None:                   # the decoder itself, without the safety net
         assert isinstance(decoder(call), str)
@@ -90,6 +106,6 @@ def test_every_call_decoder_both_phases(name, args, enter_image, exit_image, res
             assert isinstance(decoder(call), str)
     out = io.StringIO()
     t = Tracer(out, show_pid=True)
-    t.record(7, name, args, memory(enter_image), result, exit_mem=memory(exit_image))
+    t.record(7, name, args, memory(enter_image), result, exit_mem=memory(exit_image), abi=abi)
     text = out.getvalue()
     assert text.endswith("\n") and text.count("\n") == 1 and "cannot decode" not in text
