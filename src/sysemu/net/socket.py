@@ -11,8 +11,8 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, LAYOUTS, NATIVE_LAYOUTS, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
-                               SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
+from sysemu.abi.socket import (AF_INET, AF_INET6, LAYOUTS, NATIVE_LAYOUTS, NPROTO,
+                               SOCK_CLOEXEC, SOCK_MAX, SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
                                SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
@@ -364,8 +364,9 @@ def inet_recv_error(sock: Socket) -> int:
 
 
 # The filter traps recvfrom/recvmsg only with MSG_ERRQUEUE in flags; the rest is the
-# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) is not narrowed
-# by the filter (its flags are in memory): _socketcall_recv decides from the copy.
+# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) cannot be
+# narrowed by the filter (its flags are in memory): the _SOCKETCALL entries decide from
+# the copy sys_socketcall read.
 _ERRQUEUE = lambda index: (((index, "masked_eq", MSG_ERRQUEUE, MSG_ERRQUEUE),),)  # noqa: E731
 
 
@@ -506,11 +507,13 @@ _SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
 @syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED)
 def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
-    words): EINVAL for call outside 1..20, EFAULT copying the arguments. The calls that
-    are not control-plane (send, recv, socketpair, *msg) go to the host.
+    words): EINVAL for call outside 1..20, EFAULT copying the arguments. The data calls
+    (send, recv, socketpair, *msg) go to the host; the receives only without
+    MSG_ERRQUEUE, which sysemu answers.
     sysemu: deciding "host" after reading args from memory races with the program
-    rewriting them; only calls sysemu never serves (and host fds) are passed on, and
-    socket() of other families is made from the copy read here (_socketcall_socket)."""
+    rewriting them; only calls sysemu never serves (host fds, receives without
+    MSG_ERRQUEUE) are passed on, and socket() of other families is made from the copy
+    read here (_socketcall_socket)."""
     if call < 1 or call > SYS_SENDMMSG:
         raise SyscallError(Errno.EINVAL)
     nwords = SOCKETCALL_NARGS[call]
