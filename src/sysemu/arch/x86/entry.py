@@ -41,8 +41,8 @@ DELEGATED = frozenset("""
 read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction
 rt_sigprocmask rt_sigreturn ioctl pread64 pwrite64 readv writev access pipe select sched_yield
 mremap msync mincore madvise dup dup2 pause nanosleep getitimer alarm setitimer getpid sendfile
-recvfrom recvmsg sendmsg sendto clone fork vfork execve exit wait4 kill uname fcntl flock fsync
-fdatasync truncate ftruncate getdents getcwd chdir fchdir rename mkdir rmdir creat link unlink
+recvfrom recvmsg sendmsg sendto sendmmsg recvmmsg clone fork vfork execve exit wait4 kill uname
+fcntl flock fsync fdatasync truncate ftruncate getdents getcwd chdir fchdir rename mkdir rmdir creat link unlink
 symlink readlink chmod fchmod chown fchown lchown umask gettimeofday getrlimit getrusage sysinfo
 times getuid getgid setuid setgid geteuid getegid setpgid getppid getpgrp setsid setreuid
 setregid getgroups setgroups setresuid getresuid setresgid getresgid getpgid setfsuid setfsgid
@@ -64,7 +64,17 @@ sched_setattr sched_getattr renameat2 getrandom memfd_create execveat membarrier
 copy_file_range preadv2 pwritev2 statx rseq pidfd_send_signal pidfd_open clone3 close_range
 openat2 faccessat2 epoll_pwait2 futex_waitv fchmodat2 cachestat mseal futex_wake futex_wait
 futex_requeue waitid socketpair
-""".split())
+""".split()) | frozenset("""
+set_thread_area get_thread_area waitpid oldstat oldfstat oldlstat stat64 lstat64 fstat64
+fstatat64 statfs64 fstatfs64 nice signal sigaction sigsuspend sigpending sigreturn
+sigprocmask sgetmask ssetmask readdir _llseek _newselect ugetrlimit mmap2 truncate64
+ftruncate64 olduname oldolduname lchown32 fchown32 chown32 getuid32 getgid32 geteuid32
+getegid32 setreuid32 setregid32 getgroups32 setgroups32 setresuid32 getresuid32
+setresgid32 getresgid32 setuid32 setgid32 setfsuid32 setfsgid32 fcntl64 sendfile64
+fadvise64_64 clock_gettime64 clock_getres_time64 clock_nanosleep_time64 timer_gettime64
+timer_settime64 timerfd_gettime64 timerfd_settime64 utimensat_time64 pselect6_time64
+ppoll_time64 rt_sigtimedwait_time64 futex_time64 sched_rr_get_interval_time64
+""".split())     # i386's own names for the same jobs (the TLS of arch_prctl, 64-bit stat...)
 
 
 def sys_ni_syscall(task, args) -> int:
