@@ -5,6 +5,8 @@
  *                             with the argument block in user memory as 32-bit words
  *   socketcall32 direct       the same calls as int 0x80 system calls of their own
  *                             (__NR_socket = 359 ...; send/recv are sendto/recvfrom)
+ *   socketcall32 MODE udp     UDP over 127.0.0.1 instead (addresses, MSG_TRUNC,
+ *                             IP_PKTINFO's compat cmsg, mmsg with names, ICMP refusal)
  *
  * TCP over 127.0.0.1 (a listener, two connections), then the datagram calls on an
  * AF_UNIX socketpair (which the host serves), then bad inputs. Each step prints one line,
@@ -458,6 +460,133 @@ static void dgram(void)
     show("dgram.send.after_shutdown", SC(SYS_SEND, sv[0], "x", 1, MSG_NOSIGNAL), NULL);
 }
 
+/* UDP over 127.0.0.1: the datagram calls with addresses, on sysemu's network (the udp
+ * branch serves AF_INET SOCK_DGRAM; until then it is EPROTONOSUPPORT there) */
+static void udp(void)
+{
+    char buf[64];
+    int one = 1;
+    struct sockaddr_in a1 = loopback(0), a2 = loopback(0), from;
+    socklen_t len;
+    long u1 = SC(SYS_SOCKET, AF_INET, SOCK_DGRAM, 0);
+    long u2 = SC(SYS_SOCKET, AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    show("udp.socket", u1, NULL);
+    show("udp.bind", SC(SYS_BIND, u1, &a1, sizeof a1), NULL);
+    SC(SYS_BIND, u2, &a2, sizeof a2);
+    len = sizeof a1;
+    SC(SYS_GETSOCKNAME, u1, &a1, &len);
+    len = sizeof a2;
+    SC(SYS_GETSOCKNAME, u2, &a2, &len);
+
+    show("udp.sendto", SC(SYS_SENDTO, u2, "ping", 4, 0, &a1, sizeof a1), NULL);
+    memset(buf, 0, sizeof buf);
+    len = sizeof from;
+    long r = SC(SYS_RECVFROM, u1, buf, sizeof buf, 0, &from, &len);
+    show("udp.recvfrom", r, "data=%s len=%u %s from_u2=%d", buf, len, addr_text(&from),
+         from.sin_port == a2.sin_port);
+    show("udp.sendto.trunc", SC(SYS_SENDTO, u2, "abcdef", 6, 0, &a1, sizeof a1), NULL);
+    memset(buf, 0, sizeof buf);
+    r = SC(SYS_RECV, u1, buf, 2, MSG_TRUNC);
+    show("udp.recv.trunc", r, "data=%s", buf);
+
+    show("udp.setsockopt.pktinfo", SC(SYS_SETSOCKOPT, u1, IPPROTO_IP, IP_PKTINFO, &one, 4),
+         NULL);
+    struct iovec iov[2] = {{"he", 2}, {"llo", 3}};
+    struct msghdr m = {0};
+    m.msg_name = &a1;
+    m.msg_namelen = sizeof a1;
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    show("udp.sendmsg", SC(SYS_SENDMSG, u2, &m, 0), NULL);
+    char rb[3] = {0};
+    struct iovec riov = {rb, sizeof rb};
+    union { char buf[64]; struct cmsghdr align; } ctl;
+    memset(&m, 0, sizeof m);
+    memset(&from, 0, sizeof from);
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &riov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof ctl.buf;
+    r = SC(SYS_RECVMSG, u1, &m, 0);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    struct in_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    if (cm)
+        memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+    show("udp.recvmsg.pktinfo", r, "data=%.3s namelen=%u from_u2=%d flags=%#x "
+         "controllen=%u cmsg_len=%u level=%d type=%d ifindex=%d dst=%s", rb, m.msg_namelen,
+         from.sin_port == a2.sin_port, m.msg_flags, m.msg_controllen, cm ? cm->cmsg_len : 0,
+         cm ? cm->cmsg_level : -1, cm ? cm->cmsg_type : -1, pi.ipi_ifindex,
+         inet_ntoa(pi.ipi_addr));
+    one = 0;
+    SC(SYS_SETSOCKOPT, u1, IPPROTO_IP, IP_PKTINFO, &one, 4);
+
+    struct mmsghdr mm[3];
+    struct iovec miov[3] = {{"one", 3}, {"three", 5}, {"seven!!", 7}};
+    memset(mm, 0, sizeof mm);
+    for (int i = 0; i < 3; i++) {
+        mm[i].msg_hdr.msg_name = &a1;
+        mm[i].msg_hdr.msg_namelen = sizeof a1;
+        mm[i].msg_hdr.msg_iov = &miov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    r = SC(SYS_SENDMMSG, u2, mm, 3, 0);
+    show("udp.sendmmsg", r, "lens=%u,%u,%u", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+    char d[3][8];
+    struct iovec rmiov[3];
+    struct sockaddr_in names[3];
+    memset(mm, 0, sizeof mm);
+    memset(d, 0, sizeof d);
+    for (int i = 0; i < 3; i++) {
+        rmiov[i].iov_base = d[i];
+        rmiov[i].iov_len = 4;
+        mm[i].msg_hdr.msg_name = &names[i];
+        mm[i].msg_hdr.msg_namelen = sizeof names[i];
+        mm[i].msg_hdr.msg_iov = &rmiov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    struct { int32_t sec, nsec; } tmo = {1, 0};
+    r = SC(SYS_RECVMMSG, u1, mm, 3, MSG_WAITFORONE, &tmo);
+    show("udp.recvmmsg", r, "lens=%u,%u,%u flags=%#x,%#x,%#x namelens=%u,%u,%u data=%s,%s,%s",
+         mm[0].msg_len, mm[1].msg_len, mm[2].msg_len, mm[0].msg_hdr.msg_flags,
+         mm[1].msg_hdr.msg_flags, mm[2].msg_hdr.msg_flags, mm[0].msg_hdr.msg_namelen,
+         mm[1].msg_hdr.msg_namelen, mm[2].msg_hdr.msg_namelen, d[0], d[1], d[2]);
+
+    show("udp.connect", SC(SYS_CONNECT, u2, &a1, sizeof a1), NULL);
+    struct sockaddr_in peer;
+    len = sizeof peer;
+    r = SC(SYS_GETPEERNAME, u2, &peer, &len);
+    show("udp.getpeername", r, "len=%u peer_is_u1=%d", len, peer.sin_port == a1.sin_port);
+    show("udp.send", SC(SYS_SEND, u2, "c", 1, 0), NULL);
+    memset(buf, 0, sizeof buf);
+    show("udp.recv", SC(SYS_RECV, u1, buf, sizeof buf, 0), "data=%s", buf);
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    show("udp.disconnect", SC(SYS_CONNECT, u2, &unspec, sizeof unspec), NULL);
+    len = sizeof peer;
+    show("udp.getpeername.disconnected", SC(SYS_GETPEERNAME, u2, &peer, &len), NULL);
+    show("udp.recv.empty", SC(SYS_RECV, u1, buf, sizeof buf, MSG_DONTWAIT), NULL);
+    struct { int32_t sec, usec; } tv = {0, 100000};
+    SC(SYS_SETSOCKOPT, u1, SOL_SOCKET, SO_RCVTIMEO_OLD_, &tv, sizeof tv);
+    show("udp.recv.timeout", SC(SYS_RECV, u1, buf, sizeof buf, 0), NULL);
+
+    /* a datagram to a port where nothing listens: the connected socket's next call */
+    long u3 = SC(SYS_SOCKET, AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in closed = loopback(0);
+    long tmp = SC(SYS_SOCKET, AF_INET, SOCK_DGRAM, 0);
+    SC(SYS_BIND, tmp, &closed, sizeof closed);
+    len = sizeof closed;
+    SC(SYS_GETSOCKNAME, tmp, &closed, &len);
+    close(tmp);
+    SC(SYS_CONNECT, u3, &closed, sizeof closed);
+    show("udp.send.nobody", SC(SYS_SEND, u3, "x", 1, 0), NULL);
+    usleep(20000);
+    show("udp.recv.refused", SC(SYS_RECV, u3, buf, sizeof buf, MSG_DONTWAIT), NULL);
+    show("udp.sendto.badlen", SC(SYS_SENDTO, u2, "x", 1, 0, &a1, 4), NULL);
+    show("udp.sendto.efault", SC(SYS_SENDTO, u2, "x", 1, 0, unmapped, sizeof a1), NULL);
+}
+
 /* what only socketcall(2) itself can be given */
 static void socketcall_block(void)
 {
@@ -488,11 +617,16 @@ int main(int argc, char **argv)
 {
     alarm(30);                   /* bounded even if a call were to block */
     direct = argc > 1 && !strcmp(argv[1], "direct");
+    int udp_only = argc > 2 && !strcmp(argv[2], "udp");
     char *pages = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                        -1, 0);
     munmap(pages + 4096, 4096);
     unmapped = pages + 4096;
     edge = pages + 4096 - 4;
+    if (udp_only) {
+        udp();
+        return 0;
+    }
     tcp();
     dgram();
     if (!direct)
