@@ -301,6 +301,37 @@ static void tcp(void)
     tv32.usec = 100000;          /* 0.1 s: a recv on the empty connection times out */
     SC(SYS_SETSOCKOPT, acc, SOL_SOCKET, SO_RCVTIMEO_OLD_, &tv32, sizeof tv32);
     show("recv.timeout", SC(SYS_RECV, acc, buf, sizeof buf, 0), NULL);
+    /* SO_MAX_PACING_RATE is an unsigned long: 8 bytes on a 64-bit kernel, i386 too */
+    uint64_t rate = 0;
+    len = sizeof rate;
+    r = SC(SYS_GETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, &len);
+    show("getsockopt.pacing", r, "rate=%#llx len=%u", (unsigned long long)rate, len);
+    uint32_t rate32 = 0;
+    len = sizeof rate32;
+    r = SC(SYS_GETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate32, &len);
+    show("getsockopt.pacing.32", r, "rate=%#x len=%u", rate32, len);
+    rate32 = 1000;
+    show("setsockopt.pacing.32", SC(SYS_SETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE,
+                                    &rate32, 4), NULL);
+    len = sizeof rate;
+    r = SC(SYS_GETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, &len);
+    show("getsockopt.pacing.after32", r, "rate=%#llx len=%u", (unsigned long long)rate, len);
+    rate = 5000000000ULL;
+    show("setsockopt.pacing.64", SC(SYS_SETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE,
+                                    &rate, 8), NULL);
+    len = sizeof rate32;
+    r = SC(SYS_GETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate32, &len);
+    show("getsockopt.pacing.capped", r, "rate=%#x len=%u", rate32, len);
+    rate = 0;
+    len = 6;
+    r = SC(SYS_GETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, &len);
+    show("getsockopt.pacing.len6", r, "rate=%#llx len=%u", (unsigned long long)rate, len);
+    rate32 = 0xFFFFFFFF;         /* ~0U: ~0UL */
+    SC(SYS_SETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate32, 4);
+    len = sizeof rate;
+    r = SC(SYS_GETSOCKOPT, c, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, &len);
+    show("getsockopt.pacing.unlimited", r, "rate=%#llx len=%u", (unsigned long long)rate,
+         len);
     struct linger lg = {1, 5}, lgout = {-1, -1};
     show("setsockopt.linger", SC(SYS_SETSOCKOPT, c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg),
          NULL);

@@ -20,7 +20,7 @@ from typing import Callable
 
 from sysemu.abi.errno import ERESTARTSYS, Errno
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, V4MAPPED_PREFIX, TcpFlags, TcpState
-from sysemu.abi.limits import HZ, INT_MAX
+from sysemu.abi.limits import HZ, INT_MAX, ULONG_MAX
 from sysemu.abi.socket import AF_INET, SOCK_STREAM
 from sysemu.kernel.sysctl import sysctl_get
 from sysemu.kernel.wait import WaitQueue
@@ -232,6 +232,7 @@ class Sock:
         self.sndbuf = TCP_WMEM_DEFAULT
         self.rcvtimeo: float | None = None    # None: wait forever (MAX_SCHEDULE_TIMEOUT)
         self.sndtimeo: float | None = None
+        self.max_pacing_rate = ULONG_MAX     # SO_MAX_PACING_RATE: ~0UL, no limit
         self.nodelay = False
         self.defer_accept = 0                 # rskq_defer_accept, in retransmits
         self.syn_retries = 0                  # icsk_syn_retries (TCP_SYNCNT); 0: sysctl

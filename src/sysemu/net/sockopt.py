@@ -20,12 +20,13 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
 from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
                                SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
-                               SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
+                               SO_KEEPALIVE, SO_LINGER, SO_MAX_PACING_RATE, SO_PROTOCOL,
+                               SO_RCVBUF,
                                SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
                                SO_SNDBUF, SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
                                SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOL_SOCKET, TIMEVAL32,
                                TIMEVAL64)
-from sysemu.abi.limits import HZ, INT_MAX, USEC_PER_SEC
+from sysemu.abi.limits import HZ, INT_MAX, ULONG_MAX, USEC_PER_SEC
 from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.task import CAP_NET_ADMIN, CAP_NET_RAW
 from sysemu.kernel.usermem import get_user_int, put_user_int
@@ -156,6 +157,13 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         onoff, linger = LINGER.unpack(task.mem.read(optval, LINGER.size))
         sk.linger = (1, linger) if onoff else (0, sk.linger[1])
         task.kernel.host.linger_changed(sk)
+    elif optname == SO_MAX_PACING_RATE:
+        # an unsigned long, 8 bytes for every ABI of a 64-bit kernel (i386's too): read
+        # whole when optlen allows, else the int, with ~0U meaning ~0UL
+        rate = ULONG_MAX if val == -1 else val & 0xFFFFFFFF
+        if optlen >= 8:
+            rate = int.from_bytes(task.mem.read(optval, 8), "little")
+        sk.max_pacing_rate = rate
     elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
         sk.rcvtimeo = _jiffies_to_seconds(
             sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
@@ -414,6 +422,12 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         data = LINGER.pack(*sk.linger)
     elif optname == SO_BINDTODEVICE:
         return sock_getbindtodevice(task, sk, optval, optlen, length)
+    elif optname == SO_MAX_PACING_RATE:
+        # the unsigned long when the buffer holds one, else the "32bit version", capped
+        if length >= 8:
+            data = sk.max_pacing_rate.to_bytes(8, "little")
+        else:
+            data = _int(min(sk.max_pacing_rate, 0xFFFFFFFF))
     elif optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW, SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
         seconds = sk.rcvtimeo if optname in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW) else sk.sndtimeo
         jiffies = _seconds_to_jiffies(seconds)

@@ -136,7 +136,7 @@ def tcp_v4_conn_request(net: "Net", sk: "Sock", seg: "Segment") -> None:
 # What a child copies from its listener (Linux: sk_clone_lock() copies the whole sock).
 _INHERITED = ("sk_prot", "icsk_af_ops", "reuse", "reuseport", "keepalive", "linger",
               "rcvbuf", "sndbuf", "nodelay", "ipv6only", "bound_dev_if", "rcvtimeo",
-              "sndtimeo")
+              "sndtimeo", "max_pacing_rate")
 
 
 def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | None":
