@@ -75,7 +75,7 @@ def test_decoders_are_built_once_not_per_call():
     tables, _ = recording_table()
     handler = tables.x64.lookup(NR["getsockname"]).handler
     assert len(handler.decoders) == 5
-    assert tables.x64.lookup(NR["getsockname"]).call is handler
+    assert tables.x64.lookup(NR["getsockname"]).call is handler.call
 
 
 def test_private_handlers_do_not_touch_the_global_registry():

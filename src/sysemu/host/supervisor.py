@@ -262,7 +262,7 @@ class Supervisor:
 
     # -- one call ------------------------------------------------------------------
     def handle(self, notif: Notification) -> None:
-        task = self.task_for(notif.pid)
+        task = self.tasks.get(notif.pid) or self.task_for(notif.pid)
         if self._parked_of_tid:
             stale = self._parked_of_tid.get(notif.pid)
             if stale is not None:       # a thread is in one call at a time: a signal
@@ -319,8 +319,12 @@ class Supervisor:
                 kind = FAILED
                 value = int(Errno.ENOSYS)
             else:
-                kind = INSTALL if isinstance(result, InstallFd) else VALUE
-                value = result
+                if result.__class__ is int:
+                    kind, value = VALUE, result
+                elif isinstance(result, InstallFd):
+                    kind, value = INSTALL, result
+                else:
+                    kind, value = VALUE, int(result)   # an IntEnum, a bool ...
             if self.requests:
                 self._carry_out(notif)
             commits = task.commits
@@ -347,7 +351,7 @@ class Supervisor:
             text = self._exit_text(flight, kind, value)
         try:
             if kind == VALUE:
-                accepted = listener.send_value(notif.id, int(value))
+                accepted = listener.send_value(notif.id, value)
             elif kind == INSTALL:
                 newfd = self._install_fd(notif, value)
                 accepted = newfd is not None and newfd >= 0
@@ -368,7 +372,7 @@ class Supervisor:
             if not accepted:            # the call was gone: a signal interrupted it
                 text = text and replace_result(text, f"? {errno_text(ERESTARTSYS)}")
             self._write_trace(text)
-        if accepted and kind != FAILED:
+        if commits and accepted and kind != FAILED:
             for action in commits:
                 try:
                     action()

@@ -130,7 +130,7 @@ class SyscallTable:
             # entry point; a few lines (_sysctl) name sys_ni_syscall themselves.
             ni = entry in ("", "sys_ni_syscall")
             if handler is not None and handler_abi in handler.abis and not ni:
-                slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler)
+                slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler.call)
             elif ni:
                 slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, sys_ni_syscall)
             elif policy is Policy.PASSTHROUGH or name in DELEGATED:
