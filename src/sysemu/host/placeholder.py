@@ -84,8 +84,8 @@ class Placeholders:
         """A fresh socketpair for `file`, tracked; the program's end is what ADDFD installs.
         SyscallError(ENFILE) when the supervisor's own descriptor table is full."""
         try:
-            prog, kept = socket.socketpair(socket.AF_UNIX,
-                                           socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            prog, kept = socket.socketpair(
+                socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 raise
@@ -98,8 +98,8 @@ class Placeholders:
                          f"with ENFILE ({exc.strerror})")
             raise SyscallError(Errno.ENFILE) from None
         prog_fd, kept_fd = prog.detach(), kept.detach()
-        os.set_blocking(prog_fd, not nonblocking)
-        os.set_blocking(kept_fd, False)
+        if not nonblocking:             # both ends were made non-blocking
+            os.set_blocking(prog_fd, True)
         return self.track(Placeholder(file, prog_fd, kept_fd, kind))
 
     def replaced(self, old: Placeholder, new: Placeholder, holder: tuple[int, int]) -> None:
