@@ -116,9 +116,9 @@ class ProcessMemory:
         total = offset
         self._local.iov_base = self._bufaddr
         self._local.iov_len = total
-        n = _writev(self.tid, self._laddr, 1, self._paddr, len(pieces), 0)
+        n = _writev(self.tid, self._laddr, 1, self._paddr, i, 0)
         if n != total:
-            raise fault(f"writev {len(pieces)} pieces ({self.tid}): "
+            raise fault(f"writev {i} pieces ({self.tid}): "
                         f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
 
     def _big(self, fn, addr: int, size: int, data: bytes | None = None) -> bytes:

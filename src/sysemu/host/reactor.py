@@ -8,7 +8,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import select
+import sys
 import time
+import traceback
 from typing import Callable
 
 from sysemu.host.clock import MonotonicClock
@@ -156,7 +158,10 @@ class Reactor:
             if mask & _READABLE:
                 cb = readers.get(fd)
                 if cb is not None:
-                    call(cb)
+                    try:                # _call() written out: the trapped calls' path
+                        cb()
+                    except Exception as exc:
+                        self._failed_callback(cb, exc)
             if mask & _WRITABLE:
                 cb = writers.get(fd)
                 if cb is not None:
@@ -173,7 +178,10 @@ class Reactor:
             for cb in soon:
                 call(cb)
         for cb in self.after_batch:
-            call(cb)
+            try:
+                cb()
+            except Exception as exc:
+                self._failed_callback(cb, exc)
 
     def _call(self, cb, *args) -> None:
         """Run one callback. The supervisor never dies of what a program does: a callback
@@ -181,14 +189,15 @@ class Reactor:
         try:
             cb(*args)
         except Exception as exc:
-            import sys
-            import traceback
-            where = getattr(cb, "__qualname__", repr(cb))
-            if where not in self._failed:
-                self._failed.add(where)
-                print(f"sysemu: internal error in {where} (reported once):\n"
-                      + "".join(traceback.format_exception(exc)).rstrip(),
-                      file=sys.stderr, flush=True)
+            self._failed_callback(cb, exc)
+
+    def _failed_callback(self, cb, exc: Exception) -> None:
+        where = getattr(cb, "__qualname__", repr(cb))
+        if where not in self._failed:
+            self._failed.add(where)
+            print(f"sysemu: internal error in {where} (reported once):\n"
+                  + "".join(traceback.format_exception(exc)).rstrip(),
+                  file=sys.stderr, flush=True)
 
     def run_until(self, predicate: Callable[[], bool], max_wait: float | None = None) -> None:
         """Run until predicate() is true (checked after every batch)."""
