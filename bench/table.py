@@ -227,16 +227,16 @@ def main() -> int:
                  "sysemu": lambda: probe_ns(sysemu, probe, "open", trapped, 3) / 1e3}, True),
         ]
         # CPU per operation (one repeat after one warm-up: 2 x n calls a probe run).
-        for name, args, n, per in (
+        for name, make, n, per in (
                 ("CPU: answered getsockname", lambda k: [str(probe), "getsockname_inet",
                                                          str(k), "1"], trapped, 2),
                 ("CPU: open+close of a host file", lambda k: [str(probe), "open", str(k),
                                                               "1"], trapped, 2),
                 ("CPU: connect+accept+close, sequential",
                  lambda k: [str(nb), "connrate", str(k)], 300 if q else 1500, 1)):
-            rows.append(Row(name, "us CPU/op",
-                            {"native": lambda a=args, n=n, p=per: cpu_per_op([], a, n, p),
-                             "sysemu": lambda a=args, n=n, p=per: cpu_per_op(sysemu, a, n, p)},
+            rows.append(Row(name, "us CPU",
+                            {"native": lambda a=make, n=n, p=per: cpu_per_op([], a, n, p),
+                             "sysemu": lambda a=make, n=n, p=per: cpu_per_op(sysemu, a, n, p)},
                             True))
         for name, mode, n, target in (
                 ("connect+accept+close, sequential", "connrate", 300 if q else 1500, ">= 0.5"),
