@@ -18,7 +18,7 @@ import errno
 import os
 import select
 import socket
-import time
+from time import perf_counter
 from typing import Callable
 
 from sysemu.abi.errno import Errno
@@ -299,14 +299,14 @@ class Placeholders:
             return
         if self._diag is None:
             self._diag = UnixDiag()
-        start = time.perf_counter()
+        start = perf_counter()
         try:
             alive = self._diag.inodes()
         except OSError as exc:
             self.log(f"sock_diag: {exc}")
             return
         self._sweep_period = min(SWEEP_INTERVAL, max(
-            SWEEP_MIN, (time.perf_counter() - start) * SWEEP_COST_FACTOR))
+            SWEEP_MIN, (perf_counter() - start) * SWEEP_COST_FACTOR))
         for inode in [i for i in self.handed if i not in alive]:
             sock = self.handed.pop(inode)
             ph = self.by_inode.get(inode)
