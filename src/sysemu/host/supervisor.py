@@ -319,12 +319,9 @@ class Supervisor:
                 kind = FAILED
                 value = int(Errno.ENOSYS)
             else:
-                if result.__class__ is int:
-                    kind, value = VALUE, result
-                elif isinstance(result, InstallFd):
-                    kind, value = INSTALL, result
-                else:
-                    kind, value = VALUE, int(result)   # an IntEnum, a bool ...
+                kind = VALUE if result.__class__ is int or not isinstance(result, InstallFd) \
+                    else INSTALL
+                value = result
             if self.requests:
                 self._carry_out(notif)
             commits = task.commits
@@ -351,7 +348,8 @@ class Supervisor:
             text = self._exit_text(flight, kind, value)
         try:
             if kind == VALUE:
-                accepted = listener.send_value(notif.id, value)
+                accepted = listener.send_value(
+                    notif.id, value if value.__class__ is int else int(value))
             elif kind == INSTALL:
                 newfd = self._install_fd(notif, value)
                 accepted = newfd is not None and newfd >= 0
@@ -360,7 +358,8 @@ class Supervisor:
             elif kind == CONTINUE:
                 accepted = listener.send_continue(notif.id)
             elif kind == INJECTED and value >= 0:
-                accepted = listener.send_value(notif.id, value)
+                accepted = listener.send_value(
+                    notif.id, value if value.__class__ is int else int(value))
             else:                       # ERROR, FAILED, an injected error (-errno)
                 accepted = listener.send_error(notif.id, abs(value))
         except Exception as exc:
