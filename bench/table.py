@@ -13,6 +13,8 @@ a fraction of native (> 1: faster than native), whatever the unit. Rows:
   untrapped call     getppid, which the filter allows: against no filter and against a
                      one-instruction allow-all filter (bench/allow_all.c)
   open+close         openat of a host file: trapped, then the host's (CONTINUE)
+  CPU per operation  the three above as CPU time (program + supervisor + kernel), which
+                     a shared machine disturbs far less than wall time
   connections        connect + 1-byte echo + close, sequential and 32 clients at once
   HTTP               nginx keep-alive (16 connections), default config and with
                      open_file_cache; Python http.server (HTTP/1.0: a connection a request)
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,6 +64,25 @@ def output(cmd: list[str], timeout: float = 180) -> str:
         raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} exited {done.returncode}: "
                            f"{(done.stdout + done.stderr)[-400:]}")
     return done.stdout
+
+
+def cpu_seconds(cmd: list[str]) -> float:
+    """User + system CPU of `cmd` and every process it waited for (the supervisor and
+    the program under `sysemu run`): RUSAGE_CHILDREN before and after."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output(cmd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_per_op(prefix: list[str], make_args, n: int, ops_per_n: float) -> float:
+    """Microseconds of CPU per operation, whoever spends it (program, supervisor,
+    kernel on their behalf): the CPU of a run of 2n operations less that of a run of n,
+    which cancels start-up and exit. The machine being shared moves wall times far more
+    than CPU times."""
+    small = cpu_seconds([*prefix, *make_args(n)])
+    large = cpu_seconds([*prefix, *make_args(2 * n)])
+    return max(0.0, large - small) / (n * ops_per_n) * 1e6
 
 
 def probe_ns(prefix: list[str], exe: Path, *args) -> float:
@@ -204,6 +226,18 @@ def main() -> int:
                 {"native": lambda: probe_ns([], probe, "open", cheap // 10, 3) / 1e3,
                  "sysemu": lambda: probe_ns(sysemu, probe, "open", trapped, 3) / 1e3}, True),
         ]
+        # CPU per operation (one repeat after one warm-up: 2 x n calls a probe run).
+        for name, make, n, per in (
+                ("CPU: answered getsockname", lambda k: [str(probe), "getsockname_inet",
+                                                         str(k), "1"], trapped, 2),
+                ("CPU: open+close of a host file", lambda k: [str(probe), "open", str(k),
+                                                              "1"], trapped, 2),
+                ("CPU: connect+accept+close, sequential",
+                 lambda k: [str(nb), "connrate", str(k)], 300 if q else 1500, 1)):
+            rows.append(Row(name, "us CPU",
+                            {"native": lambda a=make, n=n, p=per: cpu_per_op([], a, n, p),
+                             "sysemu": lambda a=make, n=n, p=per: cpu_per_op(sysemu, a, n, p)},
+                            True))
         for name, mode, n, target in (
                 ("connect+accept+close, sequential", "connrate", 300 if q else 1500, ">= 0.5"),
                 ("connect+accept+close, 32 clients", "connpar", 320 if q else 1600, ">= 0.3")):

@@ -90,8 +90,8 @@ XFAIL = {
     "listener_recv": "recv on a listener reads its placeholder: the readiness token while "
                      "a connection is queued, else EAGAIN or a wait (Linux: ENOTCONN)",
     "time_wait_rebind": "a handed-off connection whose two ends close within one sweep "
-                        "(0.25 s) of each other: sysemu cannot tell which closed first and "
-                        "puts the client side in TIME_WAIT",
+                        "(50 ms to 0.25 s) of each other: sysemu cannot tell which closed "
+                        "first and puts the client side in TIME_WAIT",
 }
 
 

@@ -154,3 +154,28 @@ def test_unix_diag_inodes_sees_open_and_closed_ends():
         for pair in pairs:
             for s in pair:
                 s.close()
+
+
+def test_sweep_period_follows_the_dump_cost(monkeypatch):
+    """The sweep's period is SWEEP_COST_FACTOR times the last dump's duration, kept within
+    [SWEEP_MIN, SWEEP_INTERVAL] (the clock is faked: no timing in the assertion)."""
+    from sysemu.host import placeholder
+    from sysemu.host.reactor import Reactor
+
+    class Diag:
+        inodes = staticmethod(lambda: set())
+
+    reactor = Reactor()
+    phs = placeholder.Placeholders(reactor, lambda text: None)
+    try:
+        phs._diag = Diag()
+        for cost, period in ((0.0001, placeholder.SWEEP_MIN), (0.002, 0.002 * placeholder.SWEEP_COST_FACTOR),
+                             (0.5, placeholder.SWEEP_INTERVAL)):
+            ticks = iter((10.0, 10.0 + cost))
+            monkeypatch.setattr(placeholder, "perf_counter", lambda: next(ticks))
+            phs.handed[1] = object()
+            phs.sweep()
+            assert phs._sweep_period == pytest.approx(period)
+            assert not phs.handed          # inode 1 is not in the dump: released
+    finally:
+        reactor.close()

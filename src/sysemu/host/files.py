@@ -62,13 +62,21 @@ class HostFileTable:
         if fd < 0:
             raise HostPassthrough()     # the host answers EBADF
         try:
-            target = self._readlink(fd)
+            if self._dirfd >= 0:
+                try:
+                    target = os.readlink(str(fd), dir_fd=self._dirfd)
+                except FileNotFoundError:
+                    target = self._readlink(fd)
+            else:
+                target = self._readlink(fd)
         except OSError:
             raise HostPassthrough() from None   # no such fd: the host's EBADF
         if target.startswith(SOCKET_PREFIX):
             ph = self.registry.get(int(target[8:-1]))
             if ph is not None:
-                ph.holder = (self.pid, fd)     # who to reach the placeholder through
+                holder = ph.holder
+                if holder is None or holder[1] != fd or holder[0] != self.pid:
+                    ph.holder = (self.pid, fd)     # who to reach the placeholder through
                 return ph.file
         raise HostPassthrough()
 

@@ -64,6 +64,15 @@ class ProcessMemory:
                         f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
 
     def read(self, addr: int, size: int) -> bytes:
+        if 0 < size <= BUF_SIZE and 0 <= addr <= ADDR_LIMIT - size:
+            # The common case, _transfer() written out: a few bytes into the buffer.
+            local, remote = self._local, self._remote
+            local.iov_base = self._bufaddr
+            local.iov_len = remote.iov_len = size
+            remote.iov_base = addr
+            if _readv(self.tid, self._laddr, 1, self._raddr, 1, 0) == size:
+                return self._view[:size].tobytes()
+            self._transfer(_readv, addr, size, "read")      # raises EFAULT
         if size <= 0:
             if size < 0:
                 raise fault(f"{addr:#x}{size:+}")
@@ -88,25 +97,28 @@ class ProcessMemory:
     def writev(self, pieces: tuple[tuple[int, bytes], ...]) -> None:
         """Small pieces in one process_vm_writev: the kernel copies them in order and
         stops at the first fault, as separate copies would."""
-        total = sum(len(data) for _, data in pieces)
-        if len(pieces) > WRITEV_MAX or total > BUF_SIZE:
+        if len(pieces) > WRITEV_MAX:
             writev_pieces(self, pieces)
             return
-        view, remote, offset = self._view, self._pieces, 0
-        for i, (addr, data) in enumerate(pieces):
+        view, remote, offset, i = self._view, self._pieces, 0, 0
+        for addr, data in pieces:
             size = len(data)
-            if addr < 0 or addr + size > ADDR_LIMIT:
-                writev_pieces(self, pieces)     # the faulting piece raises there
+            end = offset + size
+            if addr < 0 or addr + size > ADDR_LIMIT or end > BUF_SIZE:
+                writev_pieces(self, pieces)     # a faulting piece raises there
                 return
-            view[offset:offset + size] = data
-            remote[i].iov_base = addr
-            remote[i].iov_len = size
-            offset += size
+            view[offset:end] = data
+            piece = remote[i]
+            piece.iov_base = addr
+            piece.iov_len = size
+            offset = end
+            i += 1
+        total = offset
         self._local.iov_base = self._bufaddr
         self._local.iov_len = total
-        n = _writev(self.tid, self._laddr, 1, self._paddr, len(pieces), 0)
+        n = _writev(self.tid, self._laddr, 1, self._paddr, i, 0)
         if n != total:
-            raise fault(f"writev {len(pieces)} pieces ({self.tid}): "
+            raise fault(f"writev {i} pieces ({self.tid}): "
                         f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
 
     def _big(self, fn, addr: int, size: int, data: bytes | None = None) -> bytes:

@@ -121,8 +121,8 @@ class Listener:
             if exc.errno in (errno.ENOENT, errno.EAGAIN, errno.EINTR):
                 return None
             raise
-        id, pid, _flags, nr, arch, ip, *args = NOTIF.unpack_from(buf)
-        return Notification(id, pid, nr, arch, ip, tuple(args))
+        n = NOTIF.unpack_from(buf)
+        return Notification(n[0], n[1], n[3], n[4], n[5], n[6:])
 
     def _ioctl(self, request: int, buf: bytearray) -> int | None:
         """One notification ioctl; None when the call is gone (ENOENT: a signal cancelled
@@ -140,7 +140,15 @@ class Listener:
 
     def send_value(self, id: int, val: int) -> bool:
         """The call returns val (rax)."""
-        return self._send(id, val, 0, 0)
+        resp = self._resp
+        RESP.pack_into(resp, 0, id, val, 0, 0)
+        try:
+            fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, resp, True)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        return True
 
     def send_error(self, id: int, err: int) -> bool:
         """The call fails with -err."""

@@ -18,6 +18,7 @@ import errno
 import os
 import select
 import socket
+from time import perf_counter
 from typing import Callable
 
 from sysemu.abi.errno import Errno
@@ -26,7 +27,14 @@ from sysemu.host.libc import getfd_of
 from sysemu.host.sockdiag import UnixDiag
 from sysemu.kernel.errors import SyscallError
 
+# The sweep's period adapts to its cost: a dump of the host's AF_UNIX sockets is cheap
+# when there are few (~0.1 ms), ~8 ms with 10,000. Sweeping every SWEEP_COST_FACTOR
+# times the last dump's duration keeps it near 1/SWEEP_COST_FACTOR of one CPU, within
+# [SWEEP_MIN, SWEEP_INTERVAL]: a close is seen within ~50 ms while the table is small,
+# within SWEEP_INTERVAL at worst (measured: README, Performance).
 SWEEP_INTERVAL = 0.25
+SWEEP_MIN = 0.05
+SWEEP_COST_FACTOR = 40
 
 
 class Placeholder:
@@ -73,6 +81,7 @@ class Placeholders:
         self._diag: UnixDiag | None = None
         self._told_full = False
         self._sweep_handle = None
+        self._sweep_period = SWEEP_INTERVAL
         # Kept ends are watched in an epoll of their own, itself watched by the reactor, so
         # settle() can take in every pending hang-up at once before an answer depends on it.
         self._epoll = select.epoll()
@@ -84,8 +93,8 @@ class Placeholders:
         """A fresh socketpair for `file`, tracked; the program's end is what ADDFD installs.
         SyscallError(ENFILE) when the supervisor's own descriptor table is full."""
         try:
-            prog, kept = socket.socketpair(socket.AF_UNIX,
-                                           socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            prog, kept = socket.socketpair(
+                socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 raise
@@ -98,8 +107,8 @@ class Placeholders:
                          f"with ENFILE ({exc.strerror})")
             raise SyscallError(Errno.ENFILE) from None
         prog_fd, kept_fd = prog.detach(), kept.detach()
-        os.set_blocking(prog_fd, not nonblocking)
-        os.set_blocking(kept_fd, False)
+        if not nonblocking:             # both ends were made non-blocking
+            os.set_blocking(prog_fd, True)
         return self.track(Placeholder(file, prog_fd, kept_fd, kind))
 
     def replaced(self, old: Placeholder, new: Placeholder, holder: tuple[int, int]) -> None:
@@ -273,7 +282,7 @@ class Placeholders:
         no program holds the program end any more."""
         self.handed[ph.inode] = sock
         if self._sweep_handle is None:
-            self._sweep_handle = self.reactor.call_later(SWEEP_INTERVAL, self._sweep_tick)
+            self._sweep_handle = self.reactor.call_later(self._sweep_period, self._sweep_tick)
 
     def _sweep_tick(self) -> None:
         self._sweep_handle = None
@@ -282,7 +291,7 @@ class Placeholders:
         except Exception as exc:
             self.log(f"sweep: {exc!r}")
         if self.handed:
-            self._sweep_handle = self.reactor.call_later(SWEEP_INTERVAL, self._sweep_tick)
+            self._sweep_handle = self.reactor.call_later(self._sweep_period, self._sweep_tick)
 
     def sweep(self) -> None:
         """Release the handed-off sockets whose placeholders no program holds any more."""
@@ -290,11 +299,14 @@ class Placeholders:
             return
         if self._diag is None:
             self._diag = UnixDiag()
+        start = perf_counter()
         try:
             alive = self._diag.inodes()
         except OSError as exc:
             self.log(f"sock_diag: {exc}")
             return
+        self._sweep_period = min(SWEEP_INTERVAL, max(
+            SWEEP_MIN, (perf_counter() - start) * SWEEP_COST_FACTOR))
         for inode in [i for i in self.handed if i not in alive]:
             sock = self.handed.pop(inode)
             ph = self.by_inode.get(inode)

@@ -8,13 +8,18 @@ from __future__ import annotations
 import heapq
 import itertools
 import select
+import sys
 import time
+import traceback
 from typing import Callable
 
 from sysemu.host.clock import MonotonicClock
 
 __all__ = ["Reactor", "TimerHandle", "MonotonicClock"]
 
+
+_READABLE = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+_WRITABLE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 
 SPIN_SECONDS = float(__import__("os").environ.get("SYSEMU_SPIN_US", "50")) / 1e6
 
@@ -115,15 +120,18 @@ class Reactor:
     def run_once(self, max_wait: float | None = None) -> None:
         """Wait for readiness or the next timer, run what is due, then after_batch."""
         timeout = max_wait
+        timers = self._timers
         if self._soon:
             timeout = 0
-        else:
-            while self._timers and self._timers[0][2].cancelled:
-                heapq.heappop(self._timers)
-            if self._timers:
-                due = max(0.0, self._timers[0][0] - self.time())
+        elif timers:
+            while timers and timers[0][2].cancelled:
+                heapq.heappop(timers)
+            if timers:
+                due = timers[0][0] - time.monotonic()
+                if due < 0.0:
+                    due = 0.0
                 timeout = due if timeout is None else min(timeout, due)
-        events = []
+        events = None
         if self.spin and timeout != 0:
             # Busy-poll a little before sleeping: a program making calls back to back sends
             # the next one within microseconds, and waking a sleeping CPU costs far more
@@ -137,33 +145,43 @@ class Reactor:
             try:
                 events = self._epoll.poll(-1 if timeout is None else timeout)
             except InterruptedError:
-                events = []
+                events = ()
         call = self._call
+        watches, readers, writers = self._watches, self._readers, self._writers
         for fd, mask in events:
             self.current_events = mask
-            watch = self._watches.get(fd)
-            if watch is not None:
-                call(watch, mask)
-                continue
-            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                cb = self._readers.get(fd)
+            if watches:
+                watch = watches.get(fd)
+                if watch is not None:
+                    call(watch, mask)
+                    continue
+            if mask & _READABLE:
+                cb = readers.get(fd)
+                if cb is not None:
+                    try:                # _call() written out: the trapped calls' path
+                        cb()
+                    except Exception as exc:
+                        self._failed_callback(cb, exc)
+            if mask & _WRITABLE:
+                cb = writers.get(fd)
                 if cb is not None:
                     call(cb)
-            if mask & (select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR):
-                cb = self._writers.get(fd)
-                if cb is not None:
-                    call(cb)
-        now = self.time()
-        while self._timers and (self._timers[0][0] <= now or self._timers[0][2].cancelled):
-            _, _, handle = heapq.heappop(self._timers)
-            if not handle.cancelled:
-                handle.cancelled = True
-                call(handle.callback)
-        soon, self._soon = self._soon, []
-        for cb in soon:
-            call(cb)
+        if timers:
+            now = time.monotonic()
+            while timers and (timers[0][0] <= now or timers[0][2].cancelled):
+                _, _, handle = heapq.heappop(timers)
+                if not handle.cancelled:
+                    handle.cancelled = True
+                    call(handle.callback)
+        if self._soon:
+            soon, self._soon = self._soon, []
+            for cb in soon:
+                call(cb)
         for cb in self.after_batch:
-            call(cb)
+            try:
+                cb()
+            except Exception as exc:
+                self._failed_callback(cb, exc)
 
     def _call(self, cb, *args) -> None:
         """Run one callback. The supervisor never dies of what a program does: a callback
@@ -171,14 +189,15 @@ class Reactor:
         try:
             cb(*args)
         except Exception as exc:
-            import sys
-            import traceback
-            where = getattr(cb, "__qualname__", repr(cb))
-            if where not in self._failed:
-                self._failed.add(where)
-                print(f"sysemu: internal error in {where} (reported once):\n"
-                      + "".join(traceback.format_exception(exc)).rstrip(),
-                      file=sys.stderr, flush=True)
+            self._failed_callback(cb, exc)
+
+    def _failed_callback(self, cb, exc: Exception) -> None:
+        where = getattr(cb, "__qualname__", repr(cb))
+        if where not in self._failed:
+            self._failed.add(where)
+            print(f"sysemu: internal error in {where} (reported once):\n"
+                  + "".join(traceback.format_exception(exc)).rstrip(),
+                  file=sys.stderr, flush=True)
 
     def run_until(self, predicate: Callable[[], bool], max_wait: float | None = None) -> None:
         """Run until predicate() is true (checked after every batch)."""

@@ -262,7 +262,7 @@ class Supervisor:
 
     # -- one call ------------------------------------------------------------------
     def handle(self, notif: Notification) -> None:
-        task = self.task_for(notif.pid)
+        task = self.tasks.get(notif.pid) or self.task_for(notif.pid)
         if self._parked_of_tid:
             stale = self._parked_of_tid.get(notif.pid)
             if stale is not None:       # a thread is in one call at a time: a signal
@@ -319,7 +319,8 @@ class Supervisor:
                 kind = FAILED
                 value = int(Errno.ENOSYS)
             else:
-                kind = INSTALL if isinstance(result, InstallFd) else VALUE
+                kind = VALUE if result.__class__ is int or not isinstance(result, InstallFd) \
+                    else INSTALL
                 value = result
             if self.requests:
                 self._carry_out(notif)
@@ -347,7 +348,8 @@ class Supervisor:
             text = self._exit_text(flight, kind, value)
         try:
             if kind == VALUE:
-                accepted = listener.send_value(notif.id, int(value))
+                accepted = listener.send_value(
+                    notif.id, value if value.__class__ is int else int(value))
             elif kind == INSTALL:
                 newfd = self._install_fd(notif, value)
                 accepted = newfd is not None and newfd >= 0
@@ -356,7 +358,8 @@ class Supervisor:
             elif kind == CONTINUE:
                 accepted = listener.send_continue(notif.id)
             elif kind == INJECTED and value >= 0:
-                accepted = listener.send_value(notif.id, value)
+                accepted = listener.send_value(
+                    notif.id, value if value.__class__ is int else int(value))
             else:                       # ERROR, FAILED, an injected error (-errno)
                 accepted = listener.send_error(notif.id, abs(value))
         except Exception as exc:
@@ -368,7 +371,7 @@ class Supervisor:
             if not accepted:            # the call was gone: a signal interrupted it
                 text = text and replace_result(text, f"? {errno_text(ERESTARTSYS)}")
             self._write_trace(text)
-        if accepted and kind != FAILED:
+        if commits and accepted and kind != FAILED:
             for action in commits:
                 try:
                     action()

@@ -41,7 +41,7 @@ def writev_pieces(mem: UserMemory, pieces: tuple[tuple[int, bytes], ...]) -> Non
 
 def get_user_int(mem: UserMemory, addr: int) -> int:
     """Linux get_user() of an int."""
-    return read_struct(mem, addr, S32)[0]
+    return S32.unpack(mem.read(addr, 4))[0]
 
 
 def put_user_int(mem: UserMemory, addr: int, value: int) -> None:

@@ -140,7 +140,7 @@ class SyscallTable:
             # entry point; a few lines (_sysctl) name sys_ni_syscall themselves.
             ni = entry in ("", "sys_ni_syscall")
             if handler is not None and handler_abi in handler.abis and not ni:
-                slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler)
+                slot = Slot(nr, row_abi, name, entry, handler, Action.SERVED, handler.call)
             elif ni:
                 slot = Slot(nr, row_abi, name, entry, None, Action.ENOSYS, sys_ni_syscall)
             elif policy is Policy.PASSTHROUGH or name in DELEGATED:
@@ -215,7 +215,8 @@ class Syscalls:
         return NI_SLOT
 
     def do_syscall_64(self, task, nr: int, args) -> int | InstallFd:
-        slot = self.slot_64(nr)
+        unr = nr & 0xFFFFFFFF
+        slot = self.x64.slots[unr] if unr < self.x64.nr_syscalls else self.slot_64(nr)
         task.abi = "x32" if slot.abi == "x32" or (nr & X32_SYSCALL_BIT) else "64"
         return slot.call(task, args)
 
@@ -227,10 +228,10 @@ class Syscalls:
         """Run one call; returns rax or an InstallFd, or raises SyscallError, WouldBlock or
         HostPassthrough. Side effects deferred with task.on_commit() are the caller's to run
         once the response is accepted."""
-        if arch == AUDIT_ARCH_I386:
-            return self.do_syscall_32(task, nr, args)
         if arch == AUDIT_ARCH_X86_64:
             return self.do_syscall_64(task, nr, args)
+        if arch == AUDIT_ARCH_I386:
+            return self.do_syscall_32(task, nr, args)
         raise SyscallError(Errno.ENOSYS)
 
     def trapped(self) -> dict[str, list[Slot]]:
