@@ -330,6 +330,164 @@ def test_host_socket_as_stdout_is_refused_by_default(sysemu_bin, host, allow):
         assert "--allow-host-fd" in done.stderr
 
 
+def _passrights() -> bool:
+    from sysemu.host import rights
+    return rights.supported()
+
+
+needs_passrights = pytest.mark.skipif(not _passrights(),
+                                      reason="SO_PASSRIGHTS (Linux 6.16+) is not available")
+
+
+class HandIn:
+    """An outside helper: the host sockets it hands in with SCM_RIGHTS (an unconnected
+    TCP socket, one connected to the test's listener, a UDP socket), what sendmsg said,
+    and the listener's end of the connected one."""
+
+    def __init__(self, host: HostListeners):
+        self.fresh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.connected = socket.create_connection(("127.0.0.1", host.tcp_port))
+        assert _ready(host.tcp)
+        self.accepted, _ = host.tcp.accept()
+        self.sent: list[str] = []
+
+    def send(self, conn: socket.socket) -> None:
+        try:
+            socket.send_fds(conn, [b"fds"],
+                            [self.fresh.fileno(), self.connected.fileno(), self.udp.fileno()])
+            self.sent.append("ok")
+        except OSError as exc:
+            self.sent.append(f"E{exc.errno}")
+            conn.send(b"none")          # the program's recvmsg returns without them
+
+    def data(self) -> bytes:
+        """What reached the listener's end of the connected socket (once the helper let go
+        of it: EOF ends the read)."""
+        for sock in (self.fresh, self.udp, self.connected):
+            sock.close()
+        self.accepted.settimeout(5)
+        data = b""
+        while chunk := self.accepted.recv(100):
+            data += chunk
+        self.accepted.close()
+        return data
+
+
+def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.settimeout(TIMEOUT)
+    helper = HandIn(host)
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            helper.send(conn)
+            conn.recv(1)                # until the program is done with its end
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        got = run([attack_bin, "recv_fds", path, host.tcp_port, host.udp_port], sysemu_bin)
+    finally:
+        listener.close()
+        thread.join(10)
+        path.unlink()
+    return got, helper.sent, helper.data(), host.reached()
+
+
+@needs_passrights
+def test_host_socket_handed_in_over_a_path_reaches_nothing(attack_bin, sysemu_bin, host,
+                                                          tmp_path):
+    """An outside process hands host sockets (TCP unconnected and connected, UDP) to the
+    program over a path-bound AF_UNIX socket: natively the program reaches the test's
+    listeners through them; under sysemu the helper's sendmsg fails with EPERM
+    (SO_PASSRIGHTS off on the program's socket) and nothing reaches them."""
+    got, sent, data, reached = _hand_in_over_path(attack_bin, None, host,
+                                                  tmp_path / "native.sock")
+    assert sent == ["ok"] and words(got.stdout)["received"] == "3", got
+    assert data.startswith(b"escaped") and reached == (1, 1), (data, reached)
+    got, sent, data, reached = _hand_in_over_path(attack_bin, sysemu_bin, host,
+                                                  tmp_path / "sysemu.sock")
+    assert sent == [f"E{1}"], (sent, got)                     # EPERM
+    assert words(got.stdout)["received"] == "0", got
+    assert (data, reached) == (b"", (0, 0)), got
+
+
+@needs_passrights
+def test_host_socket_handed_in_on_stdin_reaches_nothing(attack_bin, sysemu_bin, host):
+    """stdin is an AF_UNIX socket whose other end an outside process holds: once the
+    program runs, that process sends it host sockets; sysemu turned SO_PASSRIGHTS off on
+    it before the program started."""
+    results = {}
+    for label, binary in (("native", None), ("sysemu", sysemu_bin)):
+        ours, theirs = socket.socketpair()
+        helper = HandIn(host)
+        full = ([str(binary), "run", "--"] if binary else []) + [
+            str(attack_bin), "recv_fds", "-", str(host.tcp_port), str(host.udp_port)]
+        proc = subprocess.Popen(full, stdin=theirs, stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        theirs.close()
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            helper.send(ours)
+            out, _ = proc.communicate(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            ours.close()
+        results[label] = (helper.sent, words(out), helper.data(), host.reached())
+    sent, out, data, reached = results["native"]
+    assert sent == ["ok"] and out["received"] == "3" and data.startswith(b"escaped"), out
+    assert reached == (1, 1)
+    sent, out, data, reached = results["sysemu"]
+    assert sent == [f"E{1}"] and out["received"] == "0", out
+    assert (data, reached) == (b"", (0, 0))
+
+
+def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
+    """socketpair() and a connection to an abstract listener, inside the sandbox, pass
+    descriptors as natively (nginx's master and workers, a multi-process server)."""
+    native = run([attack_bin, "pass_inside"], None)
+    got = run([attack_bin, "pass_inside"], sysemu_bin)
+    assert words(native.stdout) == {"pair": "ok", "abstract": "ok", "child": "0"}, native
+    assert words(got.stdout) == words(native.stdout), got
+
+
+@needs_passrights
+def test_allow_host_fd_lets_descriptors_in(attack_bin, sysemu_bin, host, tmp_path):
+    """--allow-host-fd: the program's AF_UNIX sockets receive descriptors from outside."""
+    path = tmp_path / "allowed.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.settimeout(TIMEOUT)
+    helper = HandIn(host)
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            helper.send(conn)
+            conn.recv(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        got = run_group([str(sysemu_bin), "run", "--allow-host-fd", "--", str(attack_bin),
+                         "recv_fds", str(path), str(host.tcp_port), "0"], TIMEOUT)
+    finally:
+        listener.close()
+        thread.join(10)
+    assert helper.sent == ["ok"] and words(got.stdout)["received"] == "3", got
+    helper.data()
+
+
 def _ready(sock: socket.socket) -> bool:
     import select
     return bool(select.select([sock], [], [], 5)[0])

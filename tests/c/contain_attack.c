@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -362,6 +364,114 @@ static int kill_ancestors(const char *seconds) {
     return 0;
 }
 
+/* Descriptors handed in later: take what an outside helper sends over SCM_RIGHTS (after
+ * connecting to its path-bound AF_UNIX socket, or on stdin when path is "-"), and use
+ * each as a way out: connect to the test's TCP listener, write, sendto its UDP socket. */
+static int recv_fds(const char *path, int tcp_port, int udp_port) {
+    int fd = 0;
+    signal(SIGPIPE, SIG_IGN);
+    alarm(20);
+    if (strcmp(path, "-")) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        printf("connect=%s ", err(connect(fd, (struct sockaddr *)&a, sizeof a)));
+    } else {
+        printf("ready\n");         /* the helper sends once the program runs */
+    }
+    char data[64];
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(8 * sizeof(int))];
+    } control;
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(fd, &msg, 0);
+    int fds[8], received = 0, connected = 0, written = 0, sent = 0;
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && received < 8; i++)
+                memcpy(&fds[received++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    printf("recv=%s received=%d ", err(n), received);
+    struct sockaddr_in tcp = loopback(tcp_port), udp = loopback(udp_port);
+    for (int i = 0; i < received; i++) {
+        /* sendto first: a UDP socket connected to the TCP port would then fail it */
+        if (sendto(fds[i], "escaped", 7, MSG_DONTWAIT, (struct sockaddr *)&udp, sizeof udp) == 7)
+            sent++;
+        if (connect(fds[i], (struct sockaddr *)&tcp, sizeof tcp) == 0)
+            connected++;
+        if (write(fds[i], "escaped", 7) == 7)
+            written++;
+    }
+    printf("connected=%d written=%d sent=%d\n", connected, written, sent);
+    return 0;
+}
+
+/* Descriptor passing inside the sandbox keeps working: a child sends a pipe's read end
+ * over a socketpair, and over a connection to an abstract listener; the parent reads
+ * through what it received. */
+static int receive_and_read(int sock) {
+    char data[8], buf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+                         .msg_controllen = sizeof buf};
+    struct cmsghdr *c;
+    int got;
+    if (recvmsg(sock, &msg, 0) < 0 || !(c = CMSG_FIRSTHDR(&msg)) || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    memcpy(&got, CMSG_DATA(c), sizeof got);
+    ssize_t n = read(got, data, sizeof data);
+    close(got);
+    return n == 5 && !memcmp(data, "hello", 5) ? 0 : -1;
+}
+
+static int send_pipe(int sock) {
+    int p[2];
+    char buf[CMSG_SPACE(sizeof(int))] = {0};
+    if (pipe(p))
+        return -1;
+    struct iovec iov = {"x", 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+                         .msg_controllen = sizeof buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &p[0], sizeof(int));
+    int r = sendmsg(sock, &msg, 0) == 1 && write(p[1], "hello", 5) == 5 ? 0 : -1;
+    close(p[0]);
+    close(p[1]);
+    return r;
+}
+
+static int pass_inside(void) {
+    int pair[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-pass-%d", getpid());
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + len;
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (bind(listener, (struct sockaddr *)&a, alen) || listen(listener, 1)) {
+        printf("listen=%s\n", err(-1));
+        return 1;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        int conn = socket(AF_UNIX, SOCK_STREAM, 0);
+        int ok = send_pipe(pair[1]) == 0 &&
+                 connect(conn, (struct sockaddr *)&a, alen) == 0 && send_pipe(conn) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    printf("pair=%s ", receive_and_read(pair[0]) ? err(-1) : "ok");
+    int conn = accept(listener, NULL, NULL);
+    printf("abstract=%s ", conn >= 0 && receive_and_read(conn) == 0 ? "ok" : err(-1));
+    int status;
+    waitpid(child, &status, 0);
+    printf("child=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
 /* Sockets until the descriptor limit: how many, and the error. */
 static int fill_fds(void) {
     int n = 0;
@@ -525,6 +635,10 @@ int main(int argc, char **argv) {
         stress_udp = atoi(argv[4]);
         return stress(atol(arg), atof(argv[5]));
     }
+    if (!strcmp(mode, "recv_fds") && argc > 4)
+        return recv_fds(arg, atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(mode, "pass_inside"))
+        return pass_inside();
     if (!strcmp(mode, "fill_fds"))
         return fill_fds();
     fprintf(stderr, "unknown mode %s\n", mode);

@@ -88,6 +88,7 @@ SO_PROTOCOL = 38
 SO_DOMAIN = 39
 SO_RCVTIMEO_NEW = 66
 SO_SNDTIMEO_NEW = 67
+SO_PASSRIGHTS = 83     # Linux 6.16+
 
 SOCK_MIN_SNDBUF = 4608          # 2 * (2048 + ALIGN(sizeof(struct sk_buff))) as on 6.18
 SOCK_MIN_RCVBUF = 2304

@@ -12,12 +12,13 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
                                SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
                                SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
+                               SO_PASSRIGHTS, SOL_SOCKET,
                                SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
@@ -186,12 +187,17 @@ def do_accept(sock: Socket) -> Sock:
 # -- handlers ----------------------------------------------------------------------------
 
 INET_FAMILIES = (((0, "eq", AF_INET),), ((0, "eq", AF_INET6),))
+# sysemu: AF_UNIX sockets are the host's, but made by sysemu (HostHooks.unix_socket): so
+# that a process outside cannot hand descriptors in through them (host/rights.py)
+TRAPPED_FAMILIES = INET_FAMILIES + (((0, "eq", AF_UNIX),),)
 
 
-@syscall("socket", trap_when=INET_FAMILIES)
+@syscall("socket", trap_when=TRAPPED_FAMILIES)
 def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
     """socket(2). Linux: net/socket.c __sys_socket(): EINVAL for unknown type flags
     before anything else."""
+    if family == AF_UNIX:
+        return task.kernel.host.unix_socket(type, protocol)
     if family not in (AF_INET, AF_INET6):
         raise HostPassthrough()
     flags = type & ~SOCK_TYPE_MASK
@@ -205,7 +211,11 @@ def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
 @syscall("bind")
 def sys_bind(task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int:
     """bind(2). Linux: net/socket.c __sys_bind()."""
-    sock = sockfd_lookup(task, fd)
+    try:
+        sock = sockfd_lookup(task, fd)
+    except HostPassthrough:     # an AF_UNIX socket may be bound by sysemu (host/rights.py)
+        return task.kernel.host.unix_bind(
+            task, fd, lambda: move_addr_to_kernel(task.mem, umyaddr, addrlen))
     address = move_addr_to_kernel(task.mem, umyaddr, addrlen)
     return bind_socket(task, sock, address)
 
@@ -309,7 +319,13 @@ _NOT_CONNECTED = frozenset((TcpState.TCP_LISTEN, TcpState.TCP_CLOSE, TcpState.TC
 def sys_setsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
                    optlen: CInt) -> int:
     """setsockopt(2). Linux: net/socket.c __sys_setsockopt(): EINVAL for optlen < 0."""
-    sock = sockfd_lookup(task, fd)
+    try:
+        sock = sockfd_lookup(task, fd)
+    except HostPassthrough:
+        if level == SOL_SOCKET and optname == SO_PASSRIGHTS:
+            # sysemu: the value is in user memory: never CONTINUEd (host/rights.py)
+            return task.kernel.host.set_passrights(task, fd, optval, optlen)
+        raise
     if optlen < 0:
         raise SyscallError(Errno.EINVAL)
     return sockopt.setsockopt(task, sock, level, optname, optval, optlen)

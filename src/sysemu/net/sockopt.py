@@ -18,7 +18,7 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
 from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
-                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
+                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_PASSRIGHTS,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
                                SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
@@ -162,6 +162,8 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     elif optname in (SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
         sk.sndtimeo = _jiffies_to_seconds(
             sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
+    elif optname == SO_PASSRIGHTS:
+        raise SyscallError(Errno(95))           # EOPNOTSUPP: AF_UNIX only
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return 0

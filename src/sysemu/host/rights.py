@@ -1,0 +1,158 @@
+"""Descriptors handed in later: no SCM_RIGHTS from outside the sandbox (SECURITY.md).
+
+A socket keeps the network namespace it was made in: a host TCP socket that a process
+outside sends over a path-bound AF_UNIX socket reaches the host's network from inside,
+whatever namespaces the program is in. Linux 6.16+ has SO_PASSRIGHTS: with it off, a
+socket refuses descriptors sent to it (the sender's sendmsg fails with EPERM and nothing
+is queued), and a connection accepted from a listener inherits the listener's setting at
+connect() time. sysemu turns it off, before anyone could send, on every AF_UNIX socket of
+the program that a process outside could send to:
+
+- stdin, stdout and stderr when they are AF_UNIX sockets (made outside): by `sysemu run`,
+  before the program starts (guard_inherited);
+- every socket(AF_UNIX, ...) of the program: sysemu makes it (host/hostsock.py's factory,
+  from the register values) and installs it with the option off (NetGlue.passthrough_socket),
+  so whatever it is later connected, bound or listening to, and every connection accepted
+  from it, refuses descriptors;
+- setsockopt(SO_PASSRIGHTS) is answered by sysemu, never CONTINUEd (its value is in the
+  program's memory): it may turn the option off, never back on (set_passrights).
+
+What stays open is what only the sandbox can reach: socketpair() (both ends made inside;
+not trapped) and, with namespaces, a socket bound to an abstract name of the sandbox's
+network namespace: sysemu binds it itself from its copy of the address and turns the
+option back on (abstract_bind). A path-bound socket stays closed (a process outside can
+connect or send to the path), and so does a connect()ed one whose peer sends it
+descriptors (whether that peer is inside is known only after the connect, which sysemu
+leaves to the host). Every race of the program's threads (rewriting the address, dup2 over
+the descriptor) ends with a socket that has the option off: the safe side.
+
+Where the kernel lacks the option (or the inheritance) nothing is changed and descriptors
+handed in stay usable, as documented; `--allow-host-fd` turns all of this off.
+
+Linux: net/core/sock.c sk_setsockopt() (SO_PASSRIGHTS: EOPNOTSUPP but for AF_UNIX),
+net/unix/af_unix.c unix_create1() (on by default), unix_stream_sendmsg() and
+unix_dgram_sendmsg() (EPERM), unix_stream_connect() (the accepted socket's flags).
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import socket
+
+from sysemu.abi.errno import Errno
+from sysemu.abi.socket import SO_PASSRIGHTS
+from sysemu.host.libc import LIBC, getfd_of
+from sysemu.kernel.errors import HostPassthrough, SyscallError
+
+SIOCGSKNS = 0x894C          # a socket's network namespace, as a descriptor
+
+
+def supported() -> bool:
+    """Does this kernel refuse descriptors to a socket with SO_PASSRIGHTS off, and do
+    accepted connections inherit their listener's setting? (Both since Linux 6.16.)"""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
+            listener.bind(b"")                  # an autobound abstract name
+            listener.listen(1)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(listener.getsockname())
+                accepted, _ = listener.accept()
+                with accepted:
+                    return accepted.getsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS) == 0
+    except OSError:
+        return False
+
+
+def refuse(fd: int) -> None:
+    """SO_PASSRIGHTS off on the socket at `fd` (OSError if it is no AF_UNIX socket)."""
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
+
+
+def guard_inherited(fds=(0, 1, 2)) -> list[int]:
+    """SO_PASSRIGHTS off on those of `fds` (what the program inherits) that are AF_UNIX
+    sockets; which ones. The setting is the socket's: a process outside that holds the
+    same socket cannot receive descriptors on it either."""
+    guarded = []
+    for fd in fds:
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.family != socket.AF_UNIX:
+                    continue
+                sock.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
+                guarded.append(fd)
+        except OSError:
+            continue                    # closed, or not a socket
+    return guarded
+
+
+def _borrow(task, fd: int) -> socket.socket:
+    """The program's descriptor `fd` as a socket here (the same open file: pidfd_getfd).
+    SyscallError EBADF when there is none, ENOTSOCK when it is no socket."""
+    try:
+        got = getfd_of(task.pid, fd)
+    except OSError as exc:
+        if exc.errno == Errno.EBADF:
+            raise SyscallError(Errno.EBADF) from None
+        raise HostPassthrough() from None   # the process is going: the host answers
+    try:
+        return socket.socket(fileno=got)
+    except OSError:
+        os.close(got)
+        raise SyscallError(Errno.ENOTSOCK) from None
+
+
+def set_passrights(task, fd: int, optval: int, optlen: int) -> int:
+    """setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, optval, optlen) of a host socket, made
+    here. Linux: net/core/sock.c sk_setsockopt(): EINVAL for optlen < sizeof(int), EFAULT,
+    EOPNOTSUPP but for AF_UNIX. sysemu: 0 turns the option off; anything else leaves it as
+    it is (on for a socketpair, off where sysemu turned it off) and answers 0."""
+    with _borrow(task, fd) as sock:
+        if optlen < 4:
+            raise SyscallError(Errno.EINVAL)
+        value = int.from_bytes(task.mem.read(optval, 4), "little")
+        try:
+            if value == 0:
+                sock.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
+            else:
+                sock.getsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS)  # EOPNOTSUPP but AF_UNIX
+        except OSError as exc:
+            raise SyscallError(Errno(exc.errno)) from None
+    return 0
+
+
+def _netns(sock: socket.socket) -> int | None:
+    """The inode of `sock`'s network namespace (None if it cannot be read)."""
+    try:
+        nsfd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
+    except OSError:
+        return None
+    try:
+        return os.fstat(nsfd).st_ino
+    finally:
+        os.close(nsfd)
+
+
+def abstract_bind(task, fd: int, read_address) -> int:
+    """bind(fd, address) of a host AF_UNIX socket to an abstract name (or autobind) in
+    the sandbox's network namespace, made here from sysemu's copy of the address, with
+    SO_PASSRIGHTS turned back on: only the sandbox can reach that name. Anything else
+    (a path, another family, a socket made outside) is the host's (HostPassthrough): the
+    socket keeps its setting, whatever the program's threads change meanwhile."""
+    with _borrow(task, fd) as sock:
+        if sock.family != socket.AF_UNIX:
+            raise HostPassthrough()
+        address = read_address()
+        if len(address) < 2 or int.from_bytes(address[:2], "little") != socket.AF_UNIX \
+                or (len(address) > 2 and address[2] != 0):
+            raise HostPassthrough()
+        if _netns(sock) != os.stat("/proc/self/ns/net").st_ino:
+            raise HostPassthrough()     # e.g. stdin made outside: its abstract names are
+                                        # the host's
+        buf = ctypes.create_string_buffer(address, len(address))
+        if LIBC.bind(sock.fileno(), buf, len(address)) != 0:
+            raise SyscallError(Errno(ctypes.get_errno()))
+        sock.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 1)
+    return 0
