@@ -488,6 +488,19 @@ def test_allow_host_fd_lets_descriptors_in(attack_bin, sysemu_bin, host, tmp_pat
     helper.data()
 
 
+@pytest.mark.parametrize("build", ["x86_64", "i386"])
+def test_vsock_is_refused(attack_bin, attack32_bin, sysemu_bin, build):
+    """AF_VSOCK sockets are not confined by a network namespace: a program could reach the
+    hypervisor's services (CID 2) from any sandbox. socket() and i386 socketcall() of it
+    are EAFNOSUPPORT, as on a kernel without vsock."""
+    binary = attack_bin if build == "x86_64" else attack32_bin
+    native = words(run([binary, "vsock"], None).stdout)
+    if native.get("socket") != "ok":
+        pytest.skip(f"no AF_VSOCK on this host: {native}")
+    got = run([binary, "vsock"], sysemu_bin)
+    assert set(words(got.stdout).values()) == {f"E{97}"}, got
+
+
 def _ready(sock: socket.socket) -> bool:
     import select
     return bool(select.select([sock], [], [], 5)[0])

@@ -13,12 +13,14 @@ class AddressFamily(enum.IntEnum):
     AF_INET6 = 10
     AF_NETLINK = 16
     AF_PACKET = 17
+    AF_VSOCK = 40
 
 
 AF_UNSPEC = AddressFamily.AF_UNSPEC
 AF_UNIX = AddressFamily.AF_UNIX
 AF_INET = AddressFamily.AF_INET
 AF_INET6 = AddressFamily.AF_INET6
+AF_VSOCK = AddressFamily.AF_VSOCK
 NPROTO = 46                     # Linux: AF_MAX
 
 

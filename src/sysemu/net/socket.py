@@ -12,7 +12,7 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
                                SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
                                SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
@@ -187,9 +187,13 @@ def do_accept(sock: Socket) -> Sock:
 # -- handlers ----------------------------------------------------------------------------
 
 INET_FAMILIES = (((0, "eq", AF_INET),), ((0, "eq", AF_INET6),))
+# sysemu: families whose sockets no network namespace confines are refused as on a kernel
+# without them (EAFNOSUPPORT): AF_VSOCK reaches the hypervisor (CID 2) from any namespace.
+UNCONFINED_FAMILIES = (AF_VSOCK,)
 # sysemu: AF_UNIX sockets are the host's, but made by sysemu (HostHooks.unix_socket): so
 # that a process outside cannot hand descriptors in through them (host/rights.py)
-TRAPPED_FAMILIES = INET_FAMILIES + (((0, "eq", AF_UNIX),),)
+TRAPPED_FAMILIES = INET_FAMILIES + (((0, "eq", AF_UNIX),),) + tuple(
+    ((0, "eq", family),) for family in UNCONFINED_FAMILIES)
 
 
 @syscall("socket", trap_when=TRAPPED_FAMILIES)
@@ -198,7 +202,7 @@ def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
     before anything else."""
     if family == AF_UNIX:
         return task.kernel.host.unix_socket(type, protocol)
-    if family not in (AF_INET, AF_INET6):
+    if family not in (AF_INET, AF_INET6) and family not in UNCONFINED_FAMILIES:
         raise HostPassthrough()
     flags = type & ~SOCK_TYPE_MASK
     if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
@@ -426,7 +430,7 @@ def _socketcall_socket(task, family: int, type_: int, protocol: int):
     """socketcall(SYS_SOCKET). sysemu: the words came from user memory, which another
     thread may rewrite before the host reads them again: a family sysemu does not serve
     is created by the host side from this copy (HostHooks.passthrough_socket), not CONTINUEd."""
-    if family in (AF_INET, AF_INET6):
+    if family in (AF_INET, AF_INET6) or family in UNCONFINED_FAMILIES:
         return sys_socket(task, family, type_, protocol)
     return task.kernel.host.passthrough_socket(family, type_, protocol)
 
