@@ -7,12 +7,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -484,6 +490,71 @@ static int vsock(void) {
     return 0;
 }
 
+/* Other ways in to the kernel's socket calls, each tried against the test's TCP listener:
+ * int 0x80 from a 64-bit process (the i386 table: socket, socketcall), io_uring, a child
+ * in a network namespace of its own (clone3), a seccomp listener of the program's own
+ * (which would receive the program's notifications before sysemu). */
+#ifdef __x86_64__
+static long int80(long nr, long a, long b, long c) {
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+
+static int connect_tcp(long fd, int port) {
+    struct sockaddr_in a = loopback(port);
+    return fd >= 0 && connect((int)fd, (struct sockaddr *)&a, sizeof a) == 0;
+}
+#endif
+
+static int entries(int port) {
+#ifdef __x86_64__
+    int reached = 0;
+    long fd = int80(359 /* i386 socket */, AF_INET, SOCK_STREAM, 0);
+    reached += connect_tcp(fd, port);
+    printf("int80_socket=%s ", fd >= 0 ? "ok" : "fail");
+    unsigned int *words = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    words[0] = AF_INET;
+    words[1] = SOCK_STREAM;
+    words[2] = 0;
+    fd = int80(102 /* i386 socketcall */, 1 /* SYS_SOCKET */, (long)(uintptr_t)words, 0);
+    reached += connect_tcp(fd, port);
+    printf("int80_socketcall=%s ", fd >= 0 ? "ok" : "fail");
+    char params[120] = {0};
+    printf("io_uring=%s ", err(syscall(425 /* io_uring_setup */, 4, params)));
+    struct clone_args ca = {.flags = CLONE_NEWUSER | CLONE_NEWNET, .exit_signal = SIGCHLD};
+    long child = syscall(SYS_clone3, &ca, sizeof ca);
+    if (child == 0)
+        _exit(connect_tcp(socket(AF_INET, SOCK_STREAM, 0), port));
+    int status = 0;
+    if (child > 0)
+        waitpid(child, &status, 0);
+    reached += child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    /* a listener that takes the program's getppid() calls */
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {4, f};
+    fflush(stdout);
+    child = fork();
+    if (child == 0) {
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                         SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        printf("listener=%s ", err(r));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    printf("reached=%d\n", reached);
+#endif
+    (void)port;
+    return 0;
+}
+
 /* Sockets until the descriptor limit: how many, and the error. */
 static int fill_fds(void) {
     int n = 0;
@@ -649,6 +720,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "recv_fds") && argc > 4)
         return recv_fds(arg, atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(mode, "entries"))
+        return entries(atoi(arg));
     if (!strcmp(mode, "vsock"))
         return vsock();
     if (!strcmp(mode, "pass_inside"))
