@@ -543,12 +543,12 @@ def _wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:
 
 
 def test_kill_9_of_sysemu_run_leaves_nothing(sysemu_bin):
+    sandbox: list[int] = []
     proc = subprocess.Popen([str(sysemu_bin), "run", "--", "sh", "-c",
                              "sleep 1000 & setsid sleep 1000 & wait"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
-        sandbox: list[int] = []
         while time.monotonic() < deadline:
             sandbox = descendants(proc.pid)
             sleepers = [p for p in sandbox if _cmdline(p).startswith("sleep")]
@@ -560,7 +560,9 @@ def test_kill_9_of_sysemu_run_leaves_nothing(sysemu_bin):
         proc.wait()
         assert _wait_gone(sandbox) == [], [(p, _cmdline(p)) for p in sandbox if _alive(p)]
     finally:
-        for pid in [proc.pid] + descendants(proc.pid):
+        # survivors too (reparented away: on a failure they are no descendants any more)
+        leftovers = [p for p in sandbox if _alive(p) and _cmdline(p) == "sleep 1000"]
+        for pid in [proc.pid] + descendants(proc.pid) + leftovers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
