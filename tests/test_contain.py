@@ -451,6 +451,31 @@ def test_host_socket_handed_in_on_stdin_reaches_nothing(attack_bin, sysemu_bin, 
     assert (data, reached) == (b"", (0, 0))
 
 
+UNIX_TYPES = """
+import errno, socket, sys
+out = []
+for t in (1, 2, 3, 4, 5, 6, 10, 1 | 0o4000, 1 | 0o2000000, 1 | 0x100, 99):
+    for proto in (0, 1, 6):
+        try:
+            s = socket.socket(socket.AF_UNIX, t, proto)
+            out.append(f"{t}/{proto}=ok/{s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)}")
+            s.close()
+        except OSError as e:
+            out.append(f"{t}/{proto}={errno.errorcode[e.errno]}")
+print(" ".join(out))
+"""
+
+
+def test_unix_socket_made_by_sysemu_answers_as_linux(sysemu_bin):
+    """socket(AF_UNIX, ...) is made by sysemu (host/rights.py): every type, flag and
+    protocol gives Linux's socket or errno."""
+    import sys
+    native = run([sys.executable, "-c", UNIX_TYPES], None)
+    got = run([sys.executable, "-c", UNIX_TYPES], sysemu_bin)
+    assert native.returncode == 0 and "ok" in native.stdout and "EINVAL" in native.stdout
+    assert got.stdout == native.stdout, got
+
+
 def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
     """socketpair() and a connection to an abstract listener, inside the sandbox, pass
     descriptors as natively (nginx's master and workers, a multi-process server)."""
