@@ -374,7 +374,10 @@ class HandIn:
         return data
 
 
-def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path):
+def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path, options=()):
+    """Run the attack's recv_fds (natively, or under `sysemu run OPTIONS`) against a
+    HandIn helper serving on `path`: (the run, what sendmsg said, the bytes that reached
+    the connected socket's far end, host.reached())."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(1)
@@ -392,8 +395,10 @@ def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    argv = [attack_bin, "recv_fds", path, host.tcp_port, host.udp_port]
     try:
-        got = run([attack_bin, "recv_fds", path, host.tcp_port, host.udp_port], sysemu_bin)
+        got = (run_group([str(sysemu_bin), "run", *options, "--", *map(str, argv)], TIMEOUT)
+               if sysemu_bin else run(argv, None))
     finally:
         listener.close()
         thread.join(10)
@@ -487,58 +492,13 @@ def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
 
 @needs_passrights
 def test_allow_host_fd_lets_descriptors_in(attack_bin, sysemu_bin, host, tmp_path):
-    """--allow-host-fd: the program's AF_UNIX sockets receive descriptors from outside."""
-    path = tmp_path / "allowed.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen(1)
-    listener.settimeout(TIMEOUT)
-    helper = HandIn(host)
-
-    def serve():
-        conn, _ = listener.accept()
-        with conn:
-            helper.send(conn)
-            conn.recv(1)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        got = run_group([str(sysemu_bin), "run", "--allow-host-fd", "--", str(attack_bin),
-                         "recv_fds", str(path), str(host.tcp_port), "0"], TIMEOUT)
-    finally:
-        listener.close()
-        thread.join(10)
-    assert helper.sent == ["ok"] and words(got.stdout)["received"] == "3", got
-    helper.data()
-
-
-def test_other_entries_reach_no_host_listener(attack_bin, sysemu_bin, host):
-    """int 0x80 from a 64-bit process (socket and socketcall of the i386 table), io_uring,
-    a child in a user and network namespace of its own (clone3), and a seccomp listener of
-    the program's own: natively the int 0x80 sockets and the child reach the test's
-    listener; under sysemu the i386 entries meet sysemu's network, io_uring is ENOSYS, and
-    the kernel refuses a second listener (EBUSY: one per filter chain)."""
-    native = words(run([attack_bin, "entries", host.tcp_port], None).stdout)
-    assert native["int80_socket"] == native["int80_socketcall"] == "ok", native
-    assert int(native["reached"]) >= 2 and host.reached()[0] >= 2, native
-    got = run([attack_bin, "entries", host.tcp_port], sysemu_bin)
-    result = words(got.stdout)
-    assert result["reached"] == "0" and host.reached() == (0, 0), got
-    assert (result["io_uring"], result["listener"]) == (f"E{38}", f"E{16}"), got
-
-
-@pytest.mark.parametrize("build", ["x86_64", "i386"])
-def test_vsock_is_refused(attack_bin, attack32_bin, sysemu_bin, build):
-    """AF_VSOCK sockets are not confined by a network namespace: a program could reach the
-    hypervisor's services (CID 2) from any sandbox. socket() and i386 socketcall() of it
-    are EAFNOSUPPORT, as on a kernel without vsock."""
-    binary = attack_bin if build == "x86_64" else attack32_bin
-    native = words(run([binary, "vsock"], None).stdout)
-    if native.get("socket") != "ok":
-        pytest.skip(f"no AF_VSOCK on this host: {native}")
-    got = run([binary, "vsock"], sysemu_bin)
-    assert set(words(got.stdout).values()) == {f"E{97}"}, got
+    """--allow-host-fd: the program's AF_UNIX sockets receive descriptors from outside,
+    and reach the host through them."""
+    got, sent, data, reached = _hand_in_over_path(attack_bin, sysemu_bin, host,
+                                                  tmp_path / "allowed.sock",
+                                                  ["--allow-host-fd"])
+    assert sent == ["ok"] and words(got.stdout)["received"] == "3", got
+    assert data.startswith(b"escaped") and reached == (1, 1), (data, reached)
 
 
 def _ready(sock: socket.socket) -> bool:
