@@ -131,23 +131,23 @@ class NetGlue(HostHooks):
     def passthrough_socket(self, family: int, type_: int, protocol: int) -> InstallFd:
         """A host socket made from sysemu's copy of the arguments (socketcall of a family
         sysemu leaves to the host), installed as the kernel would have: never CONTINUE."""
+        if family == AF_UNIX and self.refuse_rights:
+            return self.unix_socket(type_, protocol)
         if self.socket_factory is None:
             return super().passthrough_socket(family, type_, protocol)
-        fd = self.socket_factory.make(family, type_, protocol)
-        if family == AF_UNIX and self.refuse_rights:
-            try:
-                rights.refuse(fd)
-            except OSError:
-                os.close(fd)
-                raise
+        return self._install_host_socket(self.socket_factory.make(family, type_, protocol),
+                                         type_)
+
+    def unix_socket(self, type_: int, protocol: int) -> InstallFd:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        return self._install_host_socket(rights.unix_socket(type_, protocol), type_)
+
+    def _install_host_socket(self, fd: int, type_: int) -> InstallFd:
+        """The program gets host socket `fd` (sysemu's copy, closed once installed)."""
         file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
         self.placeholders.passthrough_socket(file, fd)
         return InstallFd(file, bool(type_ & SOCK_CLOEXEC))
-
-    def unix_socket(self, type_: int, protocol: int):
-        if not self.refuse_rights:
-            raise HostPassthrough()
-        return self.passthrough_socket(AF_UNIX, type_, protocol)
 
     def unix_bind(self, task, fd: int, read_address) -> int:
         if not (self.refuse_rights and self.abstract_inside):

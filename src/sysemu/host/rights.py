@@ -10,8 +10,8 @@ the program that a process outside could send to:
 
 - stdin, stdout and stderr when they are AF_UNIX sockets (made outside): by `sysemu run`,
   before the program starts (guard_inherited);
-- every socket(AF_UNIX, ...) of the program: sysemu makes it (host/hostsock.py's factory,
-  from the register values) and installs it with the option off (NetGlue.passthrough_socket),
+- every socket(AF_UNIX, ...) of the program: sysemu makes it (from the register values,
+  or socketcall's copy of them) and installs it with the option off (unix_socket),
   so whatever it is later connected, bound or listening to, and every connection accepted
   from it, refuses descriptors;
 - setsockopt(SO_PASSRIGHTS) is answered by sysemu, never CONTINUEd (its value is in the
@@ -41,7 +41,7 @@ import os
 import socket
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.socket import SO_PASSRIGHTS
+from sysemu.abi.socket import SO_PASSRIGHTS, SOCK_CLOEXEC
 from sysemu.host.libc import LIBC, getfd_of
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 
@@ -65,10 +65,23 @@ def supported() -> bool:
         return False
 
 
-def refuse(fd: int) -> None:
-    """SO_PASSRIGHTS off on the socket at `fd` (OSError if it is no AF_UNIX socket)."""
-    with socket.socket(fileno=os.dup(fd)) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
+_OFF = ctypes.c_int(0)
+
+
+def unix_socket(type_: int, protocol: int) -> int:
+    """socket(AF_UNIX, type_, protocol) with SO_PASSRIGHTS off: the descriptor here (to be
+    installed in the program), or SyscallError with the kernel's errno. Made by the
+    supervisor itself, not the capability-less factory: creating an AF_UNIX socket checks
+    no capability, and later checks ask the caller too (sk_ns_capable()), so the maker's
+    privileges lend the program nothing; this saves the factory's round trip."""
+    fd = LIBC.socket(socket.AF_UNIX, type_ | SOCK_CLOEXEC, protocol)
+    if fd < 0:
+        raise SyscallError(Errno(ctypes.get_errno()))
+    if LIBC.setsockopt(fd, socket.SOL_SOCKET, SO_PASSRIGHTS, ctypes.byref(_OFF), 4) != 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise SyscallError(Errno(err))
+    return fd
 
 
 def guard_inherited(fds=(0, 1, 2)) -> list[int]:
