@@ -501,6 +501,34 @@ def test_allow_host_fd_lets_descriptors_in(attack_bin, sysemu_bin, host, tmp_pat
     assert data.startswith(b"escaped") and reached == (1, 1), (data, reached)
 
 
+def test_other_entries_reach_no_host_listener(attack_bin, sysemu_bin, host):
+    """int 0x80 from a 64-bit process (socket and socketcall of the i386 table), io_uring,
+    a child in a user and network namespace of its own (clone3), and a seccomp listener of
+    the program's own: natively the int 0x80 sockets and the child reach the test's
+    listener; under sysemu the i386 entries meet sysemu's network, io_uring is ENOSYS, and
+    the kernel refuses a second listener (EBUSY: one per filter chain)."""
+    native = words(run([attack_bin, "entries", host.tcp_port], None).stdout)
+    assert native["int80_socket"] == native["int80_socketcall"] == "ok", native
+    assert int(native["reached"]) >= 2 and host.reached()[0] >= 2, native
+    got = run([attack_bin, "entries", host.tcp_port], sysemu_bin)
+    result = words(got.stdout)
+    assert result["reached"] == "0" and host.reached() == (0, 0), got
+    assert (result["io_uring"], result["listener"]) == (f"E{38}", f"E{16}"), got
+
+
+@pytest.mark.parametrize("build", ["x86_64", "i386"])
+def test_vsock_is_refused(attack_bin, attack32_bin, sysemu_bin, build):
+    """AF_VSOCK sockets are not confined by a network namespace: a program could reach the
+    hypervisor's services (CID 2) from any sandbox. socket() and i386 socketcall() of it
+    are EAFNOSUPPORT, as on a kernel without vsock."""
+    binary = attack_bin if build == "x86_64" else attack32_bin
+    native = words(run([binary, "vsock"], None).stdout)
+    if native.get("socket") != "ok":
+        pytest.skip(f"no AF_VSOCK on this host: {native}")
+    got = run([binary, "vsock"], sysemu_bin)
+    assert set(words(got.stdout).values()) == {f"E{97}"}, got
+
+
 def _ready(sock: socket.socket) -> bool:
     import select
     return bool(select.select([sock], [], [], 5)[0])
