@@ -481,6 +481,16 @@ def test_unix_socket_made_by_sysemu_answers_as_linux(sysemu_bin):
     assert got.stdout == native.stdout, got
 
 
+def test_calls_sysemu_answers_for_unix_sockets_give_linux_errnos(attack_bin, sysemu_bin):
+    """bind() to an abstract name and setsockopt(SO_PASSRIGHTS) are answered by sysemu for
+    the program's AF_UNIX sockets: bad descriptors, addresses, lengths and families give
+    Linux's errnos (and the supervisor stays up)."""
+    native = words(run([attack_bin, "rights_errnos"], None).stdout)
+    got = run([attack_bin, "rights_errnos"], sysemu_bin)
+    assert native["bind"] == native["opt_off"] == "ok" and len(native) == 17, native
+    assert words(got.stdout) == native, got
+
+
 def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
     """socketpair() and a connection to an abstract listener, inside the sandbox, pass
     descriptors as natively (nginx's master and workers, a multi-process server)."""

@@ -555,6 +555,38 @@ static int entries(int port) {
     return 0;
 }
 
+/* The calls sysemu now answers for AF_UNIX sockets (bind to an abstract name,
+ * setsockopt(SO_PASSRIGHTS)) with bad arguments: the errnos must be Linux's. */
+static int rights_errnos(void) {
+    int p[2], one = 1, zero = 0;
+    if (pipe(p))
+        return 1;
+    int u = socket(AF_UNIX, SOCK_DGRAM, 0), v = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-errnos-%d", getpid());
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(a.sun_path + 1);
+    struct sockaddr_in in = loopback(0);
+    printf("bind_badfd=%s ", err(bind(-1, (struct sockaddr *)&a, alen)));
+    printf("bind_pipe=%s ", err(bind(p[0], (struct sockaddr *)&a, alen)));
+    printf("bind_efault=%s ", err(bind(u, (struct sockaddr *)8, alen)));
+    printf("bind_toolong=%s ", err(bind(u, (struct sockaddr *)&a, 200)));
+    printf("bind_inet=%s ", err(bind(u, (struct sockaddr *)&in, sizeof in)));
+    printf("bind_short=%s ", err(bind(u, (struct sockaddr *)&a, 1)));
+    printf("bind=%s ", err(bind(u, (struct sockaddr *)&a, alen)));
+    printf("bind_again=%s ", err(bind(u, (struct sockaddr *)&a, alen)));
+    printf("bind_inuse=%s ", err(bind(v, (struct sockaddr *)&a, alen)));
+    printf("bind_auto=%s ", err(bind(v, (struct sockaddr *)&a, sizeof(sa_family_t))));
+    printf("opt_badfd=%s ", err(setsockopt(-1, SOL_SOCKET, 83, &one, sizeof one)));
+    printf("opt_pipe=%s ", err(setsockopt(p[0], SOL_SOCKET, 83, &one, sizeof one)));
+    printf("opt_efault=%s ", err(setsockopt(u, SOL_SOCKET, 83, (void *)8, sizeof one)));
+    printf("opt_short=%s ", err(setsockopt(u, SOL_SOCKET, 83, &one, 2)));
+    printf("opt_neg=%s ", err(setsockopt(u, SOL_SOCKET, 83, &one, -1)));
+    printf("opt_off=%s ", err(setsockopt(u, SOL_SOCKET, 83, &zero, sizeof zero)));
+    int inet = socket(AF_INET, SOCK_STREAM, 0);
+    printf("opt_inet=%s\n", err(setsockopt(inet, SOL_SOCKET, 83, &one, sizeof one)));
+    return 0;
+}
+
 /* Sockets until the descriptor limit: how many, and the error. */
 static int fill_fds(void) {
     int n = 0;
@@ -720,6 +752,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "recv_fds") && argc > 4)
         return recv_fds(arg, atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(mode, "rights_errnos"))
+        return rights_errnos();
     if (!strcmp(mode, "entries"))
         return entries(atoi(arg));
     if (!strcmp(mode, "vsock"))
