@@ -587,6 +587,26 @@ static int rights_errnos(void) {
     return 0;
 }
 
+/* What sysemu keeps different (README: Limitations): a descriptor sent inside the sandbox
+ * to a socket the program connect()ed, and SO_PASSRIGHTS as getsockopt shows it. */
+static int pass_to_client(void) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-client-%d", getpid());
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + len;
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0), value = -1;
+    socklen_t vlen = sizeof value;
+    getsockopt(listener, SOL_SOCKET, 83 /* SO_PASSRIGHTS */, &value, &vlen);
+    if (bind(listener, (struct sockaddr *)&a, alen) || listen(listener, 1))
+        return 1;
+    int client = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(client, (struct sockaddr *)&a, alen))
+        return 1;
+    int server = accept(listener, NULL, NULL);
+    printf("to_client=%s ", send_pipe(server) == 0 && receive_and_read(client) == 0 ? "ok" : err(-1));
+    printf("passrights=%d\n", value);
+    return 0;
+}
+
 /* Sockets until the descriptor limit: how many, and the error. */
 static int fill_fds(void) {
     int n = 0;
@@ -752,6 +772,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "recv_fds") && argc > 4)
         return recv_fds(arg, atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(mode, "pass_to_client"))
+        return pass_to_client();
     if (!strcmp(mode, "rights_errnos"))
         return rights_errnos();
     if (!strcmp(mode, "entries"))
