@@ -471,6 +471,33 @@ print(" ".join(out))
 """
 
 
+@needs_passrights
+def test_socketcall_setsockopt_race_leaves_passrights_off(attack32_bin, sysemu_bin):
+    """i386 socketcall(SYS_SETSOCKOPT) of an AF_UNIX socket while a thread flips the option
+    word between SO_PASSCRED and SO_PASSRIGHTS (value 1): a CONTINUE would let the kernel
+    read SO_PASSRIGHTS and turn the guard off (it did, hundreds of times in 3 s); sysemu
+    makes the call from its copy."""
+    native = words(run([attack32_bin, "socketcall_passrights", "0.3"], None).stdout)
+    assert int(native["on"]) > 0, native
+    got = run([attack32_bin, "socketcall_passrights", "3"], sysemu_bin)
+    result = words(got.stdout)
+    assert int(result["tries"]) > 100 and result["passcred"] == "1", got
+    assert result["on"] == "0", got
+
+
+def test_socketcall_setsockopt_of_a_host_socket_is_linuxs(attack32_bin, sysemu_bin):
+    """What sysemu makes of i386 socketcall(SYS_SETSOCKOPT) of an AF_UNIX socket is what
+    the kernel makes of it: the compat layouts (old_timeval32, compat_sock_fprog), the
+    errnos, and no privilege the program lacks (SO_SNDBUFFORCE as the direct call)."""
+    native = words(run([attack32_bin, "socketcall_opts"], None).stdout)
+    got = words(run([attack32_bin, "socketcall_opts"], sysemu_bin).stdout)
+    assert native["rcvtimeo_got"] == "3.500000" and native["filter"] == "ok", native
+    force = ("force_direct", "force_socketcall")
+    assert got[force[0]] == got[force[1]], got      # as the program's own call
+    assert {k: v for k, v in got.items() if k not in force} == \
+        {k: v for k, v in native.items() if k not in force}, (native, got)
+
+
 def test_unix_socket_made_by_sysemu_answers_as_linux(sysemu_bin):
     """socket(AF_UNIX, ...) is made by sysemu (host/rights.py): every type, flag and
     protocol gives Linux's socket or errno."""

@@ -156,6 +156,107 @@ static int socketcall_race(int port, double seconds) {
     return 0;
 }
 
+/* i386 socketcall(SYS_SETSOCKOPT) on an AF_UNIX socket: a thread flips the option word
+ * between SO_PASSCRED and SO_PASSRIGHTS (value 1) while the main thread makes the call:
+ * does SO_PASSRIGHTS, off as sysemu made it, ever come back on? */
+#ifdef __i386__
+static volatile unsigned long so_args[5];
+static volatile int stop_opt_flipping;
+
+static void *opt_flipper(void *arg) {
+    (void)arg;
+    while (!stop_opt_flipping) {
+        so_args[2] = 16;            /* SO_PASSCRED */
+        so_args[2] = 83;            /* SO_PASSRIGHTS */
+    }
+    return NULL;
+}
+#endif
+
+static int socketcall_passrights(double seconds) {
+#ifdef __i386__
+    static int one = 1;
+    int zero = 0, fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    setsockopt(fd, SOL_SOCKET, 83, &zero, sizeof zero);   /* natively: as sysemu makes it */
+    so_args[0] = fd;
+    so_args[1] = SOL_SOCKET;
+    so_args[2] = 16;
+    so_args[3] = (unsigned long)&one;
+    so_args[4] = sizeof one;
+    pthread_t t;
+    pthread_create(&t, NULL, opt_flipper, NULL);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long tries = 0, on = 0;
+    do {
+        syscall(SYS_socketcall, 14L /* SYS_SETSOCKOPT */, so_args);
+        tries++;
+        int value = 0;
+        socklen_t len = sizeof value;
+        if (getsockopt(fd, SOL_SOCKET, 83, &value, &len) == 0 && value) {
+            on++;
+            setsockopt(fd, SOL_SOCKET, 83, &zero, sizeof zero);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    stop_opt_flipping = 1;
+    pthread_join(t, NULL);
+    int cred = 0;
+    socklen_t len = sizeof cred;
+    getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &cred, &len);
+    printf("tries=%ld on=%ld passcred=%d\n", tries, on, cred);
+#endif
+    (void)seconds;
+    return 0;
+}
+
+/* i386 socketcall(SYS_SETSOCKOPT) on an AF_UNIX socket, which sysemu makes from its copy:
+ * values whose compat layout differs (old_timeval32, compat_sock_fprog), bad arguments,
+ * and a privileged option both ways (socketcall and the direct call). */
+#ifdef __i386__
+static long sc_setsockopt(long fd, long level, long name, const void *val, long len) {
+    unsigned long a[5] = {fd, level, name, (unsigned long)val, len};
+    return syscall(SYS_socketcall, 14L /* SYS_SETSOCKOPT */, a);
+}
+#endif
+
+static int socketcall_opts(void) {
+#ifdef __i386__
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0), p[2], v = 1, size = 65536, got = 0;
+    if (pipe(p))
+        return 1;
+    socklen_t len = sizeof got;
+    struct { int sec, usec; } tv = {3, 500000}, back = {0, 0};
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0xffff)};
+    struct { unsigned short len; struct sock_filter *filter; } prog = {1, code}, bad = {1, (void *)8};
+    printf("sndbuf=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)));
+    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len);
+    printf("sndbuf_got=%d ", got);
+    printf("passcred=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, 4)));
+    len = sizeof got;
+    getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &got, &len);
+    printf("passcred_got=%d ", got);
+    printf("rcvtimeo=%s ", err(sc_setsockopt(fd, SOL_SOCKET, 20 /* SO_RCVTIMEO_OLD */, &tv, 8)));
+    len = sizeof back;
+    getsockopt(fd, SOL_SOCKET, 20, &back, &len);
+    printf("rcvtimeo_got=%d.%06d ", back.sec, back.usec);
+    printf("rcvtimeo_short=%s ", err(sc_setsockopt(fd, SOL_SOCKET, 20, &tv, 4)));
+    printf("filter=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, 8)));
+    printf("filter_len16=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, 16)));
+    printf("filter_efault=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &bad, 8)));
+    printf("bpf_badfd=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &p[0], 4)));
+    printf("unknown=%s ", err(sc_setsockopt(fd, SOL_SOCKET, 9999, &v, 4)));
+    printf("neglen=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, -1)));
+    printf("efault=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_PASSCRED, (void *)8, 4)));
+    printf("badfd=%s ", err(sc_setsockopt(-1, SOL_SOCKET, SO_PASSCRED, &v, 4)));
+    printf("pipe=%s ", err(sc_setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, &v, 4)));
+    long direct = syscall(366 /* i386 setsockopt */, fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4);
+    printf("force_direct=%s ", err(direct));
+    printf("force_socketcall=%s\n", err(sc_setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4)));
+#endif
+    return 0;
+}
+
 /* Every other process this one can name: can it signal, open, read, trace or steal a
  * descriptor (the supervisor's seccomp listener) from it? */
 static int ppid_of(int pid) {
@@ -751,6 +852,10 @@ int main(int argc, char **argv) {
         return width_nonblock(mode);
     if (!strcmp(mode, "socketcall"))
         return socketcall_race(atoi(arg), argc > 3 ? atof(argv[3]) : 2.0);
+    if (!strcmp(mode, "socketcall_passrights"))
+        return socketcall_passrights(atof(arg));
+    if (!strcmp(mode, "socketcall_opts"))
+        return socketcall_opts();
     if (!strcmp(mode, "reach"))
         return reach(0);
     if (!strcmp(mode, "stop"))

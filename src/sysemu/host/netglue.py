@@ -159,6 +159,12 @@ class NetGlue(HostHooks):
             raise HostPassthrough()
         return rights.set_passrights(task, fd, optval, optlen)
 
+    def socketcall_setsockopt(self, task, fd: int, level: int, optname: int, optval: int,
+                              optlen: int) -> int:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        return rights.compat_setsockopt(task, fd, level, optname, optval, optlen)
+
     def listen_queue_changed(self, sock) -> None:
         ph = self.placeholders.of_sock(sock)
         if ph is None or ph.kept_fd is None or ph.kind != "socket":

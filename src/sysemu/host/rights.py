@@ -15,7 +15,9 @@ the program that a process outside could send to:
   so whatever it is later connected, bound or listening to, and every connection accepted
   from it, refuses descriptors;
 - setsockopt(SO_PASSRIGHTS) is answered by sysemu, never CONTINUEd (its value is in the
-  program's memory): it may turn the option off, never back on (set_passrights).
+  program's memory): it may turn the option off, never back on (set_passrights); and so
+  is every i386 socketcall(SYS_SETSOCKOPT) of a host socket, whose option word is in the
+  program's memory too (compat_setsockopt).
 
 What stays open is what only the sandbox can reach: socketpair() (both ends made inside;
 not trapped) and, with namespaces, a socket bound to an abstract name of the sandbox's
@@ -35,13 +37,16 @@ unix_dgram_sendmsg() (EPERM), unix_stream_connect() (the accepted socket's flags
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
 import socket
+import struct
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.socket import SO_PASSRIGHTS, SOCK_CLOEXEC
+from sysemu.abi.socket import (SO_PASSRIGHTS, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD, SOCK_CLOEXEC,
+                               SOL_SOCKET, TIMEVAL32, TIMEVAL64)
 from sysemu.host.libc import LIBC, getfd_of
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 
@@ -169,3 +174,97 @@ def abstract_bind(task, fd: int, read_address) -> int:
             raise SyscallError(Errno(ctypes.get_errno()))
         sock.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 1)
     return 0
+
+
+# -- i386 socketcall(SYS_SETSOCKOPT) of a host socket ------------------------------------
+
+SO_ATTACH_FILTER, SO_ATTACH_BPF = 26, 50
+SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 51, 52
+COMPAT_SOCK_FPROG = struct.Struct("<H2xI")     # struct compat_sock_fprog
+SOCK_FPROG = struct.Struct("<H6xQ")            # struct sock_fprog
+SOCK_FILTER_SIZE = 8                           # struct sock_filter
+OPTLEN_COPIED = 1 << 16
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+@contextlib.contextmanager
+def _without_capabilities():
+    """This thread's effective capabilities off meanwhile: a call made here for the program
+    gets no more than the program's own would (it holds none over the sandbox's network
+    namespace). sysemu: under --no-contain a root program's own call would have them."""
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    saved = (ctypes.c_uint32 * 6)()
+    if LIBC.capget(header, saved) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    dropped = (ctypes.c_uint32 * 6)(*saved)
+    dropped[0] = dropped[3] = 0                  # effective, both halves
+    if LIBC.capset(header, dropped) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    try:
+        yield
+    finally:
+        LIBC.capset(header, saved)
+
+
+def compat_setsockopt(task, fd: int, level: int, optname: int, optval: int,
+                      optlen: int) -> int:
+    """socketcall(SYS_SETSOCKOPT) of a descriptor that is not sysemu's, made here from
+    sysemu's copy of the words: a CONTINUE would let the kernel read them again, and a
+    racing thread turn the call into setsockopt(SO_PASSRIGHTS, 1). The option value is
+    copied in (at most OPTLEN_COPIED bytes) and given to the 64-bit setsockopt, turned
+    into its 64-bit layout where the compat one differs. Linux: net/socket.c
+    __sys_setsockopt() for a compat caller: EINVAL for optlen < 0; net/core/sock.c
+    sock_set_timeout() (old_timeval32), net/core/filter.c copy_bpf_fprog_from_user()
+    (compat_sock_fprog, whose length must be exact), sock_setsockopt's SO_ATTACH_BPF (a
+    descriptor of the caller's)."""
+    if level == SOL_SOCKET and optname == SO_PASSRIGHTS:
+        return set_passrights(task, fd, optval, optlen)
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(_borrow(task, fd))
+        if optlen < 0:
+            raise SyscallError(Errno.EINVAL)
+        length = min(optlen, OPTLEN_COPIED)
+        value = task.mem.read(optval, length) if length else b""
+        keep: list = []                         # what the value points to, alive till the call
+        if level == SOL_SOCKET:
+            value = _native_value(task, stack, keep, optname, value)
+        buf = ctypes.create_string_buffer(value, len(value)) if value else None
+        with _without_capabilities():
+            ret = LIBC.setsockopt(sock.fileno(), level, optname, buf, len(value))
+        if ret != 0:
+            raise SyscallError(Errno(ctypes.get_errno()))
+    return 0
+
+
+def _native_value(task, stack: contextlib.ExitStack, keep: list, optname: int,
+                  value: bytes) -> bytes:
+    """A SOL_SOCKET option's compat value in the 64-bit layout (as is where they agree)."""
+    if optname in (SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD):
+        if len(value) < TIMEVAL32.size:
+            raise SyscallError(Errno.EINVAL)
+        return TIMEVAL64.pack(*TIMEVAL32.unpack(value[:TIMEVAL32.size]))
+    if optname in (SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF):
+        if len(value) != COMPAT_SOCK_FPROG.size:
+            raise SyscallError(Errno.EINVAL)
+        count, filt = COMPAT_SOCK_FPROG.unpack(value)
+        code = task.mem.read(filt, count * SOCK_FILTER_SIZE) if count else b""
+        program = ctypes.create_string_buffer(code, max(len(code), 1))
+        keep.append(program)
+        return SOCK_FPROG.pack(count, ctypes.addressof(program))
+    if optname in (SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_EBPF) and len(value) == 4:
+        borrowed = stack.enter_context(_borrow_any(task, int.from_bytes(value, "little")))
+        return borrowed.to_bytes(4, "little")
+    return value
+
+
+@contextlib.contextmanager
+def _borrow_any(task, fd: int):
+    """The program's descriptor `fd` here, whatever it is (closed afterwards)."""
+    try:
+        got = getfd_of(task.pid, fd)
+    except OSError:
+        raise SyscallError(Errno.EBADF) from None
+    try:
+        yield got
+    finally:
+        os.close(got)

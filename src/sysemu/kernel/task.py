@@ -48,6 +48,10 @@ class HostHooks:
                                  setsockopt(SOL_SOCKET, SO_PASSRIGHTS) of a descriptor
                                  that is not sysemu's: 0, SyscallError, HostPassthrough
                                  (host/rights.py: descriptors handed in)
+    socketcall_setsockopt(task, fd, level, optname, optval, optlen)
+                                 i386 socketcall(SYS_SETSOCKOPT) of a descriptor that is
+                                 not sysemu's, from sysemu's copy of its words: 0,
+                                 SyscallError, or HostPassthrough
     """
 
     def new_file(self, file) -> None: ...
@@ -73,6 +77,10 @@ class HostHooks:
         raise HostPassthrough()
 
     def set_passrights(self, task, fd: int, optval: int, optlen: int) -> int:
+        raise HostPassthrough()
+
+    def socketcall_setsockopt(self, task, fd: int, level: int, optname: int, optval: int,
+                              optlen: int) -> int:
         raise HostPassthrough()
 
 

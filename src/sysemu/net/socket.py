@@ -435,6 +435,19 @@ def _socketcall_socket(task, family: int, type_: int, protocol: int):
     return task.kernel.host.passthrough_socket(family, type_, protocol)
 
 
+def _socketcall_setsockopt(task, fd: int, level: int, optname: int, optval: int,
+                           optlen: int) -> int:
+    """socketcall(SYS_SETSOCKOPT). sysemu: on a descriptor that is not sysemu's, a CONTINUE
+    would let the kernel read the words again, and another thread could have made them
+    setsockopt(SO_PASSRIGHTS, 1) meanwhile: the host side makes the call from this copy
+    (HostHooks.socketcall_setsockopt)."""
+    try:
+        return sys_setsockopt(task, fd, level, optname, optval, optlen)
+    except HostPassthrough:
+        return task.kernel.host.socketcall_setsockopt(task, fd, level, optname, optval,
+                                                      optlen)
+
+
 _SOCKETCALL = {
     SYS_SOCKET: lambda t, a: _socketcall_socket(t, *a[:3]),
     SYS_BIND: lambda t, a: sys_bind(t, *a[:3]),
@@ -444,7 +457,7 @@ _SOCKETCALL = {
     SYS_GETSOCKNAME: lambda t, a: sys_getsockname(t, *a[:3]),
     SYS_GETPEERNAME: lambda t, a: sys_getpeername(t, *a[:3]),
     SYS_SHUTDOWN: lambda t, a: sys_shutdown(t, *a[:2]),
-    SYS_SETSOCKOPT: lambda t, a: sys_setsockopt(t, *a[:5]),
+    SYS_SETSOCKOPT: lambda t, a: _socketcall_setsockopt(t, *a[:5]),
     SYS_GETSOCKOPT: lambda t, a: sys_getsockopt(t, *a[:5]),
     SYS_ACCEPT4: lambda t, a: _accept4(t, a[0], a[1], a[2], a[3]),
 }
