@@ -4,6 +4,7 @@ host listeners the test starts on 127.0.0.1 (TCP and UDP): that shows the attack
 under sysemu nothing may reach them."""
 from __future__ import annotations
 
+import array
 import os
 import signal
 import socket
@@ -498,6 +499,58 @@ def test_socketcall_setsockopt_of_a_host_socket_is_linuxs(attack32_bin, sysemu_b
         {k: v for k, v in native.items() if k not in force}, (native, got)
 
 
+@needs_passrights
+def test_datagram_pair_end_bound_to_a_path_refuses_descriptors(attack_bin, sysemu_bin,
+                                                               tmp_path):
+    """A SOCK_DGRAM socketpair end that the program disconnects and binds to a path hears
+    from anyone: sysemu makes datagram pairs with SO_PASSRIGHTS off, so a host socket sent
+    there from outside is refused (EPERM) as natively it arrives."""
+    results = {}
+    for label, binary in (("native", None), ("sysemu", sysemu_bin)):
+        path = tmp_path / f"{label}.sock"
+        full = ([str(binary), "run", "--"] if binary else []) + [
+            str(attack_bin), "dgram_pair_path", str(path)]
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        handed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            first = proc.stdout.readline()
+            assert proc.stdout.readline().strip() == "ready", first
+            try:
+                sender.sendmsg([b"fd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                          array.array("i", [handed.fileno()]))], 0, str(path))
+                sent = "ok"
+            except OSError as exc:
+                sent = f"E{exc.errno}"
+                sender.sendto(b"none", str(path))
+            out, _ = proc.communicate(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            sender.close()
+            handed.close()
+        results[label] = (words(first), sent, words(out))
+    assert results["native"] == ({"disconnect": "ok", "bind": "ok"}, "ok",
+                                 {"received": "1"}), results
+    assert results["sysemu"] == ({"disconnect": "ok", "bind": "ok"}, f"E{1}",
+                                 {"received": "0"}), results
+
+
+@pytest.mark.parametrize("build", ["x86_64", "i386"])
+def test_socketpair_made_by_sysemu_answers_as_linux(attack_bin, attack32_bin, sysemu_bin,
+                                                    build):
+    """socketpair() of an AF_UNIX datagram pair (and every i386 socketcall(SYS_SOCKETPAIR))
+    is made by sysemu: the numbers are the lowest free, the errnos Linux's, nothing is
+    left behind on EFAULT."""
+    binary = attack_bin if build == "x86_64" else attack32_bin
+    native = run([binary, "pairs"], None)
+    got = run([binary, "pairs"], sysemu_bin)
+    assert words(native.stdout)["dgram"] == "ok" and words(native.stdout)["after"] == "ok"
+    assert words(got.stdout) == words(native.stdout), got
+
+
 def test_unix_socket_made_by_sysemu_answers_as_linux(sysemu_bin):
     """socket(AF_UNIX, ...) is made by sysemu (host/rights.py): every type, flag and
     protocol gives Linux's socket or errno."""
@@ -528,15 +581,15 @@ def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
 
 
 @needs_passrights
-@pytest.mark.xfail(strict=True, reason="sysemu makes every AF_UNIX socket with SO_PASSRIGHTS "
-                   "off and turns it back on only for socketpair ends and sockets bound to an "
-                   "abstract name: a descriptor sent to a socket the program connect()ed is "
-                   "refused (EPERM) inside the sandbox too, and getsockopt shows 0 (README: "
-                   "Limitations)")
+@pytest.mark.xfail(strict=True, reason="sysemu makes every AF_UNIX socket and datagram pair "
+                   "with SO_PASSRIGHTS off and turns it back on only for sockets bound to an "
+                   "abstract name: a descriptor sent to a socket the program connect()ed, or "
+                   "over a datagram socketpair, is refused (EPERM) inside the sandbox too, and "
+                   "getsockopt shows 0 (README: Limitations)")
 def test_descriptor_sent_to_a_connected_client_inside(attack_bin, sysemu_bin):
     native = words(run([attack_bin, "pass_to_client"], None).stdout)
     got = run([attack_bin, "pass_to_client"], sysemu_bin)
-    assert native == {"to_client": "ok", "passrights": "1"}, native
+    assert native == {"to_client": "ok", "dgram_pair": "ok", "passrights": "1"}, native
     assert words(got.stdout) == native, got
 
 

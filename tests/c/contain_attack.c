@@ -702,9 +702,77 @@ static int pass_to_client(void) {
     int client = socket(AF_UNIX, SOCK_STREAM, 0);
     if (connect(client, (struct sockaddr *)&a, alen))
         return 1;
-    int server = accept(listener, NULL, NULL);
+    int server = accept(listener, NULL, NULL), pair[2];
     printf("to_client=%s ", send_pipe(server) == 0 && receive_and_read(client) == 0 ? "ok" : err(-1));
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, pair);
+    printf("dgram_pair=%s ", send_pipe(pair[0]) == 0 && receive_and_read(pair[1]) == 0 ? "ok" : err(-1));
     printf("passrights=%d\n", value);
+    return 0;
+}
+
+/* socketpair(), which sysemu makes for an AF_UNIX datagram pair (and for i386 socketcall):
+ * the descriptors' numbers (lowest free), the errnos, the pair working. */
+static const char *pair_result(long r, int sv[2], int expect) {
+    static char buf[64];
+    if (r < 0)
+        return err(r);
+    ssize_t n = write(sv[0], "x", 1);
+    char c = 0;
+    snprintf(buf, sizeof buf, "%s", n == 1 && read(sv[1], &c, 1) == 1 && c == 'x' &&
+             sv[0] == expect && sv[1] == expect + 1 ? "ok" : "wrong");
+    close(sv[0]);
+    close(sv[1]);
+    return buf;
+}
+
+static int pairs(void) {
+    int sv[2], lowest = dup(0);
+    close(lowest);
+    printf("dgram=%s ", pair_result(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), sv, lowest));
+    printf("stream=%s ", pair_result(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), sv, lowest));
+    printf("dgram_flags=%s ", pair_result(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK |
+                                                     SOCK_CLOEXEC, 0, sv), sv, lowest));
+    printf("bad_flags=%s ", err(socketpair(AF_UNIX, SOCK_DGRAM | 0x100, 0, sv)));
+    int *volatile nowhere = (int *)8;
+    printf("efault=%s ", err(socketpair(AF_UNIX, SOCK_DGRAM, 0, nowhere)));
+    printf("proto=%s ", err(socketpair(AF_UNIX, SOCK_DGRAM, 6, sv)));
+#ifdef __i386__
+    unsigned long words[4] = {AF_UNIX, SOCK_DGRAM, 0, (unsigned long)sv};
+    printf("sc_dgram=%s ", pair_result(syscall(SYS_socketcall, 8L, words), sv, lowest));
+    words[1] = SOCK_STREAM;
+    printf("sc_stream=%s ", pair_result(syscall(SYS_socketcall, 8L, words), sv, lowest));
+    words[0] = AF_INET;
+    printf("sc_inet=%s ", err(syscall(SYS_socketcall, 8L, words)));
+    words[0] = 99;
+    printf("sc_family=%s ", err(syscall(SYS_socketcall, 8L, words)));
+    words[0] = AF_UNIX;
+    words[3] = 8;
+    printf("sc_efault=%s ", err(syscall(SYS_socketcall, 8L, words)));
+#endif
+    printf("after=%s\n", dup(0) == lowest ? "ok" : "leaked");
+    return 0;
+}
+
+/* A datagram socketpair end, disconnected and bound to a path: can a process outside
+ * send it descriptors there? */
+static int dgram_pair_path(const char *path) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+        return 1;
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    printf("disconnect=%s ", err(connect(sv[0], &unspec, sizeof unspec)));
+    printf("bind=%s\nready\n", err(bind(sv[0], (struct sockaddr *)&a, sizeof a)));
+    alarm(20);
+    char data[16], buf[CMSG_SPACE(4 * sizeof(int))];
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+                         .msg_controllen = sizeof buf};
+    ssize_t n = recvmsg(sv[0], &msg, 0);
+    struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    printf("received=%d\n", c && c->cmsg_type == SCM_RIGHTS ?
+           (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0);
     return 0;
 }
 
@@ -877,6 +945,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "recv_fds") && argc > 4)
         return recv_fds(arg, atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(mode, "dgram_pair_path"))
+        return dgram_pair_path(arg);
+    if (!strcmp(mode, "pairs"))
+        return pairs();
     if (!strcmp(mode, "pass_to_client"))
         return pass_to_client();
     if (!strcmp(mode, "rights_errnos"))

@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 from typing import Callable
 
 import sysemu.net
@@ -59,9 +60,9 @@ from sysemu.host import rights
 from sysemu.host.notify import ReplaceFd
 from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
-from sysemu.kernel.errors import HostPassthrough
+from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import File
-from sysemu.kernel.syscalls import InstallFd
+from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.kernel.task import HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending
 
@@ -142,6 +143,25 @@ class NetGlue(HostHooks):
         if not self.refuse_rights:
             raise HostPassthrough()
         return self._install_host_socket(rights.unix_socket(type_, protocol), type_)
+
+    def socketpair(self, task, family: int, type_: int, protocol: int,
+                   usockvec: int) -> InstallFds:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        fds = rights.socketpair(family, type_, protocol)
+        try:        # Linux: EFAULT installs nothing; so a first copy before ADDFD
+            task.mem.write(usockvec, bytes(8))
+        except SyscallError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        files = []
+        for fd in fds:
+            file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
+            self.placeholders.passthrough_socket(file, fd)
+            files.append(file)
+        return InstallFds(tuple(files), bool(type_ & SOCK_CLOEXEC),
+                          lambda newfds: task.mem.write(usockvec, struct.pack("<ii", *newfds)))
 
     def _install_host_socket(self, fd: int, type_: int) -> InstallFd:
         """The program gets host socket `fd` (sysemu's copy, closed once installed)."""

@@ -19,8 +19,9 @@ the program that a process outside could send to:
   is every i386 socketcall(SYS_SETSOCKOPT) of a host socket, whose option word is in the
   program's memory too (compat_setsockopt).
 
-What stays open is what only the sandbox can reach: socketpair() (both ends made inside;
-not trapped) and, with namespaces, a socket bound to an abstract name of the sandbox's
+What stays open is what only the sandbox can reach: stream and seqpacket socketpair()s
+(both ends made inside, connected to each other for good; not trapped; a datagram pair
+is made by sysemu with the option off: socketpair()) and, with namespaces, a socket bound to an abstract name of the sandbox's
 network namespace: sysemu binds it itself from its copy of the address and turns the
 option back on (abstract_bind). A path-bound socket stays closed (a process outside can
 connect or send to the path), and so does a connect()ed one whose peer sends it
@@ -46,7 +47,7 @@ import struct
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.socket import (SO_PASSRIGHTS, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD, SOCK_CLOEXEC,
-                               SOL_SOCKET, TIMEVAL32, TIMEVAL64)
+                               SOCK_TYPE_MASK, SOL_SOCKET, TIMEVAL32, TIMEVAL64)
 from sysemu.host.libc import LIBC, getfd_of
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 
@@ -87,6 +88,28 @@ def unix_socket(type_: int, protocol: int) -> int:
         os.close(fd)
         raise SyscallError(Errno(err))
     return fd
+
+
+def socketpair(family: int, type_: int, protocol: int) -> tuple[int, int]:
+    """socketpair(family, type_, protocol) made here (SyscallError with the kernel's errno),
+    with SO_PASSRIGHTS off on both ends of an AF_UNIX SOCK_DGRAM pair: such an end can be
+    disconnected (connect(AF_UNSPEC)) and bound to a path, and then any process outside can
+    send to it. Stream and seqpacket ends stay as Linux makes them (they only ever hear
+    from each other: nginx's channels, Chromium's IPC). Made without the supervisor's
+    capabilities (another family's socketpair creates its sockets first)."""
+    sv = (ctypes.c_int * 2)()
+    with _without_capabilities():
+        ret = LIBC.socketpair(family, type_ | SOCK_CLOEXEC, protocol, sv)
+    if ret != 0:
+        raise SyscallError(Errno(ctypes.get_errno()))
+    if family == socket.AF_UNIX and type_ & SOCK_TYPE_MASK == socket.SOCK_DGRAM:
+        for fd in sv:
+            if LIBC.setsockopt(fd, socket.SOL_SOCKET, SO_PASSRIGHTS, ctypes.byref(_OFF), 4):
+                err = ctypes.get_errno()
+                os.close(sv[0])
+                os.close(sv[1])
+                raise SyscallError(Errno(err))
+    return sv[0], sv[1]
 
 
 def guard_inherited(fds=(0, 1, 2)) -> list[int]:

@@ -48,6 +48,10 @@ class HostHooks:
                                  setsockopt(SOL_SOCKET, SO_PASSRIGHTS) of a descriptor
                                  that is not sysemu's: 0, SyscallError, HostPassthrough
                                  (host/rights.py: descriptors handed in)
+    socketpair(task, family, type, protocol, usockvec)
+                                 socketpair(2) made by the host side (an AF_UNIX datagram
+                                 pair, or socketcall's from its copy): InstallFds,
+                                 SyscallError, or HostPassthrough
     socketcall_setsockopt(task, fd, level, optname, optval, optlen)
                                  i386 socketcall(SYS_SETSOCKOPT) of a descriptor that is
                                  not sysemu's, from sysemu's copy of its words: 0,
@@ -81,6 +85,9 @@ class HostHooks:
 
     def socketcall_setsockopt(self, task, fd: int, level: int, optname: int, optval: int,
                               optlen: int) -> int:
+        raise HostPassthrough()
+
+    def socketpair(self, task, family: int, type_: int, protocol: int, usockvec: int):
         raise HostPassthrough()
 
 

@@ -12,14 +12,13 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, NPROTO, SOCK_CLOEXEC, SOCK_MAX,
-                               SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
-                               SOCKETCALL_NARGS,
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, NPROTO, SOCK_CLOEXEC,
+                               SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK, SOCK_TYPE_MASK,
+                               SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
-                               SO_PASSRIGHTS, SOL_SOCKET,
-                               SocketState)
+                               SYS_SOCKETPAIR, SO_PASSRIGHTS, SOL_SOCKET, SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
@@ -210,6 +209,19 @@ def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
     sock = create_socket(task, family, type & SOCK_TYPE_MASK, protocol)
     file = _new_file(task, sock, flags)
     return InstallFd(file, bool(flags & SOCK_CLOEXEC))
+
+
+# sysemu: an AF_UNIX datagram pair is made by the host side with SO_PASSRIGHTS off
+# (HostHooks.socketpair, host/rights.py); other pairs are the host's
+UNIX_DGRAM_PAIRS = (((0, "eq", AF_UNIX), (1, "masked_eq", SOCK_DGRAM, SOCK_TYPE_MASK)),)
+
+
+@syscall("socketpair", trap_when=UNIX_DGRAM_PAIRS)
+def sys_socketpair(task, family: CInt, type: CInt, protocol: CInt, usockvec: UserPtr):
+    """socketpair(2) of AF_UNIX SOCK_DGRAM. Linux: net/socket.c __sys_socketpair()."""
+    if family != AF_UNIX or type & SOCK_TYPE_MASK != SOCK_DGRAM:
+        raise HostPassthrough()
+    return task.kernel.host.socketpair(task, family, type, protocol, usockvec)
 
 
 @syscall("bind")
@@ -448,6 +460,13 @@ def _socketcall_setsockopt(task, fd: int, level: int, optname: int, optval: int,
                                                       optlen)
 
 
+def _socketcall_socketpair(task, family: int, type_: int, protocol: int, usockvec: int):
+    """socketcall(SYS_SOCKETPAIR). sysemu: a CONTINUE would let the kernel read the words
+    again, and another thread could have made a stream pair a datagram one meanwhile: the
+    host side makes every pair from this copy (HostHooks.socketpair)."""
+    return task.kernel.host.socketpair(task, family, type_, protocol, usockvec)
+
+
 _SOCKETCALL = {
     SYS_SOCKET: lambda t, a: _socketcall_socket(t, *a[:3]),
     SYS_BIND: lambda t, a: sys_bind(t, *a[:3]),
@@ -458,6 +477,7 @@ _SOCKETCALL = {
     SYS_GETPEERNAME: lambda t, a: sys_getpeername(t, *a[:3]),
     SYS_SHUTDOWN: lambda t, a: sys_shutdown(t, *a[:2]),
     SYS_SETSOCKOPT: lambda t, a: _socketcall_setsockopt(t, *a[:5]),
+    SYS_SOCKETPAIR: lambda t, a: _socketcall_socketpair(t, *a[:4]),
     SYS_GETSOCKOPT: lambda t, a: sys_getsockopt(t, *a[:5]),
     SYS_ACCEPT4: lambda t, a: _accept4(t, a[0], a[1], a[2], a[3]),
 }
@@ -465,7 +485,7 @@ _SOCKETCALL = {
 
 # which argument words are ints (sign-extended); the rest are pointers (compat_uptr_t)
 _SOCKETCALL_INTS = {
-    SYS_SOCKET: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
+    SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
     SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
     SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3)}
 
