@@ -375,7 +375,7 @@ class HandIn:
         return data
 
 
-def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path, options=()):
+def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path, options=(), extra=()):
     """Run the attack's recv_fds (natively, or under `sysemu run OPTIONS`) against a
     HandIn helper serving on `path`: (the run, what sendmsg said, the bytes that reached
     the connected socket's far end, host.reached())."""
@@ -396,7 +396,7 @@ def _hand_in_over_path(attack_bin, sysemu_bin, host, path: Path, options=()):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    argv = [attack_bin, "recv_fds", path, host.tcp_port, host.udp_port]
+    argv = [attack_bin, "recv_fds", path, host.tcp_port, host.udp_port, *extra]
     try:
         got = (run_group([str(sysemu_bin), "run", *options, "--", *map(str, argv)], TIMEOUT)
                if sysemu_bin else run(argv, None))
@@ -422,6 +422,18 @@ def test_host_socket_handed_in_over_a_path_reaches_nothing(attack_bin, sysemu_bi
                                                   tmp_path / "sysemu.sock")
     assert sent == [f"E{1}"], (sent, got)                     # EPERM
     assert words(got.stdout)["received"] == "0", got
+    assert (data, reached) == (b"", (0, 0)), got
+
+
+@needs_passrights
+def test_host_socket_handed_in_to_an_abstract_bound_socket_reaches_nothing(
+        attack_bin, sysemu_bin, host, tmp_path):
+    """A stream socket bound to an abstract name (which only the sandbox can reach) and
+    then connected to a path of a process outside: that process hands it host sockets."""
+    got, sent, data, reached = _hand_in_over_path(attack_bin, sysemu_bin, host,
+                                                  tmp_path / "bound.sock", extra=["bound"])
+    assert words(got.stdout)["bind"] == "ok", got
+    assert sent == [f"E{1}"] and words(got.stdout)["received"] == "0", (sent, got)
     assert (data, reached) == (b"", (0, 0)), got
 
 
@@ -572,8 +584,9 @@ def test_calls_sysemu_answers_for_unix_sockets_give_linux_errnos(attack_bin, sys
 
 
 def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
-    """socketpair() and a connection to an abstract listener, inside the sandbox, pass
-    descriptors as natively (nginx's master and workers, a multi-process server)."""
+    """A stream socketpair and a datagram socket bound to an abstract name, inside the
+    sandbox, pass descriptors as natively (nginx's master and workers, a multi-process
+    server)."""
     native = run([attack_bin, "pass_inside"], None)
     got = run([attack_bin, "pass_inside"], sysemu_bin)
     assert words(native.stdout) == {"pair": "ok", "abstract": "ok", "child": "0"}, native
@@ -582,14 +595,16 @@ def test_descriptor_passing_inside_the_sandbox_works(attack_bin, sysemu_bin):
 
 @needs_passrights
 @pytest.mark.xfail(strict=True, reason="sysemu makes every AF_UNIX socket and datagram pair "
-                   "with SO_PASSRIGHTS off and turns it back on only for sockets bound to an "
-                   "abstract name: a descriptor sent to a socket the program connect()ed, or "
-                   "over a datagram socketpair, is refused (EPERM) inside the sandbox too, and "
-                   "getsockopt shows 0 (README: Limitations)")
+                   "with SO_PASSRIGHTS off and turns it back on only for datagram sockets "
+                   "bound to an abstract name: a descriptor sent inside the sandbox over a "
+                   "connection (to either end, even of an abstract listener) or a datagram "
+                   "socketpair is refused (EPERM), and getsockopt shows 0 (README: "
+                   "Limitations)")
 def test_descriptor_sent_to_a_connected_client_inside(attack_bin, sysemu_bin):
     native = words(run([attack_bin, "pass_to_client"], None).stdout)
     got = run([attack_bin, "pass_to_client"], sysemu_bin)
-    assert native == {"to_client": "ok", "dgram_pair": "ok", "passrights": "1"}, native
+    assert native == {"to_client": "ok", "to_server": "ok", "dgram_pair": "ok",
+                      "passrights": "1"}, native
     assert words(got.stdout) == native, got
 
 

@@ -474,7 +474,7 @@ static int kill_ancestors(const char *seconds) {
 /* Descriptors handed in later: take what an outside helper sends over SCM_RIGHTS (after
  * connecting to its path-bound AF_UNIX socket, or on stdin when path is "-"), and use
  * each as a way out: connect to the test's TCP listener, write, sendto its UDP socket. */
-static int recv_fds(const char *path, int tcp_port, int udp_port) {
+static int recv_fds(const char *path, int tcp_port, int udp_port, int bound) {
     int fd = 0;
     signal(SIGPIPE, SIG_IGN);
     alarm(20);
@@ -482,6 +482,13 @@ static int recv_fds(const char *path, int tcp_port, int udp_port) {
         struct sockaddr_un a = {.sun_family = AF_UNIX};
         strncpy(a.sun_path, path, sizeof a.sun_path - 1);
         fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (bound) {                /* an abstract name first (inside-only, were it not
+                                     * for the connect that follows) */
+            struct sockaddr_un b = {.sun_family = AF_UNIX};
+            int len = snprintf(b.sun_path + 1, sizeof b.sun_path - 1, "sysemu-bound-%d", getpid());
+            printf("bind=%s ", err(bind(fd, (struct sockaddr *)&b,
+                                        offsetof(struct sockaddr_un, sun_path) + 1 + len)));
+        }
         printf("connect=%s ", err(connect(fd, (struct sockaddr *)&a, sizeof a)));
     } else {
         printf("ready\n");         /* the helper sends once the program runs */
@@ -558,21 +565,20 @@ static int pass_inside(void) {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-pass-%d", getpid());
     socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + len;
-    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (bind(listener, (struct sockaddr *)&a, alen) || listen(listener, 1)) {
-        printf("listen=%s\n", err(-1));
+    int receiver = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (bind(receiver, (struct sockaddr *)&a, alen)) {
+        printf("bind=%s\n", err(-1));
         return 1;
     }
     pid_t child = fork();
     if (child == 0) {
-        int conn = socket(AF_UNIX, SOCK_STREAM, 0);
+        int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
         int ok = send_pipe(pair[1]) == 0 &&
-                 connect(conn, (struct sockaddr *)&a, alen) == 0 && send_pipe(conn) == 0;
+                 connect(sender, (struct sockaddr *)&a, alen) == 0 && send_pipe(sender) == 0;
         _exit(ok ? 0 : 1);
     }
     printf("pair=%s ", receive_and_read(pair[0]) ? err(-1) : "ok");
-    int conn = accept(listener, NULL, NULL);
-    printf("abstract=%s ", conn >= 0 && receive_and_read(conn) == 0 ? "ok" : err(-1));
+    printf("abstract=%s ", receive_and_read(receiver) == 0 ? "ok" : err(-1));
     int status;
     waitpid(child, &status, 0);
     printf("child=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
@@ -704,6 +710,7 @@ static int pass_to_client(void) {
         return 1;
     int server = accept(listener, NULL, NULL), pair[2];
     printf("to_client=%s ", send_pipe(server) == 0 && receive_and_read(client) == 0 ? "ok" : err(-1));
+    printf("to_server=%s ", send_pipe(client) == 0 && receive_and_read(server) == 0 ? "ok" : err(-1));
     socketpair(AF_UNIX, SOCK_DGRAM, 0, pair);
     printf("dgram_pair=%s ", send_pipe(pair[0]) == 0 && receive_and_read(pair[1]) == 0 ? "ok" : err(-1));
     printf("passrights=%d\n", value);
@@ -944,7 +951,7 @@ int main(int argc, char **argv) {
         return stress(atol(arg), atof(argv[5]));
     }
     if (!strcmp(mode, "recv_fds") && argc > 4)
-        return recv_fds(arg, atoi(argv[3]), atoi(argv[4]));
+        return recv_fds(arg, atoi(argv[3]), atoi(argv[4]), argc > 5 && !strcmp(argv[5], "bound"));
     if (!strcmp(mode, "dgram_pair_path"))
         return dgram_pair_path(arg);
     if (!strcmp(mode, "pairs"))

@@ -21,9 +21,11 @@ the program that a process outside could send to:
 
 What stays open is what only the sandbox can reach: stream and seqpacket socketpair()s
 (both ends made inside, connected to each other for good; not trapped; a datagram pair
-is made by sysemu with the option off: socketpair()) and, with namespaces, a socket bound to an abstract name of the sandbox's
-network namespace: sysemu binds it itself from its copy of the address and turns the
-option back on (abstract_bind). A path-bound socket stays closed (a process outside can
+is made by sysemu with the option off: socketpair()) and, with namespaces, a datagram
+socket bound to an abstract name of the sandbox's network namespace: sysemu binds it
+itself from its copy of the address and turns the option back on (abstract_bind). A
+stream socket bound to an abstract name stays closed: it could still connect() to a
+path of a process outside. A path-bound socket stays closed (a process outside can
 connect or send to the path), and so does a connect()ed one whose peer sends it
 descriptors (whether that peer is inside is known only after the connect, which sysemu
 leaves to the host). Every race of the program's threads (rewriting the address, dup2 over
@@ -177,13 +179,16 @@ def _netns(sock: socket.socket) -> int | None:
 
 
 def abstract_bind(task, fd: int, read_address) -> int:
-    """bind(fd, address) of a host AF_UNIX socket to an abstract name (or autobind) in
-    the sandbox's network namespace, made here from sysemu's copy of the address, with
-    SO_PASSRIGHTS turned back on: only the sandbox can reach that name. Anything else
-    (a path, another family, a socket made outside) is the host's (HostPassthrough): the
-    socket keeps its setting, whatever the program's threads change meanwhile."""
+    """bind(fd, address) of a host AF_UNIX datagram socket to an abstract name (or
+    autobind) in the sandbox's network namespace, made here from sysemu's copy of the
+    address, with SO_PASSRIGHTS turned back on: only the sandbox can reach that name, and
+    a process outside can send to it neither by name (its lookups are in its own
+    namespace) nor as its peer. Anything else (a path, another family or type, a socket
+    made outside) is the host's (HostPassthrough): the socket keeps its setting, whatever
+    the program's threads change meanwhile. sysemu: not a stream or seqpacket socket,
+    which could still connect() to a path of a process outside and hear from it then."""
     with _borrow(task, fd) as sock:
-        if sock.family != socket.AF_UNIX:
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_DGRAM:
             raise HostPassthrough()
         address = read_address()
         if len(address) < 2 or int.from_bytes(address[:2], "little") != socket.AF_UNIX \
