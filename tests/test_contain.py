@@ -563,6 +563,16 @@ def test_socketpair_made_by_sysemu_answers_as_linux(attack_bin, attack32_bin, sy
     assert words(got.stdout) == words(native.stdout), got
 
 
+def test_socketpair_made_by_sysemu_traces_its_numbers(attack_bin, sysemu_bin):
+    """--strace shows the numbers sysemu gave the program, as strace does."""
+    import re
+    got = run_group([str(sysemu_bin), "run", "--strace", "--", str(attack_bin), "pairs"],
+                    TIMEOUT)
+    lines = re.findall(r"socketpair\(AF_UNIX, SOCK_DGRAM, 0, \[(\d+), (\d+)\]\) = 0",
+                       got.stderr)
+    assert lines and all(int(b) == int(a) + 1 > 1 for a, b in lines), got.stderr[-2000:]
+
+
 def test_unix_socket_made_by_sysemu_answers_as_linux(sysemu_bin):
     """socket(AF_UNIX, ...) is made by sysemu (host/rights.py): every type, flag and
     protocol gives Linux's socket or errno."""

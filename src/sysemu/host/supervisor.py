@@ -346,6 +346,15 @@ class Supervisor:
             if listener is None:
                 self._land(flight, None)
                 return
+        if kind == INSTALL_MANY and listener is not None:
+            # before the trace line, which shows the numbers the program was given
+            try:
+                err = self._install_fds(notif, value)
+            except Exception as exc:
+                self._internal_error(f"answer of {self._call_name(notif)}", exc)
+                err = int(Errno.ENOSYS)
+            kind, value = (ERROR, err) if err else (VALUE, 0)
+        if flight is not None:
             text = self._exit_text(flight, kind, value)
         try:
             if kind == VALUE:
@@ -355,12 +364,6 @@ class Supervisor:
                 accepted = newfd is not None and newfd >= 0
                 if text is not None and newfd is not None:
                     text = replace_result(text, self._fd_result(value.file, newfd))
-            elif kind == INSTALL_MANY:
-                err = self._install_fds(notif, value)
-                accepted = (listener.send_error(notif.id, err) if err else
-                            listener.send_value(notif.id, 0))
-                if text is not None and err:
-                    text = replace_result(text, f"-1 {errno_text(err)}")
             elif kind == CONTINUE:
                 accepted = listener.send_continue(notif.id)
             elif kind == INJECTED and value >= 0:
@@ -513,8 +516,6 @@ class Supervisor:
         thread runs on and may reuse the memory its output arguments are decoded from)."""
         if kind == INSTALL:
             expected: int | None = FD_PENDING
-        elif kind == INSTALL_MANY:
-            expected = 0
         elif kind == CONTINUE:
             expected = None             # the host runs the call: its result is unknown
         elif kind in (VALUE, INJECTED):

@@ -485,8 +485,8 @@ _SOCKETCALL = {
 
 # which argument words are ints (sign-extended); the rest are pointers (compat_uptr_t)
 _SOCKETCALL_INTS = {
-    SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
-    SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
+    SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2),
+    SYS_LISTEN: (0, 1), SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
     SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3)}
 
 
