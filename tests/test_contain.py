@@ -437,6 +437,20 @@ def test_host_socket_handed_in_to_an_abstract_bound_socket_reaches_nothing(
     assert (data, reached) == (b"", (0, 0)), got
 
 
+def _finish(proc: subprocess.Popen) -> str:
+    """The rest of a Popen'd run's stdout (started with start_new_session); its process
+    group is killed if it is still running after TIMEOUT."""
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT)
+        return out
+    except subprocess.TimeoutExpired:
+        return ""
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 @needs_passrights
 def test_host_socket_handed_in_on_stdin_reaches_nothing(attack_bin, sysemu_bin, host):
     """stdin is an AF_UNIX socket whose other end an outside process holds: once the
@@ -454,11 +468,8 @@ def test_host_socket_handed_in_on_stdin_reaches_nothing(attack_bin, sysemu_bin, 
         try:
             assert proc.stdout.readline().strip() == "ready"
             helper.send(ours)
-            out, _ = proc.communicate(timeout=TIMEOUT)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            out = _finish(proc)
             ours.close()
         results[label] = (helper.sent, words(out), helper.data(), host.reached())
     sent, out, data, reached = results["native"]
@@ -536,11 +547,8 @@ def test_datagram_pair_end_bound_to_a_path_refuses_descriptors(attack_bin, sysem
             except OSError as exc:
                 sent = f"E{exc.errno}"
                 sender.sendto(b"none", str(path))
-            out, _ = proc.communicate(timeout=TIMEOUT)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            out = _finish(proc)
             sender.close()
             handed.close()
         results[label] = (words(first), sent, words(out))
