@@ -139,11 +139,18 @@ def test_socket_errnos(env):
 
 
 def test_socket_trap_rule_and_passthrough(env):
-    from sysemu.kernel.errors import HostPassthrough
+    from sysemu.kernel.errors import HostPassthrough, SyscallError
     from sysemu.kernel.syscalls import HANDLERS
-    assert HANDLERS["socket"].trap_when == (((0, "eq", 2),), ((0, "eq", 10),))
+    # AF_INET, AF_INET6; AF_UNIX (made by the host side: host/rights.py); AF_VSOCK
+    assert HANDLERS["socket"].trap_when == (((0, "eq", 2),), ((0, "eq", 10),),
+                                            ((0, "eq", 1),), ((0, "eq", 40),))
     with pytest.raises(HostPassthrough):
-        HANDLERS["socket"](env.task, [1, 1, 0])
+        HANDLERS["socket"](env.task, [1, 1, 0])     # no host side here: the host's
+    with pytest.raises(HostPassthrough):
+        HANDLERS["socket"](env.task, [16, 2, 0])
+    with pytest.raises(SyscallError) as refused:
+        HANDLERS["socket"](env.task, [40, 1, 0])
+    assert refused.value.errno == E.EAFNOSUPPORT
 
 
 def test_new_file_hook_before_install(env):

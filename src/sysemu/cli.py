@@ -171,9 +171,10 @@ def add_contain_option(parser: argparse.ArgumentParser) -> None:
                              "IPC): only the seccomp filter stands between it and the host "
                              "(SECURITY.md)")
     parser.add_argument("--allow-host-fd", action="store_true",
-                        help="start even when stdin/stdout/stderr is a host TCP/IP socket "
-                             "(refused by default: the program could reach the host's "
-                             "network through it)")
+                        help="start even when stdin/stdout/stderr is a host TCP/IP socket, "
+                             "and let processes outside send the program descriptors over "
+                             "AF_UNIX sockets (both refused by default: the program could "
+                             "reach the host's network through them)")
 
 
 def build_parser() -> argparse.ArgumentParser:

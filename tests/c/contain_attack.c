@@ -7,24 +7,32 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,6 +152,107 @@ static int socketcall_race(int port, double seconds) {
     stop_flipping = 1;
     pthread_join(t, NULL);
     printf("tries=%ld unix=%ld inet=%ld reached=%ld\n", tries, unix_, inet, reached);
+#endif
+    return 0;
+}
+
+/* i386 socketcall(SYS_SETSOCKOPT) on an AF_UNIX socket: a thread flips the option word
+ * between SO_PASSCRED and SO_PASSRIGHTS (value 1) while the main thread makes the call:
+ * does SO_PASSRIGHTS, off as sysemu made it, ever come back on? */
+#ifdef __i386__
+static volatile unsigned long so_args[5];
+static volatile int stop_opt_flipping;
+
+static void *opt_flipper(void *arg) {
+    (void)arg;
+    while (!stop_opt_flipping) {
+        so_args[2] = 16;            /* SO_PASSCRED */
+        so_args[2] = 83;            /* SO_PASSRIGHTS */
+    }
+    return NULL;
+}
+#endif
+
+static int socketcall_passrights(double seconds) {
+#ifdef __i386__
+    static int one = 1;
+    int zero = 0, fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    setsockopt(fd, SOL_SOCKET, 83, &zero, sizeof zero);   /* natively: as sysemu makes it */
+    so_args[0] = fd;
+    so_args[1] = SOL_SOCKET;
+    so_args[2] = 16;
+    so_args[3] = (unsigned long)&one;
+    so_args[4] = sizeof one;
+    pthread_t t;
+    pthread_create(&t, NULL, opt_flipper, NULL);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long tries = 0, on = 0;
+    do {
+        syscall(SYS_socketcall, 14L /* SYS_SETSOCKOPT */, so_args);
+        tries++;
+        int value = 0;
+        socklen_t len = sizeof value;
+        if (getsockopt(fd, SOL_SOCKET, 83, &value, &len) == 0 && value) {
+            on++;
+            setsockopt(fd, SOL_SOCKET, 83, &zero, sizeof zero);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    stop_opt_flipping = 1;
+    pthread_join(t, NULL);
+    int cred = 0;
+    socklen_t len = sizeof cred;
+    getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &cred, &len);
+    printf("tries=%ld on=%ld passcred=%d\n", tries, on, cred);
+#endif
+    (void)seconds;
+    return 0;
+}
+
+/* i386 socketcall(SYS_SETSOCKOPT) on an AF_UNIX socket, which sysemu makes from its copy:
+ * values whose compat layout differs (old_timeval32, compat_sock_fprog), bad arguments,
+ * and a privileged option both ways (socketcall and the direct call). */
+#ifdef __i386__
+static long sc_setsockopt(long fd, long level, long name, const void *val, long len) {
+    unsigned long a[5] = {fd, level, name, (unsigned long)val, len};
+    return syscall(SYS_socketcall, 14L /* SYS_SETSOCKOPT */, a);
+}
+#endif
+
+static int socketcall_opts(void) {
+#ifdef __i386__
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0), p[2], v = 1, size = 65536, got = 0;
+    if (pipe(p))
+        return 1;
+    socklen_t len = sizeof got;
+    struct { int sec, usec; } tv = {3, 500000}, back = {0, 0};
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0xffff)};
+    struct { unsigned short len; struct sock_filter *filter; } prog = {1, code}, bad = {1, (void *)8};
+    printf("sndbuf=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)));
+    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len);
+    printf("sndbuf_got=%d ", got);
+    printf("passcred=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, 4)));
+    len = sizeof got;
+    getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &got, &len);
+    printf("passcred_got=%d ", got);
+    printf("rcvtimeo=%s ", err(sc_setsockopt(fd, SOL_SOCKET, 20 /* SO_RCVTIMEO_OLD */, &tv, 8)));
+    len = sizeof back;
+    getsockopt(fd, SOL_SOCKET, 20, &back, &len);
+    printf("rcvtimeo_got=%d.%06d ", back.sec, back.usec);
+    printf("rcvtimeo_short=%s ", err(sc_setsockopt(fd, SOL_SOCKET, 20, &tv, 4)));
+    printf("filter=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, 8)));
+    printf("filter_len16=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, 16)));
+    printf("filter_efault=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &bad, 8)));
+    printf("bpf_badfd=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &p[0], 4)));
+    printf("unknown=%s ", err(sc_setsockopt(fd, SOL_SOCKET, 9999, &v, 4)));
+    printf("neglen=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, -1)));
+    printf("efault=%s ", err(sc_setsockopt(fd, SOL_SOCKET, SO_PASSCRED, (void *)8, 4)));
+    printf("badfd=%s ", err(sc_setsockopt(-1, SOL_SOCKET, SO_PASSCRED, &v, 4)));
+    printf("pipe=%s ", err(sc_setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, &v, 4)));
+    long direct = syscall(366 /* i386 setsockopt */, fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4);
+    printf("force_direct=%s ", err(direct));
+    printf("force_socketcall=%s\n", err(sc_setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4)));
 #endif
     return 0;
 }
@@ -362,6 +471,318 @@ static int kill_ancestors(const char *seconds) {
     return 0;
 }
 
+/* Descriptors handed in later: take what an outside helper sends over SCM_RIGHTS (after
+ * connecting to its path-bound AF_UNIX socket, or on stdin when path is "-"), and use
+ * each as a way out: connect to the test's TCP listener, write, sendto its UDP socket. */
+static int recv_fds(const char *path, int tcp_port, int udp_port, int bound) {
+    int fd = 0;
+    signal(SIGPIPE, SIG_IGN);
+    alarm(20);
+    if (strcmp(path, "-")) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (bound) {                /* an abstract name first (inside-only, were it not
+                                     * for the connect that follows) */
+            struct sockaddr_un b = {.sun_family = AF_UNIX};
+            int len = snprintf(b.sun_path + 1, sizeof b.sun_path - 1, "sysemu-bound-%d", getpid());
+            printf("bind=%s ", err(bind(fd, (struct sockaddr *)&b,
+                                        offsetof(struct sockaddr_un, sun_path) + 1 + len)));
+        }
+        printf("connect=%s ", err(connect(fd, (struct sockaddr *)&a, sizeof a)));
+    } else {
+        printf("ready\n");         /* the helper sends once the program runs */
+    }
+    char data[64];
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(8 * sizeof(int))];
+    } control;
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(fd, &msg, 0);
+    int fds[8], received = 0, connected = 0, written = 0, sent = 0;
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && received < 8; i++)
+                memcpy(&fds[received++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    printf("recv=%s received=%d ", err(n), received);
+    struct sockaddr_in tcp = loopback(tcp_port), udp = loopback(udp_port);
+    for (int i = 0; i < received; i++) {
+        /* sendto first: a UDP socket connected to the TCP port would then fail it */
+        if (sendto(fds[i], "escaped", 7, MSG_DONTWAIT, (struct sockaddr *)&udp, sizeof udp) == 7)
+            sent++;
+        if (connect(fds[i], (struct sockaddr *)&tcp, sizeof tcp) == 0)
+            connected++;
+        if (write(fds[i], "escaped", 7) == 7)
+            written++;
+    }
+    printf("connected=%d written=%d sent=%d\n", connected, written, sent);
+    return 0;
+}
+
+/* Descriptor passing inside the sandbox keeps working: a child sends a pipe's read end
+ * over a socketpair, and over a connection to an abstract listener; the parent reads
+ * through what it received. */
+static int receive_and_read(int sock) {
+    char data[8], buf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+                         .msg_controllen = sizeof buf};
+    struct cmsghdr *c;
+    int got;
+    if (recvmsg(sock, &msg, 0) < 0 || !(c = CMSG_FIRSTHDR(&msg)) || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    memcpy(&got, CMSG_DATA(c), sizeof got);
+    ssize_t n = read(got, data, sizeof data);
+    close(got);
+    return n == 5 && !memcmp(data, "hello", 5) ? 0 : -1;
+}
+
+static int send_pipe(int sock) {
+    int p[2];
+    char buf[CMSG_SPACE(sizeof(int))] = {0};
+    if (pipe(p))
+        return -1;
+    struct iovec iov = {"x", 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+                         .msg_controllen = sizeof buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &p[0], sizeof(int));
+    int r = sendmsg(sock, &msg, 0) == 1 && write(p[1], "hello", 5) == 5 ? 0 : -1;
+    close(p[0]);
+    close(p[1]);
+    return r;
+}
+
+static int pass_inside(void) {
+    int pair[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-pass-%d", getpid());
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + len;
+    int receiver = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (bind(receiver, (struct sockaddr *)&a, alen)) {
+        printf("bind=%s\n", err(-1));
+        return 1;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
+        int ok = send_pipe(pair[1]) == 0 &&
+                 connect(sender, (struct sockaddr *)&a, alen) == 0 && send_pipe(sender) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    printf("pair=%s ", receive_and_read(pair[0]) ? err(-1) : "ok");
+    printf("abstract=%s ", receive_and_read(receiver) == 0 ? "ok" : err(-1));
+    int status;
+    waitpid(child, &status, 0);
+    printf("child=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
+/* AF_VSOCK: no network namespace confines it (CID 2 is the hypervisor). Only made,
+ * never connected: the tests send nothing but loopback traffic. */
+static int vsock(void) {
+    printf("socket=%s", err(socket(40 /* AF_VSOCK */, SOCK_STREAM, 0)));
+#ifdef __i386__
+    unsigned long words[3] = {40, SOCK_STREAM, 0};
+    printf(" socketcall=%s", err(syscall(SYS_socketcall, 1L /* SYS_SOCKET */, words)));
+#endif
+    printf("\n");
+    return 0;
+}
+
+/* Other ways in to the kernel's socket calls, each tried against the test's TCP listener:
+ * int 0x80 from a 64-bit process (the i386 table: socket, socketcall), io_uring, a child
+ * in a network namespace of its own (clone3), a seccomp listener of the program's own
+ * (which would receive the program's notifications before sysemu). */
+#ifdef __x86_64__
+static long int80(long nr, long a, long b, long c) {
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+
+static int connect_tcp(long fd, int port) {
+    struct sockaddr_in a = loopback(port);
+    return fd >= 0 && connect((int)fd, (struct sockaddr *)&a, sizeof a) == 0;
+}
+#endif
+
+static int entries(int port) {
+#ifdef __x86_64__
+    int reached = 0;
+    long fd = int80(359 /* i386 socket */, AF_INET, SOCK_STREAM, 0);
+    reached += connect_tcp(fd, port);
+    printf("int80_socket=%s ", fd >= 0 ? "ok" : "fail");
+    unsigned int *words = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    words[0] = AF_INET;
+    words[1] = SOCK_STREAM;
+    words[2] = 0;
+    fd = int80(102 /* i386 socketcall */, 1 /* SYS_SOCKET */, (long)(uintptr_t)words, 0);
+    reached += connect_tcp(fd, port);
+    printf("int80_socketcall=%s ", fd >= 0 ? "ok" : "fail");
+    char params[120] = {0};
+    printf("io_uring=%s ", err(syscall(425 /* io_uring_setup */, 4, params)));
+    struct clone_args ca = {.flags = CLONE_NEWUSER | CLONE_NEWNET, .exit_signal = SIGCHLD};
+    long child = syscall(SYS_clone3, &ca, sizeof ca);
+    if (child == 0)
+        _exit(connect_tcp(socket(AF_INET, SOCK_STREAM, 0), port));
+    int status = 0;
+    if (child > 0)
+        waitpid(child, &status, 0);
+    reached += child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    /* a listener that takes the program's getppid() calls */
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {4, f};
+    fflush(stdout);
+    child = fork();
+    if (child == 0) {
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                         SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        printf("listener=%s ", err(r));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    printf("reached=%d\n", reached);
+#endif
+    (void)port;
+    return 0;
+}
+
+/* The calls sysemu now answers for AF_UNIX sockets (bind to an abstract name,
+ * setsockopt(SO_PASSRIGHTS)) with bad arguments: the errnos must be Linux's. */
+static int rights_errnos(void) {
+    int p[2], one = 1, zero = 0;
+    if (pipe(p))
+        return 1;
+    int u = socket(AF_UNIX, SOCK_DGRAM, 0), v = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-errnos-%d", getpid());
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(a.sun_path + 1);
+    struct sockaddr_in in = loopback(0);
+    printf("bind_badfd=%s ", err(bind(-1, (struct sockaddr *)&a, alen)));
+    printf("bind_pipe=%s ", err(bind(p[0], (struct sockaddr *)&a, alen)));
+    printf("bind_efault=%s ", err(bind(u, (struct sockaddr *)8, alen)));
+    printf("bind_toolong=%s ", err(bind(u, (struct sockaddr *)&a, 200)));
+    printf("bind_inet=%s ", err(bind(u, (struct sockaddr *)&in, sizeof in)));
+    printf("bind_short=%s ", err(bind(u, (struct sockaddr *)&a, 1)));
+    printf("bind=%s ", err(bind(u, (struct sockaddr *)&a, alen)));
+    printf("bind_again=%s ", err(bind(u, (struct sockaddr *)&a, alen)));
+    printf("bind_inuse=%s ", err(bind(v, (struct sockaddr *)&a, alen)));
+    printf("bind_auto=%s ", err(bind(v, (struct sockaddr *)&a, sizeof(sa_family_t))));
+    printf("opt_badfd=%s ", err(setsockopt(-1, SOL_SOCKET, 83, &one, sizeof one)));
+    printf("opt_pipe=%s ", err(setsockopt(p[0], SOL_SOCKET, 83, &one, sizeof one)));
+    printf("opt_efault=%s ", err(setsockopt(u, SOL_SOCKET, 83, (void *)8, sizeof one)));
+    printf("opt_short=%s ", err(setsockopt(u, SOL_SOCKET, 83, &one, 2)));
+    printf("opt_neg=%s ", err(setsockopt(u, SOL_SOCKET, 83, &one, -1)));
+    printf("opt_off=%s ", err(setsockopt(u, SOL_SOCKET, 83, &zero, sizeof zero)));
+    int inet = socket(AF_INET, SOCK_STREAM, 0);
+    printf("opt_inet=%s\n", err(setsockopt(inet, SOL_SOCKET, 83, &one, sizeof one)));
+    return 0;
+}
+
+/* What sysemu keeps different (README: Limitations): a descriptor sent inside the sandbox
+ * to a socket the program connect()ed, and SO_PASSRIGHTS as getsockopt shows it. */
+static int pass_to_client(void) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "sysemu-client-%d", getpid());
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + 1 + len;
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0), value = -1;
+    socklen_t vlen = sizeof value;
+    getsockopt(listener, SOL_SOCKET, 83 /* SO_PASSRIGHTS */, &value, &vlen);
+    if (bind(listener, (struct sockaddr *)&a, alen) || listen(listener, 1))
+        return 1;
+    int client = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(client, (struct sockaddr *)&a, alen))
+        return 1;
+    int server = accept(listener, NULL, NULL), pair[2];
+    printf("to_client=%s ", send_pipe(server) == 0 && receive_and_read(client) == 0 ? "ok" : err(-1));
+    printf("to_server=%s ", send_pipe(client) == 0 && receive_and_read(server) == 0 ? "ok" : err(-1));
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, pair);
+    printf("dgram_pair=%s ", send_pipe(pair[0]) == 0 && receive_and_read(pair[1]) == 0 ? "ok" : err(-1));
+    printf("passrights=%d\n", value);
+    return 0;
+}
+
+/* socketpair(), which sysemu makes for an AF_UNIX datagram pair (and for i386 socketcall):
+ * the descriptors' numbers (lowest free), the errnos, the pair working. */
+static const char *pair_result(long r, int sv[2], int expect) {
+    static char buf[64];
+    if (r < 0)
+        return err(r);
+    ssize_t n = write(sv[0], "x", 1);
+    char c = 0;
+    snprintf(buf, sizeof buf, "%s", n == 1 && read(sv[1], &c, 1) == 1 && c == 'x' &&
+             sv[0] == expect && sv[1] == expect + 1 ? "ok" : "wrong");
+    close(sv[0]);
+    close(sv[1]);
+    return buf;
+}
+
+static int pairs(void) {
+    int sv[2], lowest = dup(0);
+    close(lowest);
+    printf("dgram=%s ", pair_result(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), sv, lowest));
+    printf("stream=%s ", pair_result(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), sv, lowest));
+    printf("dgram_flags=%s ", pair_result(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK |
+                                                     SOCK_CLOEXEC, 0, sv), sv, lowest));
+    printf("bad_flags=%s ", err(socketpair(AF_UNIX, SOCK_DGRAM | 0x100, 0, sv)));
+    int *volatile nowhere = (int *)8;
+    printf("efault=%s ", err(socketpair(AF_UNIX, SOCK_DGRAM, 0, nowhere)));
+    printf("proto=%s ", err(socketpair(AF_UNIX, SOCK_DGRAM, 6, sv)));
+#ifdef __i386__
+    unsigned long words[4] = {AF_UNIX, SOCK_DGRAM, 0, (unsigned long)sv};
+    printf("sc_dgram=%s ", pair_result(syscall(SYS_socketcall, 8L, words), sv, lowest));
+    words[1] = SOCK_STREAM;
+    printf("sc_stream=%s ", pair_result(syscall(SYS_socketcall, 8L, words), sv, lowest));
+    words[0] = AF_INET;
+    printf("sc_inet=%s ", err(syscall(SYS_socketcall, 8L, words)));
+    words[0] = 99;
+    printf("sc_family=%s ", err(syscall(SYS_socketcall, 8L, words)));
+    words[0] = AF_UNIX;
+    words[3] = 8;
+    printf("sc_efault=%s ", err(syscall(SYS_socketcall, 8L, words)));
+#endif
+    printf("after=%s\n", dup(0) == lowest ? "ok" : "leaked");
+    return 0;
+}
+
+/* A datagram socketpair end, disconnected and bound to a path: can a process outside
+ * send it descriptors there? */
+static int dgram_pair_path(const char *path) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+        return 1;
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    printf("disconnect=%s ", err(connect(sv[0], &unspec, sizeof unspec)));
+    printf("bind=%s\nready\n", err(bind(sv[0], (struct sockaddr *)&a, sizeof a)));
+    alarm(20);
+    char data[16], buf[CMSG_SPACE(4 * sizeof(int))];
+    struct iovec iov = {data, sizeof data};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+                         .msg_controllen = sizeof buf};
+    ssize_t n = recvmsg(sv[0], &msg, 0);
+    struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    printf("received=%d\n", c && c->cmsg_type == SCM_RIGHTS ?
+           (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0);
+    return 0;
+}
+
 /* Sockets until the descriptor limit: how many, and the error. */
 static int fill_fds(void) {
     int n = 0;
@@ -506,6 +927,10 @@ int main(int argc, char **argv) {
         return width_nonblock(mode);
     if (!strcmp(mode, "socketcall"))
         return socketcall_race(atoi(arg), argc > 3 ? atof(argv[3]) : 2.0);
+    if (!strcmp(mode, "socketcall_passrights"))
+        return socketcall_passrights(atof(arg));
+    if (!strcmp(mode, "socketcall_opts"))
+        return socketcall_opts();
     if (!strcmp(mode, "reach"))
         return reach(0);
     if (!strcmp(mode, "stop"))
@@ -525,6 +950,22 @@ int main(int argc, char **argv) {
         stress_udp = atoi(argv[4]);
         return stress(atol(arg), atof(argv[5]));
     }
+    if (!strcmp(mode, "recv_fds") && argc > 4)
+        return recv_fds(arg, atoi(argv[3]), atoi(argv[4]), argc > 5 && !strcmp(argv[5], "bound"));
+    if (!strcmp(mode, "dgram_pair_path"))
+        return dgram_pair_path(arg);
+    if (!strcmp(mode, "pairs"))
+        return pairs();
+    if (!strcmp(mode, "pass_to_client"))
+        return pass_to_client();
+    if (!strcmp(mode, "rights_errnos"))
+        return rights_errnos();
+    if (!strcmp(mode, "entries"))
+        return entries(atoi(arg));
+    if (!strcmp(mode, "vsock"))
+        return vsock();
+    if (!strcmp(mode, "pass_inside"))
+        return pass_inside();
     if (!strcmp(mode, "fill_fds"))
         return fill_fds();
     fprintf(stderr, "unknown mode %s\n", mode);

@@ -14,12 +14,14 @@ class AddressFamily(enum.IntEnum):
     AF_INET6 = 10
     AF_NETLINK = 16
     AF_PACKET = 17
+    AF_VSOCK = 40
 
 
 AF_UNSPEC = AddressFamily.AF_UNSPEC
 AF_UNIX = AddressFamily.AF_UNIX
 AF_INET = AddressFamily.AF_INET
 AF_INET6 = AddressFamily.AF_INET6
+AF_VSOCK = AddressFamily.AF_VSOCK
 NPROTO = 46                     # Linux: AF_MAX
 
 
@@ -95,6 +97,7 @@ SO_DOMAIN = 39
 SO_MAX_PACING_RATE = 47
 SO_RCVTIMEO_NEW = 66
 SO_SNDTIMEO_NEW = 67
+SO_PASSRIGHTS = 83     # Linux 6.16+
 
 SOCK_MIN_SNDBUF = 4608          # 2 * (2048 + ALIGN(sizeof(struct sk_buff))) as on 6.18
 SOCK_MIN_RCVBUF = 2304

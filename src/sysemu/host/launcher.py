@@ -22,6 +22,7 @@ import sys
 from typing import Callable
 
 from sysemu.arch.x86.entry import Syscalls
+from sysemu.host import rights
 from sysemu.host.hostsock import SocketFactory
 from sysemu.host.libc import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, prctl
 from sysemu.host.namespaces import (Containment, ContainmentError, forward_signals,
@@ -44,15 +45,19 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
     runs in S before the program starts (the network glue attaches there). `contain`:
     the namespaces of host/namespaces.py (False: only the seccomp filter).
     `allow_host_fd`: start even if stdin/stdout/stderr is a host AF_INET/AF_INET6 socket
-    (refused by default: the program could use it). `forwarding`: --publish and
-    --allow-egress (host/portfwd.py): their host sockets are made here, before any
-    namespace."""
+    (refused by default: the program could use it), and let the program's AF_UNIX sockets
+    receive descriptors from outside (refused by default: host/rights.py).
+    `forwarding`: --publish and --allow-egress (host/portfwd.py): their host sockets are
+    made here, before any namespace."""
     inet = host_inet_fds()
     if inet and not allow_host_fd:
         print(f"sysemu: descriptor {', '.join(map(str, inet))} is a host TCP/IP socket, which "
               f"the program could use to reach the host's network; --allow-host-fd "
               f"passes it anyway", file=sys.stderr, flush=True)
         return EX_CONTAIN
+    refuse_rights = not allow_host_fd and rights.supported()
+    if refuse_rights:
+        rights.guard_inherited()
     if forwarding:
         try:
             forwarding.listen()
@@ -76,12 +81,13 @@ def run(argv: list[str], syscalls: Syscalls, kernel: Kernel | None = None, *,
                 prof = cProfile.Profile()
                 try:
                     code = prof.runcall(_supervisor_main, argv, syscalls, kernel, setup,
-                                        watchdog, report_w, contain, forwarding)
+                                        watchdog, report_w, contain, forwarding,
+                                        refuse_rights)
                 finally:
                     prof.dump_stats(profile)
             else:
                 code = _supervisor_main(argv, syscalls, kernel, setup, watchdog, report_w,
-                                        contain, forwarding)
+                                        contain, forwarding, refuse_rights)
         except BaseException:
             import traceback
             traceback.print_exc()
@@ -112,7 +118,8 @@ def _watchdog(supervisor: int, report_r: int) -> int:
 
 
 def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int,
-                     contain: bool = True, forwarding: PortForwarding | None = None) -> int:
+                     contain: bool = True, forwarding: PortForwarding | None = None,
+                     refuse_rights: bool = False) -> int:
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != watchdog:      # W died before we could ask to die with it
         return EX_SOFTWARE
@@ -136,6 +143,10 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
     if isinstance(sup.kernel.host, NetGlue):
         # HostHooks.passthrough_socket: socketcall's other families, from sysemu's copy
         sup.kernel.host.socket_factory = factory
+        # host/rights.py: AF_UNIX sockets refuse descriptors from outside; abstract names
+        # are the sandbox's own only in its own network namespace
+        sup.kernel.host.refuse_rights = refuse_rights
+        sup.kernel.host.abstract_inside = contain
     child: list[int] = []
 
     forward_signals(lambda: child[0] if child else None, FORWARDED)

@@ -49,17 +49,20 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 from typing import Callable
 
 import sysemu.net
 from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
-from sysemu.abi.socket import SOCK_CLOEXEC, SOCK_NONBLOCK, TIMEVAL64
+from sysemu.abi.socket import AF_UNIX, SOCK_CLOEXEC, SOCK_NONBLOCK, TIMEVAL64
 from sysemu.abi.inet import TcpState
+from sysemu.host import rights
 from sysemu.host.notify import ReplaceFd
 from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
+from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import File
-from sysemu.kernel.syscalls import InstallFd
+from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.kernel.task import HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending
 
@@ -73,7 +76,9 @@ class NetGlue(HostHooks):
     """HostHooks for the live supervisor (see module docstring). `requests` is the
     supervisor's list of notification requests (ReplaceFd), carried out before the
     answer of the call being served; `pump` is set for --pcap and data faults;
-    `socket_factory` (host/hostsock.py) makes the host sockets of passthrough_socket()."""
+    `socket_factory` (host/hostsock.py) makes the host sockets of passthrough_socket().
+    `refuse_rights`: the program's AF_UNIX sockets refuse descriptors (host/rights.py);
+    `abstract_inside`: an abstract name is the sandbox's alone (its network namespace)."""
 
     def __init__(self, kernel, placeholders: Placeholders, requests: list,
                  log: Callable[[str], None]):
@@ -83,6 +88,8 @@ class NetGlue(HostHooks):
         self.log = log
         self.pump: Pump | None = None
         self.socket_factory = None
+        self.refuse_rights = False
+        self.abstract_inside = False
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
         # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
         # published port: host/portfwd.py), which takes the accepted child's kept end
@@ -133,12 +140,58 @@ class NetGlue(HostHooks):
     def passthrough_socket(self, family: int, type_: int, protocol: int) -> InstallFd:
         """A host socket made from sysemu's copy of the arguments (socketcall of a family
         sysemu leaves to the host), installed as the kernel would have: never CONTINUE."""
+        if family == AF_UNIX and self.refuse_rights:
+            return self.unix_socket(type_, protocol)
         if self.socket_factory is None:
             return super().passthrough_socket(family, type_, protocol)
-        fd = self.socket_factory.make(family, type_, protocol)
+        return self._install_host_socket(self.socket_factory.make(family, type_, protocol),
+                                         type_)
+
+    def unix_socket(self, type_: int, protocol: int) -> InstallFd:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        return self._install_host_socket(rights.unix_socket(type_, protocol), type_)
+
+    def socketpair(self, task, family: int, type_: int, protocol: int,
+                   usockvec: int) -> InstallFds:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        fds = rights.socketpair(family, type_, protocol)
+        try:        # Linux: EFAULT installs nothing; so a first copy before ADDFD
+            task.mem.write(usockvec, bytes(8))
+        except SyscallError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        files = []
+        for fd in fds:
+            file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
+            self.placeholders.passthrough_socket(file, fd)
+            files.append(file)
+        return InstallFds(tuple(files), bool(type_ & SOCK_CLOEXEC),
+                          lambda newfds: task.mem.write(usockvec, struct.pack("<ii", *newfds)))
+
+    def _install_host_socket(self, fd: int, type_: int) -> InstallFd:
+        """The program gets host socket `fd` (sysemu's copy, closed once installed)."""
         file = File(None, O_RDWR | (O_NONBLOCK if type_ & SOCK_NONBLOCK else 0))
         self.placeholders.passthrough_socket(file, fd)
         return InstallFd(file, bool(type_ & SOCK_CLOEXEC))
+
+    def unix_bind(self, task, fd: int, read_address) -> int:
+        if not (self.refuse_rights and self.abstract_inside):
+            raise HostPassthrough()
+        return rights.abstract_bind(task, fd, read_address)
+
+    def set_passrights(self, task, fd: int, optval: int, optlen: int) -> int:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        return rights.set_passrights(task, fd, optval, optlen)
+
+    def socketcall_setsockopt(self, task, fd: int, level: int, optname: int, optval: int,
+                              optlen: int) -> int:
+        if not self.refuse_rights:
+            raise HostPassthrough()
+        return rights.compat_setsockopt(task, fd, level, optname, optval, optlen)
 
     def listen_queue_changed(self, sock) -> None:
         ph = self.placeholders.of_sock(sock)

@@ -166,6 +166,12 @@ class Listener:
                         O_CLOEXEC if cloexec else 0)
         return self._ioctl(SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd)
 
+    def add_fd(self, id: int, srcfd: int, cloexec: bool = False) -> int | None:
+        """Install a copy of our srcfd in the caller at its lowest free number, the call
+        itself answered separately: the new fd, or None if the call was gone."""
+        ADDFD.pack_into(self._addfd, 0, id, 0, srcfd, 0, O_CLOEXEC if cloexec else 0)
+        return self._ioctl(SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd)
+
     def replace_fd(self, id: int, srcfd: int, newfd: int, cloexec: bool = False) -> bool:
         """Install a copy of our srcfd in the caller AT newfd, replacing what is there, as
         dup2 does (SECCOMP_ADDFD_FLAG_SETFD); the call itself is answered separately.

@@ -5,10 +5,11 @@ answer (DESIGN.md "How one system call travels"):
 
     int                 -> the value          SyscallError -> -errno
     HostPassthrough     -> CONTINUE           InstallFd    -> ADDFD + SEND, then commit(fd)
+                                              InstallFds   -> ADDFD each, store(fds), 0
     WouldBlock          -> parked on its wait queue, the attempt re-run when woken
 
-attempt() turns the dispatch into an outcome (VALUE, ERROR, INSTALL, CONTINUE, FAILED,
-INJECTED) and answer() delivers it: there is one path for every call. Deferred side
+attempt() turns the dispatch into an outcome (VALUE, ERROR, INSTALL, INSTALL_MANY,
+CONTINUE, FAILED, INJECTED) and answer() delivers it: there is one path for every call. Deferred side
 effects (task.on_commit) run only once the kernel accepted the answer; if the call was
 already gone (a signal interrupted it: ENOENT), none run. Requests of the host hooks that
 need the notification (ReplaceFd) are carried out right after the dispatch.
@@ -53,7 +54,7 @@ from sysemu.host.reactor import Reactor, TimerHandle
 from sysemu.host.seccomp import Filter, build_filter
 from sysemu.host.tracing import FD_PENDING, describe_file, render_exit, replace_result
 from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
-from sysemu.kernel.syscalls import InstallFd
+from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.kernel.task import Kernel, Task
 from sysemu.kernel.wait import WaitQueue
 from sysemu.trace.decode import errno_text
@@ -66,7 +67,7 @@ TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
 SYNC_WAKEUP = os.environ.get("SYSEMU_SYNC_WAKEUP", "1") != "0"
 
 # What attempt() makes of a call, for answer().
-VALUE, ERROR, INSTALL, CONTINUE, FAILED, INJECTED = range(6)
+VALUE, ERROR, INSTALL, CONTINUE, FAILED, INJECTED, INSTALL_MANY = range(7)
 
 
 def unserved_logger(stream: TextIO | None = None) -> Callable[[Slot], None]:
@@ -319,8 +320,9 @@ class Supervisor:
                 kind = FAILED
                 value = int(Errno.ENOSYS)
             else:
-                kind = VALUE if result.__class__ is int or not isinstance(result, InstallFd) \
-                    else INSTALL
+                kind = VALUE if result.__class__ is int else (
+                    INSTALL if isinstance(result, InstallFd) else
+                    INSTALL_MANY if isinstance(result, InstallFds) else VALUE)
                 value = result
             if self.requests:
                 self._carry_out(notif)
@@ -345,6 +347,15 @@ class Supervisor:
             if listener is None:
                 self._land(flight, None)
                 return
+        if kind == INSTALL_MANY and listener is not None:
+            # before the trace line, which shows the numbers the program was given
+            try:
+                err = self._install_fds(notif, value)
+            except Exception as exc:
+                self._internal_error(f"answer of {self._call_name(notif)}", exc)
+                err = int(Errno.ENOSYS)
+            kind, value = (ERROR, err) if err else (VALUE, 0)
+        if flight is not None:
             text = self._exit_text(flight, kind, value)
         try:
             if kind == VALUE:
@@ -425,6 +436,36 @@ class Supervisor:
             except Exception as exc:
                 self._internal_error(f"commit of {self._call_name(notif)}", exc)
         return newfd
+
+    def _install_fds(self, notif: Notification, result: InstallFds) -> int:
+        """ADDFD of each File's placeholder at the lowest free number, then result.store():
+        0, or the errno the call gets. sysemu: Linux reserves every number before it
+        installs any; here a later ADDFD that fails (EMFILE) leaves the earlier ones
+        installed, as does a store() that fails (EFAULT)."""
+        phs = [self.placeholders.of_file(file) for file in result.files]
+        if None in phs:
+            raise LookupError("a new file without a placeholder")
+        newfds: list[int] = []
+        err = 0
+        try:
+            for ph in phs:
+                newfd = self.listener.add_fd(notif.id, ph.prog_fd, result.cloexec)
+                if newfd is None:
+                    err = Errno.EINTR       # the call was gone: its answer is not seen
+                    break
+                newfds.append(newfd)
+            else:
+                result.store(newfds)
+        except SyscallError as exc:
+            err = int(exc.errno)
+        except OSError as exc:
+            err = exc.errno or Errno.EFAULT
+        for ph in phs:
+            try:
+                self.placeholders.installed(ph, not err)
+            except Exception as exc:
+                self._internal_error(f"placeholder of {self._call_name(notif)}", exc)
+        return err
 
     def _call_name(self, notif: Notification) -> str:
         slot = self.syscalls.slot(notif.arch, notif.nr)

@@ -83,6 +83,17 @@ class InstallFd:
 
 
 @dataclass
+class InstallFds:
+    """The call makes several descriptors and returns 0 (socketpair: Linux
+    __sys_socketpair(), fd_install() of both): the host installs each of `files` at the
+    lowest free number (ADDFD), then `store(fds)` copies their numbers to the program (may
+    raise SyscallError EFAULT, the call's result then), then the call returns 0."""
+    files: tuple
+    cloexec: bool
+    store: Callable[[list], None]
+
+
+@dataclass
 class Handler:
     name: str
     func: Callable

@@ -6,7 +6,7 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.kernel.clock import Clock, FakeClock
-from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import FdTable, FileTable
 from sysemu.kernel.usermem import BufferMemory, UserMemory
 
@@ -40,6 +40,24 @@ class HostHooks:
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user
                                  memory): an InstallFd, or SyscallError
+    unix_socket(type, protocol)  socket(AF_UNIX, ...) from the register values: an
+                                 InstallFd, or HostPassthrough (the host makes it)
+    unix_bind(task, fd, read_address)
+                                 bind(2) of a descriptor that is not sysemu's
+                                 (`read_address()` copies the address in): 0,
+                                 SyscallError, or HostPassthrough
+    set_passrights(task, fd, optval, optlen)
+                                 setsockopt(SOL_SOCKET, SO_PASSRIGHTS) of a descriptor
+                                 that is not sysemu's: 0, SyscallError, HostPassthrough
+                                 (host/rights.py: descriptors handed in)
+    socketpair(task, family, type, protocol, usockvec)
+                                 socketpair(2) made by the host side (an AF_UNIX datagram
+                                 pair, or socketcall's from its copy): InstallFds,
+                                 SyscallError, or HostPassthrough
+    socketcall_setsockopt(task, fd, level, optname, optval, optlen)
+                                 i386 socketcall(SYS_SETSOCKOPT) of a descriptor that is
+                                 not sysemu's, from sysemu's copy of its words: 0,
+                                 SyscallError, or HostPassthrough
     """
 
     def new_file(self, file) -> None: ...
@@ -58,6 +76,22 @@ class HostHooks:
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
+
+    def unix_socket(self, type_: int, protocol: int):
+        raise HostPassthrough()
+
+    def unix_bind(self, task, fd: int, read_address) -> int:
+        raise HostPassthrough()
+
+    def set_passrights(self, task, fd: int, optval: int, optlen: int) -> int:
+        raise HostPassthrough()
+
+    def socketcall_setsockopt(self, task, fd: int, level: int, optname: int, optval: int,
+                              optlen: int) -> int:
+        raise HostPassthrough()
+
+    def socketpair(self, task, family: int, type_: int, protocol: int, usockvec: int):
+        raise HostPassthrough()
 
 
 class Kernel:

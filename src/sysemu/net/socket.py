@@ -11,14 +11,15 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, LAYOUTS, NATIVE_LAYOUTS, NPROTO,
-                               SOCK_CLOEXEC, SOCK_MAX, SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE,
-                               SOCKETCALL_NARGS,
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS, NATIVE_LAYOUTS,
+                               NPROTO, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK,
+                               SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_RECV, SYS_RECVFROM, SYS_RECVMMSG, SYS_RECVMSG,
                                SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
-                               TIMEVAL64, SocketState)
+                               SYS_SOCKETPAIR, SO_PASSRIGHTS, SOL_SOCKET, TIMEVAL64,
+                               SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
@@ -186,13 +187,22 @@ def do_accept(sock: Socket) -> Sock:
 # -- handlers ----------------------------------------------------------------------------
 
 INET_FAMILIES = (((0, "eq", AF_INET),), ((0, "eq", AF_INET6),))
+# sysemu: families whose sockets no network namespace confines are refused as on a kernel
+# without them (EAFNOSUPPORT): AF_VSOCK reaches the hypervisor (CID 2) from any namespace.
+UNCONFINED_FAMILIES = (AF_VSOCK,)
+# sysemu: AF_UNIX sockets are the host's, but made by sysemu (HostHooks.unix_socket): so
+# that a process outside cannot hand descriptors in through them (host/rights.py)
+TRAPPED_FAMILIES = INET_FAMILIES + (((0, "eq", AF_UNIX),),) + tuple(
+    ((0, "eq", family),) for family in UNCONFINED_FAMILIES)
 
 
-@syscall("socket", trap_when=INET_FAMILIES)
+@syscall("socket", trap_when=TRAPPED_FAMILIES)
 def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
     """socket(2). Linux: net/socket.c __sys_socket(): EINVAL for unknown type flags
     before anything else."""
-    if family not in (AF_INET, AF_INET6):
+    if family == AF_UNIX:
+        return task.kernel.host.unix_socket(type, protocol)
+    if family not in (AF_INET, AF_INET6) and family not in UNCONFINED_FAMILIES:
         raise HostPassthrough()
     flags = type & ~SOCK_TYPE_MASK
     if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
@@ -202,10 +212,27 @@ def sys_socket(task, family: CInt, type: CInt, protocol: CInt):
     return InstallFd(file, bool(flags & SOCK_CLOEXEC))
 
 
+# sysemu: an AF_UNIX datagram pair is made by the host side with SO_PASSRIGHTS off
+# (HostHooks.socketpair, host/rights.py); other pairs are the host's
+UNIX_DGRAM_PAIRS = (((0, "eq", AF_UNIX), (1, "masked_eq", SOCK_DGRAM, SOCK_TYPE_MASK)),)
+
+
+@syscall("socketpair", trap_when=UNIX_DGRAM_PAIRS)
+def sys_socketpair(task, family: CInt, type: CInt, protocol: CInt, usockvec: UserPtr):
+    """socketpair(2) of AF_UNIX SOCK_DGRAM. Linux: net/socket.c __sys_socketpair()."""
+    if family != AF_UNIX or type & SOCK_TYPE_MASK != SOCK_DGRAM:
+        raise HostPassthrough()
+    return task.kernel.host.socketpair(task, family, type, protocol, usockvec)
+
+
 @syscall("bind")
 def sys_bind(task, fd: CInt, umyaddr: UserPtr, addrlen: CInt) -> int:
     """bind(2). Linux: net/socket.c __sys_bind()."""
-    sock = sockfd_lookup(task, fd)
+    try:
+        sock = sockfd_lookup(task, fd)
+    except HostPassthrough:     # an AF_UNIX socket may be bound by sysemu (host/rights.py)
+        return task.kernel.host.unix_bind(
+            task, fd, lambda: move_addr_to_kernel(task.mem, umyaddr, addrlen))
     address = move_addr_to_kernel(task.mem, umyaddr, addrlen)
     return bind_socket(task, sock, address)
 
@@ -309,7 +336,13 @@ _NOT_CONNECTED = frozenset((TcpState.TCP_LISTEN, TcpState.TCP_CLOSE, TcpState.TC
 def sys_setsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
                    optlen: CInt) -> int:
     """setsockopt(2). Linux: net/socket.c __sys_setsockopt(): EINVAL for optlen < 0."""
-    sock = sockfd_lookup(task, fd)
+    try:
+        sock = sockfd_lookup(task, fd)
+    except HostPassthrough:
+        if level == SOL_SOCKET and optname == SO_PASSRIGHTS:
+            # sysemu: the value is in user memory: never CONTINUEd (host/rights.py)
+            return task.kernel.host.set_passrights(task, fd, optval, optlen)
+        raise
     if optlen < 0:
         raise SyscallError(Errno.EINVAL)
     return sockopt.setsockopt(task, sock, level, optname, optval, optlen)
@@ -460,9 +493,29 @@ def _socketcall_socket(task, family: int, type_: int, protocol: int):
     """socketcall(SYS_SOCKET). sysemu: the words came from user memory, which another
     thread may rewrite before the host reads them again: a family sysemu does not serve
     is created by the host side from this copy (HostHooks.passthrough_socket), not CONTINUEd."""
-    if family in (AF_INET, AF_INET6):
+    if family in (AF_INET, AF_INET6) or family in UNCONFINED_FAMILIES:
         return sys_socket(task, family, type_, protocol)
     return task.kernel.host.passthrough_socket(family, type_, protocol)
+
+
+def _socketcall_setsockopt(task, fd: int, level: int, optname: int, optval: int,
+                           optlen: int) -> int:
+    """socketcall(SYS_SETSOCKOPT). sysemu: on a descriptor that is not sysemu's, a CONTINUE
+    would let the kernel read the words again, and another thread could have made them
+    setsockopt(SO_PASSRIGHTS, 1) meanwhile: the host side makes the call from this copy
+    (HostHooks.socketcall_setsockopt)."""
+    try:
+        return sys_setsockopt(task, fd, level, optname, optval, optlen)
+    except HostPassthrough:
+        return task.kernel.host.socketcall_setsockopt(task, fd, level, optname, optval,
+                                                      optlen)
+
+
+def _socketcall_socketpair(task, family: int, type_: int, protocol: int, usockvec: int):
+    """socketcall(SYS_SOCKETPAIR). sysemu: a CONTINUE would let the kernel read the words
+    again, and another thread could have made a stream pair a datagram one meanwhile: the
+    host side makes every pair from this copy (HostHooks.socketpair)."""
+    return task.kernel.host.socketpair(task, family, type_, protocol, usockvec)
 
 
 _SOCKETCALL = {
@@ -474,7 +527,8 @@ _SOCKETCALL = {
     SYS_GETSOCKNAME: lambda t, a: sys_getsockname(t, *a[:3]),
     SYS_GETPEERNAME: lambda t, a: sys_getpeername(t, *a[:3]),
     SYS_SHUTDOWN: lambda t, a: sys_shutdown(t, *a[:2]),
-    SYS_SETSOCKOPT: lambda t, a: sys_setsockopt(t, *a[:5]),
+    SYS_SETSOCKOPT: lambda t, a: _socketcall_setsockopt(t, *a[:5]),
+    SYS_SOCKETPAIR: lambda t, a: _socketcall_socketpair(t, *a[:4]),
     SYS_GETSOCKOPT: lambda t, a: sys_getsockopt(t, *a[:5]),
     SYS_ACCEPT4: lambda t, a: _accept4(t, a[0], a[1], a[2], a[3]),
     # sysemu: served only with MSG_ERRQUEUE (see sys_recvfrom); the flags word is read
@@ -488,10 +542,10 @@ _SOCKETCALL = {
 
 # which argument words are ints (sign-extended); the rest are pointers (compat_uptr_t)
 _SOCKETCALL_INTS = {
-    SYS_SOCKET: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2), SYS_LISTEN: (0, 1),
-    SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,), SYS_SHUTDOWN: (0, 1),
-    SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2), SYS_ACCEPT4: (0, 3),
-    SYS_RECV: (0,), SYS_RECVFROM: (0,), SYS_RECVMSG: (0,), SYS_RECVMMSG: (0,)}
+    SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2),
+    SYS_LISTEN: (0, 1), SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,),
+    SYS_SHUTDOWN: (0, 1), SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2),
+    SYS_ACCEPT4: (0, 3), SYS_RECV: (0,), SYS_RECVFROM: (0,), SYS_RECVMSG: (0,), SYS_RECVMMSG: (0,)}
 
 
 def _s32(v: int) -> int:

@@ -18,7 +18,7 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
 from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
-                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
+                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_PASSRIGHTS,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_MAX_PACING_RATE, SO_PROTOCOL,
                                SO_RCVBUF,
@@ -172,6 +172,8 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         sk.sndtimeo = _jiffies_to_seconds(
             sock_set_timeout(task, optval, optlen, _timeval_layout(task, optname)))
         task.kernel.host.timeout_changed(sk)
+    elif optname == SO_PASSRIGHTS:
+        raise SyscallError(Errno(95))           # EOPNOTSUPP: AF_UNIX only
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return 0
