@@ -158,9 +158,8 @@ def _socket(c: Call) -> str:
 
 
 def _socketpair(c: Call) -> str:
-    if c.entering:
-        return (f"{d.socket_family(c.u(0))}, {d.socket_type(c.u(1))}, "
-                f"{d.socket_protocol(c.u(0), c.u(2))}, ")
+    if c.entering:      # strace's socketpair() prints the protocol as a number
+        return f"{d.socket_family(c.u(0))}, {d.socket_type(c.u(1))}, {c.i(2)}, "
     data = None if c.error else d.umove(c.mem, c.u(3), 8)
     if data is None:
         return printaddr(c.u(3))
