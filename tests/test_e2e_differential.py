@@ -51,16 +51,6 @@ def probe_json(argv: list[str]) -> tuple[object, subprocess.CompletedProcess]:
         return {"no_json": done.stdout[-2000:], "rc": done.returncode}, done
 
 
-def _udp_not_served(native, got):
-    """sysemu serves no UDP yet: socket(AF_INET, SOCK_DGRAM) fails with EPROTONOSUPPORT, so
-    nothing reaches a host AF_INET socket (README: Limitations). Linux's answers are
-    still checked to be what the probe expects of a real UDP socket."""
-    assert native["udp_stream_calls"]["listen"] in ("EOPNOTSUPP", "ENOTSUP"), native
-    assert got == {"udp_stream_calls": {
-        "exception": "OSError: [Errno 93] Protocol not supported"}}, got
-    return {}, {}
-
-
 def _without_ss(native, got):
     """ss(8) inside the sandbox asks the host's sock_diag, which does not see sysemu's
     sockets (README: Limitations; `sysemu ss` is the view of them): compare the rest."""
@@ -70,7 +60,7 @@ def _without_ss(native, got):
     return native, got
 
 
-KNOWN_DIFFERENCES = {"udp_stream_calls": _udp_not_served, "listen_limits": _without_ss}
+KNOWN_DIFFERENCES = {"listen_limits": _without_ss}
 
 
 # Differences sysemu has on purpose or knowingly, each named in README: Limitations.

@@ -15,6 +15,10 @@ class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
 
+    def realtime(self) -> float:
+        """CLOCK_REALTIME (what SO_TIMESTAMP reports)."""
+        return time.time()
+
 
 def host_random(seed: int | None = None) -> random.Random:
     """The sandbox kernel's random source: seeded from os.urandom (a new secret for

@@ -17,7 +17,7 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
                              TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
-from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
+from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, SOCK_DGRAM, SOCK_STREAM, LINGER, SO_BINDTODEVICE,
                                SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_PROTOCOL, SO_RCVBUF,
@@ -110,13 +110,115 @@ def setsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
     sk = sock.sk
     if level == SOL_SOCKET:
         return sk_setsockopt(task, sk, optname, optval, optlen)
-    if level == SOL_TCP:
+    if level == SOL_TCP and sk.type == SOCK_STREAM:
         return do_tcp_setsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_UDP and sk.type == SOCK_DGRAM:
+        return udp_lib_setsockopt(task, sk, optname, optval, optlen)
     if level == SOL_IP:
+        if sk.type == SOCK_DGRAM and optname in IP_DGRAM_OPTS:
+            return ip_dgram_setsockopt(task, sk, optname, optval, optlen)
         return do_ip_setsockopt(task, sk, optname, optval, optlen)
     if level == SOL_IPV6 and sk.family == AF_INET6:
+        if sk.type == SOCK_DGRAM and optname in IPV6_DGRAM_OPTS:
+            return ip_dgram_setsockopt(task, sk, -optname, optval, optlen)
         return do_ipv6_setsockopt(task, sk, optname, optval, optlen)
     raise SyscallError(Errno.ENOPROTOOPT)
+
+
+# -- datagram sockets (net/ipv4/udp.py) ----------------------------------------------
+SOL_UDP = 17
+UDP_OPTS = (1, 100, 101, 102, 103, 104)   # UDP_CORK, UDP_ENCAP, UDP_NO_CHECK6_TX/RX,
+                                          # UDP_SEGMENT, UDP_GRO: kept, not acted on
+IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS = 8, 11, 12, 13
+IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 32, 33, 34
+IP_DGRAM_OPTS = frozenset((IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
+                           IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP,
+                           IP_DROP_MEMBERSHIP))
+IPV6_RECVERR, IPV6_RECVPKTINFO = 25, 49
+IPV6_DGRAM_OPTS = frozenset((IPV6_RECVERR, IPV6_RECVPKTINFO))
+SO_TIMESTAMPS = (29, 35, 63, 64)          # SO_TIMESTAMP(NS)_OLD, SO_TIMESTAMP(NS)_NEW
+
+
+def udp_lib_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: udp_lib_setsockopt(): an int (EINVAL when shorter)."""
+    if optname not in UDP_OPTS:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    sk.tcp_opts[("udp", optname)] = _get_int(task, optval, optlen)
+    return 0
+
+
+def ip_dgram_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: do_ip_setsockopt() / do_ipv6_setsockopt() for the options of datagram
+    sockets (an IPv6 option comes as -optname): the cmsg switches, IP_RECVERR (turning
+    it off purges the error queue), multicast interface/TTL/loop, IP_ADD_MEMBERSHIP and
+    IP_DROP_MEMBERSHIP (struct ip_mreq or ip_mreqn)."""
+    if optname in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP):
+        if optlen < 8:
+            raise _einval()
+        raw = task.mem.read(optval, min(optlen, 12))
+        group, local = raw[0:4], raw[4:8]
+        ifindex = int.from_bytes(raw[8:12], "little") if len(raw) >= 12 else 0
+        if optname == IP_ADD_MEMBERSHIP:
+            if group[0] & 0xF0 != 0xE0:
+                raise _einval()
+            if not ifindex and local[0] != 127:
+                raise SyscallError(Errno.ENODEV)    # sysemu: no route for multicast
+            entry = (group, LOOPBACK_IFINDEX)
+            if entry in sk.mc_list:
+                raise SyscallError(Errno.EADDRINUSE)
+            if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
+                raise SyscallError(Errno.ENOBUFS)
+            sk.mc_list.append(entry)
+            return 0
+        for joined in sk.mc_list:
+            if joined[0] == group:
+                sk.mc_list.remove(joined)
+                return 0
+        raise SyscallError(Errno.EADDRNOTAVAIL)
+    if optname == IP_MULTICAST_IF:
+        if optlen < 4:
+            raise _einval()
+        raw = task.mem.read(optval, min(optlen, 12))
+        addr = raw[4:8] if len(raw) >= 12 else raw[0:4]
+        ifindex = int.from_bytes(raw[8:12], "little") if len(raw) >= 12 else 0
+        if addr != b"\0\0\0\0" and addr[0] != 127:
+            raise SyscallError(Errno.EADDRNOTAVAIL)
+        if ifindex and ifindex != LOOPBACK_IFINDEX:
+            raise SyscallError(Errno.ENODEV)
+        sk.mc_addr = addr
+        sk.mc_index = ifindex or (LOOPBACK_IFINDEX if addr[0] == 127 else 0)
+        return 0
+    if optlen >= 4:
+        val = int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
+    elif optlen >= 1:
+        val = task.mem.read(optval, 1)[0]
+    else:
+        raise _einval()
+    if optname == IP_MULTICAST_TTL:
+        if val == -1:
+            val = 1
+        if not 0 <= val <= 255:
+            raise _einval()
+        sk.mc_ttl = val
+    elif optname == IP_MULTICAST_LOOP:
+        sk.mc_loop = bool(val)
+    elif optname in (IP_RECVERR, -IPV6_RECVERR):
+        sk.recverr = bool(val)
+        if not val:
+            sk.error_queue.clear()
+    else:
+        (sk.cmsg_flags.add if val else sk.cmsg_flags.discard)(abs(optname))
+    return 0
+
+
+def ip_dgram_getsockopt(sk, optname: int) -> int:
+    if optname == IP_MULTICAST_TTL:
+        return sk.mc_ttl
+    if optname == IP_MULTICAST_LOOP:
+        return int(sk.mc_loop)
+    if optname in (IP_RECVERR, -IPV6_RECVERR):
+        return int(sk.recverr)
+    return int(abs(optname) in sk.cmsg_flags)
 
 
 def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
@@ -126,7 +228,11 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         return sock_setbindtodevice(task, sk, optval, optlen)
     val = _get_int(task, optval, optlen)
     valbool = bool(val)
-    if optname in SOCK_FLAGS:
+    if optname in SO_TIMESTAMPS:
+        # Linux: sock_set_timestamp(): one receive timestamp, the kind last asked for
+        # (turning any of them off turns both kinds off)
+        sk.tstamp_kind = optname if valbool else 0
+    elif optname in SOCK_FLAGS:
         if optname == SO_DEBUG and valbool and not task.capable(CAP_NET_ADMIN):
             raise SyscallError(Errno.EACCES)
         sk.sockflags[optname] = valbool
@@ -346,12 +452,33 @@ def getsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
     sk = sock.sk
     if level == SOL_SOCKET:
         return sk_getsockopt(task, sock, optname, optval, optlen)
-    if level == SOL_TCP:
+    if level == SOL_TCP and sk.type == SOCK_STREAM:
         return do_tcp_getsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_UDP and sk.type == SOCK_DGRAM:
+        if optname not in UDP_OPTS:
+            raise SyscallError(Errno.ENOPROTOOPT)
+        length = get_user_int(task.mem, optlen)
+        if length < 0:
+            raise _einval()
+        return _put(task, optval, optlen, _int(sk.tcp_opts.get(("udp", optname), 0)),
+                    min(length, 4))
     if level == SOL_IP:
+        if sk.type == SOCK_DGRAM and optname in IP_DGRAM_OPTS \
+                and optname not in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP, IP_MULTICAST_IF):
+            length = get_user_int(task.mem, optlen)
+            if length < 0:
+                raise _einval()
+            val = ip_dgram_getsockopt(sk, optname)
+            if 0 < length < 4:
+                return _put(task, optval, optlen, bytes([val]), 1)
+            return _put(task, optval, optlen, _int(val), min(length, 4))
         return do_ip_getsockopt(task, sk, optname, optval, optlen)
     if sk.family == AF_INET6:
         if level == SOL_IPV6:
+            if sk.type == SOCK_DGRAM and optname in IPV6_DGRAM_OPTS:
+                length = get_user_int(task.mem, optlen)
+                return _put(task, optval, optlen, _int(ip_dgram_getsockopt(sk, -optname)),
+                            min(length & 0xFFFFFFFF, 4))
             return do_ipv6_getsockopt(task, sk, optname, optval, optlen)
         raise SyscallError(Errno.ENOPROTOOPT)
     raise SyscallError(Errno(95))   # EOPNOTSUPP (== ENOTSUP): ip_getsockopt(), level != SOL_IP
@@ -377,6 +504,8 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         raise _einval()
     if optname in SOCK_FLAGS:
         data = _int(int(sk.sockflags.get(optname, False)))
+    elif optname in SO_TIMESTAMPS:
+        data = _int(int(getattr(sk, "tstamp_kind", 0) == optname))
     elif optname == SO_PRIORITY:
         data = _int(sk.priority)
     elif optname == SO_RCVLOWAT:
