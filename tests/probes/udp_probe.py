@@ -54,6 +54,8 @@ def outcome(fn, *args):
         value = fn(*args)
     except OSError as exc:
         return errno.errorcode.get(exc.errno, str(exc.errno))
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes"
     return value
 
 

@@ -358,6 +358,10 @@ class NetGlue(HostHooks):
         ph = self.placeholders.of_sock(sock)
         if ph is None or ph.mirror is None or not ph.mirror:
             return
+        while ph.mirror and ph.mirror[0] is None:     # an error marker read natively
+            ph.mirror.popleft()
+        if not ph.mirror:
+            return
         length = ph.mirror.popleft()
         ph.mirror_bytes -= length
         if ph.backlog and len(ph.backlog) > len(ph.mirror):
@@ -384,7 +388,8 @@ class NetGlue(HostHooks):
         ph.syncing = True
         try:
             self._native_sends(ph, sock)
-            if not ph.mirror or len(ph.backlog) >= len(ph.mirror):
+            if not ph.mirror or len(ph.backlog) >= len(ph.mirror) \
+                    or ph.mirror_bytes == 0 and None in ph.mirror:
                 return 0
             end = self.placeholders.program_end(ph)
             if end is None:
@@ -400,8 +405,10 @@ class NetGlue(HostHooks):
             taken = 0
             mirror = ph.mirror
             while mirror and ph.mirror_bytes > left:
-                ph.mirror_bytes -= mirror.popleft()
-                taken += 1
+                length = mirror.popleft()
+                if length is not None:          # (an error marker is no datagram)
+                    ph.mirror_bytes -= length
+                    taken += 1
             if ph.backlog:
                 self._flush_backlog(ph)
             return taken
@@ -438,7 +445,36 @@ class NetGlue(HostHooks):
                 pass
 
     def datagram_error(self, sock) -> None:
-        return None
+        """An ICMP error is pending (sk_err) on a socket with nothing queued: a zero-length
+        record (a marker, None in the mirror) makes the placeholder readable, so a program
+        waiting in poll/epoll/a blocking recv wakes up as Linux wakes it (POLLERR), and
+        its recvfrom/recvmsg (sysemu's) fails with the error. When the error is taken,
+        the marker goes again if it is still at the head.
+        sysemu: a native recv()/read() reads the marker as an empty datagram."""
+        ph = self.placeholders.of_sock(sock)
+        if ph is None or ph.kept_fd is None or ph.mirror is None:
+            return
+        if sock.sk_err:
+            if not ph.mirror and not ph.backlog:
+                try:
+                    os.write(ph.kept_fd, b"")
+                    ph.mirror.append(None)
+                except OSError:
+                    pass
+            return
+        if not ph.mirror or ph.mirror[0] is not None:
+            return
+        ph.mirror.popleft()
+        end = self.placeholders.program_end(ph)
+        if end is None:
+            return
+        try:
+            if len(end.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT | socket.MSG_TRUNC)) == 0:
+                end.recv(1, socket.MSG_DONTWAIT)
+        except OSError:
+            pass
+        finally:
+            end.close()
 
     def shutdown(self, sock, how: int) -> None:
         """shutdown(2)'s sending half reaches the placeholder too, so the peer program

@@ -530,6 +530,8 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         err = sk.sk_err or sk.sk_err_soft
         if sk.sk_err:
             sk.sk_err = 0
+            if sk.type == SOCK_DGRAM:
+                task.kernel.host.datagram_error(sk)
         else:
             sk.sk_err_soft = 0
         data = _int(int(err))
