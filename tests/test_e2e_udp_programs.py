@@ -5,8 +5,11 @@ not on sysemu's network."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
+
+import pytest
 
 from test_e2e_programs import PROBES, need, run_sh
 
@@ -81,3 +84,18 @@ def test_program_opening_a_resolver_socket_at_startup(sysemu_bin):
     native = run_sh(f"{sys.executable} -c \"{code}\"", None)
     got = run_sh(f"{sys.executable} -c \"{code}\"", sysemu_bin)
     assert native.stdout == got.stdout == b"started ('127.0.0.53', 53)\n", got.stderr
+
+
+def test_multicast_on_loopback_as_in_a_namespace_with_only_lo(sysemu_bin):
+    """Multicast depends on the namespace's routes: the native run is in a network
+    namespace of its own whose only device is lo (as the sandbox's), where joining,
+    IP_MULTICAST_IF, IP_MULTICAST_ALL and lo's loop decide who gets a datagram."""
+    need("unshare", "ip", package="util-linux, iproute2")
+    probe = str(PROBES / "udp_multicast.py")
+    native = subprocess.run(["unshare", "-rn", "sh", "-c",
+                             f"ip link set lo up && {sys.executable} {probe}"],
+                            capture_output=True, timeout=30)
+    if native.returncode != 0:
+        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
+    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
+    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])

@@ -130,10 +130,10 @@ SOL_UDP = 17
 UDP_OPTS = (1, 100, 101, 102, 103, 104)   # UDP_CORK, UDP_ENCAP, UDP_NO_CHECK6_TX/RX,
                                           # UDP_SEGMENT, UDP_GRO: kept, not acted on
 IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS = 8, 11, 12, 13
-IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 32, 33, 34
+IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL = 32, 33, 34, 49
 IP_DGRAM_OPTS = frozenset((IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
                            IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP,
-                           IP_DROP_MEMBERSHIP))
+                           IP_DROP_MEMBERSHIP, IP_MULTICAST_ALL))
 IPV6_RECVERR, IPV6_RECVPKTINFO = 25, 49
 IPV6_DGRAM_OPTS = frozenset((IPV6_RECVERR, IPV6_RECVPKTINFO))
 SO_TIMESTAMPS = (29, 35, 63, 64)          # SO_TIMESTAMP(NS)_OLD, SO_TIMESTAMP(NS)_NEW
@@ -202,6 +202,8 @@ def ip_dgram_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int
         sk.mc_ttl = val
     elif optname == IP_MULTICAST_LOOP:
         sk.mc_loop = bool(val)
+    elif optname == IP_MULTICAST_ALL:
+        sk.mc_all = bool(val)
     elif optname in (IP_RECVERR, -IPV6_RECVERR):
         sk.recverr = bool(val)
         if not val:
@@ -216,6 +218,8 @@ def ip_dgram_getsockopt(sk, optname: int) -> int:
         return sk.mc_ttl
     if optname == IP_MULTICAST_LOOP:
         return int(sk.mc_loop)
+    if optname == IP_MULTICAST_ALL:
+        return int(sk.mc_all)
     if optname in (IP_RECVERR, -IPV6_RECVERR):
         return int(sk.recverr)
     return int(abs(optname) in sk.cmsg_flags)
