@@ -131,3 +131,18 @@ def test_memcached_udp_port(sysemu_bin):
         outs.append(done.stdout.decode())
     assert outs[0] == "STORED\nTrue VALUE greeting 0 5|hello|END True\nstats ok True\n", outs
     assert outs[1] == outs[0], outs
+
+
+def test_udp_counters_as_in_a_fresh_namespace(sysemu_bin):
+    """/proc/net/snmp's Udp: and Icmp: lines after a fixed exchange (received, refused,
+    dropped for the receive buffer, failed copies) equal those of a network namespace of
+    its own (a fresh MIB, as the sandbox's)."""
+    need("unshare", "ip", package="util-linux, iproute2")
+    probe = str(PROBES / "udp_counters.py")
+    native = subprocess.run(["unshare", "-rn", "sh", "-c",
+                             f"ip link set lo up && {sys.executable} {probe}"],
+                            capture_output=True, timeout=30)
+    if native.returncode != 0:
+        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
+    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
+    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])
