@@ -28,7 +28,9 @@ from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
 from sysemu.kernel.task import CAP_NET_ADMIN, Task
 from sysemu.kernel.usermem import U64
-from sysemu.net.proc import render_netstat, render_snmp, render_tcp, tcp_proc_rows
+from sysemu.net.ipv4.udp import udp_sync_all
+from sysemu.net.proc import (render_netstat, render_snmp, render_tcp, render_udp,
+                             tcp_proc_rows, udp_proc_rows)
 
 CAP_DAC_OVERRIDE = 1
 
@@ -135,7 +137,18 @@ def _rows(kernel, v6: bool) -> list:
     return tcp_proc_rows(net, v6) if net is not None else []
 
 
+def _udp_rows(kernel, v6: bool) -> list:
+    net = _net(kernel)
+    if net is None:
+        return []
+    udp_sync_all(net)
+    return udp_proc_rows(net, v6)
+
+
 def _mib(kernel):
+    net = _net(kernel)
+    if net is not None and net.udp_table is not None:
+        udp_sync_all(net)
     return getattr(_net(kernel), "mib", None)
 
 
@@ -152,6 +165,8 @@ class ProcNet:
         for entry in (
             NetEntry("tcp", lambda k: render_tcp(_rows(k, False), v6=False), seq=True),
             NetEntry("tcp6", lambda k: render_tcp(_rows(k, True), v6=True), seq=True),
+            NetEntry("udp", lambda k: render_udp(_udp_rows(k, False), v6=False), seq=True),
+            NetEntry("udp6", lambda k: render_udp(_udp_rows(k, True), v6=True), seq=True),
             NetEntry("netstat", lambda k: render_netstat(_mib(k)), seq=False),
             NetEntry("snmp", lambda k: render_snmp(_mib(k)), seq=False),
         ):

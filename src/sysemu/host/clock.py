@@ -15,6 +15,10 @@ class MonotonicClock:
     # The builtin itself: the model asks the time a few dozen times a connection.
     now = staticmethod(time.monotonic)
 
+    def realtime(self) -> float:
+        """CLOCK_REALTIME (what SO_TIMESTAMP reports)."""
+        return time.time()
+
 
 def host_random(seed: int | None = None) -> random.Random:
     """The sandbox kernel's random source: seeded from os.urandom (a new secret for

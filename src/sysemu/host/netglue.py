@@ -46,15 +46,18 @@ pair. README: Limitations.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import socket
 import struct
+import termios
+from collections import deque
 from typing import Callable
 
 import sysemu.net
 from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
-from sysemu.abi.socket import AF_UNIX, SOCK_CLOEXEC, SOCK_NONBLOCK, TIMEVAL64
+from sysemu.abi.socket import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, TIMEVAL64
 from sysemu.abi.inet import TcpState
 from sysemu.host import rights
 from sysemu.host.notify import ReplaceFd
@@ -65,6 +68,9 @@ from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.kernel.task import HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending
+
+
+MAX_NATIVE_SENDS = 4096      # records taken from one kept end in one go
 
 
 def sock_of(file):
@@ -91,6 +97,7 @@ class NetGlue(HostHooks):
         self.refuse_rights = False
         self.abstract_inside = False
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
+        self._borrowed: dict = {}           # Placeholder -> its program end, for one batch
         # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
         # published port: host/portfwd.py), which takes the accepted child's kept end
         self.outside: dict = {}
@@ -110,6 +117,11 @@ class NetGlue(HostHooks):
             ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
             ph.pending = bytes(file.private_data.content)
             self._proc_flush(ph)
+            return
+        if sock.type == SOCK_DGRAM:
+            ph = phs.new(file, "dgram", file.nonblocking)
+            ph.mirror, ph.backlog = deque(), deque()
+            ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
             return
         if sock.peer is not None and getattr(sock, "parent", None) is not None:
             self._accepting(sock.parent)
@@ -364,6 +376,191 @@ class NetGlue(HostHooks):
         finally:
             end.close()
 
+    # -- datagram sockets ------------------------------------------------------------
+    # A UDP socket's placeholder is a SOCK_SEQPACKET pair. Each datagram the model queues
+    # for it is written into the kept end as one record (so the program's end is readable
+    # exactly while the model's queue is not empty, and read()/recv() without an address
+    # get the payload natively with its boundary). Ph.mirror keeps the lengths of the
+    # records in the program's end, in order. sysemu's own recvfrom/recvmsg take the head
+    # datagram out of the model and the record out of the program's end (a borrowed copy
+    # of it). Records the program read natively are found from SIOCINQ of the program's
+    # end (the bytes still queued, unix_inq_len()): the head of the mirror goes until the
+    # rest adds up to it. What the program sends natively (send()/write() on a connected
+    # socket) arrives at the kept end and is sent by the model as the socket's datagram.
+
+    def datagram_queued(self, sock, skb) -> None:
+        ph = self.placeholders.of_sock(sock)
+        if ph is None or ph.kept_fd is None or ph.mirror is None:
+            return
+        ph.mirror.append(len(skb.data))
+        ph.mirror_bytes += len(skb.data)
+        if ph.backlog:
+            ph.backlog.append(skb.data)
+            return
+        try:
+            os.write(ph.kept_fd, skb.data)
+        except (BlockingIOError, InterruptedError):
+            ph.backlog.append(skb.data)
+            self.placeholders.rearm(ph, select.EPOLLIN | select.EPOLLOUT)
+        except OSError as exc:
+            self.log(f"datagram placeholder: {exc}")
+
+    def _flush_backlog(self, ph: Placeholder) -> None:
+        while ph.backlog and ph.kept_fd is not None:
+            try:
+                os.write(ph.kept_fd, ph.backlog[0])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.log(f"datagram placeholder: {exc}")
+                ph.backlog.clear()
+                break
+            ph.backlog.popleft()
+        self.placeholders.rearm(ph, select.EPOLLIN)
+
+    def _borrow(self, ph: Placeholder):
+        """The program's end of `ph` (a borrowed copy), kept until the end of the batch
+        of events being handled (release_borrowed): one trapped recvfrom uses it twice."""
+        end = self._borrowed.get(ph)
+        if end is None:
+            end = self.placeholders.program_end(ph)
+            if end is not None:
+                self._borrowed[ph] = end
+        return end
+
+    def release_borrowed(self) -> None:
+        """After each batch: close the borrowed copies (a copy sysemu holds would hide
+        the program's last close)."""
+        if self._borrowed:
+            for end in self._borrowed.values():
+                end.close()
+            self._borrowed.clear()
+
+    def datagram_dequeued(self, sock, skb) -> None:
+        ph = self.placeholders.of_sock(sock)
+        if ph is None or ph.mirror is None or not ph.mirror:
+            return
+        while ph.mirror and ph.mirror[0] is None:     # an error marker read natively
+            ph.mirror.popleft()
+        if not ph.mirror:
+            return
+        length = ph.mirror.popleft()
+        ph.mirror_bytes -= length
+        if ph.backlog and len(ph.backlog) > len(ph.mirror):
+            ph.backlog.popleft()            # it never reached the program's end
+            return
+        end = self._borrow(ph)
+        if end is None:
+            return
+        try:
+            end.recv(1, socket.MSG_DONTWAIT | socket.MSG_TRUNC)    # (CPython skips recv(0))
+        except OSError:
+            pass
+        if ph.backlog:
+            self._flush_backlog(ph)
+
+    def datagram_sync(self, sock) -> int:
+        """Send what the program sent natively; return how many records at the head it
+        read natively (see above)."""
+        ph = self.placeholders.of_sock(sock)
+        if ph is None or ph.mirror is None or ph.syncing:
+            return 0
+        ph.syncing = True
+        try:
+            self._native_sends(ph, sock)
+            if not ph.mirror or len(ph.backlog) >= len(ph.mirror) \
+                    or ph.mirror_bytes == 0 and None in ph.mirror:
+                return 0
+            end = self._borrow(ph)
+            if end is None:
+                return 0
+            try:
+                buf = fcntl.ioctl(end.fileno(), termios.FIONREAD, b"\0\0\0\0")
+                left = int.from_bytes(buf, "little", signed=True)
+            except OSError:
+                return 0
+            left += sum(len(b) for b in ph.backlog)
+            taken = 0
+            mirror = ph.mirror
+            while mirror and ph.mirror_bytes > left:
+                length = mirror.popleft()
+                if length is not None:          # (an error marker is no datagram)
+                    ph.mirror_bytes -= length
+                    taken += 1
+            if ph.backlog:
+                self._flush_backlog(ph)
+            return taken
+        finally:
+            ph.syncing = False
+
+    def _native_sends(self, ph: Placeholder, sock) -> None:
+        """Records the program wrote into its end: datagrams of the socket (udp_sendmsg()
+        without an address). sysemu: their errors (EDESTADDRREQ unconnected, a pending
+        ECONNREFUSED) cannot reach the program, whose send() already returned; the
+        datagram is dropped as Linux would have refused it."""
+        net = self.kernel.net
+        socket_obj = sock.socket
+        if socket_obj is None or socket_obj.ops.sendmsg is None or ph.kept_fd is None:
+            return
+        hung_up = None
+        for _ in range(MAX_NATIVE_SENDS):      # bounded: an EOF also reads as b""
+            try:
+                data = os.read(ph.kept_fd, 1 << 17)
+            except OSError:
+                return
+            if not data:
+                if hung_up is None:            # an empty record, or the program's EOF?
+                    poller = select.poll()
+                    poller.register(ph.kept_fd, select.POLLIN)
+                    ready = poller.poll(0)
+                    hung_up = bool(ready and ready[0][1] & (select.POLLHUP | select.POLLRDHUP))
+                if hung_up:
+                    return
+            try:
+                socket_obj.ops.sendmsg(net, socket_obj, lambda data=data: data, len(data),
+                                       None, 0)
+            except SyscallError:
+                pass
+
+    def take_closes(self) -> None:
+        """A program's close() of a placeholder shows on its kept end at once, but the
+        reactor takes it in later: a datagram sent in between must not reach a socket
+        that is already closed (Linux: nothing is bound there any more, port
+        unreachable)."""
+        self.placeholders.take_events()
+
+    def datagram_error(self, sock) -> None:
+        """An ICMP error is pending (sk_err) on a socket with nothing queued: a zero-length
+        record (a marker, None in the mirror) makes the placeholder readable, so a program
+        waiting in poll/epoll/a blocking recv wakes up as Linux wakes it (POLLERR), and
+        its recvfrom/recvmsg (sysemu's) fails with the error. When the error is taken,
+        the marker goes again if it is still at the head.
+        sysemu: a native recv()/read() reads the marker as an empty datagram."""
+        ph = self.placeholders.of_sock(sock)
+        if ph is None or ph.kept_fd is None or ph.mirror is None:
+            return
+        if sock.sk_err:
+            if not ph.mirror and not ph.backlog:
+                try:
+                    os.write(ph.kept_fd, b"")
+                    ph.mirror.append(None)
+                except OSError:
+                    pass
+            return
+        if not ph.mirror or ph.mirror[0] is not None:
+            return
+        ph.mirror.popleft()
+        end = self.placeholders.program_end(ph)
+        if end is None:
+            return
+        try:
+            if len(end.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT | socket.MSG_TRUNC)) == 0:
+                end.recv(1, socket.MSG_DONTWAIT)
+        except OSError:
+            pass
+        finally:
+            end.close()
+
     def shutdown(self, sock, how: int) -> None:
         """shutdown(2)'s sending half reaches the placeholder too, so the peer program
         reads EOF. The receiving half does not: TCP sends nothing for it (tcp_shutdown()
@@ -371,7 +568,7 @@ class NetGlue(HostHooks):
         stay readable, where an AF_UNIX SHUT_RD would fail them with EPIPE.
         sysemu: a read after SHUT_RD with nothing queued waits (or EAGAIN) where Linux
         returns 0."""
-        if how == socket.SHUT_RD:
+        if how == socket.SHUT_RD or sock.type == SOCK_DGRAM:
             return
         end = self.placeholders.program_end(self.placeholders.of_sock(sock))
         if end is None:
@@ -547,6 +744,16 @@ class NetGlue(HostHooks):
                 self._proc_input(ph)
             elif events & (select.EPOLLHUP | select.EPOLLERR):
                 self._program_closed(ph)
+            elif ph.kind == "dgram":
+                sock = sock_of(ph.file)
+                if events & select.EPOLLOUT:
+                    self._flush_backlog(ph)
+                if events & select.EPOLLIN and sock is not None and not ph.syncing:
+                    ph.syncing = True
+                    try:
+                        self._native_sends(ph, sock)
+                    finally:
+                        ph.syncing = False
             elif events & select.EPOLLIN and ph.kept_fd is not None:
                 # The program wrote before its connection was accepted. If its final ACK
                 # met a full accept queue, Linux's data segment carries that ACK again.
@@ -674,4 +881,5 @@ def attach_network(supervisor) -> NetGlue:
         state["handle"] = reactor.call_later(delay, fire)
 
     supervisor.after_event.append(arm)
+    supervisor.after_event.append(glue.release_borrowed)
     return glue

@@ -41,7 +41,8 @@ class Placeholder:
     """Host state of one sysemu file."""
 
     __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
-                 "filler", "broken", "listener", "holder", "on_installed")
+                 "filler", "broken", "listener", "holder", "on_installed", "mirror",
+                 "mirror_bytes", "backlog", "syncing")
 
     def __init__(self, file, prog_fd: int, kept_fd: int | None, kind: str):
         self.file = file
@@ -58,6 +59,30 @@ class Placeholder:
         self.holder: tuple[int, int] | None = None     # last (pid, fd) seen holding it
         # After ADDFD: called with True (the program has it) or False (the call was gone).
         self.on_installed: Callable[[bool], None] | None = None
+        # A datagram socket's ("dgram": a SOCK_SEQPACKET pair): the lengths of the
+        # datagrams written into the program's end and not yet known to be read (in
+        # order) and their sum; payloads waiting for room in the kept end's send buffer
+        self.mirror = None
+        self.mirror_bytes = 0
+        self.backlog = None
+        self.syncing = False
+
+
+DGRAM_SNDBUF = 8 << 20
+SO_SNDBUFFORCE = 32
+
+
+def _big_sndbuf(kept: socket.socket) -> None:
+    """A datagram placeholder's kept end holds, in flight, every datagram the program has
+    not read (up to its SO_RCVBUF, at most net.core.rmem_max): give it room beyond
+    wmem_max when allowed (SO_SNDBUFFORCE needs CAP_NET_ADMIN); what still does not fit
+    waits in Placeholder.backlog."""
+    for opt in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
+        try:
+            kept.setsockopt(socket.SOL_SOCKET, opt, DGRAM_SNDBUF)
+            return
+        except OSError:
+            continue
 
 
 class Placeholders:
@@ -91,10 +116,13 @@ class Placeholders:
     # -- making and forgetting -----------------------------------------------------------
     def new(self, file, kind: str, nonblocking: bool) -> Placeholder:
         """A fresh socketpair for `file`, tracked; the program's end is what ADDFD installs.
+        A datagram socket's ("dgram") is SOCK_SEQPACKET: records keep their boundaries,
+        and a hang-up still shows when the program's last copy closes.
         SyscallError(ENFILE) when the supervisor's own descriptor table is full."""
+        kind_type = socket.SOCK_SEQPACKET if kind == "dgram" else socket.SOCK_STREAM
         try:
             prog, kept = socket.socketpair(
-                socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+                socket.AF_UNIX, kind_type | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 raise
@@ -106,6 +134,8 @@ class Placeholders:
                 self.log(f"the supervisor's descriptor limit is reached: new sockets fail "
                          f"with ENFILE ({exc.strerror})")
             raise SyscallError(Errno.ENFILE) from None
+        if kind == "dgram":
+            _big_sndbuf(kept)
         prog_fd, kept_fd = prog.detach(), kept.detach()
         if not nonblocking:             # both ends were made non-blocking
             os.set_blocking(prog_fd, True)
@@ -222,7 +252,7 @@ class Placeholders:
         if hangup_only:
             events = 0
         else:
-            events = select.EPOLLIN if ph.kind == "proc" \
+            events = select.EPOLLIN if ph.kind in ("proc", "dgram") \
                 else select.EPOLLIN | select.EPOLLONESHOT
         self._watch_cbs[ph.kept_fd] = lambda ev, ph=ph: on_event(ph, ev)
         self._epoll.register(ph.kept_fd, events)
@@ -260,16 +290,22 @@ class Placeholders:
             self._watch_cbs.pop(fd, None)
             self.log(f"watch: {exc}")
 
-    def settle(self) -> bool:
-        """Take in the placeholders programs have closed (hang-ups pending, and handed-off
-        ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
-        for a port whose owner is already closed. True if anything was released."""
-        released = False
+    def take_events(self) -> bool:
+        """Handle the kept ends' pending events now (hang-ups: the programs' closes) rather
+        than at the reactor's next turn. True if there were any."""
+        taken = False
         for fd, events in self._epoll.poll(0):
             cb = self._watch_cbs.get(fd)
             if cb is not None:
                 cb(events)
-                released = True
+                taken = True
+        return taken
+
+    def settle(self) -> bool:
+        """Take in the placeholders programs have closed (hang-ups pending, and handed-off
+        ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
+        for a port whose owner is already closed. True if anything was released."""
+        released = self.take_events()
         if self.handed:
             before = len(self.handed)
             self.sweep()

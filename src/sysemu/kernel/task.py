@@ -36,6 +36,15 @@ class HostHooks:
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
+    datagram_queued(sock, skb)   a datagram joined a UDP sock's receive queue: the
+                                 placeholder must hold it too
+    datagram_dequeued(sock, skb) sysemu's recvmsg took the head datagram: so must the
+                                 placeholder
+    datagram_sync(sock) -> int   how many datagrams at the head the program read from
+                                 the placeholder natively (and its native sends sent)
+    datagram_error(sock)         a UDP sock's pending error (sk_err) was set or cleared
+    take_closes()                take in the closes programs have made (before a datagram
+                                 is delivered)
     passthrough_socket(family, type, protocol)
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user
@@ -73,6 +82,11 @@ class HostHooks:
     def timeout_changed(self, sock) -> None: ...
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
+    def datagram_queued(self, sock, skb) -> None: ...
+    def datagram_dequeued(self, sock, skb) -> None: ...
+    def datagram_sync(self, sock) -> int: return 0
+    def datagram_error(self, sock) -> None: ...
+    def take_closes(self) -> None: ...
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)

@@ -15,6 +15,7 @@ from sysemu.net.core import Net, Segment, Sock
 from sysemu.net.ipv4 import af_inet  # noqa: F401  (registers PF_INET, PF_INET6)
 from sysemu.net.ipv4.inet_hashtables import InetHashInfo
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_rcv
+from sysemu.net.ipv4.udp import UdpTable
 from sysemu.net.socket import Socket  # (importing it registers the handlers)
 
 __all__ = ["Net", "Sock", "Socket", "Segment", "attach"]
@@ -26,4 +27,5 @@ def attach(kernel) -> Net:
     inet_add_protocol(&tcp_protocol) from inet_init())."""
     register_defaults(kernel)
     kernel.net = Net(kernel, InetHashInfo(), tcp_v4_rcv)
+    kernel.net.udp_table = UdpTable()      # Linux: udp_table, from udp_init()
     return kernel.net

@@ -168,6 +168,12 @@ class Proto:
     write_timer: Callable[["Net", "Sock"], None]
     keepalive_timer: Callable[["Net", "Sock"], None]
     twsk_unique: Callable[["Net", "Sock", "Sock", bool], bool]
+    get_port: Callable[["Net", "Sock", int], None] | None = None   # None: inet_csk_get_port
+    # datagram protocols: take a received datagram out of the queue once the answer is
+    # in (consume(net, sk, skb, dropped)); the control messages a recvmsg of it gets
+    # (cmsgs(net, sk, skb, compat) -> [(level, type, data)])
+    consume: Callable | None = None
+    cmsgs: Callable | None = None
 
 
 class Sock:
@@ -338,7 +344,13 @@ class Net:
         self._seq = itertools.count()
         self._rx: deque[Segment] = deque()
         self._delivering = False
-        self.socks: set[Sock] = set()         # every live Sock (for ss and CurrEstab)
+        self.socks: set[Sock] = set()         # every live TCP Sock (for ss and CurrEstab)
+        # UDP (net/ipv4/udp.py): its port table (attach() hands it in), its live socks,
+        # and callables given (kind, SkBuff) for every datagram ("udp") and ICMP error
+        # ("icmp") the loopback carries (pcap)
+        self.udp_table = None
+        self.udp_socks: set[Sock] = set()
+        self.dgram_wire: list[Callable[[str, object], None]] = []
         # Linux: net_secret / ts_secret (secure_seq.c), once per sandbox
         self.secret = NetSecret(kernel.rng)
         self.boot_time = kernel.clock.now()

@@ -331,3 +331,68 @@ def render_tcp(rows: list[TcpRow], v6: bool = False) -> str:
     width = TMPSZ - 1
     return "".join(line.ljust(width) + "\n" for line in
                    [TCP4_HEADER] + [_row_text(i, r, False) for i, r in enumerate(rows)])
+
+
+# ---- /proc/net/udp and /proc/net/udp6 ----
+
+UDP4_HEADER = ("   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+               "   uid  timeout inode ref pointer drops")
+UDP6_HEADER = ("  sl  local_address                         remote_address                "
+               "        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref "
+               "pointer drops")
+UDP_LINE_WIDTH = 127    # Linux: udp4_seq_show()'s seq_setwidth()
+UDP_HTABLE_SLOTS = 128  # the "sl" column: the port's slot in a table of this size
+
+
+@dataclass
+class UdpRow:
+    """One socket as /proc/net/udp{,6} shows it (udp4_format_sock(),
+    __ip6_dgram_sock_seq_show()): state 07 (CLOSE) or 01 (ESTABLISHED: connected);
+    rx_queue is sk_rmem_alloc (truesize of the queued datagrams), drops sk_drops."""
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    state: int
+    rx_queue: int = 0
+    tx_queue: int = 0
+    uid: int = 0
+    inode: int = 0
+    refcnt: int = 2
+    drops: int = 0
+
+
+def udp_proc_rows(net, v6: bool) -> list[UdpRow]:
+    """The rows of /proc/net/udp (AF_INET socks of `net` that own a port) or udp6, in
+    the order of their hash slots, then of binding."""
+    family = AF_INET6 if v6 else AF_INET
+    host = net.kernel.host
+    rows = []
+    for port in sorted(net.udp_table.ports, key=lambda p: (p % UDP_HTABLE_SLOTS, p)):
+        for sk in net.udp_table.ports[port]:
+            if sk.family != family:
+                continue
+            laddr, lport = sk.local()
+            remote = sk.remote()
+            raddr, rport = remote if remote is not None else (b"", 0)
+            rows.append(UdpRow(local=(_format_ip(family, laddr), lport),
+                               remote=(_format_ip(family, raddr if rport else b""), rport),
+                               state=int(sk.state), rx_queue=sk.rmem_alloc, uid=sk.uid,
+                               inode=host.sock_inode(sk), drops=sk.drops))
+    return rows
+
+
+def render_udp(rows: list[UdpRow], v6: bool = False) -> str:
+    """/proc/net/udp (padded to 127 columns) or /proc/net/udp6 (not padded)."""
+    hexaddr = _hex6 if v6 else _hex4
+    lines = []
+    for row in rows:
+        remote = row.remote
+        if v6 and remote == ("0.0.0.0", 0):
+            remote = ("::", 0)
+        lines.append(f"{row.local[1] % UDP_HTABLE_SLOTS:5d}: {hexaddr(row.local[0])}:"
+                     f"{row.local[1]:04X} {hexaddr(remote[0])}:{remote[1]:04X} "
+                     f"{row.state:02X} {row.tx_queue:08X}:{row.rx_queue:08X} 00:00000000 "
+                     f"00000000 {row.uid:5d} {0:8d} {row.inode:d} {row.refcnt:d} "
+                     f"{0:016x} {row.drops:d}")
+    if v6:
+        return "".join(line + "\n" for line in [UDP6_HEADER] + lines)
+    return "".join(line.ljust(UDP_LINE_WIDTH) + "\n" for line in [UDP4_HEADER] + lines)

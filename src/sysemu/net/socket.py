@@ -11,20 +11,23 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
-from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS, NATIVE_LAYOUTS,
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS,
                                NPROTO, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK,
                                SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_RECV, SYS_RECVFROM, SYS_RECVMMSG, SYS_RECVMSG,
-                               SYS_SENDMMSG, SYS_SETSOCKOPT, SYS_SHUTDOWN, SYS_SOCKET,
-                               SYS_SOCKETPAIR, SO_PASSRIGHTS, SOL_SOCKET, TIMEVAL64,
+                               SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_SETSOCKOPT,
+                               SYS_SHUTDOWN, SYS_SOCKET, SYS_SOCKETPAIR, SO_PASSRIGHTS,
+                               SOL_SOCKET, TIMEVAL64,
                                SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
 from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
+from sysemu.net.scm import (MAX_RW_COUNT, UIO_MAXIOV, UserMsghdr, copy_msghdr_from_user,
+                            gather, msghdr_size, put_cmsgs, scatter)
 from sysemu.net.sockaddr import encode_sockaddr
 from sysemu.net import sockopt
 
@@ -42,6 +45,11 @@ class ProtoOps:
     accept_commit: Callable[[Net, Sock, Sock, "Socket"], None]
     getname: Callable[[Sock, bool], tuple[int, bytes, int, int]]
     shutdown: Callable[[Net, "Socket", int], None]
+    # sysemu: the data calls sysemu answers for this kind of socket (datagrams: their
+    # addresses are sysemu's); None: the placeholder's bytes, the host answers
+    sendmsg: Callable | None = None
+    recvmsg: Callable | None = None
+    ioctl: Callable | None = None       # SIOCINQ/SIOCOUTQ: (net, sk, inq) -> int
 
 
 @dataclass(frozen=True)
@@ -363,7 +371,11 @@ SIOCOUTQ = 0x5411       # TIOCOUTQ
 def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
     """ioctl(SIOCINQ/SIOCOUTQ). Linux: net/socket.c sock_ioctl() -> inet_ioctl() ->
     tcp_ioctl(): EINVAL on a listener, 0 while the handshake is in progress; otherwise
-    the bytes queued, which the placeholder holds (the host answers)."""
+    the bytes queued, which the placeholder holds (the host answers). A datagram socket:
+    udp_ioctl() (the next datagram's length; SIOCOUTQ 0)."""
+    if sock.ops.ioctl is not None:
+        put_user_int(task.mem, arg, sock.ops.ioctl(sock.net, sock.sk, cmd == SIOCINQ))
+        return 0
     state = sock.sk.state
     if state == TcpState.TCP_LISTEN:
         raise SyscallError(Errno.EINVAL)
@@ -377,9 +389,7 @@ def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
 
 MSG_ERRQUEUE = 0x2000
 MSG_CMSG_COMPAT = 0x80000000
-UIO_MAXIOV = 1024
 TASK_SIZE_MAX = (1 << 47) - 4096        # x86-64, 4-level paging
-MAX_RW_COUNT = 0x7FFFF000               # INT_MAX & PAGE_MASK
 
 
 def _access_ok(addr: int, size: int) -> None:
@@ -388,64 +398,238 @@ def _access_ok(addr: int, size: int) -> None:
         raise SyscallError(Errno.EFAULT)
 
 
-def inet_recv_error(sock: Socket) -> int:
-    """Linux: tcp_recvmsg() -> inet_recv_error() -> ip_recv_error() / ipv6_recv_error():
-    MSG_ERRQUEUE is answered from the error queue before anything else. sysemu's sockets
-    queue no errors there (no SO_TIMESTAMPING, no MSG_ZEROCOPY, no ICMP errors for TCP
-    over loopback), so it is EAGAIN in every state."""
-    raise SyscallError(Errno.EAGAIN)
+# -- the data calls ----------------------------------------------------------------
+#
+# The filter traps sendto only with a destination and recvfrom only with an address
+# buffer or MSG_ERRQUEUE (send() and recv() on a TCP socket stay untrapped: the bytes are
+# the placeholder's); sendmsg, recvmsg, sendmmsg and recvmmsg always (their addresses are
+# in user memory). A socket whose ops have no sendmsg/recvmsg (TCP) goes to the host.
+
+_NONNULL = lambda index: ((index, "ne", 0),)                           # noqa: E731
+_FLAG = lambda index, flag: ((index, "masked_eq", flag, flag),)       # noqa: E731
+_ERRQUEUE = lambda index: _FLAG(index, MSG_ERRQUEUE)                  # noqa: E731
+MSG_OOB = 0x1
+MSG_PEEK = 0x2
+MSG_TRUNC = 0x20
+MSG_DONTWAIT = 0x40
+MSG_WAITFORONE = 0x10000
+SOCKADDR_FOR = {AF_INET: 16, AF_INET6: 28}
 
 
-# The filter traps recvfrom/recvmsg only with MSG_ERRQUEUE in flags; the rest is the
-# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) cannot be
-# narrowed by the filter (its flags are in memory): the _SOCKETCALL entries decide from
-# the copy sys_socketcall read.
-_ERRQUEUE = lambda index: (((index, "masked_eq", MSG_ERRQUEUE, MSG_ERRQUEUE),),)  # noqa: E731
+def _data_socket(task, fd: int) -> Socket:
+    """The Socket whose data calls sysemu answers; HostPassthrough for anything else
+    (a host descriptor, a TCP socket: the placeholder answers)."""
+    sock = sockfd_lookup(task, fd)
+    if sock.ops.recvmsg is None:
+        raise HostPassthrough()
+    return sock
 
 
-@syscall("recvfrom", abis=("64", "x32", "i386"), trap_when=_ERRQUEUE(3))
+def _nonblocking(sock: Socket, flags: int) -> bool:
+    return bool(flags & MSG_DONTWAIT) or (sock.file is not None and sock.file.nonblocking)
+
+
+def _source_name(sock: Socket, skb) -> bytes:
+    """The source of a datagram as the receiving socket's family writes it
+    (udp_recvmsg(): sockaddr_in; udpv6_recvmsg(): sockaddr_in6, v4-mapped for IPv4)."""
+    if sock.family == AF_INET:
+        return encode_sockaddr(AF_INET, skb.saddr[12:], skb.sport)
+    return encode_sockaddr(AF_INET6, skb.saddr, skb.sport)
+
+
+def _errqueue_name(sock: Socket, skb) -> bytes:
+    """ip_recv_error(): msg_name is the offending datagram's destination."""
+    if sock.family == AF_INET:
+        return encode_sockaddr(AF_INET, skb.daddr[12:], skb.dport)
+    return encode_sockaddr(AF_INET6, skb.daddr, skb.dport)
+
+
+def _consume(task, sock: Socket, skb, flags: int, failed: bool = False) -> None:
+    """The datagram leaves the placeholder now (before the answer: a program that polls
+    right after its recvfrom returns must not find it readable) and the model's queue once
+    the answer is in (not for MSG_PEEK). A failed copy drops it at once, as udp_recvmsg()
+    does (InErrors). sysemu: a call interrupted between the two loses the datagram (the
+    model drops a head datagram whose record is gone: SkBuff.taken)."""
+    if flags & MSG_PEEK or skb is None:
+        return
+    net = sock.net
+    consume = sock.sk.sk_prot.consume
+    if not skb.taken:
+        skb.taken = True
+        net.kernel.host.datagram_dequeued(sock.sk, skb)
+    if failed:
+        consume(net, sock.sk, skb, True)
+    else:
+        task.on_commit(lambda: consume(net, sock.sk, skb))
+
+
+def _recv_one(task, sock: Socket, iov: list, flags: int, uaddr: int, uaddr_len: int,
+              index: int = 0):
+    """One datagram into `iov` (udp_recvmsg()): (skb, the call's result, msg_flags).
+    The address goes to (uaddr, uaddr_len) when uaddr is set (move_addr_to_user()); a
+    failed copy of data or address is EFAULT and the datagram is lost, as on Linux."""
+    skb = sock.ops.recvmsg(sock.net, sock, flags, _nonblocking(sock, flags), index)
+    if skb is None:                         # shut down for reading, nothing queued
+        return None, 0, 0
+    size = sum(length for _, length in iov)
+    data = skb.data
+    copied = min(len(data), size)
+    msg_flags = MSG_TRUNC if copied < len(data) else 0
+    if skb.ee is not None:
+        msg_flags |= MSG_ERRQUEUE
+    try:
+        scatter(task.mem, iov, data[:copied])
+        if uaddr:
+            name = _errqueue_name(sock, skb) if skb.ee is not None else _source_name(sock, skb)
+            move_addr_to_user(task.mem, name, uaddr, uaddr_len)
+    except SyscallError:
+        _consume(task, sock, skb, flags, failed=True)
+        raise
+    _consume(task, sock, skb, flags)
+    if skb.ee is None and flags & MSG_TRUNC:
+        return skb, len(data), msg_flags
+    return skb, copied, msg_flags
+
+
+def _send_one(task, sock: Socket, iov: list, flags: int, address: bytes | None) -> int:
+    length = sum(n for _, n in iov)
+    return sock.ops.sendmsg(sock.net, sock, lambda: gather(task.mem, iov), length,
+                            address, flags | (MSG_DONTWAIT if _nonblocking(sock, 0) else 0))
+
+
+@syscall("sendto", abis=("64", "x32", "i386"), trap_when=(_NONNULL(4),))
+def sys_sendto(task, fd: CInt, buff: UserPtr, len: CULong, flags: CUInt, addr: UserPtr,
+               addr_len: CInt) -> int:
+    """sendto(2) with a destination. Linux: net/socket.c __sys_sendto(): the buffer
+    range (EFAULT), the socket, the address (EINVAL/EFAULT), then sock_sendmsg()."""
+    sock = _data_socket(task, fd)
+    length = min(len, MAX_RW_COUNT)
+    _access_ok(buff, length)
+    address = move_addr_to_kernel(task.mem, addr, addr_len) if addr else None
+    return _send_one(task, sock, [(buff, length)], flags, address)
+
+
+@syscall("recvfrom", abis=("64", "x32", "i386"),
+         trap_when=(_NONNULL(4), _ERRQUEUE(3), _FLAG(3, MSG_OOB)))
 def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
                  addr: UserPtr, addr_len: UserPtr) -> int:
-    """recvfrom(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvfrom(): the buffer
-    range first (import_ubuf: EFAULT), then the socket. i386: compat_sys_recvfrom(), the
-    same with MSG_CMSG_COMPAT added."""
-    if not flags & MSG_ERRQUEUE:
-        raise HostPassthrough()
-    _access_ok(ubuf, min(size, MAX_RW_COUNT))
-    return inet_recv_error(sockfd_lookup(task, fd))
+    """recvfrom(2) with an address buffer, MSG_ERRQUEUE or MSG_OOB (a UDP socket ignores
+    it; the placeholder would refuse it). Linux: net/socket.c
+    __sys_recvfrom(): the buffer range first (import_ubuf: EFAULT), then the socket."""
+    sock = sockfd_lookup(task, fd)
+    if sock.ops.recvmsg is None:
+        if not flags & MSG_ERRQUEUE:
+            raise HostPassthrough()
+        _access_ok(ubuf, min(size, MAX_RW_COUNT))
+        return inet_recv_error(sock)
+    flags &= ~MSG_OOB
+    size = min(size, MAX_RW_COUNT)
+    _access_ok(ubuf, size)
+    return _recv_one(task, sock, [(ubuf, size)], flags, addr, addr_len)[1]
 
 
-@syscall("recvmsg", abis=("64", "i386"), trap_when=_ERRQUEUE(2))
+def _compat(task) -> bool:
+    return task.abi in ("i386", "x32")
+
+
+def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) -> int:
+    """Linux: ____sys_recvmsg(): the datagram, its address and control messages, then
+    msg_namelen, msg_controllen and msg_flags written back."""
+    skb, result, msg_flags = _recv_one(task, sock, msg.iov, flags, msg.name,
+                                       msg.namelen_addr, index)
+    cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, _compat(task)) \
+        if skb is not None else []
+    used, ctrunc = put_cmsgs(task.mem, msg, cmsgs)
+    put_user_int(task.mem, msg.flags_addr, msg_flags | ctrunc)
+    if msg.compat:
+        put_user_int(task.mem, msg.controllen_addr, used)
+    else:
+        task.mem.write(msg.controllen_addr, used.to_bytes(8, "little"))
+    return result
+
+
+@syscall("recvmsg", abis=("64", "x32", "i386"))
 def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
-    """recvmsg(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvmsg(): EINVAL for
-    MSG_CMSG_COMPAT, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user(): EFAULT,
-    EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
-    import_iovec(): EFAULT, EINVAL for a negative segment length. i386:
-    compat_sys_recvmsg() sets MSG_CMSG_COMPAT itself (no EINVAL) and reads the
-    compat_msghdr and compat_iovec layouts (get_compat_msghdr())."""
-    if not flags & MSG_ERRQUEUE:
+    """recvmsg(2). Linux: net/socket.c __sys_recvmsg(): EINVAL for MSG_CMSG_COMPAT
+    from a 64-bit program, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user():
+    EFAULT, EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV
+    segments, import_iovec(): EFAULT, EINVAL for a negative segment length."""
+    if flags & MSG_CMSG_COMPAT and not _compat(task):
+        raise SyscallError(Errno.EINVAL)
+    sock = sockfd_lookup(task, fd)
+    if sock.ops.recvmsg is None and not flags & MSG_ERRQUEUE:
         raise HostPassthrough()
-    layouts = LAYOUTS[task.abi]
-    if flags & MSG_CMSG_COMPAT and layouts is NATIVE_LAYOUTS:
-        raise SyscallError(Errno.EINVAL)
-    return recvmsg_errqueue(task, sockfd_lookup(task, fd), msg, layouts)
+    umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
+    if sock.ops.recvmsg is None:
+        return inet_recv_error(sock)
+    return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)
 
 
-def recvmsg_errqueue(task, sock: Socket, msg: int, layouts) -> int:
-    """Linux: ___sys_recvmsg() -> copy_msghdr_from_user() / get_compat_msghdr(): EFAULT,
-    EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
-    import_iovec(): EFAULT, EINVAL for a negative segment length; then the error queue."""
-    hdr = layouts.msghdr
-    name, namelen, iov, iovlen, *_ = hdr.unpack(task.mem.read(msg, hdr.size))
-    if name and namelen < 0:
+MSG_PROBE = 0x10
+# sendmsg is trapped unless MSG_PROBE is set: the program's first sendmsg under the filter
+# is sysemu's own child passing the listener (host/supervisor.py), before sysemu can
+# answer anything. A UDP sendmsg with MSG_PROBE (Linux: nothing is sent) then goes to the
+# placeholder.
+_NO_PROBE = (((2, "masked_eq", 0, MSG_PROBE),),)     # (arg, op, value, mask)
+
+
+@syscall("sendmsg", abis=("64", "x32", "i386"), trap_when=_NO_PROBE)
+def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
+    """sendmsg(2). Linux: net/socket.c __sys_sendmsg() -> ___sys_sendmsg(): the msghdr
+    (EFAULT, EMSGSIZE, EINVAL), the address (EINVAL above sizeof(sockaddr_storage)),
+    then sock_sendmsg(). sysemu: control messages (IP_PKTINFO, IP_TTL ...) are not
+    read."""
+    if flags & MSG_PROBE:
+        raise HostPassthrough()
+    if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
-    if iovlen > UIO_MAXIOV:
-        raise SyscallError(Errno.EMSGSIZE)
-    if iovlen:
-        raw = task.mem.read(iov, iovlen * layouts.iovec.size)
-        if any(layouts.negative(length) for _, length in layouts.iovec.iter_unpack(raw)):
-            raise SyscallError(Errno.EINVAL)
-    return inet_recv_error(sock)
+    sock = _data_socket(task, fd)
+    umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
+    address = move_addr_to_kernel(task.mem, umsg.name, umsg.namelen) if umsg.name else None
+    return _send_one(task, sock, umsg.iov, flags, address)
+
+
+MMSGHDR_SIZE = {False: 64, True: 32}     # struct mmsghdr / compat_mmsghdr
+
+
+def _each_mmsg(task, mmsg: int, vlen: int, one) -> int:
+    """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(index, msghdr) for each of at
+    most UIO_MAXIOV entries, its result written to msg_len; an error after the first
+    ends the loop with the count so far."""
+    compat = _compat(task)
+    step = MMSGHDR_SIZE[compat]
+    done = 0
+    for i in range(min(vlen, UIO_MAXIOV)):
+        entry = mmsg + i * step
+        try:
+            n = one(done, copy_msghdr_from_user(task.mem, entry, compat))
+            put_user_int(task.mem, entry + msghdr_size(compat), n)
+        except SyscallError:
+            if done:
+                return done
+            raise
+        done += 1
+    return done
+
+
+@syscall("sendmmsg", abis=("64", "x32", "i386"))
+def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
+    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
+    sock = _data_socket(task, fd)
+
+    def one(done: int, umsg: UserMsghdr) -> int:
+        address = move_addr_to_kernel(task.mem, umsg.name, umsg.namelen) \
+            if umsg.name else None
+        return _send_one(task, sock, umsg.iov, flags, address)
+    return _each_mmsg(task, mmsg, vlen, one)
+
+
+def inet_recv_error(sock: Socket) -> int:
+    """Linux: tcp_recvmsg() -> inet_recv_error() -> ip_recv_error() / ipv6_recv_error():
+    MSG_ERRQUEUE is answered from the error queue before anything else. sysemu's TCP
+    sockets queue no errors there (no SO_TIMESTAMPING, no MSG_ZEROCOPY, no ICMP errors
+    for TCP over loopback), so it is EAGAIN in every state."""
+    raise SyscallError(Errno.EAGAIN)
 
 
 NSEC_PER_SEC = 1_000_000_000
@@ -453,37 +637,47 @@ NSEC_PER_SEC = 1_000_000_000
 
 def _recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int,
               timespec) -> int:
-    """recvmmsg(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvmmsg(): the timeout
-    (EFAULT), then do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout),
-    the socket, then ___sys_recvmsg() of the first entry, whose error is the call's when
-    no datagram came (vlen 0 reads none: 0). `timespec` is the timeout's layout."""
-    if not flags & MSG_ERRQUEUE:
-        raise HostPassthrough()
-    layouts = LAYOUTS[task.abi]
-    if flags & MSG_CMSG_COMPAT and layouts is NATIVE_LAYOUTS:
+    """recvmmsg(2). Linux: net/socket.c __sys_recvmmsg(): the timeout (EFAULT), then
+    do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout), the socket, then
+    datagrams into the vector until it is full (MSG_WAITFORONE: without waiting after the
+    first); the first entry's error is the call's when no datagram came (vlen 0 reads
+    none: 0). A TCP socket's is the host's but with MSG_ERRQUEUE. `timespec` is the
+    timeout's layout. sysemu: the timeout is not applied (the call waits as recvmsg
+    does)."""
+    if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
     if timeout:
         sec, nsec = timespec.unpack(task.mem.read(timeout, timespec.size))
         if sec < 0 or not 0 <= nsec < NSEC_PER_SEC:
             raise SyscallError(Errno.EINVAL)
     sock = sockfd_lookup(task, fd)
-    if vlen == 0:
-        return 0
-    return recvmsg_errqueue(task, sock, mmsg, layouts)
+    if sock.ops.recvmsg is None:
+        if not flags & MSG_ERRQUEUE:
+            raise HostPassthrough()
+        if vlen == 0:
+            return 0
+        copy_msghdr_from_user(task.mem, mmsg, _compat(task))
+        return inet_recv_error(sock)
+
+    def one(done: int, umsg: UserMsghdr) -> int:
+        this = flags | (MSG_DONTWAIT if done and flags & MSG_WAITFORONE else 0)
+        return _recvmsg(task, sock, umsg, this & ~(MSG_WAITFORONE | MSG_CMSG_COMPAT),
+                        0 if flags & MSG_PEEK else done)
+    return _each_mmsg(task, mmsg, vlen, one)
 
 
-@syscall("recvmmsg", abis=("64", "i386"), trap_when=_ERRQUEUE(3))
+@syscall("recvmmsg", abis=("64", "x32", "i386"))
 def sys_recvmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
                  timeout: UserPtr) -> int:
-    """recvmmsg(2) with MSG_ERRQUEUE (see _recvmmsg). i386's is recvmmsg_time32: an
-    old_timespec32 timeout (compat_sys_recvmmsg_time32, with MSG_CMSG_COMPAT)."""
+    """recvmmsg(2) (see _recvmmsg). i386's is recvmmsg_time32: an old_timespec32
+    timeout (compat_sys_recvmmsg_time32, with MSG_CMSG_COMPAT)."""
     return _recvmmsg(task, fd, mmsg, vlen, flags, timeout, LAYOUTS[task.abi].old_timespec)
 
 
-@syscall("recvmmsg_time64", abis=("i386",), trap_when=_ERRQUEUE(3))
+@syscall("recvmmsg_time64", abis=("i386",))
 def sys_recvmmsg_time64(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
                         timeout: UserPtr) -> int:
-    """i386 recvmmsg_time64 with MSG_ERRQUEUE: a 64-bit __kernel_timespec timeout."""
+    """i386 recvmmsg_time64: a 64-bit __kernel_timespec timeout."""
     return _recvmmsg(task, fd, mmsg, vlen, flags, timeout, TIMEVAL64)
 
 
@@ -531,11 +725,15 @@ _SOCKETCALL = {
     SYS_SOCKETPAIR: lambda t, a: _socketcall_socketpair(t, *a[:4]),
     SYS_GETSOCKOPT: lambda t, a: sys_getsockopt(t, *a[:5]),
     SYS_ACCEPT4: lambda t, a: _accept4(t, a[0], a[1], a[2], a[3]),
-    # sysemu: served only with MSG_ERRQUEUE (see sys_recvfrom); the flags word is read
-    # from memory, so a thread rewriting it races only with its own error-queue read.
+    # sysemu: SYS_RECV is served for a TCP socket only with MSG_ERRQUEUE (see
+    # sys_recvfrom); the flags word is read from memory, so a thread rewriting it races
+    # only with its own error-queue read.
     SYS_RECV: lambda t, a: sys_recvfrom(t, a[0], a[1], a[2], a[3], 0, 0),
+    SYS_SENDTO: lambda t, a: sys_sendto(t, *a[:6]),
     SYS_RECVFROM: lambda t, a: sys_recvfrom(t, *a[:6]),
+    SYS_SENDMSG: lambda t, a: sys_sendmsg(t, *a[:3]),
     SYS_RECVMSG: lambda t, a: sys_recvmsg(t, *a[:3]),
+    SYS_SENDMMSG: lambda t, a: sys_sendmmsg(t, *a[:4]),
     SYS_RECVMMSG: lambda t, a: sys_recvmmsg(t, *a[:5]),
 }
 
@@ -545,7 +743,8 @@ _SOCKETCALL_INTS = {
     SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2),
     SYS_LISTEN: (0, 1), SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,),
     SYS_SHUTDOWN: (0, 1), SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2),
-    SYS_ACCEPT4: (0, 3), SYS_RECV: (0,), SYS_RECVFROM: (0,), SYS_RECVMSG: (0,), SYS_RECVMMSG: (0,)}
+    SYS_ACCEPT4: (0, 3), SYS_RECV: (0,), SYS_SENDTO: (0, 5), SYS_RECVFROM: (0,),
+    SYS_SENDMSG: (0,), SYS_RECVMSG: (0,), SYS_SENDMMSG: (0,), SYS_RECVMMSG: (0,)}
 
 
 def _s32(v: int) -> int:

@@ -17,8 +17,8 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
                              TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
-from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, LINGER, SO_BINDTODEVICE,
-                               SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_PASSRIGHTS,
+from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, SOCK_DGRAM, SOCK_STREAM, LINGER,
+                               SO_BINDTODEVICE, SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_PASSRIGHTS,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_MAX_PACING_RATE, SO_PROTOCOL,
                                SO_RCVBUF,
@@ -111,13 +111,108 @@ def setsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
     sk = sock.sk
     if level == SOL_SOCKET:
         return sk_setsockopt(task, sk, optname, optval, optlen)
-    if level == SOL_TCP:
+    if level == SOL_TCP and sk.type == SOCK_STREAM:
         return do_tcp_setsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_UDP and sk.type == SOCK_DGRAM:
+        return udp_lib_setsockopt(task, sk, optname, optval, optlen)
     if level == SOL_IP:
+        if sk.type == SOCK_DGRAM and optname in IP_DGRAM_OPTS:
+            return ip_dgram_setsockopt(task, sk, optname, optval, optlen)
         return do_ip_setsockopt(task, sk, optname, optval, optlen)
     if level == SOL_IPV6 and sk.family == AF_INET6:
+        if sk.type == SOCK_DGRAM and optname in IPV6_DGRAM_OPTS:
+            return ip_dgram_setsockopt(task, sk, -optname, optval, optlen)
         return do_ipv6_setsockopt(task, sk, optname, optval, optlen)
     raise SyscallError(Errno.ENOPROTOOPT)
+
+
+# -- datagram sockets (net/ipv4/udp.py) ----------------------------------------------
+SOL_UDP = 17
+UDP_OPTS = (1, 100, 101, 102, 103, 104)   # UDP_CORK, UDP_ENCAP, UDP_NO_CHECK6_TX/RX,
+                                          # UDP_SEGMENT, UDP_GRO: kept, not acted on
+IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS = 8, 11, 12, 13
+IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL = 32, 33, 34, 49
+IP_DGRAM_OPTS = frozenset((IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
+                           IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP,
+                           IP_DROP_MEMBERSHIP, IP_MULTICAST_ALL))
+IPV6_RECVERR, IPV6_RECVPKTINFO = 25, 49
+IPV6_DGRAM_OPTS = frozenset((IPV6_RECVERR, IPV6_RECVPKTINFO))
+SO_TIMESTAMPS = (29, 35, 63, 64)          # SO_TIMESTAMP(NS)_OLD, SO_TIMESTAMP(NS)_NEW
+
+
+def udp_lib_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: udp_lib_setsockopt(): an int (EINVAL when shorter)."""
+    if optname not in UDP_OPTS:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    sk.tcp_opts[("udp", optname)] = _get_int(task, optval, optlen)
+    return 0
+
+
+def ip_dgram_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
+    """Linux: do_ip_setsockopt() / do_ipv6_setsockopt() for the options of datagram
+    sockets (an IPv6 option comes as -optname): the cmsg switches, IP_RECVERR (turning
+    it off purges the error queue), multicast interface/TTL/loop, IP_ADD_MEMBERSHIP and
+    IP_DROP_MEMBERSHIP (struct ip_mreq or ip_mreqn)."""
+    if optname in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP):
+        if optlen < 8:
+            raise _einval()
+        raw = task.mem.read(optval, min(optlen, 12))
+        group, local = raw[0:4], raw[4:8]
+        ifindex = int.from_bytes(raw[8:12], "little") if len(raw) >= 12 else 0
+        # Linux: ip_mc_find_dev(): by index, by the local address (127.x is lo's), or
+        # by a route to the group (none in the sandbox's namespace)
+        in_dev = ifindex == LOOPBACK_IFINDEX or (not ifindex and local[0] == 127)
+        if optname == IP_ADD_MEMBERSHIP:
+            return ip_mc_join_group(sk, group, in_dev)
+        return ip_mc_leave_group(sk, group, ifindex, in_dev)
+    if optname == IP_MULTICAST_IF:
+        if optlen < 4:
+            raise _einval()
+        raw = task.mem.read(optval, min(optlen, 12))
+        addr = raw[4:8] if len(raw) >= 12 else raw[0:4]
+        ifindex = int.from_bytes(raw[8:12], "little") if len(raw) >= 12 else 0
+        if addr != b"\0\0\0\0" and addr[0] != 127:
+            raise SyscallError(Errno.EADDRNOTAVAIL)
+        if ifindex and ifindex != LOOPBACK_IFINDEX:
+            raise SyscallError(Errno.ENODEV)
+        sk.mc_addr = addr
+        sk.mc_index = ifindex or (LOOPBACK_IFINDEX if addr[0] == 127 else 0)
+        return 0
+    if optlen >= 4:
+        val = int.from_bytes(task.mem.read(optval, 4), "little", signed=True)
+    elif optlen >= 1:
+        val = task.mem.read(optval, 1)[0]
+    else:
+        raise _einval()
+    if optname == IP_MULTICAST_TTL:
+        if val == -1:
+            val = 1
+        if not 0 <= val <= 255:
+            raise _einval()
+        sk.mc_ttl = val
+    elif optname == IP_MULTICAST_LOOP:
+        sk.mc_loop = bool(val)
+    elif optname == IP_MULTICAST_ALL:
+        sk.mc_all = bool(val)
+    elif optname in (IP_RECVERR, -IPV6_RECVERR):
+        sk.recverr = bool(val)
+        if not val:
+            sk.error_queue.clear()
+    else:
+        (sk.cmsg_flags.add if val else sk.cmsg_flags.discard)(abs(optname))
+    return 0
+
+
+def ip_dgram_getsockopt(sk, optname: int) -> int:
+    if optname == IP_MULTICAST_TTL:
+        return sk.mc_ttl
+    if optname == IP_MULTICAST_LOOP:
+        return int(sk.mc_loop)
+    if optname == IP_MULTICAST_ALL:
+        return int(sk.mc_all)
+    if optname in (IP_RECVERR, -IPV6_RECVERR):
+        return int(sk.recverr)
+    return int(abs(optname) in sk.cmsg_flags)
 
 
 def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
@@ -127,7 +222,11 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         return sock_setbindtodevice(task, sk, optval, optlen)
     val = _get_int(task, optval, optlen)
     valbool = bool(val)
-    if optname in SOCK_FLAGS:
+    if optname in SO_TIMESTAMPS:
+        # Linux: sock_set_timestamp(): one receive timestamp, the kind last asked for
+        # (turning any of them off turns both kinds off)
+        sk.tstamp_kind = optname if valbool else 0
+    elif optname in SOCK_FLAGS:
         if optname == SO_DEBUG and valbool and not task.capable(CAP_NET_ADMIN):
             raise SyscallError(Errno.EACCES)
         sk.sockflags[optname] = valbool
@@ -299,25 +398,38 @@ def ip_mcast_join_leave(task, sk, optname: int, optval: int, optlen: int) -> int
     ifindex = int.from_bytes(req[0:4], "little")
     if int.from_bytes(req[8:10], "little") != AF_INET:
         raise _einval()
-    entry = (req[12:16], ifindex)
     # Linux: ip_mc_find_dev(): by index, or by a route to the group when 0. sysemu: the
     # sandbox's namespace routes no multicast, so only lo given by index is found.
     in_dev = ifindex == LOOPBACK_IFINDEX
     if optname == MCAST_JOIN_GROUP:
-        if req[12] & 0xF0 != 0xE0:                  # ipv4_is_multicast()
-            raise _einval()
-        if not in_dev:
-            raise SyscallError(Errno.ENODEV)
-        if entry in sk.mc_list:
-            raise SyscallError(Errno.EADDRINUSE)
-        if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
-            raise SyscallError(Errno.ENOBUFS)
-        sk.mc_list.append(entry)
-        return 0
+        return ip_mc_join_group(sk, req[12:16], in_dev)
+    return ip_mc_leave_group(sk, req[12:16], ifindex, in_dev)
+
+
+def ip_mc_join_group(sk, group: bytes, in_dev: bool) -> int:
+    """Linux: net/ipv4/igmp.c ip_mc_join_group(): EINVAL for a group that is not
+    multicast, ENODEV without a device, EADDRINUSE when joined, ENOBUFS past
+    igmp_max_memberships; the socket's mc_list keeps (group, lo's index)."""
+    if group[0] & 0xF0 != 0xE0:                     # ipv4_is_multicast()
+        raise _einval()
+    if not in_dev:
+        raise SyscallError(Errno.ENODEV)
+    entry = (group, LOOPBACK_IFINDEX)
+    if entry in sk.mc_list:
+        raise SyscallError(Errno.EADDRINUSE)
+    if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
+        raise SyscallError(Errno.ENOBUFS)
+    sk.mc_list.append(entry)
+    return 0
+
+
+def ip_mc_leave_group(sk, group: bytes, ifindex: int, in_dev: bool) -> int:
+    """Linux: igmp.c ip_mc_leave_group(): ENODEV when neither an index nor a device
+    names one, EADDRNOTAVAIL when not joined."""
     if not ifindex and not in_dev:
         raise SyscallError(Errno.ENODEV)
     for joined in sk.mc_list:
-        if joined[0] == entry[0] and (not ifindex or joined[1] == ifindex):
+        if joined[0] == group and (not ifindex or joined[1] == ifindex):
             sk.mc_list.remove(joined)
             return 0
     raise SyscallError(Errno.EADDRNOTAVAIL)
@@ -358,12 +470,33 @@ def getsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
     sk = sock.sk
     if level == SOL_SOCKET:
         return sk_getsockopt(task, sock, optname, optval, optlen)
-    if level == SOL_TCP:
+    if level == SOL_TCP and sk.type == SOCK_STREAM:
         return do_tcp_getsockopt(task, sk, optname, optval, optlen)
+    if level == SOL_UDP and sk.type == SOCK_DGRAM:
+        if optname not in UDP_OPTS:
+            raise SyscallError(Errno.ENOPROTOOPT)
+        length = get_user_int(task.mem, optlen)
+        if length < 0:
+            raise _einval()
+        return _put(task, optval, optlen, _int(sk.tcp_opts.get(("udp", optname), 0)),
+                    min(length, 4))
     if level == SOL_IP:
+        if sk.type == SOCK_DGRAM and optname in IP_DGRAM_OPTS \
+                and optname not in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP, IP_MULTICAST_IF):
+            length = get_user_int(task.mem, optlen)
+            if length < 0:
+                raise _einval()
+            val = ip_dgram_getsockopt(sk, optname)
+            if 0 < length < 4:
+                return _put(task, optval, optlen, bytes([val]), 1)
+            return _put(task, optval, optlen, _int(val), min(length, 4))
         return do_ip_getsockopt(task, sk, optname, optval, optlen)
     if sk.family == AF_INET6:
         if level == SOL_IPV6:
+            if sk.type == SOCK_DGRAM and optname in IPV6_DGRAM_OPTS:
+                length = get_user_int(task.mem, optlen)
+                return _put(task, optval, optlen, _int(ip_dgram_getsockopt(sk, -optname)),
+                            min(length & 0xFFFFFFFF, 4))
             return do_ipv6_getsockopt(task, sk, optname, optval, optlen)
         raise SyscallError(Errno.ENOPROTOOPT)
     raise SyscallError(Errno(95))   # EOPNOTSUPP (== ENOTSUP): ip_getsockopt(), level != SOL_IP
@@ -389,6 +522,8 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         raise _einval()
     if optname in SOCK_FLAGS:
         data = _int(int(sk.sockflags.get(optname, False)))
+    elif optname in SO_TIMESTAMPS:
+        data = _int(int(getattr(sk, "tstamp_kind", 0) == optname))
     elif optname == SO_PRIORITY:
         data = _int(sk.priority)
     elif optname == SO_RCVLOWAT:
@@ -413,6 +548,8 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         err = sk.sk_err or sk.sk_err_soft
         if sk.sk_err:
             sk.sk_err = 0
+            if sk.type == SOCK_DGRAM:
+                task.kernel.host.datagram_error(sk)
         else:
             sk.sk_err_soft = 0
         data = _int(int(err))

@@ -56,10 +56,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(sub) -> None:
-    ss = sub.add_parser("ss", help="a running sandbox's sockets, like ss -tan")
+    ss = sub.add_parser("ss", help="a running sandbox's sockets, like ss -tuan")
     ss.add_argument("-l", "--listening", action="store_true", help="listening sockets only")
     ss.add_argument("-a", "--all", action="store_true", help="sockets in every state")
-    ss.add_argument("-t", "--tcp", action="store_true", help="TCP (the only kind shown)")
+    ss.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
+    ss.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
     ss.add_argument("-n", "--numeric", action="store_true", help="ports as numbers")
     ss.add_argument("-p", "--processes", action="store_true", help="the processes using them")
     ss.add_argument("--id", dest="sandbox_id", help="which sandbox (see sysemu ps)")
@@ -112,7 +113,9 @@ def cmd_ss(args) -> int:
     reply = _ask(args, "ss")
     if reply is None:
         return 1
-    rows = select_rows(reply["rows"], listening=args.listening, all_states=args.all)
+    netids = tuple(kind for kind in ("tcp", "udp") if getattr(args, kind, False)) or None
+    rows = select_rows(reply["rows"], listening=args.listening, all_states=args.all,
+                       netids=netids)
     users = None
     if args.processes:
         from sysemu.host.control import socket_users
@@ -179,6 +182,7 @@ def setup(supervisor, args, glue=None) -> None:
         from sysemu.trace.pcap import open_pcap
         writer = open_pcap(pcap, clock=kernel.clock, time_offset=control.wall_minus_monotonic())
         net.wire.append(writer.segment)
+        net.dgram_wire.append(writer.datagram)
     supervisor.pcap = writer
     pump = None
     if writer is not None or any(f.kind in ("rst-after", "latency") for f in faults.faults):

@@ -1,4 +1,4 @@
-"""`sysemu nstat`: the sandbox's TCP counters as iproute2's `nstat -az` prints the host's.
+"""`sysemu nstat`: the sandbox's TCP and UDP counters as iproute2's `nstat -az` prints the host's.
 
 Linux: the names are /proc/net/snmp's Tcp group and /proc/net/netstat's TcpExt group
 (net/ipv4/proc.c snmp4_tcp_list, snmp4_net_list), prefixed by their group, in that order.
@@ -24,12 +24,17 @@ TCP_FIELDS = tuple(name for name in proc.TCP_FIELDS if name not in SKIPPED)
 
 
 def nstat_rows(mib: dict[str, int]) -> list[tuple[str, int]]:
-    """(name, value) in nstat's order: Tcp*, then TcpExt* (Linux order, then the rest)."""
+    """(name, value) in nstat's order: Tcp*, Udp* (snmp_seq_show_tcp_udp()), then TcpExt*
+    (Linux order, then the rest), then Udp6* (/proc/net/snmp6). Counters of other groups
+    are keyed "Group.Name" in the MIB."""
     rows = [(f"Tcp{name}", int(mib.get(name, 0))) for name in TCP_FIELDS]
+    rows += [(f"Udp{name}", int(mib.get(f"Udp.{name}", 0))) for name in proc.UDP_FIELDS]
     known = set(TCP_FIELDS) | SKIPPED
     ext = [n for n in TCPEXT_ORDER] + sorted(n for n in mib if n not in known
-                                             and n not in TCPEXT_ORDER)
+                                             and n not in TCPEXT_ORDER and "." not in n)
     rows += [(f"TcpExt{name}", int(mib.get(name, 0))) for name in ext]
+    rows += [(f"Udp6{name}", int(mib.get(f"Udp6.{name}", 0))) for name in proc.UDP_FIELDS
+             if name != "IgnoredMulti"]
     return rows
 
 

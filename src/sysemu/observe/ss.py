@@ -7,6 +7,10 @@ not show. Recv-Q/Send-Q as tcp_diag_get_info() fills them: for a listener the cu
 accept queue and its limit (sk_ack_backlog, sk_max_ack_backlog); for a connection the
 bytes queued.
 
+UDP sockets (udp_diag: every sock that owns a port) show UNCONN, or ESTAB when
+connected; Recv-Q is sk_rmem_alloc (the queued datagrams' truesize), Send-Q 0. Each row
+has its "netid" (tcp, udp); `-t`/`-u` pick, and a Netid column appears when both show.
+
 sysemu: a connection's queues show 0: its bytes flow natively between the programs'
 placeholders (or through the Pump), never inside the TCP model.
 """
@@ -65,7 +69,7 @@ def snapshot(net) -> list[dict]:
             "peer": [format_addr(remote[0], v6), remote[1]] if remote
             else [format_addr(b"", v6), "*"],
             "inode": 0 if sk.state == TcpState.TCP_TIME_WAIT else net.kernel.host.sock_inode(sk),
-            "uid": sk.uid,
+            "uid": sk.uid, "netid": "tcp",
         })
         queue = sk.accept_queue if listening else None
         for req in (queue.syn.values() if queue is not None else ()):
@@ -73,13 +77,29 @@ def snapshot(net) -> list[dict]:
                 "state": "SYN-RECV", "recv_q": 0, "send_q": 0,
                 "local": [_wire_addr(req.loc_addr, v6), req.loc_port],
                 "peer": [_wire_addr(req.rmt_addr, v6), req.rmt_port],
-                "inode": 0, "uid": sk.uid,
+                "inode": 0, "uid": sk.uid, "netid": "tcp",
+            })
+    for port in sorted(net.udp_table.ports if net.udp_table is not None else ()):
+        for sk in net.udp_table.ports[port]:
+            v6 = sk.family == AF_INET6
+            laddr, lport = sk.local()
+            remote = sk.remote()
+            rows.append({
+                "state": STATE_NAMES[sk.state], "recv_q": sk.rmem_alloc, "send_q": 0,
+                "local": [format_addr(laddr, v6), lport],
+                "peer": [format_addr(remote[0], v6), remote[1]] if remote
+                else [format_addr(b"", v6), "*"],
+                "inode": net.kernel.host.sock_inode(sk), "uid": sk.uid, "netid": "udp",
             })
     return rows
 
 
-def select_rows(rows: list[dict], listening: bool = False, all_states: bool = False) -> list[dict]:
-    """ss's state filter: -l listeners only, -a everything, default connections only."""
+def select_rows(rows: list[dict], listening: bool = False, all_states: bool = False,
+                netids: tuple[str, ...] | None = None) -> list[dict]:
+    """ss's state filter: -l listeners only, -a everything, default connections only;
+    `netids` ("tcp", "udp") keeps those kinds (None: all)."""
+    if netids is not None:
+        rows = [r for r in rows if r.get("netid", "tcp") in netids]
     if all_states:
         return list(rows)
     if listening:
@@ -103,20 +123,28 @@ def format_ss(rows: list[dict], users: dict[int, list] | None = None,
     def port(p):
         return services.get(p, str(p)) if services and isinstance(p, int) else str(p)
 
+    netid = len({r.get("netid", "tcp") for r in rows}) > 1
     header = ["State", "Recv-Q", "Send-Q", "Local Address:", "Port", "Peer Address:", "Port"]
     body = []
     for r in rows:
         line = [r["state"], str(r["recv_q"]), str(r["send_q"]), f"{r['local'][0]}:",
                 port(r["local"][1]), f"{r['peer'][0]}:", port(r["peer"][1])]
+        if netid:
+            line.insert(0, r.get("netid", "tcp"))
         if users is not None:
             found = users.get(r["inode"]) if r["inode"] else None
             line.append(format_users(found) if found else "")
         body.append(line)
     if users is not None:
         header.append("Process")
+    if netid:
+        header.insert(0, "Netid")
+        right = {4, 6}
+        glue_left = {5, 7}
+    else:
+        right = {3, 5}
+        glue_left = {4, 6}        # a port column follows its address with no space
     widths = [max([len(h)] + [len(line[i]) for line in body]) for i, h in enumerate(header)]
-    right = {3, 5}
-    glue_left = {4, 6}        # a port column follows its address with no space
 
     def render(cells):
         out = ""

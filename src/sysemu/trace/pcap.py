@@ -66,6 +66,47 @@ def build_packet(saddr: bytes, sport: int, daddr: bytes, dport: int, seq: int, a
     return bytes(ip6)
 
 
+def build_udp_packet(saddr: bytes, sport: int, daddr: bytes, dport: int, payload: bytes,
+                     ttl: int = 64, tos: int = 0) -> bytes:
+    """One IPv4 (v4-mapped addresses) or IPv6 packet carrying a UDP datagram, with
+    correct lengths and checksums."""
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    udp.ulen = 8 + len(payload)
+    if saddr[:12] == V4MAPPED_PREFIX and daddr[:12] == V4MAPPED_PREFIX:
+        ip = dpkt.ip.IP(src=saddr[12:], dst=daddr[12:], p=dpkt.ip.IP_PROTO_UDP, ttl=ttl,
+                        tos=tos, data=udp)
+        ip.df = 1
+        ip.len = 20 + udp.ulen
+        return bytes(ip)
+    ip6 = dpkt.ip6.IP6(src=saddr, dst=daddr, nxt=dpkt.ip.IP_PROTO_UDP, hlim=ttl, data=udp)
+    ip6.plen = udp.ulen
+    ip6.v = 6
+    return bytes(ip6)
+
+
+ICMP_QUOTE_V4 = 576 - 20 - 8        # Linux: icmp_send(): the reply fits in 576 bytes
+ICMP_QUOTE_V6 = 1280 - 40 - 8       # IPV6_MIN_MTU
+
+
+def build_port_unreachable(saddr: bytes, daddr: bytes, offending: bytes) -> bytes:
+    """ICMP destination unreachable / port unreachable (IPv4: type 3 code 3; IPv6: type 1
+    code 4) from saddr to daddr, quoting the offending packet."""
+    if saddr[:12] == V4MAPPED_PREFIX:
+        icmp = dpkt.icmp.ICMP(type=3, code=3,
+                              data=dpkt.icmp.ICMP.Unreach(data=offending[:ICMP_QUOTE_V4]))
+        ip = dpkt.ip.IP(src=saddr[12:], dst=daddr[12:], p=dpkt.ip.IP_PROTO_ICMP, ttl=64,
+                        tos=0xC0, data=icmp)
+        ip.len = 20 + len(bytes(icmp))
+        return bytes(ip)
+    icmp6 = dpkt.icmp6.ICMP6(type=1, code=4, data=dpkt.icmp6.ICMP6.Unreach(
+        data=offending[:ICMP_QUOTE_V6]))
+    ip6 = dpkt.ip6.IP6(src=saddr, dst=daddr, nxt=dpkt.ip.IP_PROTO_ICMP6, hlim=64, data=icmp6)
+    ip6.plen = len(bytes(icmp6))
+    ip6.v = 6
+    # the ICMPv6 checksum covers a pseudo-header dpkt computes when packing IP6
+    return bytes(ip6)
+
+
 class PcapWriter:
     """Writes the wire to `fileobj` (opened "wb"). `segment` is the net.wire hook; `data`
     is the Pump's callback. Times are `clock.now()` (the kernel's clock) + `time_offset`
@@ -102,6 +143,19 @@ class PcapWriter:
                     seg.flags)
 
     __call__ = segment
+
+    def datagram(self, kind: str, skb) -> None:
+        """The net.dgram_wire hook: a UDP datagram ("udp"), or the ICMP/ICMPv6 port
+        unreachable ("icmp") that answers one (from its destination back to its sender,
+        quoting what icmp_send() quotes: 576 bytes of IP for IPv4, 1280 for IPv6)."""
+        when = self._clock.now() if self._clock is not None else 0.0
+        packet = build_udp_packet(skb.saddr, skb.sport, skb.daddr, skb.dport, skb.data,
+                                  skb.ttl, skb.tos)
+        if kind == "icmp":
+            packet = build_port_unreachable(skb.daddr, skb.saddr, packet)
+        self._writer.writepkt(packet, ts=when + self._offset)
+        self._file.flush()
+        self.packets += 1
 
     def data(self, sender, receiver, payload: bytes) -> None:
         """`payload` went from Sock `sender` to its peer (the Pump moved it): a PSH|ACK

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_IP, IPPROTO_MAX, IPPROTO_TCP,
-                             TcpState)
+                             IPPROTO_UDP, TcpState)
 from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, SHUTDOWN_MASK, SOCK_DGRAM,
                                SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN, SocketState)
 from sysemu.kernel.errors import SyscallError, WouldBlock
@@ -24,6 +24,8 @@ from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
                                    RTN_MULTICAST, inet_addr_type)
 from sysemu.net.ipv4.tcp import tcp_disconnect, tcp_shutdown
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
+from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl, udp_recvmsg_ops,
+                                 udp_sendmsg_ops, udp_shutdown)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
                                            IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            IPV6_ADDR_MULTICAST, LOOPBACK4_IPV6,
@@ -48,11 +50,15 @@ def inet_create(task, net: "Net", family: int, type_: int, protocol: int) -> Soc
         if protocol not in (IPPROTO_IP, IPPROTO_TCP):
             raise SyscallError(Errno.EPROTONOSUPPORT)
     elif type_ == SOCK_DGRAM:
-        if protocol not in (IPPROTO_IP, 17, 136, 1 if family == AF_INET else 58):
+        if protocol not in (IPPROTO_IP, IPPROTO_UDP):
+            # sysemu: UDP-Lite (136) and ping sockets are not served (nothing may reach
+            # a host AF_INET socket): EPROTONOSUPPORT, as a kernel without them answers.
             raise SyscallError(Errno.EPROTONOSUPPORT)
-        # sysemu: UDP and ICMP sockets are not served (nothing may reach a host AF_INET
-        # socket); EPROTONOSUPPORT is what a kernel without them would answer.
-        raise SyscallError(Errno.EPROTONOSUPPORT)
+        sk = Sock(net, family, IPPROTO_UDP, uid=getattr(task, "uid", 0))
+        udp_init_sock(sk)
+        net.udp_socks.add(sk)
+        return Socket(net, sk, inet_dgram_ops if family == AF_INET else inet6_dgram_ops,
+                      type_)
     elif type_ == SOCK_RAW:
         if not task.capable(CAP_NET_RAW):
             raise SyscallError(Errno.EPERM)
@@ -104,7 +110,7 @@ def _check_bind_service(net: "Net", snum: int, task) -> None:
 def _bind_port(net: "Net", sk: Sock, snum: int, undo) -> None:
     if snum or not sk.bind_address_no_port:
         try:
-            inet_csk_get_port(net, sk, snum)
+            (sk.sk_prot.get_port or inet_csk_get_port)(net, sk, snum)
         except SyscallError:
             undo()
             raise SyscallError(Errno.EADDRINUSE) from None
@@ -126,7 +132,7 @@ def inet6_bind(net: "Net", sk: Sock, data: bytes, task) -> None:
     if addr.family != AF_INET6:
         raise SyscallError(Errno.EAFNOSUPPORT)
     addr_type = ipv6_addr_type(addr.addr)
-    if addr_type == IPV6_ADDR_MULTICAST:
+    if addr_type == IPV6_ADDR_MULTICAST and sk.type == SOCK_STREAM:
         raise SyscallError(Errno.EINVAL)              # multicast on SOCK_STREAM
     _check_bind_service(net, addr.port, task)
     if sk.state != S.TCP_CLOSE or sk.num:
@@ -310,6 +316,24 @@ inet6_stream_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
     shutdown=inet_shutdown)
+
+
+
+def _not_supported(*args):
+    """Linux: sock_no_listen() / sock_no_accept(): EOPNOTSUPP for datagram sockets."""
+    raise SyscallError(Errno.ENOTSUP)
+
+
+inet_dgram_ops = ProtoOps(
+    family=AF_INET, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
+    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
+    ioctl=udp_ioctl)
+inet6_dgram_ops = ProtoOps(
+    family=AF_INET6, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
+    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
+    ioctl=udp_ioctl)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))
