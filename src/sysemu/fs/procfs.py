@@ -28,7 +28,7 @@ from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
 from sysemu.kernel.task import CAP_NET_ADMIN, Task
 from sysemu.kernel.usermem import U64
-from sysemu.net.proc import (render_netstat, render_snmp, render_tcp, render_udp,
+from sysemu.net.proc import (render_netstat, render_snmp, render_snmp6, render_tcp, render_udp,
                              tcp_proc_rows, udp_proc_rows)
 
 CAP_DAC_OVERRIDE = 1
@@ -162,6 +162,7 @@ class ProcNet:
             NetEntry("udp6", lambda k: render_udp(_udp_rows(k, True), v6=True), seq=True),
             NetEntry("netstat", lambda k: render_netstat(_mib(k)), seq=False),
             NetEntry("snmp", lambda k: render_snmp(_mib(k)), seq=False),
+            NetEntry("snmp6", lambda k: render_snmp6(_mib(k)), seq=False),
         ):
             self.entries[entry.path] = entry
 

@@ -191,6 +191,41 @@ def render_snmp(mib) -> str:
             + _pair("UdpLite", UDP_FIELDS, [mib_value(mib, "UdpLite", n) for n in UDP_FIELDS]))
 
 
+# ---- /proc/net/snmp6 ----
+
+# Linux: net/ipv6/proc.c snmp6_ipstats_list[] (with the octet and ECN counters)
+IP6_FIELDS = """
+InReceives InHdrErrors InTooBigErrors InNoRoutes InAddrErrors InUnknownProtos
+InTruncatedPkts InDiscards InDelivers OutForwDatagrams OutRequests OutDiscards OutNoRoutes
+ReasmTimeout ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates InMcastPkts
+OutMcastPkts InOctets OutOctets InMcastOctets OutMcastOctets InBcastOctets OutBcastOctets
+InNoECTPkts InECT1Pkts InECT0Pkts InCEPkts OutTransmits
+""".split()
+# Linux: snmp6_icmp6_list[], then icmp6_list[]'s names In then Out (snmp6_seq_show_icmpv6())
+ICMP6_FIELDS = "InMsgs InErrors OutMsgs OutErrors InCsumErrors OutRateLimitHost".split()
+ICMP6_TYPE_NAMES = """
+DestUnreachs PktTooBigs TimeExcds ParmProblems Echos EchoReplies GroupMembQueries
+GroupMembResponses GroupMembReductions RouterSolicits RouterAdvertisements NeighborSolicits
+NeighborAdvertisements Redirects MLDv2Reports
+""".split()
+
+
+def render_snmp6(mib) -> str:
+    """/proc/net/snmp6. Linux: net/ipv6/proc.c snmp6_seq_show(): "%-32s\t%lu" lines: Ip6,
+    Icmp6 (the named counters, then Icmp6InType<n>/Icmp6OutType<n> for the types seen),
+    Udp6, UdpLite6."""
+    rows = [(f"Ip6{n}", mib_value(mib, "Ip6", n)) for n in IP6_FIELDS]
+    rows += [(f"Icmp6{n}", mib_value(mib, "Icmp6", n)) for n in ICMP6_FIELDS]
+    rows += [(f"Icmp6{d}{n}", mib_value(mib, "Icmp6", f"{d}{n}"))
+             for d in ("In", "Out") for n in ICMP6_TYPE_NAMES]
+    rows += [(f"Icmp6{d}Type{t}", v) for d in ("In", "Out") for t in range(256)
+             if (v := mib_value(mib, "Icmp6Msg", f"{d}Type{t}"))]
+    rows += [(f"Udp6{n}", mib_value(mib, "Udp6", n)) for n in UDP_FIELDS]
+    rows += [(f"UdpLite6{n}", mib_value(mib, "UdpLite6", n)) for n in UDP_FIELDS
+             if n != "IgnoredMulti"]
+    return "".join(f"{name:<32}\t{value}\n" for name, value in rows)
+
+
 # ---- /proc/net/tcp and /proc/net/tcp6 ----
 
 @dataclass
