@@ -17,7 +17,10 @@ a fraction of native (> 1: faster than native), whatever the unit. Rows:
   HTTP               nginx keep-alive (16 connections), default config and with
                      open_file_cache; Python http.server (HTTP/1.0: a connection a request)
   redis              redis-benchmark SET and GET
-  bulk, ping-pong    one connection: MB/s, and 1-byte round trips
+  bulk, ping-pong    one connection: MB/s, and 1-byte round trips (also with
+                     sendmsg/recvmsg, which sysemu traps: what UDP costs TCP programs)
+  UDP                request/response (a server's recvfrom/sendto, a connected client's
+                     send/recv) in us/rtt; bulk 1400-byte datagrams in MB/s received
   idle connections   the supervisor's memory per connection, 10,000 held open
 
 Not a test: nothing here passes or fails; the targets are printed beside the figures.
@@ -241,6 +244,20 @@ def main() -> int:
                         {"native": c_rate("pingpong", rtts, [], r"([\d.]+) us/rtt"),
                          "sysemu": c_rate("pingpong", rtts, sysemu, r"([\d.]+) us/rtt")},
                         True))
+        rows.append(Row("ping-pong with sendmsg/recvmsg (trapped)", "us/rtt",
+                        {"native": c_rate("pingpong_msg", rtts, [], r"([\d.]+) us/rtt"),
+                         "sysemu": c_rate("pingpong_msg", rtts, sysemu, r"([\d.]+) us/rtt")},
+                        True))
+        rr = 2000 if q else 10000
+        rows.append(Row("UDP request/response (recvfrom/sendto)", "us/rtt",
+                        {"native": c_rate("udp_rr", rr, [], r"([\d.]+) us/rtt"),
+                         "sysemu": c_rate("udp_rr", rr, sysemu, r"([\d.]+) us/rtt")},
+                        True))
+        udp_mb = 50 if q else 200
+        rows.append(Row("UDP bulk, 1400-byte datagrams", "MB/s",
+                        {"native": c_rate("udp_bulk", udp_mb, [], r"([\d.]+) MB/s"),
+                         "sysemu": c_rate("udp_bulk", udp_mb, sysemu, r"([\d.]+) MB/s")},
+                        False))
         for r in range(args.rounds):
             for row in rows:
                 row.run_round()

@@ -3,13 +3,12 @@ under `sysemu run` (plain and traced); the JSON results (values, errno names, ad
 comparisons) must be equal."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from test_e2e_differential import TRACED, probe_json, run
+from test_e2e_differential import compare_probe, run
 
 PROBE = Path(__file__).parent / "probes" / "udp_probe.py"
 
@@ -40,17 +39,4 @@ def scenario_params():
 @pytest.mark.parametrize("traced", [False, True], ids=["plain", "traced"])
 @pytest.mark.parametrize("name", scenario_params())
 def test_udp_native_equals_sysemu(name, traced, sysemu_bin, tmp_path):
-    native, ndone = probe_json([sys.executable, str(PROBE), name])
-    problem = native.get(name, {}).get("exception", "") if isinstance(native, dict) else ""
-    if "Errno 97" in problem:
-        pytest.skip(f"the host kernel has no IPv6: {problem}")
-    assert ndone.returncode == 0 and not problem, f"native run failed: {native}\n{ndone.stderr}"
-    options = TRACED + [str(tmp_path / "trace")] if traced else []
-    got, sdone = probe_json([str(sysemu_bin), "run", *options, "--", sys.executable,
-                             str(PROBE), name])
-    assert got == native, (
-        f"sysemu differs from Linux in {name}:\n"
-        f"native: {json.dumps(native, sort_keys=True)}\n"
-        f"sysemu: {json.dumps(got, sort_keys=True)}\n"
-        f"sysemu stderr (tail):\n{sdone.stderr[-3000:]}")
-    assert sdone.returncode == 0, sdone.stderr[-3000:]
+    compare_probe(PROBE, name, traced, sysemu_bin, tmp_path)

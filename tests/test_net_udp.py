@@ -207,3 +207,72 @@ def test_reuseport_spreads_by_flow():
         env.sendto(c, b"x", "127.0.0.1", 40500)
     counts = [len(env.sk(fd).receive_queue) for fd in socks]
     assert sum(counts) == 16 and all(counts)
+
+
+# -- decoders: any bytes give a value or SyscallError ---------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from sysemu.kernel.errors import SyscallError  # noqa: E402
+from sysemu.kernel.usermem import BufferMemory  # noqa: E402
+from sysemu.net.scm import UserMsghdr, copy_msghdr_from_user, put_cmsgs  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(min_size=56, max_size=56), compat=st.booleans(),
+       iov=st.binary(max_size=64))
+def test_msghdr_decoder_value_or_error(raw, compat, iov):
+    mem = BufferMemory()
+    vec = mem.alloc(iov or b"\0")
+    # point msg_iov at the mapped iovec bytes half of the time
+    if raw[0] & 1:
+        raw = raw[:16] + vec.to_bytes(8, "little") + raw[24:] if not compat \
+            else raw[:8] + (vec & 0xFFFFFFFF).to_bytes(4, "little") + raw[12:]
+    addr = mem.alloc(raw)
+    try:
+        msg = copy_msghdr_from_user(mem, addr, compat)
+    except SyscallError:
+        return
+    assert all(length >= 0 for _, length in msg.iov)
+    assert msg.namelen >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(controllen=st.integers(0, 80), sizes=st.lists(st.integers(0, 40), max_size=4),
+       compat=st.booleans())
+def test_put_cmsgs_never_overflows(controllen, sizes, compat):
+    mem = BufferMemory()
+    guard = 64
+    control = mem.alloc(bytes(controllen + guard))
+    msg = UserMsghdr(0, compat, 0, 0, [], control, controllen, 0)
+    used, flags = put_cmsgs(mem, msg, [(0, 1, bytes([7]) * n) for n in sizes])
+    assert 0 <= used <= controllen
+    assert mem.read(control + controllen, guard) == bytes(guard)   # nothing past it
+    header, align = (12, 4) if compat else (16, 8)
+    space = [(header + n + align - 1) // align * align for n in sizes]
+    fits = not sizes or sum(space[:-1]) + header + sizes[-1] <= controllen
+    assert (flags == 0) == fits
+
+
+def test_socketcall_reaches_the_udp_handlers():
+    """i386 socketcall(SYS_SENDTO / SYS_RECVFROM) with 32-bit argument words."""
+    env = U()
+    i386 = env.task
+    a, b = env.udp(), env.udp()
+    env.bind(a, "127.0.0.1", 0)
+    pa = env.port(a)
+    payload = env.mem.alloc(b"via socketcall")
+    dest = env.mem.alloc(sockaddr("127.0.0.1", pa))
+    from sysemu.kernel.syscalls import HANDLERS
+    words = struct.pack("<6I", b, payload, 14, 0, dest, 16)
+    i386.abi = "i386"
+    try:
+        assert HANDLERS["socketcall"](i386, [11, env.mem.alloc(words)]) == 14   # SYS_SENDTO
+        buf, name = env.mem.alloc(bytes(32)), env.mem.alloc(bytes(16))
+        ln = env.mem.alloc(struct.pack("<i", 16))
+        words = struct.pack("<6I", a, buf, 32, MSG_DONTWAIT, name, ln)
+        assert HANDLERS["socketcall"](i386, [12, env.mem.alloc(words)]) == 14   # SYS_RECVFROM
+    finally:
+        i386.abi = "64"
+    assert env.mem.read(buf, 14) == b"via socketcall"
+    assert parse_sockaddr(env.mem.read(name, 16)) == ("127.0.0.1", env.port(b))

@@ -23,6 +23,8 @@ import sys
 import termios
 import time
 
+from net_probe import c_outcome     # (tests/probes/, this script's directory)
+
 LOOP = "127.0.0.1"
 libc = ctypes.CDLL(None, use_errno=True)
 libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
@@ -57,14 +59,6 @@ def outcome(fn, *args):
     if isinstance(value, bytes):
         return f"{len(value)} bytes"
     return value
-
-
-def c_outcome(fn, *args):
-    ctypes.set_errno(0)
-    ret = fn(*args)
-    if ret == -1:
-        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
-    return ret
 
 
 def udp(family=socket.AF_INET, *opts):

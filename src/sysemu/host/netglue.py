@@ -91,6 +91,7 @@ class NetGlue(HostHooks):
         self.pump: Pump | None = None
         self.socket_factory = None
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
+        self._borrowed: dict = {}           # Placeholder -> its program end, for one batch
         # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
         # published port: host/portfwd.py), which takes the accepted child's kept end
         self.outside: dict = {}
@@ -354,6 +355,24 @@ class NetGlue(HostHooks):
             ph.backlog.popleft()
         self.placeholders.rearm(ph, select.EPOLLIN)
 
+    def _borrow(self, ph: Placeholder):
+        """The program's end of `ph` (a borrowed copy), kept until the end of the batch
+        of events being handled (release_borrowed): one trapped recvfrom uses it twice."""
+        end = self._borrowed.get(ph)
+        if end is None:
+            end = self.placeholders.program_end(ph)
+            if end is not None:
+                self._borrowed[ph] = end
+        return end
+
+    def release_borrowed(self) -> None:
+        """After each batch: close the borrowed copies (a copy sysemu holds would hide
+        the program's last close)."""
+        if self._borrowed:
+            for end in self._borrowed.values():
+                end.close()
+            self._borrowed.clear()
+
     def datagram_dequeued(self, sock, skb) -> None:
         ph = self.placeholders.of_sock(sock)
         if ph is None or ph.mirror is None or not ph.mirror:
@@ -367,15 +386,13 @@ class NetGlue(HostHooks):
         if ph.backlog and len(ph.backlog) > len(ph.mirror):
             ph.backlog.popleft()            # it never reached the program's end
             return
-        end = self.placeholders.program_end(ph)
+        end = self._borrow(ph)
         if end is None:
             return
         try:
             end.recv(1, socket.MSG_DONTWAIT | socket.MSG_TRUNC)    # (CPython skips recv(0))
         except OSError:
             pass
-        finally:
-            end.close()
         if ph.backlog:
             self._flush_backlog(ph)
 
@@ -391,7 +408,7 @@ class NetGlue(HostHooks):
             if not ph.mirror or len(ph.backlog) >= len(ph.mirror) \
                     or ph.mirror_bytes == 0 and None in ph.mirror:
                 return 0
-            end = self.placeholders.program_end(ph)
+            end = self._borrow(ph)
             if end is None:
                 return 0
             try:
@@ -399,8 +416,6 @@ class NetGlue(HostHooks):
                 left = int.from_bytes(buf, "little", signed=True)
             except OSError:
                 return 0
-            finally:
-                end.close()
             left += sum(len(b) for b in ph.backlog)
             taken = 0
             mirror = ph.mirror
@@ -424,20 +439,20 @@ class NetGlue(HostHooks):
         socket_obj = sock.socket
         if socket_obj is None or socket_obj.ops.sendmsg is None or ph.kept_fd is None:
             return
-        poller = select.poll()
-        poller.register(ph.kept_fd, select.POLLIN)
-        ready = poller.poll(0)
-        if not ready or ready[0][1] & (select.POLLHUP | select.POLLRDHUP):
-            hung_up = bool(ready)
-        else:
-            hung_up = False
+        hung_up = None
         for _ in range(MAX_NATIVE_SENDS):      # bounded: an EOF also reads as b""
             try:
                 data = os.read(ph.kept_fd, 1 << 17)
             except OSError:
                 return
-            if not data and hung_up:
-                return
+            if not data:
+                if hung_up is None:            # an empty record, or the program's EOF?
+                    poller = select.poll()
+                    poller.register(ph.kept_fd, select.POLLIN)
+                    ready = poller.poll(0)
+                    hung_up = bool(ready and ready[0][1] & (select.POLLHUP | select.POLLRDHUP))
+                if hung_up:
+                    return
             try:
                 socket_obj.ops.sendmsg(net, socket_obj, lambda data=data: data, len(data),
                                        None, 0)
@@ -766,4 +781,5 @@ def attach_network(supervisor) -> NetGlue:
         state["handle"] = reactor.call_later(delay, fire)
 
     supervisor.after_event.append(arm)
+    supervisor.after_event.append(glue.release_borrowed)
     return glue

@@ -549,57 +549,51 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
 MMSGHDR_SIZE = {False: 64, True: 32}     # struct mmsghdr / compat_mmsghdr
 
 
-@syscall("sendmmsg", abis=("64", "x32", "i386"))
-def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
-    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): at most UIO_MAXIOV messages,
-    each msg_len written back; an error after the first message ends it and the count
-    so far is returned (the error is lost, as Linux's sock->sk->sk_err is not set for
-    it)."""
-    sock = _data_socket(task, fd)
+def _each_mmsg(task, mmsg: int, vlen: int, one) -> int:
+    """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(index, msghdr) for each of at
+    most UIO_MAXIOV entries, its result written to msg_len; an error after the first
+    ends the loop with the count so far."""
     compat = _compat(task)
     step = MMSGHDR_SIZE[compat]
-    sent = 0
+    done = 0
     for i in range(min(vlen, UIO_MAXIOV)):
         entry = mmsg + i * step
         try:
-            umsg = copy_msghdr_from_user(task.mem, entry, compat)
-            address = move_addr_to_kernel(task.mem, umsg.name, umsg.namelen) \
-                if umsg.name else None
-            n = _send_one(task, sock, umsg.iov, flags, address)
+            n = one(done, copy_msghdr_from_user(task.mem, entry, compat))
             put_user_int(task.mem, entry + msghdr_size(compat), n)
         except SyscallError:
-            if sent:
-                return sent
+            if done:
+                return done
             raise
-        sent += 1
-    return sent
+        done += 1
+    return done
+
+
+@syscall("sendmmsg", abis=("64", "x32", "i386"))
+def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
+    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
+    sock = _data_socket(task, fd)
+
+    def one(done: int, umsg: UserMsghdr) -> int:
+        address = move_addr_to_kernel(task.mem, umsg.name, umsg.namelen) \
+            if umsg.name else None
+        return _send_one(task, sock, umsg.iov, flags, address)
+    return _each_mmsg(task, mmsg, vlen, one)
 
 
 @syscall("recvmmsg", abis=("64", "x32"))
 def sys_recvmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
                  timeout: UserPtr) -> int:
     """recvmmsg(2). Linux: net/socket.c do_recvmmsg(): datagrams into the vector until
-    it is full (MSG_WAITFORONE: without waiting after the first); an error after the
-    first ends it with the count so far. sysemu: the timeout is not applied (the call
-    waits as recvmsg does)."""
+    it is full (MSG_WAITFORONE: without waiting after the first). sysemu: the timeout is
+    not applied (the call waits as recvmsg does)."""
     sock = _data_socket(task, fd)
-    compat = _compat(task)
-    step = MMSGHDR_SIZE[compat]
-    got = 0
-    for i in range(min(vlen, UIO_MAXIOV)):
-        entry = mmsg + i * step
-        this = flags | (MSG_DONTWAIT if got and flags & MSG_WAITFORONE else 0)
-        try:
-            umsg = copy_msghdr_from_user(task.mem, entry, compat)
-            n = _recvmsg(task, sock, umsg, this & ~MSG_WAITFORONE,
-                         0 if flags & MSG_PEEK else got)
-            put_user_int(task.mem, entry + msghdr_size(compat), n)
-        except SyscallError:
-            if got:
-                return got
-            raise
-        got += 1
-    return got
+
+    def one(done: int, umsg: UserMsghdr) -> int:
+        this = flags | (MSG_DONTWAIT if done and flags & MSG_WAITFORONE else 0)
+        return _recvmsg(task, sock, umsg, this & ~MSG_WAITFORONE,
+                        0 if flags & MSG_PEEK else done)
+    return _each_mmsg(task, mmsg, vlen, one)
 
 
 syscall("recvmmsg_time64", abis=("i386",))(sys_recvmmsg)

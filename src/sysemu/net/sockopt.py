@@ -135,10 +135,10 @@ SOL_UDP = 17
 UDP_OPTS = (1, 100, 101, 102, 103, 104)   # UDP_CORK, UDP_ENCAP, UDP_NO_CHECK6_TX/RX,
                                           # UDP_SEGMENT, UDP_GRO: kept, not acted on
 IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS = 8, 11, 12, 13
-IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 32, 33, 34
+IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL = 32, 33, 34, 49
 IP_DGRAM_OPTS = frozenset((IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
                            IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP,
-                           IP_DROP_MEMBERSHIP))
+                           IP_DROP_MEMBERSHIP, IP_MULTICAST_ALL))
 IPV6_RECVERR, IPV6_RECVPKTINFO = 25, 49
 IPV6_RECVHOPLIMIT = 51
 IPV6_DGRAM_OPTS = frozenset((IPV6_RECVERR, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT))
@@ -211,23 +211,12 @@ def ip_dgram_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int
         raw = task.mem.read(optval, min(optlen, 12))
         group, local = raw[0:4], raw[4:8]
         ifindex = int.from_bytes(raw[8:12], "little") if len(raw) >= 12 else 0
+        # Linux: ip_mc_find_dev(): by index, by the local address (127.x is lo's), or
+        # by a route to the group (none in the sandbox's namespace)
+        in_dev = ifindex == LOOPBACK_IFINDEX or (not ifindex and local[0] == 127)
         if optname == IP_ADD_MEMBERSHIP:
-            if group[0] & 0xF0 != 0xE0:
-                raise _einval()
-            if not ifindex and local[0] != 127:
-                raise SyscallError(Errno.ENODEV)    # sysemu: no route for multicast
-            entry = (group, LOOPBACK_IFINDEX)
-            if entry in sk.mc_list:
-                raise SyscallError(Errno.EADDRINUSE)
-            if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
-                raise SyscallError(Errno.ENOBUFS)
-            sk.mc_list.append(entry)
-            return 0
-        for joined in sk.mc_list:
-            if joined[0] == group:
-                sk.mc_list.remove(joined)
-                return 0
-        raise SyscallError(Errno.EADDRNOTAVAIL)
+            return ip_mc_join_group(sk, group, in_dev)
+        return ip_mc_leave_group(sk, group, ifindex, in_dev)
     if optname == IP_MULTICAST_IF:
         if optlen < 4:
             raise _einval()
@@ -255,6 +244,8 @@ def ip_dgram_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int
         sk.mc_ttl = val
     elif optname == IP_MULTICAST_LOOP:
         sk.mc_loop = bool(val)
+    elif optname == IP_MULTICAST_ALL:
+        sk.mc_all = bool(val)
     elif optname in (IP_RECVERR, -IPV6_RECVERR):
         sk.recverr = bool(val)
         if not val:
@@ -269,6 +260,8 @@ def ip_dgram_getsockopt(sk, optname: int) -> int:
         return sk.mc_ttl
     if optname == IP_MULTICAST_LOOP:
         return int(sk.mc_loop)
+    if optname == IP_MULTICAST_ALL:
+        return int(sk.mc_all)
     if optname in (IP_RECVERR, -IPV6_RECVERR):
         return int(sk.recverr)
     return int(abs(optname) in sk.cmsg_flags)
@@ -446,25 +439,38 @@ def ip_mcast_join_leave(task, sk, optname: int, optval: int, optlen: int) -> int
     ifindex = int.from_bytes(req[0:4], "little")
     if int.from_bytes(req[8:10], "little") != AF_INET:
         raise _einval()
-    entry = (req[12:16], ifindex)
     # Linux: ip_mc_find_dev(): by index, or by a route to the group when 0. sysemu: the
     # sandbox's namespace routes no multicast, so only lo given by index is found.
     in_dev = ifindex == LOOPBACK_IFINDEX
     if optname == MCAST_JOIN_GROUP:
-        if req[12] & 0xF0 != 0xE0:                  # ipv4_is_multicast()
-            raise _einval()
-        if not in_dev:
-            raise SyscallError(Errno.ENODEV)
-        if entry in sk.mc_list:
-            raise SyscallError(Errno.EADDRINUSE)
-        if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
-            raise SyscallError(Errno.ENOBUFS)
-        sk.mc_list.append(entry)
-        return 0
+        return ip_mc_join_group(sk, req[12:16], in_dev)
+    return ip_mc_leave_group(sk, req[12:16], ifindex, in_dev)
+
+
+def ip_mc_join_group(sk, group: bytes, in_dev: bool) -> int:
+    """Linux: net/ipv4/igmp.c ip_mc_join_group(): EINVAL for a group that is not
+    multicast, ENODEV without a device, EADDRINUSE when joined, ENOBUFS past
+    igmp_max_memberships; the socket's mc_list keeps (group, lo's index)."""
+    if group[0] & 0xF0 != 0xE0:                     # ipv4_is_multicast()
+        raise _einval()
+    if not in_dev:
+        raise SyscallError(Errno.ENODEV)
+    entry = (group, LOOPBACK_IFINDEX)
+    if entry in sk.mc_list:
+        raise SyscallError(Errno.EADDRINUSE)
+    if len(sk.mc_list) >= IGMP_MAX_MEMBERSHIPS:
+        raise SyscallError(Errno.ENOBUFS)
+    sk.mc_list.append(entry)
+    return 0
+
+
+def ip_mc_leave_group(sk, group: bytes, ifindex: int, in_dev: bool) -> int:
+    """Linux: igmp.c ip_mc_leave_group(): ENODEV when neither an index nor a device
+    names one, EADDRNOTAVAIL when not joined."""
     if not ifindex and not in_dev:
         raise SyscallError(Errno.ENODEV)
     for joined in sk.mc_list:
-        if joined[0] == entry[0] and (not ifindex or joined[1] == ifindex):
+        if joined[0] == group and (not ifindex or joined[1] == ifindex):
             sk.mc_list.remove(joined)
             return 0
     raise SyscallError(Errno.EADDRNOTAVAIL)

@@ -120,6 +120,7 @@ def udp_init_sock(sk: "Sock") -> None:
     sk.mc_ttl = 1
     sk.mc_addr = INADDR_ANY             # IP_MULTICAST_IF
     sk.mc_index = 0
+    sk.mc_all = True                    # IP_MULTICAST_ALL
 
 
 def udp_lib_lport_inuse(net: "Net", num: int, sk: "Sock") -> bool:
@@ -458,10 +459,14 @@ def udp_lib_lookup(net: "Net", skb: SkBuff) -> "Sock | None":
 
 def _mcast_socks(net: "Net", skb: SkBuff) -> list:
     """Linux: __udp4_lib_mcast_deliver() with __udp_is_mcast_sock(): every sock on the
-    port that could take it (bound to the group, the broadcast or the wildcard; joined
-    to the group for multicast)."""
+    port that could take it (bound to the group, the broadcast or the wildcard). For
+    multicast, lo must be a member (some sock joined the group: ip_check_mc_rcu()) and
+    ip_mc_sf_allow() lets in a sock that joined, or any with IP_MULTICAST_ALL (the
+    default)."""
     group = skb.daddr[12:]
     multicast = inet_addr_type(group) == RTN_MULTICAST
+    if multicast and not any(g == group for sk in net.udp_socks for g, _ in sk.mc_list):
+        return []
     out = []
     for sk in net.udp_table.ports.get(skb.dport, ()):
         if sk.family == AF_INET6 and sk.ipv6only:
@@ -472,7 +477,7 @@ def _mcast_socks(net: "Net", skb: SkBuff) -> list:
             continue
         if sk.dport and sk.dport != skb.sport:
             continue
-        if multicast and not any(g == group for g, _ in sk.mc_list):
+        if multicast and not sk.mc_all and not any(g == group for g, _ in sk.mc_list):
             continue
         out.append(sk)
     return out

@@ -1,0 +1,101 @@
+"""Real UDP programs end to end, natively and under `sysemu run` (one sandbox each): a DNS
+responder (tests/probes/dns_responder.py) queried with dig directly and through a socat
+UDP relay, dig against a port where nothing listens, and a name lookup whose resolver is
+not on sysemu's network."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_e2e_programs import PROBES, need, run_sh
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DNS_SCRIPT = """
+P={port}; R={relay}
+{python} {probes}/dns_responder.py $P 5 > {tmp}/ready &
+until_ok 100 grep -q ready {tmp}/ready
+dig +short +tries=1 +time=3 @127.0.0.1 -p $P example.com
+dig +short +tries=1 +time=3 @127.0.0.1 -p $P www.sysemu.test
+dig +tries=1 +time=3 @127.0.0.1 -p $P host.nx | grep -o 'status: [A-Z]*'
+socat -T 3 UDP4-RECVFROM:$R,bind=127.0.0.1,fork UDP4-SENDTO:127.0.0.1:$P &
+S=$!
+sleep 0.5
+dig +short +tries=1 +time=3 @127.0.0.1 -p $R via.relay.example
+dig +short +tries=2 +time=3 @127.0.0.1 -p $R second.via.relay
+kill $S
+dig +tries=1 +time=3 @127.0.0.1 -p {closed} refused.example 2>&1 \
+    | grep -o 'connection refused\\|timed out' | head -1
+wait
+echo done
+"""
+
+
+def test_dig_dns_responder_and_socat_relay(sysemu_bin, tmp_path):
+    need("dig", package="dnsutils")
+    need("socat", package="socat")
+    results = []
+    for which in (None, sysemu_bin):
+        (tmp_path / "ready").unlink(missing_ok=True)
+        script = DNS_SCRIPT.format(port=free_udp_port(), relay=free_udp_port(),
+                                   closed=free_udp_port(), python=sys.executable,
+                                   probes=PROBES, tmp=tmp_path)
+        done = run_sh(script, which)
+        results.append(done)
+    native, got = (d.stdout.decode() for d in results)
+    assert native.splitlines() == ["10.0.0.11", "10.0.0.15", "status: NXDOMAIN",
+                                   "10.0.0.17", "10.0.0.16", "connection refused",
+                                   "done"], results[0].stderr.decode()[-2000:]
+    assert got == native, results[1].stderr.decode()[-3000:]
+
+
+def test_lookup_with_an_unreachable_resolver_fails_fast(sysemu_bin):
+    """/etc/resolv.conf names a server that is not on sysemu's network: the resolver's
+    connect() fails (ENETUNREACH, as in a namespace with only lo) and the lookup ends
+    at once, where a resolver waiting for an answer would take its timeouts."""
+    code = ("import socket\n"
+            "try:\n    socket.getaddrinfo('name.invalid', 80)\n"
+            "except socket.gaierror as e:\n    print('gaierror', e.errno)\n")
+    start = time.monotonic()
+    done = run_sh(f"{sys.executable} -c \"{code}\"", sysemu_bin, timeout=30)
+    took = time.monotonic() - start
+    assert done.stdout.decode().startswith("gaierror"), done.stderr.decode()[-2000:]
+    assert took < 15, f"the lookup took {took:.1f} s"
+
+
+def test_program_opening_a_resolver_socket_at_startup(sysemu_bin):
+    """A server that makes its UDP resolver socket (connected to a nameserver) before it
+    serves starts under sysemu as natively."""
+    code = ("import socket\n"
+            "r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "r.connect(('127.0.0.53', 53))\n"
+            "r.setblocking(False)\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+            "print('started', r.getpeername())\n")
+    native = run_sh(f"{sys.executable} -c \"{code}\"", None)
+    got = run_sh(f"{sys.executable} -c \"{code}\"", sysemu_bin)
+    assert native.stdout == got.stdout == b"started ('127.0.0.53', 53)\n", got.stderr
+
+
+def test_multicast_on_loopback_as_in_a_namespace_with_only_lo(sysemu_bin):
+    """Multicast depends on the namespace's routes: the native run is in a network
+    namespace of its own whose only device is lo (as the sandbox's), where joining,
+    IP_MULTICAST_IF, IP_MULTICAST_ALL and lo's loop decide who gets a datagram."""
+    need("unshare", "ip", package="util-linux, iproute2")
+    probe = str(PROBES / "udp_multicast.py")
+    native = subprocess.run(["unshare", "-rn", "sh", "-c",
+                             f"ip link set lo up && {sys.executable} {probe}"],
+                            capture_output=True, timeout=30)
+    if native.returncode != 0:
+        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
+    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
+    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])
