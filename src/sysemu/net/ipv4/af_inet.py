@@ -24,8 +24,8 @@ from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
                                    RTN_MULTICAST, inet_addr_type)
 from sysemu.net.ipv4.tcp import tcp_disconnect, tcp_shutdown
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
-from sysemu.net.ipv4.ping import ping_bind, ping_init_sock, ping_sendmsg
-from sysemu.net.ipv4.raw import RAW_SERVED, raw_bind, raw_init, raw_sendmsg
+from sysemu.net.ipv4.ping import ping_bind, ping_init_sock, ping_recvmsg, ping_sendmsg
+from sysemu.net.ipv4.raw import RAW_SERVED, raw_bind, raw_init, raw_recvmsg, raw_sendmsg
 from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl, udp_recvmsg_ops,
                                  udp_sendmsg_ops, udp_shutdown)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
@@ -351,23 +351,23 @@ inet6_dgram_ops = ProtoOps(
     ioctl=udp_ioctl)
 
 # Linux: inet_sockraw_ops / inet6_sockraw_ops and the ping entries of inetsw_array
-# (inet_dgram_ops with ping_prot): sendmsg is the protocol's, the receive side UDP's
+# (inet_dgram_ops with ping_prot): send and receive are the protocol's, over UDP's queue
 inet_ping_ops = ProtoOps(
     family=AF_INET, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=udp_recvmsg_ops, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=ping_recvmsg, ioctl=udp_ioctl)
 inet6_ping_ops = ProtoOps(
     family=AF_INET6, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=udp_recvmsg_ops, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=ping_recvmsg, ioctl=udp_ioctl)
 inet_raw_ops = ProtoOps(
     family=AF_INET, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=udp_recvmsg_ops, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=raw_recvmsg, ioctl=udp_ioctl)
 inet6_raw_ops = ProtoOps(
     family=AF_INET6, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=udp_recvmsg_ops, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=raw_recvmsg, ioctl=udp_ioctl)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))

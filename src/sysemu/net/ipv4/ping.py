@@ -28,7 +28,7 @@ from sysemu.net.ipv4.route import (INADDR_LOOPBACK, LOOPBACK_IFINDEX, RTN_BROADC
                                    RTN_LOCAL, RTN_MULTICAST, inet_addr_type)
 from sysemu.net.ipv4.udp import (DEFAULT_TTL, MSG_OOB, _route4, sock_queue_rcv_skb,
                                  udp_close, udp_cmsgs, udp_consume, udp_disconnect,
-                                 udp_init_sock)
+                                 udp_init_sock, udp_recvmsg)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
                                            IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            IPV6_ADDR_MULTICAST, ipv6_addr_type)
@@ -72,12 +72,14 @@ def ping_init_sock(task, net: "Net", sk: "Sock") -> None:
     sk.sk_prot = ping_prot
     if sk.family == AF_INET6:
         sk.ipv6only = True
+    sk.reuse = True                     # inet_create(): INET_PROTOSW_REUSE (inetsw_array)
 
 
 def ping_get_port(net: "Net", sk: "Sock", ident: int) -> None:
     """Linux: ping_get_port(): 0 takes the first identifier after the rover that no ping
     socket holds (EADDRINUSE when all 65535 are); a given one conflicts with any other
-    holder unless both set SO_REUSEADDR (whatever their families: one table)."""
+    holder unless both have SO_REUSEADDR (whatever their families: one table), which
+    ping sockets have from the start (INET_PROTOSW_REUSE)."""
     table = ping_table(net)
     if not ident:
         result = table.rover
@@ -94,7 +96,7 @@ def ping_get_port(net: "Net", sk: "Sock", ident: int) -> None:
                 raise SyscallError(Errno.EADDRINUSE)
     sk.num = ident
     if sk not in table.socks:
-        table.socks.append(sk)
+        table.socks.insert(0, sk)       # sk_add_node_rcu(): the newest is found first
 
 
 def ping_unhash(net: "Net", sk: "Sock") -> None:
@@ -241,8 +243,8 @@ def ping_sendmsg(net: "Net", sock, read, length: int, addr: bytes | None, flags:
 
 
 def ping_lookup(net: "Net", skb: IcmpSkb, ident: int) -> "Sock | None":
-    """Linux: ping_lookup(): the first ping socket of the packet's family holding the
-    identifier, bound to the packet's destination or to the wildcard."""
+    """Linux: ping_lookup(): the first ping socket (the newest) of the packet's family
+    holding the identifier, bound to the packet's destination or to the wildcard."""
     for sk in ping_table(net).socks:
         if sk.num != ident:
             continue
@@ -265,6 +267,14 @@ def ping_rcv(net: "Net", skb: IcmpSkb) -> None:
         sock_queue_rcv_skb(net, sk, IcmpSkb(**{**skb.__dict__}))
 
 
+def ping_recvmsg(net: "Net", sock, flags: int, nonblocking: bool,
+                 index: int = 0) -> "IcmpSkb | None":
+    """Linux: ping_recvmsg(): EOPNOTSUPP for MSG_OOB, then the datagram as UDP's."""
+    if flags & MSG_OOB:
+        raise SyscallError(Errno.ENOTSUP)
+    return udp_recvmsg(net, sock.sk, flags, nonblocking, index)
+
+
 def ping_close(net: "Net", sk: "Sock", unread: bool = False) -> None:
     """Linux: ping_close() -> sk_common_release() (ping_unhash())."""
     udp_close(net, sk, unread, unhash=ping_unhash)
@@ -282,7 +292,7 @@ def _nothing(*args) -> None:
 ping_prot = Proto(name="PING", close=ping_close, disconnect=ping_disconnect,
                   write_timer=_nothing, keepalive_timer=_nothing,
                   twsk_unique=lambda *args: False, get_port=ping_get_port,
-                  consume=udp_consume, cmsgs=udp_cmsgs)
+                  consume=udp_consume, cmsgs=udp_cmsgs, trunc_real_len=False)
 
 ICMP_POINTERS[(True, ICMP_ECHOREPLY)] = ping_rcv
 ICMP_POINTERS[(False, ICMPV6_ECHO_REPLY)] = ping_rcv

@@ -29,7 +29,7 @@ from sysemu.net.ipv4.ip_input import RAW_DELIVER
 from sysemu.net.ipv4.route import LOOPBACK_IFINDEX
 from sysemu.net.ipv4.udp import (DEFAULT_TTL, MSG_OOB, _route4, sock_queue_rcv_skb,
                                  udp_close, udp_cmsgs, udp_consume, udp_disconnect,
-                                 udp_init_sock)
+                                 udp_init_sock, udp_recvmsg)
 from sysemu.net.ipv6.addrconf_core import IPV6_ADDR_ANY, IPV6_ADDR_LOOPBACK, ipv6_addr_type
 from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_family
 
@@ -57,6 +57,7 @@ def raw_init(net: "Net", sk: "Sock", protocol: int) -> None:
     sk.protocol = protocol
     sk.sk_prot = raw_prot
     sk.num = protocol
+    sk.reuse = True                     # inet_create(): INET_PROTOSW_REUSE (inetsw_array)
     sk.icmp_filter = 0                  # ICMP_FILTER: a bit per type blocked
     sk.icmp6_filter = bytes(32)         # ICMP6_FILTER: struct icmp6_filter
     sk.raw_checksum = 2 if sk.family == AF_INET6 else -1     # IPV6_CHECKSUM offset
@@ -173,6 +174,15 @@ def raw_local_deliver(net: "Net", skb: IcmpSkb, protocol: int) -> None:
         if skb.v4:
             copy.data = ip_header(skb) + skb.data
         sock_queue_rcv_skb(net, sk, copy)
+
+
+def raw_recvmsg(net: "Net", sock, flags: int, nonblocking: bool,
+                index: int = 0) -> "IcmpSkb | None":
+    """Linux: raw_recvmsg() / rawv6_recvmsg(): EOPNOTSUPP for MSG_OOB, then the
+    datagram as UDP's."""
+    if flags & MSG_OOB:
+        raise SyscallError(Errno.ENOTSUP)
+    return udp_recvmsg(net, sock.sk, flags, nonblocking, index)
 
 
 def raw_close(net: "Net", sk: "Sock", unread: bool = False) -> None:
