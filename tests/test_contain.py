@@ -106,9 +106,10 @@ def test_int_argument_high_bits_reach_no_host_listener(attack_bin, sysemu_bin, h
     got_tcp = run([attack_bin, "width_tcp", host.tcp_port], sysemu_bin)
     got_udp = run([attack_bin, "width_udp", host.udp_port], sysemu_bin)
     assert host.reached() == (0, 0), (got_tcp.stdout, got_udp.stdout)
-    # sysemu's own socket: its 127.0.0.1 has no listener on that port; UDP is not served
+    # sysemu's own sockets: its 127.0.0.1 has no listener on that port (the datagram goes
+    # into sysemu's network, where nothing is bound: an ICMP error, not the host's socket)
     assert words(got_tcp.stdout) == {"socket": "ok", "connect": f"E{111}"}, got_tcp
-    assert words(got_udp.stdout) == {"socket": f"E{93}"}, got_udp
+    assert words(got_udp.stdout) == {"socket": "ok", "sendto": "ok"}, got_udp
 
 
 @pytest.mark.parametrize("how", ["fcntl", "ioctl"])
@@ -168,7 +169,8 @@ def test_random_arguments_reach_no_host_listener(attack_bin, attack32_bin, sysem
     seed = 20261130
     argv = [binary, "stress", seed, host.tcp_port, host.udp_port]
     native = words(run(argv + ["0.3"], None).stdout)
-    assert int(native["reached"]) > 0 and host.reached() != (0, 0), native
+    assert (int(native["reached"]) > 0 or int(native["udp_sent"]) > 0) \
+        and host.reached() != (0, 0), native
     got = run(argv + [STRESS_SECONDS], sysemu_bin, timeout=STRESS_SECONDS + 60)
     result = words(got.stdout)
     with capsys.disabled():

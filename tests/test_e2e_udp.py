@@ -20,9 +20,9 @@ XFAIL = {
     "unconnected_send": "an unconnected UDP socket's placeholder takes send()/write() "
                         "without an address (sysemu drops the datagram; Linux: "
                         "EDESTADDRREQ)",
-    "refused_wakes_poll": "an ICMP error does not show on the placeholder: poll() on a "
-                          "connected UDP socket waits (Linux: POLLERR at once); sysemu's "
-                          "own calls (recvfrom with an address, recvmsg, sendto) see it",
+    "refused_wakes_poll": "an ICMP error wakes poll() on a connected UDP socket with an "
+                          "empty record in its placeholder: POLLIN (Linux: POLLERR), and a "
+                          "native recv() reads an empty datagram (Linux: ECONNREFUSED)",
 }
 
 

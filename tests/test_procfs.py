@@ -215,7 +215,7 @@ def test_lookup_ours(path, canonical):
 
 
 @pytest.mark.parametrize("path", [
-    "/etc/passwd", "/proc/net/udp", "/proc/sys/net/ipv4/tcp_rmem", "proc/net/tcp",
+    "/etc/passwd", "/proc/net/raw", "/proc/sys/net/ipv4/tcp_rmem", "proc/net/tcp",
     "/proc/net/../net/tcp", "/proc/0123/net/tcp", "/proc/abc/net/tcp", "/proc/sys/net",
     "/proc/net", "/", "/proc/self/task/net/tcp",
 ])
@@ -307,7 +307,7 @@ def test_open_and_openat_same(sc):
 
 @pytest.mark.parametrize("path, dfd, flags", [
     ("/etc/hostname", AT_FDCWD, O_RDONLY),
-    ("/proc/net/udp", AT_FDCWD, O_RDONLY),
+    ("/proc/net/raw", AT_FDCWD, O_RDONLY),
     ("/proc/sys/net/ipv4/tcp_rmem", AT_FDCWD, O_RDONLY),
     ("proc/net/tcp", AT_FDCWD, O_RDONLY),          # relative: never ours
     ("net/tcp", 3, O_RDONLY),                      # relative to a dirfd

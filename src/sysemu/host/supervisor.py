@@ -748,6 +748,9 @@ def _listener_in(pid: int) -> int | None:
     return None
 
 
+MSG_PROBE = 0x10
+
+
 def _child(argv: list[str], filt: Filter, sock: socket.socket,
            stdio: tuple[int | None, int | None, int | None], path: str | None = None) -> None:
     """Between fork and exec in the program's process. Only what the child must do runs
@@ -772,8 +775,11 @@ def _child(argv: list[str], filt: Filter, sock: socket.socket,
     else:
         try:   # MSG_NOSIGNAL: the supervisor may have taken it already and hung up
             # (socket.send_fds would drop the flags in Python 3.11)
+            # MSG_PROBE: the filter does not trap a sendmsg with it (net/socket.py), so
+            # this one is not (AF_UNIX ignores the flag)
             sock.sendmsg([b"L"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                   fd.to_bytes(4, sys.byteorder))], socket.MSG_NOSIGNAL)
+                                   fd.to_bytes(4, sys.byteorder))],
+                         socket.MSG_NOSIGNAL | MSG_PROBE)
         except OSError:
             pass
         os.close(fd)

@@ -532,12 +532,22 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)
 
 
-@syscall("sendmsg", abis=("64", "x32", "i386"))
+MSG_PROBE = 0x10
+# sendmsg is trapped unless MSG_PROBE is set: the program's first sendmsg under the filter
+# is sysemu's own child passing the listener (host/supervisor.py), before sysemu can
+# answer anything. A UDP sendmsg with MSG_PROBE (Linux: nothing is sent) then goes to the
+# placeholder.
+_NO_PROBE = (((2, "masked_eq", 0, MSG_PROBE),),)     # (arg, op, value, mask)
+
+
+@syscall("sendmsg", abis=("64", "x32", "i386"), trap_when=_NO_PROBE)
 def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     """sendmsg(2). Linux: net/socket.c __sys_sendmsg() -> ___sys_sendmsg(): the msghdr
     (EFAULT, EMSGSIZE, EINVAL), the address (EINVAL above sizeof(sockaddr_storage)),
     then sock_sendmsg(). sysemu: control messages (IP_PKTINFO, IP_TTL ...) are not
     read."""
+    if flags & MSG_PROBE:
+        raise HostPassthrough()
     if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
     sock = _data_socket(task, fd)
