@@ -105,3 +105,24 @@ def test_raw_needs_cap_net_raw_and_reads_ip_header():
     assert env.sendto(fd, echo(), "127.0.0.1", 0) == 16
     assert env.recvfrom(fd)[1][20] == 0
     assert env.recvfrom(fd)[0] == -E.EAGAIN
+
+
+def test_proc_net_icmp_and_ss_raw():
+    """/proc/net/icmp lists ping sockets as udp4_format_sock() lists UDP ones (the
+    identifier as the port, slot ident % 64); `sysemu ss -w` shows raw sockets with
+    their protocol as the port (ss -w); ping sockets are in neither ss view."""
+    from sysemu.net.proc import ICMP4_HEADER, PING_HTABLE_SLOTS, ping_proc_rows, render_udp
+    from sysemu.observe.ss import select_rows, snapshot
+    env = U(caps={CAP_NET_RAW}, sysctl=OPEN)
+    fd = env.socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)
+    assert env.bind(fd, "127.0.0.1", 300) == 0
+    env.socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
+    text = render_udp(ping_proc_rows(env.net, False), header=ICMP4_HEADER,
+                      slots=PING_HTABLE_SLOTS)
+    header, row = text.splitlines()
+    assert header.startswith("  sl  local_address") and len(header) == 127
+    assert row.split()[:4] == ["44:", "0100007F:012C", "00000000:0000", "07"]
+    rows = select_rows(snapshot(env.net), all_states=True, netids=("raw",))
+    assert [(r["state"], r["local"], r["peer"]) for r in rows] == \
+        [("UNCONN", ["0.0.0.0", 1], ["0.0.0.0", "*"])]
+    assert not select_rows(snapshot(env.net), all_states=True, netids=("udp",))

@@ -399,35 +399,55 @@ def udp_proc_rows(net, v6: bool) -> list[UdpRow]:
     """The rows of /proc/net/udp (AF_INET socks of `net` that own a port) or udp6, in
     the order of their hash slots, then of binding."""
     family = AF_INET6 if v6 else AF_INET
-    host = net.kernel.host
-    rows = []
-    for port in sorted(net.udp_table.ports, key=lambda p: (p % UDP_HTABLE_SLOTS, p)):
-        for sk in net.udp_table.ports[port]:
-            if sk.family != family:
-                continue
-            laddr, lport = sk.local()
-            remote = sk.remote()
-            raddr, rport = remote if remote is not None else (b"", 0)
-            rows.append(UdpRow(local=(_format_ip(family, laddr), lport),
-                               remote=(_format_ip(family, raddr if rport else b""), rport),
-                               state=int(sk.state), rx_queue=sk.rmem_alloc, uid=sk.uid,
-                               inode=host.sock_inode(sk), drops=sk.drops))
-    return rows
+    return [_dgram_row(net, sk)
+            for port in sorted(net.udp_table.ports, key=lambda p: (p % UDP_HTABLE_SLOTS, p))
+            for sk in net.udp_table.ports[port] if sk.family == family]
 
 
-def render_udp(rows: list[UdpRow], v6: bool = False) -> str:
-    """/proc/net/udp (padded to 127 columns) or /proc/net/udp6 (not padded)."""
+def _dgram_row(net, sk) -> UdpRow:
+    """A datagram sock's row (udp4_format_sock() / ping_v4_format_sock() /
+    __ip6_dgram_sock_seq_show() print the same fields)."""
+    laddr, lport = sk.local()
+    remote = sk.remote()
+    raddr, rport = remote if remote is not None else (b"", 0)
+    return UdpRow(local=(_format_ip(sk.family, laddr), lport),
+                  remote=(_format_ip(sk.family, raddr if rport else b""), rport),
+                  state=int(sk.state), rx_queue=sk.rmem_alloc, uid=sk.uid,
+                  inode=net.kernel.host.sock_inode(sk), drops=sk.drops)
+
+
+# ---- /proc/net/icmp and /proc/net/icmp6 (ping sockets) ----
+
+ICMP4_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+                "   uid  timeout inode ref pointer drops")
+PING_HTABLE_SLOTS = 64  # Linux: PING_HTABLE_SIZE (sysemu: the slot is ident % 64, no hash mix)
+
+
+def ping_proc_rows(net, v6: bool) -> list[UdpRow]:
+    """The rows of /proc/net/icmp (AF_INET ping sockets holding an identifier) or icmp6,
+    by hash slot, the newest first within one (ping_seq_start())."""
+    family = AF_INET6 if v6 else AF_INET
+    socks = getattr(getattr(net, "ping_table", None), "socks", [])
+    ordered = sorted((sk for sk in socks if sk.family == family),
+                     key=lambda sk: sk.num % PING_HTABLE_SLOTS)
+    return [_dgram_row(net, sk) for sk in ordered]
+
+
+def render_udp(rows: list[UdpRow], v6: bool = False, header: str = UDP4_HEADER,
+               slots: int = UDP_HTABLE_SLOTS) -> str:
+    """/proc/net/udp (padded to 127 columns) or /proc/net/udp6 (not padded); with
+    ICMP4_HEADER and PING_HTABLE_SLOTS, /proc/net/icmp and icmp6 (the same layout)."""
     hexaddr = _hex6 if v6 else _hex4
     lines = []
     for row in rows:
         remote = row.remote
         if v6 and remote == ("0.0.0.0", 0):
             remote = ("::", 0)
-        lines.append(f"{row.local[1] % UDP_HTABLE_SLOTS:5d}: {hexaddr(row.local[0])}:"
+        lines.append(f"{row.local[1] % slots:5d}: {hexaddr(row.local[0])}:"
                      f"{row.local[1]:04X} {hexaddr(remote[0])}:{remote[1]:04X} "
                      f"{row.state:02X} {row.tx_queue:08X}:{row.rx_queue:08X} 00:00000000 "
                      f"00000000 {row.uid:5d} {0:8d} {row.inode:d} {row.refcnt:d} "
                      f"{0:016x} {row.drops:d}")
     if v6:
         return "".join(line + "\n" for line in [UDP6_HEADER] + lines)
-    return "".join(line.ljust(UDP_LINE_WIDTH) + "\n" for line in [UDP4_HEADER] + lines)
+    return "".join(line.ljust(UDP_LINE_WIDTH) + "\n" for line in [header] + lines)
