@@ -5,7 +5,6 @@ and as an unprivileged user (ping sockets, within net.ipv4.ping_group_range), wi
 counters of a fresh namespace, and its packets in --pcap as tshark reads them."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_e2e_differential import TRACED, probe_json, run
+from test_e2e_differential import compare_probe, run
 
 PROBE = Path(__file__).parent / "probes" / "ping_probe.py"
 PING = shutil.which("ping")
@@ -53,18 +52,7 @@ def scenario_params():
 @pytest.mark.parametrize("traced", [False, True], ids=["plain", "traced"])
 @pytest.mark.parametrize("name", scenario_params())
 def test_probe_native_equals_sysemu(name, traced, native_ok, sysemu_bin, tmp_path):
-    native, ndone = probe_json(fresh_netns([sys.executable, str(PROBE), name]))
-    assert ndone.returncode == 0 and "exception" not in native.get(name, {"exception": 1}), \
-        f"native run failed: {native}\n{ndone.stderr}"
-    options = TRACED + [str(tmp_path / "trace")] if traced else []
-    got, sdone = probe_json([str(sysemu_bin), "run", *options, "--", sys.executable,
-                             str(PROBE), name])
-    assert got == native, (
-        f"sysemu differs from Linux in {name}:\n"
-        f"native: {json.dumps(native, sort_keys=True)}\n"
-        f"sysemu: {json.dumps(got, sort_keys=True)}\n"
-        f"sysemu stderr (tail):\n{sdone.stderr[-3000:]}")
-    assert sdone.returncode == 0, sdone.stderr[-3000:]
+    compare_probe(PROBE, name, traced, sysemu_bin, tmp_path, native_wrap=fresh_netns)
 
 
 needs_ping = pytest.mark.skipif(PING is None, reason="iputils-ping is not installed")

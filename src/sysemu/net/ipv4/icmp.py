@@ -20,12 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from sysemu.abi.inet import IPPROTO_ICMP, IPPROTO_ICMPV6
+from sysemu.abi.errno import Errno
+from sysemu.abi.inet import IN6ADDR_ANY, IPPROTO_ICMP, IPPROTO_ICMPV6, TcpState
+from sysemu.abi.socket import AF_INET, AF_INET6, AF_UNSPEC
+from sysemu.kernel.errors import SyscallError
+from sysemu.net.core import mapped
 from sysemu.net.ipv4.ip_input import INET_PROTOS, ip_local_deliver
-from sysemu.net.ipv4.udp import DEFAULT_TTL, SkBuff
+from sysemu.net.ipv4.udp import DEFAULT_TTL, SkBuff, _route4
+from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LOOPBACK,
+                                           IPV6_ADDR_MAPPED, ipv6_addr_type)
+from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_family
 
 if TYPE_CHECKING:
-    from sysemu.net.core import Net
+    from sysemu.net.core import Net, Sock
 
 ICMP_ECHOREPLY, ICMP_DEST_UNREACH, ICMP_ECHO = 0, 3, 8
 ICMP_EXT_ECHO = 42
@@ -104,6 +111,53 @@ def icmp_count(net: "Net", v4: bool, direction: str, type_: int) -> None:
     if name is not None:
         net.count(f"{group}.{direction}{name}")
     net.count(f"{group}Msg.{direction}Type{type_}")
+
+
+IP_MAX_ICMP4 = 0xFFFF - 20          # the largest message one IPv4 packet holds
+
+
+def icmp_dest(sk: "Sock", addr: bytes | None, length: int, *, name_len6: int,
+              unspec_ok: bool, mapped_errno: int) -> tuple[bytes, bytes]:
+    """The (source, destination) of a ping or raw send, 16-byte addresses. Linux:
+    ping_v4_sendmsg()/ping_v6_sendmsg() and raw_sendmsg()/rawv6_sendmsg() share these
+    checks but for what each passes: EINVAL below sockaddr_in or `name_len6`,
+    EAFNOSUPPORT for another family (AF_UNSPEC too unless `unspec_ok`), EDESTADDRREQ
+    unconnected, the route (ENETUNREACH off the loopback, EACCES for broadcast without
+    SO_BROADCAST; a v4-mapped IPv6 destination: `mapped_errno`), then EMSGSIZE for an
+    IPv4 message that no packet holds. :: reaches ::1."""
+    if sk.family == AF_INET:
+        if addr:
+            if len(addr) < 16:
+                raise SyscallError(Errno.EINVAL)
+            if sa_family(addr) != AF_INET and not (unspec_ok and sa_family(addr) == AF_UNSPEC):
+                raise SyscallError(Errno.EAFNOSUPPORT)
+            daddr = decode_sockaddr_in(addr).addr
+        elif sk.state != TcpState.TCP_ESTABLISHED:
+            raise SyscallError(Errno.EDESTADDRREQ)
+        else:
+            daddr = sk.daddr
+        saddr = _route4(sk, daddr)
+        if length > IP_MAX_ICMP4:
+            raise SyscallError(Errno.EMSGSIZE)
+        return mapped(saddr), mapped(daddr)
+    if addr:
+        if len(addr) < name_len6:
+            raise SyscallError(Errno.EINVAL)
+        if sa_family(addr) != AF_INET6 and not (unspec_ok and sa_family(addr) == AF_UNSPEC):
+            raise SyscallError(Errno.EAFNOSUPPORT)
+        daddr = decode_sockaddr_in6(addr + bytes(max(0, 28 - len(addr)))).addr
+    elif sk.state != TcpState.TCP_ESTABLISHED:
+        raise SyscallError(Errno.EDESTADDRREQ)
+    else:
+        daddr = sk.v6_daddr
+    kind = ipv6_addr_type(daddr)
+    if kind == IPV6_ADDR_MAPPED:
+        raise SyscallError(mapped_errno)
+    if kind == IPV6_ADDR_ANY:
+        daddr = bytes(15) + b"\1"
+    elif kind != IPV6_ADDR_LOOPBACK:
+        raise SyscallError(Errno.ENETUNREACH)
+    return (daddr if sk.v6_rcv_saddr == IN6ADDR_ANY else sk.v6_rcv_saddr), daddr
 
 
 def realtime(net: "Net") -> float:

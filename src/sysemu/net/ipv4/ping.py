@@ -19,26 +19,25 @@ from sysemu.abi.errno import Errno
 from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, IPPROTO_ICMP, IPPROTO_ICMPV6
 from sysemu.abi.socket import AF_INET, AF_INET6, AF_UNSPEC
 from sysemu.kernel.errors import SyscallError
-from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Proto, mapped
+from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Proto
 from sysemu.net.ipv4.icmp import (ICMP_ECHO, ICMP_ECHOREPLY, ICMP_EXT_ECHO, ICMP_HDR_LEN,
                                   ICMP_POINTERS, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
-                                  ICMPV6_EXT_ECHO_REQUEST, IcmpSkb, icmp_checksummed,
+                                  ICMPV6_EXT_ECHO_REQUEST, IcmpSkb, icmp_checksummed, icmp_dest,
                                   icmp_send_skb, realtime)
-from sysemu.net.ipv4.route import (INADDR_LOOPBACK, LOOPBACK_IFINDEX, RTN_BROADCAST,
+from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST,
                                    RTN_LOCAL, RTN_MULTICAST, inet_addr_type)
-from sysemu.net.ipv4.udp import (DEFAULT_TTL, MSG_OOB, _route4, sock_queue_rcv_skb,
+from sysemu.net.ipv4.udp import (DEFAULT_TTL, MSG_OOB, inet_autobind, sock_queue_rcv_skb,
                                  udp_close, udp_cmsgs, udp_consume, udp_disconnect,
                                  udp_init_sock, udp_recvmsg)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
                                            IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            IPV6_ADDR_MULTICAST, ipv6_addr_type)
-from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_family
+from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
 
 GID_T_MAX = 0xFFFFFFFE
-IP_MAX_ICMP4 = 0xFFFF - 20          # what one IPv4 packet holds after its header
 
 
 class PingTable:
@@ -183,11 +182,7 @@ def ping_sendmsg(net: "Net", sock, read, length: int, addr: bytes | None, flags:
     the socket's identifier in place of the program's, checksummed by the kernel."""
     sk = sock.sk
     v4 = sk.family == AF_INET
-    if not sk.num:
-        try:
-            ping_get_port(net, sk, 0)
-        except SyscallError:
-            raise SyscallError(Errno.EAGAIN) from None
+    inet_autobind(net, sk)
     if length > 0xFFFF:
         raise SyscallError(Errno.EMSGSIZE)
     if length < ICMP_HDR_LEN:
@@ -197,41 +192,8 @@ def ping_sendmsg(net: "Net", sock, read, length: int, addr: bytes | None, flags:
     data = read()
     if not ping_supported(v4, data[0], data[1]):
         raise SyscallError(Errno.EINVAL)
-    if v4:
-        if addr:
-            if len(addr) < 16:
-                raise SyscallError(Errno.EINVAL)
-            if sa_family(addr) != AF_INET:
-                raise SyscallError(Errno.EAFNOSUPPORT)
-            daddr = decode_sockaddr_in(addr).addr
-        elif sk.state != 1:                     # TCP_ESTABLISHED: connected
-            raise SyscallError(Errno.EDESTADDRREQ)
-        else:
-            daddr = sk.daddr
-        saddr = mapped(_route4(sk, daddr))
-        if length > IP_MAX_ICMP4:
-            raise SyscallError(Errno.EMSGSIZE)
-        daddr = mapped(daddr)
-    else:
-        if addr:
-            if len(addr) < 28:
-                raise SyscallError(Errno.EINVAL)
-            a = decode_sockaddr_in6(addr)
-            if a.family != AF_INET6:
-                raise SyscallError(Errno.EAFNOSUPPORT)
-            daddr = a.addr
-        elif sk.state != 1:
-            raise SyscallError(Errno.EDESTADDRREQ)
-        else:
-            daddr = sk.v6_daddr
-        kind = ipv6_addr_type(daddr)
-        if kind == IPV6_ADDR_MAPPED:
-            raise SyscallError(Errno.EINVAL)
-        if kind == IPV6_ADDR_ANY:
-            daddr = bytes(15) + b"\1"               # :: reaches the loopback
-        elif kind != IPV6_ADDR_LOOPBACK:
-            raise SyscallError(Errno.ENETUNREACH)
-        saddr = daddr if sk.v6_rcv_saddr == IN6ADDR_ANY else sk.v6_rcv_saddr
+    saddr, daddr = icmp_dest(sk, addr, length, name_len6=28, unspec_ok=False,
+                             mapped_errno=Errno.EINVAL)
     ttl = sk.tcp_opts.get(("ip", 2), -1)
     message = data[:4] + sk.num.to_bytes(2, "big") + data[6:]
     skb = IcmpSkb(message, saddr, 0, daddr, 0, v4, realtime(net),

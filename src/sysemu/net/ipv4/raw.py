@@ -24,20 +24,20 @@ from sysemu.abi.inet import IN6ADDR_ANY, INADDR_ANY, IPPROTO_ICMP, IPPROTO_ICMPV
 from sysemu.abi.socket import AF_INET, AF_INET6, SOCK_RAW
 from sysemu.kernel.errors import SyscallError
 from sysemu.net.core import Proto, mapped
-from sysemu.net.ipv4.icmp import IcmpSkb, csum, icmp_checksummed, icmp_send_skb, realtime
+from sysemu.net.ipv4.icmp import (IcmpSkb, csum, icmp_checksummed, icmp_dest, icmp_send_skb,
+                                  realtime)
 from sysemu.net.ipv4.ip_input import RAW_DELIVER
 from sysemu.net.ipv4.route import LOOPBACK_IFINDEX
-from sysemu.net.ipv4.udp import (DEFAULT_TTL, MSG_OOB, _route4, sock_queue_rcv_skb,
+from sysemu.net.ipv4.udp import (DEFAULT_TTL, MSG_OOB, sock_queue_rcv_skb,
                                  udp_close, udp_cmsgs, udp_consume, udp_disconnect,
                                  udp_init_sock, udp_recvmsg)
 from sysemu.net.ipv6.addrconf_core import IPV6_ADDR_ANY, IPV6_ADDR_LOOPBACK, ipv6_addr_type
-from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_family
+from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
 
 RAW_SERVED = {AF_INET: IPPROTO_ICMP, AF_INET6: IPPROTO_ICMPV6}
-IP_MAX_PAYLOAD4 = 0xFFFF - 20
 
 
 def raw_socks(net: "Net") -> list:
@@ -84,38 +84,8 @@ def raw_sendmsg(net: "Net", sock, read, length: int, addr: bytes | None, flags: 
         raise SyscallError(Errno.EMSGSIZE)
     if flags & MSG_OOB:
         raise SyscallError(Errno.ENOTSUP)
-    if v4:
-        if addr:
-            if len(addr) < 16:
-                raise SyscallError(Errno.EINVAL)
-            if sa_family(addr) not in (AF_INET, 0):
-                raise SyscallError(Errno.EAFNOSUPPORT)
-            daddr = decode_sockaddr_in(addr).addr
-        elif sk.state != 1:                     # TCP_ESTABLISHED: connected
-            raise SyscallError(Errno.EDESTADDRREQ)
-        else:
-            daddr = sk.daddr
-        saddr = mapped(_route4(sk, daddr))
-        if length > IP_MAX_PAYLOAD4:
-            raise SyscallError(Errno.EMSGSIZE)
-        daddr = mapped(daddr)
-    else:
-        if addr:
-            if len(addr) < 24:
-                raise SyscallError(Errno.EINVAL)
-            if sa_family(addr) not in (AF_INET6, 0):
-                raise SyscallError(Errno.EAFNOSUPPORT)
-            daddr = decode_sockaddr_in6(addr + bytes(28 - len(addr))).addr
-        elif sk.state != 1:
-            raise SyscallError(Errno.EDESTADDRREQ)
-        else:
-            daddr = sk.v6_daddr
-        kind = ipv6_addr_type(daddr)
-        if kind == IPV6_ADDR_ANY:
-            daddr = bytes(15) + b"\1"
-        elif kind != IPV6_ADDR_LOOPBACK:
-            raise SyscallError(Errno.ENETUNREACH)
-        saddr = daddr if sk.v6_rcv_saddr == IN6ADDR_ANY else sk.v6_rcv_saddr
+    saddr, daddr = icmp_dest(sk, addr, length, name_len6=24, unspec_ok=True,
+                             mapped_errno=Errno.ENETUNREACH)
     data = read()
     ttl = sk.tcp_opts.get(("ip", 2), -1)
     skb = IcmpSkb(data, saddr, 0, daddr, 0, v4, realtime(net),
