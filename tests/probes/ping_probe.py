@@ -387,6 +387,22 @@ def unconnected_send():
             "raw": c_sendto(raw.fileno(), buf, 24, 0, None, 0)}
 
 
+@scenario
+def udp_unreachable_counters():
+    """UDP's port unreachables count in the Icmp and Icmp6 groups, both directions."""
+    before = counters("/proc/net/snmp", "Icmp"), counters("/proc/net/snmp6", "Icmp6")
+    r = {}
+    for family, host in ((socket.AF_INET, LOOP), (socket.AF_INET6, "::1")):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.connect((host, 9))
+        s.send(b"x")
+        wait(s, 0.5)
+        r[f"recvfrom_{family}"] = outcome(s.recvfrom, 10, socket.MSG_DONTWAIT)
+    r["icmp"] = delta(before[0], counters("/proc/net/snmp", "Icmp"))
+    r["icmp6"] = delta(before[1], counters("/proc/net/snmp6", "Icmp6"))
+    return r
+
+
 CAP_NET_RAW = 13
 
 

@@ -559,13 +559,11 @@ def icmp_send_port_unreach(net: "Net", skb: SkBuff) -> None:
     """Linux: icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH) / icmpv6_send(): the
     error goes back to the sender over the loopback (no rate limit on lo), where
     __udp4_lib_err() / __udp6_lib_err() find the sending sock."""
-    if skb.v4:
-        net.count("Icmp.OutMsgs")
-        net.count("Icmp.OutDestUnreachs")
-        net.count("IcmpMsg.OutType3")
-        net.count("Icmp.InMsgs")
-        net.count("Icmp.InDestUnreachs")
-        net.count("IcmpMsg.InType3")
+    group, type_ = ("Icmp", ICMP_DEST_UNREACH) if skb.v4 else ("Icmp6", ICMPV6_DEST_UNREACH)
+    for direction in ("Out", "In"):         # (icmp.py's icmp_count(), which imports udp)
+        net.count(f"{group}.{direction}Msgs")
+        net.count(f"{group}.{direction}DestUnreachs")
+        net.count(f"{group}Msg.{direction}Type{type_}")
     for hook in net.dgram_wire:
         hook("icmp", skb)
     udp_err(net, skb)
