@@ -1,7 +1,7 @@
 """Real UDP programs end to end, natively and under `sysemu run` (one sandbox each): a DNS
 responder (tests/probes/dns_responder.py) queried with dig directly and through a socat
-UDP relay, dig against a port where nothing listens, and a name lookup whose resolver is
-not on sysemu's network."""
+UDP relay, dig against a port where nothing listens, a name lookup whose resolver is
+not on sysemu's network, multicast, iperf3 -u, memcached's UDP port."""
 from __future__ import annotations
 
 import socket
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_e2e_programs import PROBES, need, run_sh
+from test_e2e_programs import PROBES, free_port, need, run_sh
 
 
 def free_udp_port() -> int:
@@ -92,6 +92,53 @@ def test_multicast_on_loopback_as_in_a_namespace_with_only_lo(sysemu_bin):
     IP_MULTICAST_IF, IP_MULTICAST_ALL and lo's loop decide who gets a datagram."""
     need("unshare", "ip", package="util-linux, iproute2")
     probe = str(PROBES / "udp_multicast.py")
+    native = subprocess.run(["unshare", "-rn", "sh", "-c",
+                             f"ip link set lo up && {sys.executable} {probe}"],
+                            capture_output=True, timeout=30)
+    if native.returncode != 0:
+        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
+    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
+    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])
+
+
+def test_iperf3_udp(sysemu_bin):
+    """iperf3 -u: its TCP control connection and its UDP test stream, in one sandbox."""
+    need("iperf3", package="iperf3")
+    script = ("P={port}; iperf3 -s -1 -B 127.0.0.1 -p $P >/dev/null 2>&1 & S=$!; "
+              "until_ok 50 sh -c 'kill -0 $S'; sleep 0.5; "
+              "iperf3 -c 127.0.0.1 -p $P -u -b 10M -t 1 -l 1000; wait")
+    runs = []
+    for which in (None, sysemu_bin):
+        done = run_sh(script.format(port=free_udp_port()), which, timeout=30)
+        text = done.stdout.decode()
+        received = [line for line in text.splitlines() if line.endswith("receiver")]
+        assert done.returncode == 0 and received, (text, done.stderr.decode()[-2000:])
+        lost, total = received[0].split("(")[0].split()[-1].split("/")
+        runs.append((int(lost), int(total)))
+    (_, native_total), (lost, total) = runs
+    assert total >= 0.9 * native_total and lost <= max(0.05 * total, runs[0][0]), runs
+
+
+def test_memcached_udp_port(sysemu_bin):
+    """memcached with its UDP port enabled (-U): set over TCP, get and stats over UDP."""
+    need("memcached", package="memcached")
+    script = ("memcached -l 127.0.0.1 -p {tcp} -U {udp} -u nobody -t 1 & M=$!; "
+              "{python} {probes}/memcached_udp.py {tcp} {udp}; kill $M; wait")
+    outs = []
+    for which in (None, sysemu_bin):
+        done = run_sh(script.format(tcp=free_port(), udp=free_udp_port(),
+                                    python=sys.executable, probes=PROBES), which, timeout=30)
+        outs.append(done.stdout.decode())
+    assert outs[0] == "STORED\nTrue VALUE greeting 0 5|hello|END True\nstats ok True\n", outs
+    assert outs[1] == outs[0], outs
+
+
+def test_udp_counters_as_in_a_fresh_namespace(sysemu_bin):
+    """/proc/net/snmp's Udp: and Icmp: lines after a fixed exchange (received, refused,
+    dropped for the receive buffer, failed copies) equal those of a network namespace of
+    its own (a fresh MIB, as the sandbox's)."""
+    need("unshare", "ip", package="util-linux, iproute2")
+    probe = str(PROBES / "udp_counters.py")
     native = subprocess.run(["unshare", "-rn", "sh", "-c",
                              f"ip link set lo up && {sys.executable} {probe}"],
                             capture_output=True, timeout=30)

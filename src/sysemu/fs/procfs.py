@@ -28,6 +28,7 @@ from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
 from sysemu.kernel.task import CAP_NET_ADMIN, Task
 from sysemu.kernel.usermem import U64
+from sysemu.net.ipv4.udp import udp_sync_all
 from sysemu.net.proc import (ICMP4_HEADER, PING_HTABLE_SLOTS, ping_proc_rows,
                              render_netstat, render_snmp, render_snmp6, render_tcp, render_udp,
                              tcp_proc_rows, udp_proc_rows)
@@ -139,7 +140,10 @@ def _rows(kernel, v6: bool) -> list:
 
 def _udp_rows(kernel, v6: bool) -> list:
     net = _net(kernel)
-    return udp_proc_rows(net, v6) if net is not None else []
+    if net is None:
+        return []
+    udp_sync_all(net)
+    return udp_proc_rows(net, v6)
 
 
 def _ping_rows(kernel, v6: bool) -> list:
@@ -148,6 +152,9 @@ def _ping_rows(kernel, v6: bool) -> list:
 
 
 def _mib(kernel):
+    net = _net(kernel)
+    if net is not None and net.udp_table is not None:
+        udp_sync_all(net)
     return getattr(_net(kernel), "mib", None)
 
 

@@ -459,6 +459,13 @@ class NetGlue(HostHooks):
             except SyscallError:
                 pass
 
+    def take_closes(self) -> None:
+        """A program's close() of a placeholder shows on its kept end at once, but the
+        reactor takes it in later: a datagram sent in between must not reach a socket
+        that is already closed (Linux: nothing is bound there any more, port
+        unreachable)."""
+        self.placeholders.take_events()
+
     def datagram_error(self, sock) -> None:
         """An ICMP error is pending (sk_err) on a socket with nothing queued: a zero-length
         record (a marker, None in the mirror) makes the placeholder readable, so a program

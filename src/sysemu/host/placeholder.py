@@ -280,16 +280,22 @@ class Placeholders:
             self._watch_cbs.pop(fd, None)
             self.log(f"watch: {exc}")
 
-    def settle(self) -> bool:
-        """Take in the placeholders programs have closed (hang-ups pending, and handed-off
-        ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
-        for a port whose owner is already closed. True if anything was released."""
-        released = False
+    def take_events(self) -> bool:
+        """Handle the kept ends' pending events now (hang-ups: the programs' closes) rather
+        than at the reactor's next turn. True if there were any."""
+        taken = False
         for fd, events in self._epoll.poll(0):
             cb = self._watch_cbs.get(fd)
             if cb is not None:
                 cb(events)
-                released = True
+                taken = True
+        return taken
+
+    def settle(self) -> bool:
+        """Take in the placeholders programs have closed (hang-ups pending, and handed-off
+        ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
+        for a port whose owner is already closed. True if anything was released."""
+        released = self.take_events()
         if self.handed:
             before = len(self.handed)
             self.sweep()

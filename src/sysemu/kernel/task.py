@@ -41,6 +41,8 @@ class HostHooks:
     datagram_sync(sock) -> int   how many datagrams at the head the program read from
                                  the placeholder natively (and its native sends sent)
     datagram_error(sock)         a UDP sock's pending error (sk_err) was set or cleared
+    take_closes()                take in the closes programs have made (before a datagram
+                                 is delivered)
     passthrough_socket(family, type, protocol)
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user
@@ -63,6 +65,7 @@ class HostHooks:
     def datagram_dequeued(self, sock, skb) -> None: ...
     def datagram_sync(self, sock) -> int: return 0
     def datagram_error(self, sock) -> None: ...
+    def take_closes(self) -> None: ...
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)

@@ -591,7 +591,7 @@ def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> in
     return _each_mmsg(task, mmsg, vlen, one)
 
 
-@syscall("recvmmsg", abis=("64", "x32"))
+@syscall("recvmmsg", abis=("64", "x32", "i386"))
 def sys_recvmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
                  timeout: UserPtr) -> int:
     """recvmmsg(2). Linux: net/socket.c do_recvmmsg(): datagrams into the vector until

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from sysemu.net.ipv4.udp import udp_sync_all
 from sysemu.observe.ss import snapshot
 
 
@@ -29,6 +30,8 @@ class ObserveService:
             return {"error": "a request is a JSON object"}
         op = request.get("op")
         net = self.kernel.net
+        if net is not None and op in ("ss", "nstat"):
+            udp_sync_all(net)       # what programs read natively counts as received
         if op == "info":
             pids = self.pids()
             return dict(self.info, pid=pids[0] if pids else self.info.get("supervisor"),

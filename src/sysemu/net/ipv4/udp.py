@@ -47,9 +47,15 @@ UDP_WMEM_DEFAULT = 212992
 UDP_MAX_PAYLOAD4 = 0xFFFF - 20 - 8       # 65507
 UDP_MAX_PAYLOAD6 = 0xFFFF - 8            # 65527
 UDP_MAX_LEN = 0xFFFF
-# sysemu: a loopback skb's truesize, as measured on 6.18 (SIOCINQ of rmem in
-# /proc/net/udp: a 65507-byte datagram charges 66339; small ones ~900)
-SKB_TRUESIZE_OVERHEAD = 832
+# A loopback datagram's skb (what it charges to sk_rmem_alloc): headroom and headers,
+# then the data and skb_shared_info in one kmalloc'd head (a power of two, or the small-head
+# cache's 576 bytes), plus the sk_buff itself; past SKB_MAX_ALLOC the data go to page frags.
+# Fits every size measured on 6.18 (rx_queue of /proc/net/udp for 0..65507 bytes).
+SKB_HEADROOM = 64                   # LL_RESERVED_SPACE(lo) + IP + UDP headers, aligned
+SKB_SHINFO = 320                    # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+SKB_STRUCT = 256                    # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+SKB_SMALL_HEAD = 576                # SKB_SMALL_HEAD_CACHE_SIZE
+SKB_MAX_ALLOC = 16384 - SKB_SHINFO  # SKB_WITH_OVERHEAD(PAGE_SIZE << 2)
 # Linux: icmp_send() quotes at most 576 bytes of IP (RFC 1812 4.3.2.3): headers of the
 # ICMP packet, then the offending IP + UDP headers and what fits of the payload
 ICMP_QUOTE4 = 576 - 20 - 8 - 20 - 8
@@ -67,9 +73,16 @@ MSG_DONTWAIT = 0x40
 MSG_ERRQUEUE = 0x2000
 
 
-def skb_truesize(length: int) -> int:
-    """What a datagram of `length` bytes charges to sk_rmem_alloc (see above)."""
-    return max(length, 64) + SKB_TRUESIZE_OVERHEAD
+def skb_truesize(length: int, v4: bool = True) -> int:
+    """What a datagram of `length` bytes charges to sk_rmem_alloc (see above). Linux:
+    ip_append_data()'s sock_alloc_send_skb() with kmalloc_size_roundup()."""
+    head = length + SKB_HEADROOM + (0 if v4 else 20)
+    if head > SKB_MAX_ALLOC:
+        return length + SKB_SMALL_HEAD + SKB_STRUCT
+    need = head + SKB_SHINFO
+    if need <= SKB_SMALL_HEAD:
+        return SKB_SMALL_HEAD + SKB_STRUCT
+    return (1 << (need - 1).bit_length()) + SKB_STRUCT
 
 
 @dataclass
@@ -341,6 +354,7 @@ def udp_sendmsg(net: "Net", sk: "Sock", read, length: int, addr: bytes | None,
         raise SyscallError(Errno.EMSGSIZE)
     if flags & MSG_OOB:
         raise SyscallError(Errno.ENOTSUP)
+    net.kernel.host.take_closes()       # a socket the program closed is gone by now
     inet_autobind(net, sk)
     daddr, dport, v4 = _wire_dest(sk, addr)
     if v4:
@@ -381,7 +395,7 @@ def udp_send_skb(net: "Net", sk: "Sock", data: bytes, saddr: bytes, daddr: bytes
     skb = SkBuff(data, saddr, sk.num, daddr, dport, v4,
                  clock.realtime() if hasattr(clock, "realtime") else clock.now(),
                  DEFAULT_TTL if ttl == -1 else ttl, sk.tcp_opts.get(("ip", 1), 0),
-                 skb_truesize(len(data)))
+                 skb_truesize(len(data), v4))
     net.count("Udp.OutDatagrams" if v4 else "Udp6.OutDatagrams")
     udp_rcv(net, skb)
     return len(data)
@@ -506,14 +520,14 @@ def udp_rcv(net: "Net", skb: SkBuff) -> None:
 
 
 def udp_queue_rcv_skb(net: "Net", sk: "Sock", skb: SkBuff) -> None:
-    """Linux: __udp_enqueue_schedule_skb(): the datagram is dropped (RcvbufErrors and
-    InErrors, sk_drops) when the queue already holds more than SO_RCVBUF; one always
-    fits into an empty queue. The host mirrors it into the placeholder."""
+    """Linux: __udp_enqueue_schedule_skb() (6.15+): the datagram is dropped
+    (RcvbufErrors and InErrors, sk_drops) when it would take the queue past SO_RCVBUF,
+    unless the queue is empty. The host mirrors it into the placeholder."""
     mib = "Udp." if skb.v4 else "Udp6."
     size = skb.truesize
     if sk.rmem_alloc + size > sk.rcvbuf and sk.rmem_alloc:
         datagram_sync(net, sk)                  # the program may have read some natively
-    if sk.rmem_alloc + size > sk.rcvbuf and sk.rmem_alloc > sk.rcvbuf:
+    if sk.rmem_alloc + size > sk.rcvbuf and sk.rmem_alloc:
         sk.drops += 1
         net.count(mib + "RcvbufErrors")
         net.count(mib + "InErrors")
@@ -532,7 +546,7 @@ def _enqueue(net: "Net", sk: "Sock", skb: SkBuff) -> None:
 def sock_queue_rcv_skb(net: "Net", sk: "Sock", skb: SkBuff) -> bool:
     """Linux: net/core/sock.c __sock_queue_rcv_skb() (what ping and raw sockets use):
     dropped (sk_drops) when the queue already holds SO_RCVBUF or more; False then."""
-    skb.truesize = skb_truesize(len(skb.data))
+    skb.truesize = skb_truesize(len(skb.data), skb.v4)
     if sk.rmem_alloc >= sk.rcvbuf:
         datagram_sync(net, sk)                  # the program may have read some natively
     if sk.rmem_alloc >= sk.rcvbuf:
@@ -551,6 +565,15 @@ def datagram_sync(net: "Net", sk: "Sock") -> None:
         sk.rmem_alloc -= skb.truesize
         if sk.sk_prot is udp_prot:
             net.count("Udp.InDatagrams" if skb.v4 else "Udp6.InDatagrams")
+
+
+def udp_sync_all(net: "Net") -> None:
+    """Take in what programs read natively from every UDP socket with datagrams queued,
+    so that counters and queue lengths are current (/proc/net/snmp, /proc/net/udp, nstat,
+    ss)."""
+    for sk in list(net.udp_socks):
+        if sk.receive_queue:
+            datagram_sync(net, sk)
 
 
 # -- ICMP errors ---------------------------------------------------------------------------
