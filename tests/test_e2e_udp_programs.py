@@ -20,6 +20,20 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def same_as_in_a_fresh_namespace(name: str, sysemu_bin) -> None:
+    """Probe `name` natively in a network namespace of its own whose only device is lo
+    (as the sandbox's: its routes, a fresh MIB) and under sysemu: the same output."""
+    need("unshare", "ip", package="util-linux, iproute2")
+    probe = str(PROBES / name)
+    native = subprocess.run(["unshare", "-rn", "sh", "-c",
+                             f"ip link set lo up && {sys.executable} {probe}"],
+                            capture_output=True, timeout=30)
+    if native.returncode != 0:
+        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
+    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
+    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])
+
+
 DNS_SCRIPT = """
 P={port}; R={relay}
 {python} {probes}/dns_responder.py $P 5 > {tmp}/ready &
@@ -90,15 +104,7 @@ def test_multicast_on_loopback_as_in_a_namespace_with_only_lo(sysemu_bin):
     """Multicast depends on the namespace's routes: the native run is in a network
     namespace of its own whose only device is lo (as the sandbox's), where joining,
     IP_MULTICAST_IF, IP_MULTICAST_ALL and lo's loop decide who gets a datagram."""
-    need("unshare", "ip", package="util-linux, iproute2")
-    probe = str(PROBES / "udp_multicast.py")
-    native = subprocess.run(["unshare", "-rn", "sh", "-c",
-                             f"ip link set lo up && {sys.executable} {probe}"],
-                            capture_output=True, timeout=30)
-    if native.returncode != 0:
-        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
-    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
-    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])
+    same_as_in_a_fresh_namespace("udp_multicast.py", sysemu_bin)
 
 
 def test_iperf3_udp(sysemu_bin):
@@ -137,12 +143,4 @@ def test_udp_counters_as_in_a_fresh_namespace(sysemu_bin):
     """/proc/net/snmp's Udp: and Icmp: lines after a fixed exchange (received, refused,
     dropped for the receive buffer, failed copies) equal those of a network namespace of
     its own (a fresh MIB, as the sandbox's)."""
-    need("unshare", "ip", package="util-linux, iproute2")
-    probe = str(PROBES / "udp_counters.py")
-    native = subprocess.run(["unshare", "-rn", "sh", "-c",
-                             f"ip link set lo up && {sys.executable} {probe}"],
-                            capture_output=True, timeout=30)
-    if native.returncode != 0:
-        pytest.skip(f"no network namespace here: {native.stderr.decode()[-300:]}")
-    got = run_sh(f"{sys.executable} {probe}", sysemu_bin)
-    assert got.stdout == native.stdout, (native.stdout, got.stdout, got.stderr[-2000:])
+    same_as_in_a_fresh_namespace("udp_counters.py", sysemu_bin)
