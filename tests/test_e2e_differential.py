@@ -97,11 +97,12 @@ TRACED = ["--strace=all", "-o"]
 
 
 def compare_probe(probe: Path, name: str, traced: bool, sysemu_bin, tmp_path,
-                  known=None) -> None:
+                  known=None, native_wrap=None) -> None:
     """Run scenario `name` of `probe` natively and under sysemu (traced or not) and
     require the same JSON; `known(native, got)` may first take out what differs on
-    purpose."""
-    native, ndone = probe_json([sys.executable, str(probe), name])
+    purpose; `native_wrap(argv)` is the native command line (a fresh namespace ...)."""
+    argv = [sys.executable, str(probe), name]
+    native, ndone = probe_json(native_wrap(argv) if native_wrap else argv)
     problem = native.get(name, {}).get("exception", "") if isinstance(native, dict) else ""
     if "Errno 97" in problem:                       # EAFNOSUPPORT natively: no IPv6 here
         pytest.skip(f"the host kernel has no IPv6: {problem}")

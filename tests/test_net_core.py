@@ -134,7 +134,7 @@ def test_socket_errnos(env):
     assert env.socket(AF_INET, 2) >= 0                       # UDP
     assert env.socket(AF_INET6, 2, 17) >= 0
     assert env.socket(AF_INET, 2, 136) == -E.EPROTONOSUPPORT # UDP-Lite: not served
-    assert env.socket(AF_INET, 2, 1) == -E.EPROTONOSUPPORT   # ping: not served
+    assert env.socket(AF_INET, 2, 1) == -E.EACCES            # ping: ping_group_range "1 0"
     assert env.socket(AF_INET, 3, 255) == -E.EPERM          # raw without CAP_NET_RAW
     assert env.socket(AF_INET, 1, 6) >= 0
     assert env.socket(AF_INET6, 1 | SOCK_CLOEXEC) in env.task.files.cloexec

@@ -97,8 +97,12 @@ def test_nstat_layout_and_order():
     text = format_nstat(mib)
     lines = text.splitlines()
     assert lines[0] == "#kernel"
-    assert lines[1] == "TcpActiveOpens                  4                  0.0"
+    assert lines[1] == "IcmpInMsgs                      0                  0.0"
+    assert "TcpActiveOpens                  4                  0.0" in lines
     names = [n for n, _ in nstat_rows(mib)]
+    assert names.index("IcmpOutAddrMaskReps") < names.index("TcpActiveOpens") \
+        < names.index("UdpInDatagrams") < names.index("TcpExtSyncookiesSent") \
+        < names.index("Icmp6InMsgs") < names.index("Udp6InDatagrams")
     assert "TcpCurrEstab" not in names                # nstat skips the gauge
     assert names.index("TcpOutRsts") < names.index("TcpExtSyncookiesSent") \
         < names.index("TcpExtTW") < names.index("TcpExtListenOverflows")

@@ -29,7 +29,8 @@ from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, sysc
 from sysemu.kernel.task import CAP_NET_ADMIN, Task
 from sysemu.kernel.usermem import U64
 from sysemu.net.ipv4.udp import udp_sync_all
-from sysemu.net.proc import (render_netstat, render_snmp, render_tcp, render_udp,
+from sysemu.net.proc import (ICMP4_HEADER, PING_HTABLE_SLOTS, ping_proc_rows,
+                             render_netstat, render_snmp, render_snmp6, render_tcp, render_udp,
                              tcp_proc_rows, udp_proc_rows)
 
 CAP_DAC_OVERRIDE = 1
@@ -145,6 +146,11 @@ def _udp_rows(kernel, v6: bool) -> list:
     return udp_proc_rows(net, v6)
 
 
+def _ping_rows(kernel, v6: bool) -> list:
+    net = _net(kernel)
+    return ping_proc_rows(net, v6) if net is not None else []
+
+
 def _mib(kernel):
     net = _net(kernel)
     if net is not None and net.udp_table is not None:
@@ -167,8 +173,13 @@ class ProcNet:
             NetEntry("tcp6", lambda k: render_tcp(_rows(k, True), v6=True), seq=True),
             NetEntry("udp", lambda k: render_udp(_udp_rows(k, False), v6=False), seq=True),
             NetEntry("udp6", lambda k: render_udp(_udp_rows(k, True), v6=True), seq=True),
+            NetEntry("icmp", lambda k: render_udp(_ping_rows(k, False), header=ICMP4_HEADER,
+                                                  slots=PING_HTABLE_SLOTS), seq=True),
+            NetEntry("icmp6", lambda k: render_udp(_ping_rows(k, True), v6=True,
+                                                   slots=PING_HTABLE_SLOTS), seq=True),
             NetEntry("netstat", lambda k: render_netstat(_mib(k)), seq=False),
             NetEntry("snmp", lambda k: render_snmp(_mib(k)), seq=False),
+            NetEntry("snmp6", lambda k: render_snmp6(_mib(k)), seq=False),
         ):
             self.entries[entry.path] = entry
 

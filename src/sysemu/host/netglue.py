@@ -57,7 +57,8 @@ from typing import Callable
 
 import sysemu.net
 from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
-from sysemu.abi.socket import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, TIMEVAL64
+from sysemu.abi.socket import (AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW,
+                               TIMEVAL64)
 from sysemu.abi.inet import TcpState
 from sysemu.host import rights
 from sysemu.host.notify import ReplaceFd
@@ -118,7 +119,7 @@ class NetGlue(HostHooks):
             ph.pending = bytes(file.private_data.content)
             self._proc_flush(ph)
             return
-        if sock.type == SOCK_DGRAM:
+        if sock.type in (SOCK_DGRAM, SOCK_RAW):
             ph = phs.new(file, "dgram", file.nonblocking)
             ph.mirror, ph.backlog = deque(), deque()
             ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
@@ -568,7 +569,7 @@ class NetGlue(HostHooks):
         stay readable, where an AF_UNIX SHUT_RD would fail them with EPIPE.
         sysemu: a read after SHUT_RD with nothing queued waits (or EAGAIN) where Linux
         returns 0."""
-        if how == socket.SHUT_RD or sock.type == SOCK_DGRAM:
+        if how == socket.SHUT_RD or sock.type in (SOCK_DGRAM, SOCK_RAW):
             return
         end = self.placeholders.program_end(self.placeholders.of_sock(sock))
         if end is None:

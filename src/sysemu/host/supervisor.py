@@ -108,6 +108,24 @@ def read_task_status(tid: int) -> tuple[int, frozenset[int], str]:
     return tgid, caps, comm
 
 
+def read_task_groups(tid: int) -> tuple[int, tuple[int, ...]]:
+    """(effective gid, supplementary gids) from /proc/TID/status (the sandbox's user
+    namespace maps ids to themselves, so these are the program's own)."""
+    egid, groups = 0, ()
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == "Gid":
+                    egid = int(value.split()[1])
+                elif key == "Groups":
+                    groups = tuple(int(g) for g in value.split())
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return egid, groups
+
+
 class Parked:
     """An unanswered notification waiting on a WaitQueue."""
 
@@ -244,7 +262,8 @@ class Supervisor:
             # only the calls that check pay for it.
             task = Task(self.kernel, pid=tgid, tid=tid, mem=ProcessMemory(tid),
                         files=HostFileTable(tid, self.placeholders.by_inode, tgid), caps=caps,
-                        comm=comm, read_caps=lambda tid=tid: read_task_status(tid)[1])
+                        comm=comm, read_caps=lambda tid=tid: read_task_status(tid)[1],
+                        read_groups=lambda tid=tid: read_task_groups(tid))
             self.tasks[tid] = task
         return task
 

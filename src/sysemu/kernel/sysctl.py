@@ -59,6 +59,9 @@ class SysctlDef:
         if self.handler == "local_port_range":
             return ("two integers LOW HIGH, 1..65535, LOW <= HIGH, and LOW not below "
                     "net.ipv4.ip_unprivileged_port_start")
+        if self.handler == "ping_group_range":
+            return (f"two group ids LOW HIGH, 0..{self.max} (HIGH below LOW: nobody, "
+                    f"as 1 0)")
         if self.handler == "privileged_ports":
             return ("an integer 0..65535, not above the low end of "
                     "net.ipv4.ip_local_port_range")
@@ -133,6 +136,11 @@ SYSCTLS: dict[str, SysctlDef] = {d.name: d for d in (
     # Linux: sysctl_ip_autobind_reuse = 0 (inet_csk_find_open_port()), dou8vec_minmax 0..1.
     SysctlDef("net.ipv4.ip_autobind_reuse", 0, "dou8vec_minmax", 0, 1,
               linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: inet_init_net() sets 1 0 (nobody may make ping sockets) in every new
+    # namespace; ipv4_ping_group_range(): two gids 0..GID_T_MAX (unsigned: 6.18 takes
+    # 2147483648, refuses -1), an inverted pair resets it to 1 0.
+    SysctlDef("net.ipv4.ping_group_range", (1, 0), "ping_group_range", 0, 0xFFFFFFFE,
+              linux="net/ipv4/sysctl_net_ipv4.c ipv4_ping_group_range()"),
 )}
 
 
@@ -403,7 +411,24 @@ def _privileged_ports(kernel, d: SysctlDef, data: bytes) -> tuple[Value, int]:
     return pports, consumed
 
 
+def _ping_group_range(kernel, d: SysctlDef, data: bytes) -> tuple[Value, int]:
+    """Linux: net/ipv4/sysctl_net_ipv4.c ipv4_ping_group_range(): over the current pair
+    (one value changes the low end), each 0..GID_T_MAX, no sign; high below low means
+    "1 0" (nobody)."""
+    values, consumed = _parse_vector(data, 2)
+    pair = list(kernel.sysctl.get(d.name, d.default))
+    for i, (neg, value) in enumerate(values):
+        if neg and value:
+            raise _einval("a negative group id")
+        pair[i] = _check_range(d, value)
+    lo, hi = pair
+    if hi < lo:
+        lo, hi = 1, 0
+    return (lo, hi), consumed
+
+
 _HANDLERS = {
+    "ping_group_range": _ping_group_range,
     "dointvec": _dointvec,
     "dointvec_minmax": _dointvec_minmax,
     "dointvec_jiffies": _dointvec_jiffies,

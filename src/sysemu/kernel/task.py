@@ -133,12 +133,13 @@ class Task:
     cancel a call up to that point, and then nothing may have changed)."""
 
     __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "read_caps", "abi",
-                 "commits", "comm")
+                 "commits", "comm", "read_groups")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
                  caps: frozenset[int] = frozenset(), abi: str = "64", comm: str = "",
-                 read_caps: Callable[[], frozenset[int]] | None = None):
+                 read_caps: Callable[[], frozenset[int]] | None = None,
+                 read_groups: Callable[[], tuple[int, tuple[int, ...]]] | None = None):
         self.kernel = kernel
         self.pid = pid
         self.tid = tid if tid is not None else pid
@@ -149,12 +150,18 @@ class Task:
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
+        self.read_groups = read_groups
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap): the credentials as they are now."""
         if self.read_caps is not None:
             return cap in self.read_caps()
         return cap in self.caps
+
+    def groups(self) -> tuple[int, tuple[int, ...]]:
+        """(effective gid, supplementary gids) as they are now (Linux: current_egid(),
+        get_current_groups()); (0, ()) for an in-process task."""
+        return self.read_groups() if self.read_groups is not None else (0, ())
 
     def on_commit(self, action: Callable[[], None]) -> None:
         self.commits.append(action)

@@ -174,6 +174,9 @@ class Proto:
     # (cmsgs(net, sk, skb, compat) -> [(level, type, data)])
     consume: Callable | None = None
     cmsgs: Callable | None = None
+    # recv with MSG_TRUNC returns the datagram's real length (udp_recvmsg(),
+    # raw_recvmsg()); ping_recvmsg() returns what it copied
+    trunc_real_len: bool = True
 
 
 class Sock:

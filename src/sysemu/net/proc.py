@@ -191,6 +191,41 @@ def render_snmp(mib) -> str:
             + _pair("UdpLite", UDP_FIELDS, [mib_value(mib, "UdpLite", n) for n in UDP_FIELDS]))
 
 
+# ---- /proc/net/snmp6 ----
+
+# Linux: net/ipv6/proc.c snmp6_ipstats_list[] (with the octet and ECN counters)
+IP6_FIELDS = """
+InReceives InHdrErrors InTooBigErrors InNoRoutes InAddrErrors InUnknownProtos
+InTruncatedPkts InDiscards InDelivers OutForwDatagrams OutRequests OutDiscards OutNoRoutes
+ReasmTimeout ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates InMcastPkts
+OutMcastPkts InOctets OutOctets InMcastOctets OutMcastOctets InBcastOctets OutBcastOctets
+InNoECTPkts InECT1Pkts InECT0Pkts InCEPkts OutTransmits
+""".split()
+# Linux: snmp6_icmp6_list[], then icmp6_list[]'s names In then Out (snmp6_seq_show_icmpv6())
+ICMP6_FIELDS = "InMsgs InErrors OutMsgs OutErrors InCsumErrors OutRateLimitHost".split()
+ICMP6_TYPE_NAMES = """
+DestUnreachs PktTooBigs TimeExcds ParmProblems Echos EchoReplies GroupMembQueries
+GroupMembResponses GroupMembReductions RouterSolicits RouterAdvertisements NeighborSolicits
+NeighborAdvertisements Redirects MLDv2Reports
+""".split()
+
+
+def render_snmp6(mib) -> str:
+    """/proc/net/snmp6. Linux: net/ipv6/proc.c snmp6_seq_show(): "%-32s\t%lu" lines: Ip6,
+    Icmp6 (the named counters, then Icmp6InType<n>/Icmp6OutType<n> for the types seen),
+    Udp6, UdpLite6."""
+    rows = [(f"Ip6{n}", mib_value(mib, "Ip6", n)) for n in IP6_FIELDS]
+    rows += [(f"Icmp6{n}", mib_value(mib, "Icmp6", n)) for n in ICMP6_FIELDS]
+    rows += [(f"Icmp6{d}{n}", mib_value(mib, "Icmp6", f"{d}{n}"))
+             for d in ("In", "Out") for n in ICMP6_TYPE_NAMES]
+    rows += [(f"Icmp6{d}Type{t}", v) for d in ("In", "Out") for t in range(256)
+             if (v := mib_value(mib, "Icmp6Msg", f"{d}Type{t}"))]
+    rows += [(f"Udp6{n}", mib_value(mib, "Udp6", n)) for n in UDP_FIELDS]
+    rows += [(f"UdpLite6{n}", mib_value(mib, "UdpLite6", n)) for n in UDP_FIELDS
+             if n != "IgnoredMulti"]
+    return "".join(f"{name:<32}\t{value}\n" for name, value in rows)
+
+
 # ---- /proc/net/tcp and /proc/net/tcp6 ----
 
 @dataclass
@@ -364,35 +399,55 @@ def udp_proc_rows(net, v6: bool) -> list[UdpRow]:
     """The rows of /proc/net/udp (AF_INET socks of `net` that own a port) or udp6, in
     the order of their hash slots, then of binding."""
     family = AF_INET6 if v6 else AF_INET
-    host = net.kernel.host
-    rows = []
-    for port in sorted(net.udp_table.ports, key=lambda p: (p % UDP_HTABLE_SLOTS, p)):
-        for sk in net.udp_table.ports[port]:
-            if sk.family != family:
-                continue
-            laddr, lport = sk.local()
-            remote = sk.remote()
-            raddr, rport = remote if remote is not None else (b"", 0)
-            rows.append(UdpRow(local=(_format_ip(family, laddr), lport),
-                               remote=(_format_ip(family, raddr if rport else b""), rport),
-                               state=int(sk.state), rx_queue=sk.rmem_alloc, uid=sk.uid,
-                               inode=host.sock_inode(sk), drops=sk.drops))
-    return rows
+    return [_dgram_row(net, sk)
+            for port in sorted(net.udp_table.ports, key=lambda p: (p % UDP_HTABLE_SLOTS, p))
+            for sk in net.udp_table.ports[port] if sk.family == family]
 
 
-def render_udp(rows: list[UdpRow], v6: bool = False) -> str:
-    """/proc/net/udp (padded to 127 columns) or /proc/net/udp6 (not padded)."""
+def _dgram_row(net, sk) -> UdpRow:
+    """A datagram sock's row (udp4_format_sock() / ping_v4_format_sock() /
+    __ip6_dgram_sock_seq_show() print the same fields)."""
+    laddr, lport = sk.local()
+    remote = sk.remote()
+    raddr, rport = remote if remote is not None else (b"", 0)
+    return UdpRow(local=(_format_ip(sk.family, laddr), lport),
+                  remote=(_format_ip(sk.family, raddr if rport else b""), rport),
+                  state=int(sk.state), rx_queue=sk.rmem_alloc, uid=sk.uid,
+                  inode=net.kernel.host.sock_inode(sk), drops=sk.drops)
+
+
+# ---- /proc/net/icmp and /proc/net/icmp6 (ping sockets) ----
+
+ICMP4_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+                "   uid  timeout inode ref pointer drops")
+PING_HTABLE_SLOTS = 64  # Linux: PING_HTABLE_SIZE (sysemu: the slot is ident % 64, no hash mix)
+
+
+def ping_proc_rows(net, v6: bool) -> list[UdpRow]:
+    """The rows of /proc/net/icmp (AF_INET ping sockets holding an identifier) or icmp6,
+    by hash slot, the newest first within one (ping_seq_start())."""
+    family = AF_INET6 if v6 else AF_INET
+    socks = getattr(getattr(net, "ping_table", None), "socks", [])
+    ordered = sorted((sk for sk in socks if sk.family == family),
+                     key=lambda sk: sk.num % PING_HTABLE_SLOTS)
+    return [_dgram_row(net, sk) for sk in ordered]
+
+
+def render_udp(rows: list[UdpRow], v6: bool = False, header: str = UDP4_HEADER,
+               slots: int = UDP_HTABLE_SLOTS) -> str:
+    """/proc/net/udp (padded to 127 columns) or /proc/net/udp6 (not padded); with
+    ICMP4_HEADER and PING_HTABLE_SLOTS, /proc/net/icmp and icmp6 (the same layout)."""
     hexaddr = _hex6 if v6 else _hex4
     lines = []
     for row in rows:
         remote = row.remote
         if v6 and remote == ("0.0.0.0", 0):
             remote = ("::", 0)
-        lines.append(f"{row.local[1] % UDP_HTABLE_SLOTS:5d}: {hexaddr(row.local[0])}:"
+        lines.append(f"{row.local[1] % slots:5d}: {hexaddr(row.local[0])}:"
                      f"{row.local[1]:04X} {hexaddr(remote[0])}:{remote[1]:04X} "
                      f"{row.state:02X} {row.tx_queue:08X}:{row.rx_queue:08X} 00:00000000 "
                      f"00000000 {row.uid:5d} {0:8d} {row.inode:d} {row.refcnt:d} "
                      f"{0:016x} {row.drops:d}")
     if v6:
         return "".join(line + "\n" for line in [UDP6_HEADER] + lines)
-    return "".join(line.ljust(UDP_LINE_WIDTH) + "\n" for line in [UDP4_HEADER] + lines)
+    return "".join(line.ljust(UDP_LINE_WIDTH) + "\n" for line in [header] + lines)

@@ -486,7 +486,7 @@ def _recv_one(task, sock: Socket, iov: list, flags: int, uaddr: int, uaddr_len: 
         _consume(task, sock, skb, flags, failed=True)
         raise
     _consume(task, sock, skb, flags)
-    if skb.ee is None and flags & MSG_TRUNC:
+    if skb.ee is None and flags & MSG_TRUNC and sock.sk.sk_prot.trunc_real_len:
         return skb, len(data), msg_flags
     return skb, copied, msg_flags
 
@@ -510,11 +510,12 @@ def sys_sendto(task, fd: CInt, buff: UserPtr, len: CULong, flags: CUInt, addr: U
 
 
 @syscall("recvfrom", abis=("64", "x32", "i386"),
-         trap_when=(_NONNULL(4), _ERRQUEUE(3), _FLAG(3, MSG_OOB)))
+         trap_when=(_NONNULL(4), _ERRQUEUE(3), _FLAG(3, MSG_OOB), _FLAG(3, MSG_TRUNC)))
 def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
                  addr: UserPtr, addr_len: UserPtr) -> int:
-    """recvfrom(2) with an address buffer, MSG_ERRQUEUE or MSG_OOB (a UDP socket ignores
-    it; the placeholder would refuse it). Linux: net/socket.c
+    """recvfrom(2) with an address buffer, MSG_ERRQUEUE, MSG_OOB (a UDP socket ignores
+    it, ping and raw ones refuse it; the placeholder would refuse it) or MSG_TRUNC (its
+    result is the protocol's: a ping socket's is what it copied). Linux: net/socket.c
     __sys_recvfrom(): the buffer range first (import_ubuf: EFAULT), then the socket."""
     sock = sockfd_lookup(task, fd)
     if sock.ops.recvmsg is None:
@@ -522,7 +523,6 @@ def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
             raise HostPassthrough()
         _access_ok(ubuf, min(size, MAX_RW_COUNT))
         return inet_recv_error(sock)
-    flags &= ~MSG_OOB
     size = min(size, MAX_RW_COUNT)
     _access_ok(ubuf, size)
     return _recv_one(task, sock, [(ubuf, size)], flags, addr, addr_len)[1]

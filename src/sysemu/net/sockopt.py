@@ -7,7 +7,7 @@ level on an IPv4 socket: getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT, as Linux
 from __future__ import annotations
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_NO_PORT,
+from sysemu.abi.inet import (GROUP_REQ_SIZE, IPPROTO_UDP, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_NO_PORT,
                              IP_DROP_MEMBERSHIP, IP_FREEBIND, IP_TOS, IP_TRANSPARENT, IP_TTL,
                              IPV6_ADDRFORM, IPV6_V6ONLY, MCAST_JOIN_GROUP, MCAST_LEAVE_GROUP,
                              TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, V4MAPPED_PREFIX,
@@ -17,8 +17,9 @@ from sysemu.abi.inet import (GROUP_REQ_SIZE, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_
                              TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2,
                              TCP_MAXSEG, TCP_NODELAY, TCP_QUICKACK, TCP_SYNCNT,
                              TCP_USER_TIMEOUT, TcpState)
-from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, SOCK_DGRAM, SOCK_STREAM, LINGER,
-                               SO_BINDTODEVICE, SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_PASSRIGHTS,
+from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
+                               LINGER, SO_BINDTODEVICE, SO_BROADCAST, SO_DEBUG, SO_DONTROUTE,
+                               SO_PASSRIGHTS,
                                SO_OOBINLINE, SO_PRIORITY, SO_RCVLOWAT, SO_SNDLOWAT, SO_ACCEPTCONN, SO_DOMAIN, SO_ERROR,
                                SO_KEEPALIVE, SO_LINGER, SO_MAX_PACING_RATE, SO_PROTOCOL,
                                SO_RCVBUF,
@@ -113,14 +114,19 @@ def setsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
         return sk_setsockopt(task, sk, optname, optval, optlen)
     if level == SOL_TCP and sk.type == SOCK_STREAM:
         return do_tcp_setsockopt(task, sk, optname, optval, optlen)
-    if level == SOL_UDP and sk.type == SOCK_DGRAM:
+    if level == SOL_UDP and sk.type == SOCK_DGRAM and sk.protocol == IPPROTO_UDP:
         return udp_lib_setsockopt(task, sk, optname, optval, optlen)
+    if sk.type == SOCK_RAW and (level == SOL_RAW or level == SOL_ICMPV6
+                                and sk.family == AF_INET6):
+        return raw_setsockopt(task, sk, level, optname, optval, optlen)
     if level == SOL_IP:
-        if sk.type == SOCK_DGRAM and optname in IP_DGRAM_OPTS:
+        if sk.type in DGRAM_TYPES and optname in IP_DGRAM_OPTS:
             return ip_dgram_setsockopt(task, sk, optname, optval, optlen)
         return do_ip_setsockopt(task, sk, optname, optval, optlen)
     if level == SOL_IPV6 and sk.family == AF_INET6:
-        if sk.type == SOCK_DGRAM and optname in IPV6_DGRAM_OPTS:
+        if sk.type == SOCK_RAW and optname == IPV6_CHECKSUM:
+            raise _einval()         # Linux: not at this level on an ICMPv6 socket (RFC 3542)
+        if sk.type in DGRAM_TYPES and optname in IPV6_DGRAM_OPTS:
             return ip_dgram_setsockopt(task, sk, -optname, optval, optlen)
         return do_ipv6_setsockopt(task, sk, optname, optval, optlen)
     raise SyscallError(Errno.ENOPROTOOPT)
@@ -132,11 +138,60 @@ UDP_OPTS = (1, 100, 101, 102, 103, 104)   # UDP_CORK, UDP_ENCAP, UDP_NO_CHECK6_T
                                           # UDP_SEGMENT, UDP_GRO: kept, not acted on
 IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS = 8, 11, 12, 13
 IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL = 32, 33, 34, 49
+IP_RETOPTS = 7          # a cmsg switch (IP options echoed back: sysemu's packets carry none)
 IP_DGRAM_OPTS = frozenset((IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
                            IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP,
-                           IP_DROP_MEMBERSHIP, IP_MULTICAST_ALL))
+                           IP_DROP_MEMBERSHIP, IP_MULTICAST_ALL, IP_RETOPTS))
 IPV6_RECVERR, IPV6_RECVPKTINFO = 25, 49
-IPV6_DGRAM_OPTS = frozenset((IPV6_RECVERR, IPV6_RECVPKTINFO))
+IPV6_RECVHOPLIMIT = 51
+IPV6_DGRAM_OPTS = frozenset((IPV6_RECVERR, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT))
+DGRAM_TYPES = (SOCK_DGRAM, SOCK_RAW)      # UDP, ping (SOCK_DGRAM) and raw sockets
+SOL_RAW, SOL_ICMPV6 = 255, 58
+ICMP_FILTER = 1                           # SOL_RAW, IPv4; ICMPV6_FILTER is 1 at SOL_ICMPV6
+IPV6_CHECKSUM = 7
+
+
+def raw_setsockopt(task, sk, level: int, optname: int, optval: int, optlen: int) -> int:
+    """Linux: raw_setsockopt() -> raw_seticmpfilter() (IPv4: SOL_RAW ICMP_FILTER, at most
+    4 bytes read; EOPNOTSUPP on a raw socket of another protocol), rawv6_setsockopt()
+    (SOL_ICMPV6 ICMPV6_FILTER, at most 32 bytes; SOL_RAW IPV6_CHECKSUM: an even offset,
+    or -1 for none); other options ENOPROTOOPT."""
+    if sk.family == AF_INET:
+        if optname != ICMP_FILTER:
+            raise SyscallError(Errno.ENOPROTOOPT)
+        raw = task.mem.read(optval, max(0, min(optlen, 4)))
+        sk.icmp_filter = int.from_bytes(raw + (sk.icmp_filter.to_bytes(4, "little")[len(raw):]),
+                                        "little")
+        return 0
+    if level == SOL_ICMPV6:
+        if optname != ICMP_FILTER:
+            raise SyscallError(Errno.ENOPROTOOPT)
+        raw = task.mem.read(optval, max(0, min(optlen, 32)))
+        sk.icmp6_filter = raw + sk.icmp6_filter[len(raw):]
+        return 0
+    if optname != IPV6_CHECKSUM:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    val = _get_int(task, optval, optlen)
+    if val > 0 and val & 1:
+        raise _einval()
+    sk.raw_checksum = val if val >= 0 else -1
+    return 0
+
+
+def raw_getsockopt(task, sk, level: int, optname: int, optval: int, optlen: int) -> int:
+    """Linux: raw_geticmpfilter() / rawv6_geticmpfilter() / IPV6_CHECKSUM's value."""
+    length = get_user_int(task.mem, optlen)
+    if length < 0:
+        raise _einval()
+    if sk.family == AF_INET or level == SOL_ICMPV6:
+        if optname != ICMP_FILTER:
+            raise SyscallError(Errno.ENOPROTOOPT)
+        value = sk.icmp_filter.to_bytes(4, "little") if sk.family == AF_INET \
+            else sk.icmp6_filter
+        return _put(task, optval, optlen, value, min(length, len(value)))
+    if optname != IPV6_CHECKSUM:
+        raise SyscallError(Errno.ENOPROTOOPT)
+    return _put(task, optval, optlen, _int(sk.raw_checksum), min(length, 4))
 SO_TIMESTAMPS = (29, 35, 63, 64)          # SO_TIMESTAMP(NS)_OLD, SO_TIMESTAMP(NS)_NEW
 
 
@@ -472,7 +527,10 @@ def getsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
         return sk_getsockopt(task, sock, optname, optval, optlen)
     if level == SOL_TCP and sk.type == SOCK_STREAM:
         return do_tcp_getsockopt(task, sk, optname, optval, optlen)
-    if level == SOL_UDP and sk.type == SOCK_DGRAM:
+    if sk.type == SOCK_RAW and (level == SOL_RAW or level == SOL_ICMPV6
+                                and sk.family == AF_INET6):
+        return raw_getsockopt(task, sk, level, optname, optval, optlen)
+    if level == SOL_UDP and sk.type == SOCK_DGRAM and sk.protocol == IPPROTO_UDP:
         if optname not in UDP_OPTS:
             raise SyscallError(Errno.ENOPROTOOPT)
         length = get_user_int(task.mem, optlen)
@@ -481,7 +539,7 @@ def getsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
         return _put(task, optval, optlen, _int(sk.tcp_opts.get(("udp", optname), 0)),
                     min(length, 4))
     if level == SOL_IP:
-        if sk.type == SOCK_DGRAM and optname in IP_DGRAM_OPTS \
+        if sk.type in DGRAM_TYPES and optname in IP_DGRAM_OPTS \
                 and optname not in (IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP, IP_MULTICAST_IF):
             length = get_user_int(task.mem, optlen)
             if length < 0:
@@ -493,7 +551,7 @@ def getsockopt(task, sock, level: int, optname: int, optval: int, optlen: int) -
         return do_ip_getsockopt(task, sk, optname, optval, optlen)
     if sk.family == AF_INET6:
         if level == SOL_IPV6:
-            if sk.type == SOCK_DGRAM and optname in IPV6_DGRAM_OPTS:
+            if sk.type in DGRAM_TYPES and optname in IPV6_DGRAM_OPTS:
                 length = get_user_int(task.mem, optlen)
                 return _put(task, optval, optlen, _int(ip_dgram_getsockopt(sk, -optname)),
                             min(length & 0xFFFFFFFF, 4))
@@ -548,7 +606,7 @@ def sk_getsockopt(task, sock, optname: int, optval: int, optlen: int) -> int:
         err = sk.sk_err or sk.sk_err_soft
         if sk.sk_err:
             sk.sk_err = 0
-            if sk.type == SOCK_DGRAM:
+            if sk.type in DGRAM_TYPES:
                 task.kernel.host.datagram_error(sk)
         else:
             sk.sk_err_soft = 0

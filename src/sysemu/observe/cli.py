@@ -61,6 +61,7 @@ def add_subcommands(sub) -> None:
     ss.add_argument("-a", "--all", action="store_true", help="sockets in every state")
     ss.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
     ss.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
+    ss.add_argument("-w", "--raw", action="store_true", help="raw sockets")
     ss.add_argument("-n", "--numeric", action="store_true", help="ports as numbers")
     ss.add_argument("-p", "--processes", action="store_true", help="the processes using them")
     ss.add_argument("--id", dest="sandbox_id", help="which sandbox (see sysemu ps)")
@@ -113,7 +114,8 @@ def cmd_ss(args) -> int:
     reply = _ask(args, "ss")
     if reply is None:
         return 1
-    netids = tuple(kind for kind in ("tcp", "udp") if getattr(args, kind, False)) or None
+    netids = tuple(kind for kind, flag in (("tcp", "tcp"), ("udp", "udp"), ("raw", "raw"))
+                   if getattr(args, flag, False)) or None
     rows = select_rows(reply["rows"], listening=args.listening, all_states=args.all,
                        netids=netids)
     users = None

@@ -7,6 +7,8 @@ not show. Recv-Q/Send-Q as tcp_diag_get_info() fills them: for a listener the cu
 accept queue and its limit (sk_ack_backlog, sk_max_ack_backlog); for a connection the
 bytes queued.
 
+Raw sockets (raw_diag, `-w`) show their protocol as the port, like ss. Ping sockets are
+not shown, as ss does not show them (no sock_diag handler; /proc/net/icmp lists them).
 UDP sockets (udp_diag: every sock that owns a port) show UNCONN, or ESTAB when
 connected; Recv-Q is sk_rmem_alloc (the queued datagrams' truesize), Send-Q 0. Each row
 has its "netid" (tcp, udp); `-t`/`-u` pick, and a Netid column appears when both show.
@@ -91,6 +93,15 @@ def snapshot(net) -> list[dict]:
                 else [format_addr(b"", v6), "*"],
                 "inode": net.kernel.host.sock_inode(sk), "uid": sk.uid, "netid": "udp",
             })
+    for sk in getattr(net, "raw_socks", ()):
+        v6 = sk.family == AF_INET6
+        laddr, _ = sk.local()
+        rows.append({
+            "state": STATE_NAMES[sk.state], "recv_q": sk.rmem_alloc, "send_q": 0,
+            "local": [format_addr(laddr, v6), sk.num],
+            "peer": [format_addr(b"", v6), "*"],
+            "inode": net.kernel.host.sock_inode(sk), "uid": sk.uid, "netid": "raw",
+        })
     return rows
 
 

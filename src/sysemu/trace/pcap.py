@@ -107,6 +107,22 @@ def build_port_unreachable(saddr: bytes, daddr: bytes, offending: bytes) -> byte
     return bytes(ip6)
 
 
+def build_icmp_packet(skb) -> bytes:
+    """The IPv4 or IPv6 packet of an ICMP message as it went out (net/ipv4/icmp.py's
+    IcmpSkb: the message carries its own checksum; the IPv4 id and DF bit are its)."""
+    if skb.v4:
+        ip = dpkt.ip.IP(src=skb.saddr[12:], dst=skb.daddr[12:], p=dpkt.ip.IP_PROTO_ICMP,
+                        ttl=skb.ttl, tos=skb.tos, id=skb.ip_id, data=skb.data)
+        ip.df = int(skb.df)
+        ip.len = 20 + len(skb.data)
+        return bytes(ip)
+    ip6 = dpkt.ip6.IP6(src=skb.saddr, dst=skb.daddr, nxt=dpkt.ip.IP_PROTO_ICMP6,
+                       hlim=skb.ttl, data=skb.data)
+    ip6.plen = len(skb.data)
+    ip6.v = 6
+    return bytes(ip6)
+
+
 class PcapWriter:
     """Writes the wire to `fileobj` (opened "wb"). `segment` is the net.wire hook; `data`
     is the Pump's callback. Times are `clock.now()` (the kernel's clock) + `time_offset`
@@ -145,12 +161,16 @@ class PcapWriter:
     __call__ = segment
 
     def datagram(self, kind: str, skb) -> None:
-        """The net.dgram_wire hook: a UDP datagram ("udp"), or the ICMP/ICMPv6 port
-        unreachable ("icmp") that answers one (from its destination back to its sender,
+        """The net.dgram_wire hook: a UDP datagram ("udp"), an ICMP/ICMPv6 message of
+        ping, raw sockets or the echo answers ("icmpmsg"), or the ICMP/ICMPv6 port
+        unreachable ("icmp") that answers a datagram (from its destination back to its sender,
         quoting what icmp_send() quotes: 576 bytes of IP for IPv4, 1280 for IPv6)."""
         when = self._clock.now() if self._clock is not None else 0.0
-        packet = build_udp_packet(skb.saddr, skb.sport, skb.daddr, skb.dport, skb.data,
-                                  skb.ttl, skb.tos)
+        if kind == "icmpmsg":
+            packet = build_icmp_packet(skb)
+        else:
+            packet = build_udp_packet(skb.saddr, skb.sport, skb.daddr, skb.dport, skb.data,
+                                      skb.ttl, skb.tos)
         if kind == "icmp":
             packet = build_port_unreachable(skb.daddr, skb.saddr, packet)
         self._writer.writepkt(packet, ts=when + self._offset)

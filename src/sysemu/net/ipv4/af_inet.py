@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_IP, IPPROTO_MAX, IPPROTO_TCP,
-                             IPPROTO_UDP, TcpState)
+                             IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP, TcpState)
 from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, SHUTDOWN_MASK, SOCK_DGRAM,
                                SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN, SocketState)
 from sysemu.kernel.errors import SyscallError, WouldBlock
@@ -24,6 +24,8 @@ from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
                                    RTN_MULTICAST, inet_addr_type)
 from sysemu.net.ipv4.tcp import tcp_disconnect, tcp_shutdown
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
+from sysemu.net.ipv4.ping import ping_bind, ping_init_sock, ping_recvmsg, ping_sendmsg
+from sysemu.net.ipv4.raw import RAW_SERVED, raw_bind, raw_init, raw_recvmsg, raw_sendmsg
 from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl, udp_recvmsg_ops,
                                  udp_sendmsg_ops, udp_shutdown)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
@@ -50,9 +52,14 @@ def inet_create(task, net: "Net", family: int, type_: int, protocol: int) -> Soc
         if protocol not in (IPPROTO_IP, IPPROTO_TCP):
             raise SyscallError(Errno.EPROTONOSUPPORT)
     elif type_ == SOCK_DGRAM:
+        if protocol == (IPPROTO_ICMP if family == AF_INET else IPPROTO_ICMPV6):
+            sk = Sock(net, family, protocol, uid=getattr(task, "uid", 0))
+            ping_init_sock(task, net, sk)       # EACCES outside ping_group_range
+            return Socket(net, sk, inet_ping_ops if family == AF_INET else inet6_ping_ops,
+                          type_)
         if protocol not in (IPPROTO_IP, IPPROTO_UDP):
-            # sysemu: UDP-Lite (136) and ping sockets are not served (nothing may reach
-            # a host AF_INET socket): EPROTONOSUPPORT, as a kernel without them answers.
+            # sysemu: UDP-Lite (136) is not served (nothing may reach a host AF_INET
+            # socket): EPROTONOSUPPORT, as a kernel without it answers.
             raise SyscallError(Errno.EPROTONOSUPPORT)
         sk = Sock(net, family, IPPROTO_UDP, uid=getattr(task, "uid", 0))
         udp_init_sock(sk)
@@ -60,9 +67,17 @@ def inet_create(task, net: "Net", family: int, type_: int, protocol: int) -> Soc
         return Socket(net, sk, inet_dgram_ops if family == AF_INET else inet6_dgram_ops,
                       type_)
     elif type_ == SOCK_RAW:
+        if protocol == IPPROTO_IP:
+            raise SyscallError(Errno.EPROTONOSUPPORT)   # no inetsw entry matches
         if not task.capable(CAP_NET_RAW):
             raise SyscallError(Errno.EPERM)
-        raise SyscallError(Errno.EPROTONOSUPPORT)  # sysemu: raw sockets are not served
+        if protocol != RAW_SERVED[family]:
+            # sysemu: raw sockets of other protocols (TCP, UDP, IPPROTO_RAW) are not
+            # served: EPROTONOSUPPORT.
+            raise SyscallError(Errno.EPROTONOSUPPORT)
+        sk = Sock(net, family, protocol, uid=getattr(task, "uid", 0))
+        raw_init(net, sk, protocol)
+        return Socket(net, sk, inet_raw_ops if family == AF_INET else inet6_raw_ops, type_)
     else:
         raise SyscallError(Errno.ESOCKTNOSUPPORT)
     sk = Sock(net, family, IPPROTO_TCP, uid=getattr(task, "uid", 0))
@@ -334,6 +349,25 @@ inet6_dgram_ops = ProtoOps(
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
     ioctl=udp_ioctl)
+
+# Linux: inet_sockraw_ops / inet6_sockraw_ops and the ping entries of inetsw_array
+# (inet_dgram_ops with ping_prot): send and receive are the protocol's, over UDP's queue
+inet_ping_ops = ProtoOps(
+    family=AF_INET, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
+    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=ping_recvmsg, ioctl=udp_ioctl)
+inet6_ping_ops = ProtoOps(
+    family=AF_INET6, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
+    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=ping_recvmsg, ioctl=udp_ioctl)
+inet_raw_ops = ProtoOps(
+    family=AF_INET, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
+    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=raw_recvmsg, ioctl=udp_ioctl)
+inet6_raw_ops = ProtoOps(
+    family=AF_INET6, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
+    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=raw_recvmsg, ioctl=udp_ioctl)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))

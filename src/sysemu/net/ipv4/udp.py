@@ -186,10 +186,10 @@ def udp_lib_unhash(net: "Net", sk: "Sock") -> None:
 
 def inet_autobind(net: "Net", sk: "Sock") -> None:
     """Linux: af_inet.c inet_autobind(): an unbound socket gets an ephemeral port
-    (EAGAIN when none is free)."""
+    (sk_prot->get_port(sk, 0); EAGAIN when none is free)."""
     if not sk.num:
         try:
-            udp_lib_get_port(net, sk, 0)
+            sk.sk_prot.get_port(net, sk, 0)
         except SyscallError:
             raise SyscallError(Errno.EAGAIN) from None
 
@@ -274,9 +274,10 @@ def ip6_datagram_connect(net: "Net", sk: "Sock", data: bytes) -> None:
     sk.state = S.TCP_ESTABLISHED
 
 
-def udp_disconnect(net: "Net", sk: "Sock") -> None:
+def udp_disconnect(net: "Net", sk: "Sock", unhash=None) -> None:
     """Linux: __udp_disconnect(): connect(AF_UNSPEC): no peer; the source address goes
-    unless bind() set it, the port unless bind() chose it."""
+    unless bind() set it, the port unless bind() chose it (sk_prot->unhash: `unhash`,
+    udp_lib_unhash() by default)."""
     sk.state = S.TCP_CLOSE
     sk.daddr = INADDR_ANY
     sk.v6_daddr = IN6ADDR_ANY
@@ -286,7 +287,7 @@ def udp_disconnect(net: "Net", sk: "Sock") -> None:
         sk.rcv_saddr = INADDR_ANY
         sk.v6_rcv_saddr = IN6ADDR_ANY
     if not sk.userlocks & SOCK_BINDPORT_LOCK:
-        udp_lib_unhash(net, sk)
+        (unhash or udp_lib_unhash)(net, sk)
 
 
 def inet_dgram_connect(net: "Net", sock, data: bytes, nonblocking: bool) -> int:
@@ -294,7 +295,7 @@ def inet_dgram_connect(net: "Net", sock, data: bytes, nonblocking: bool) -> int:
     disconnects; autobind, then the family's datagram connect."""
     sk = sock.sk
     if sa_family(data) == AF_UNSPEC:
-        udp_disconnect(net, sk)
+        sk.sk_prot.disconnect(net, sk)
         return 0
     inet_autobind(net, sk)
     if sk.family == AF_INET:
@@ -531,10 +532,28 @@ def udp_queue_rcv_skb(net: "Net", sk: "Sock", skb: SkBuff) -> None:
         net.count(mib + "RcvbufErrors")
         net.count(mib + "InErrors")
         return
-    sk.rmem_alloc += size
+    _enqueue(net, sk, skb)
+
+
+def _enqueue(net: "Net", sk: "Sock", skb: SkBuff) -> None:
+    """The datagram joins the receive queue, the placeholder holds it, readers wake."""
+    sk.rmem_alloc += skb.truesize
     sk.receive_queue.append(skb)
     net.kernel.host.datagram_queued(sk, skb)
     sk.wait.wake_up()
+
+
+def sock_queue_rcv_skb(net: "Net", sk: "Sock", skb: SkBuff) -> bool:
+    """Linux: net/core/sock.c __sock_queue_rcv_skb() (what ping and raw sockets use):
+    dropped (sk_drops) when the queue already holds SO_RCVBUF or more; False then."""
+    skb.truesize = skb_truesize(len(skb.data), skb.v4)
+    if sk.rmem_alloc >= sk.rcvbuf:
+        datagram_sync(net, sk)                  # the program may have read some natively
+    if sk.rmem_alloc >= sk.rcvbuf:
+        sk.drops += 1
+        return False
+    _enqueue(net, sk, skb)
+    return True
 
 
 def datagram_sync(net: "Net", sk: "Sock") -> None:
@@ -544,7 +563,8 @@ def datagram_sync(net: "Net", sk: "Sock") -> None:
     for _ in range(min(taken, len(sk.receive_queue))):
         skb = sk.receive_queue.popleft()
         sk.rmem_alloc -= skb.truesize
-        net.count("Udp.InDatagrams" if skb.v4 else "Udp6.InDatagrams")
+        if sk.sk_prot is udp_prot:
+            net.count("Udp.InDatagrams" if skb.v4 else "Udp6.InDatagrams")
 
 
 def udp_sync_all(net: "Net") -> None:
@@ -562,13 +582,11 @@ def icmp_send_port_unreach(net: "Net", skb: SkBuff) -> None:
     """Linux: icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH) / icmpv6_send(): the
     error goes back to the sender over the loopback (no rate limit on lo), where
     __udp4_lib_err() / __udp6_lib_err() find the sending sock."""
-    if skb.v4:
-        net.count("Icmp.OutMsgs")
-        net.count("Icmp.OutDestUnreachs")
-        net.count("IcmpMsg.OutType3")
-        net.count("Icmp.InMsgs")
-        net.count("Icmp.InDestUnreachs")
-        net.count("IcmpMsg.InType3")
+    group, type_ = ("Icmp", ICMP_DEST_UNREACH) if skb.v4 else ("Icmp6", ICMPV6_DEST_UNREACH)
+    for direction in ("Out", "In"):         # (icmp.py's icmp_count(), which imports udp)
+        net.count(f"{group}.{direction}Msgs")
+        net.count(f"{group}.{direction}DestUnreachs")
+        net.count(f"{group}Msg.{direction}Type{type_}")
     for hook in net.dgram_wire:
         hook("icmp", skb)
     udp_err(net, skb)
@@ -651,9 +669,9 @@ def udp_consume(net: "Net", sk: "Sock", skb: SkBuff, dropped: bool = False) -> N
     mib = "Udp." if skb.v4 else "Udp6."
     if dropped:
         sk.drops += 1
-        net.count(mib + "InErrors")
-    else:
-        net.count(mib + "InDatagrams")
+    if sk.sk_prot is not udp_prot:              # ping and raw: no receive counters
+        return
+    net.count(mib + ("InErrors" if dropped else "InDatagrams"))
 
 
 def udp_ioctl(net: "Net", sk: "Sock", inq: bool) -> int:
@@ -678,9 +696,10 @@ def udp_shutdown(net: "Net", sock, how: int) -> None:
         raise SyscallError(Errno.ENOTCONN)
 
 
-def udp_close(net: "Net", sk: "Sock", unread: bool = False) -> None:
-    """Linux: udp_lib_close() -> sk_common_release(): unhashed, queues purged, gone."""
-    udp_lib_unhash(net, sk)
+def udp_close(net: "Net", sk: "Sock", unread: bool = False, unhash=None) -> None:
+    """Linux: udp_lib_close() -> sk_common_release(): unhashed (sk_prot->unhash:
+    `unhash`, udp_lib_unhash() by default), queues purged, gone."""
+    (unhash or udp_lib_unhash)(net, sk)
     sk.receive_queue.clear()
     sk.error_queue.clear()
     sk.rmem_alloc = 0
@@ -700,6 +719,7 @@ SOL_IP, SOL_IPV6 = 0, 41
 IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVERR = 8, 12, 13, 11
 IP_TTL, IP_TOS = 2, 1
 IPV6_RECVPKTINFO, IPV6_PKTINFO, IPV6_RECVERR = 49, 50, 25
+IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT = 51, 52
 SO_TIMESTAMP_OLD, SO_TIMESTAMPNS_OLD, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW = 29, 35, 63, 64
 
 
@@ -751,6 +771,8 @@ def udp_cmsgs(net: "Net", sk: "Sock", skb: SkBuff, compat: bool) -> list:
             out.append((SOL_IP, IP_TOS, bytes([skb.tos])))
     if sk.family == AF_INET6 and IPV6_RECVPKTINFO in flags:
         out.append((SOL_IPV6, IPV6_PKTINFO, skb.daddr + LOOPBACK_IFINDEX.to_bytes(4, "little")))
+    if sk.family == AF_INET6 and not skb.v4 and IPV6_RECVHOPLIMIT in flags:
+        out.append((SOL_IPV6, IPV6_HOPLIMIT, skb.ttl.to_bytes(4, "little")))
     return out
 
 
