@@ -61,6 +61,5 @@ def inet_twsk_kill(net: "Net", tw: "Sock") -> None:
     tw.state = TcpState.TCP_CLOSE
     if tw.bind_bucket is not None and (tw.dead or not tw.userlocks & SOCK_BINDPORT_LOCK):
         hinfo.put_port(tw)
-    if tw.dead and tw in net.socks:
-        net.socks.discard(tw)
-        net.kernel.host.released(tw)
+    if tw.dead:
+        net.sk_free(tw)
