@@ -1104,6 +1104,26 @@ def linger_zero_send_first():
 
 
 @scenario
+def self_connect():
+    # A socket connecting to its own address gets its own SYN in SYN_SENT: crossed SYNs
+    # (tcp_rcv_synsent_state_process(): "it can be connect to self"), SYN_RECV, its own
+    # SYN-ACK ends the handshake: ESTABLISHED, its own peer. Non-blocking, bound first.
+    s = tcp()
+    s.bind((LOOP, 0))
+    port = s.getsockname()[1]
+    s.setblocking(False)
+    result = {"connect": errno.errorcode.get(s.connect_ex((LOOP, port)), 0)}
+    ev = wait_fd(s.fileno(), select.POLLOUT, 2)
+    result["pollout"] = bool(ev & select.POLLOUT)
+    result["state"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["so_error"] = so_error(s)
+    result["peer_is_self"] = s.getpeername() == s.getsockname()
+    result["shutdown"] = outcome(s.shutdown, socket.SHUT_RD)
+    s.close()
+    return result
+
+
+@scenario
 def write_after_peer_close():
     # Linux: after the peer closed, the first write succeeds (the peer answers with a
     # RST) and the next fails with EPIPE.
