@@ -18,7 +18,7 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_reqsk_queue_is_full,
                                                   inet_csk_reset_keepalive_timer)
 from sysemu.net.ipv4.request_sock import RequestSock
-from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done
+from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done, tcp_shutdown
 from sysemu.net.ipv4.tcp_minisocks import tcp_time_wait
 from sysemu.net.ipv4.tcp_output import F, tcp_send, tcp_send_delayed_ack, tcp_send_synack
 from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
@@ -113,13 +113,17 @@ def tcp_synsent_crossed_syn(net: "Net", sk: "Sock", seg: "Segment") -> None:
 
 def tcp_synrecv_established(net: "Net", sk: "Sock", seg: "Segment") -> None:
     """Linux: tcp_rcv_state_process(), TCP_SYN_RECV of a full sock (crossed SYNs): our
-    SYN is acknowledged, ESTABLISHED; the connector is woken (sk_state_change())."""
+    SYN is acknowledged, ESTABLISHED; the connector is woken (sk_state_change()). A
+    shutdown(SHUT_WR) made before (even one that failed ENOTCONN: inet_shutdown() sets
+    the bits anyway) now sends its FIN."""
     inet_csk_clear_xmit_timers(sk)
     tcp_replace_ts_recent(net, sk, seg)
     sk.state = S.TCP_ESTABLISHED
     if not sk.dead:
         sk.wait.wake_up()
         net.kernel.host.connect_done(sk, 0)
+    if sk.shutdown & SEND_SHUTDOWN:
+        tcp_shutdown(net, sk, SEND_SHUTDOWN)
 
 
 def tcp_store_ts_recent(net: "Net", sk: "Sock", tsval: int) -> None:
