@@ -1124,6 +1124,53 @@ def self_connect():
 
 
 @scenario
+def self_connect_after_shutdown():
+    # A shutdown(SHUT_WR) that fails ENOTCONN still sets the socket's shutdown bits
+    # (inet_shutdown()); connected to itself, it sends its FIN once established, takes
+    # its own FIN and ACK, and ends in TIME_WAIT, which tcp_time_wait() hands to a
+    # timewait sock: the socket the program holds is CLOSE.
+    s = tcp()
+    s.bind((LOOP, 0))
+    port = s.getsockname()[1]
+    result = {"shutdown": outcome(s.shutdown, socket.SHUT_WR)}
+    s.setblocking(False)
+    result["connect"] = errno.errorcode.get(s.connect_ex((LOOP, port)), 0)
+    deadline = time.monotonic() + 2
+    while s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] not in (6, 7) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    result["state"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["getpeername"] = outcome(s.getpeername)
+    s.close()
+    return result
+
+
+@scenario
+def time_wait_of_a_held_socket():
+    # Both ends shut down their sending side and keep their sockets: the first to send
+    # FIN ends in TIME_WAIT, held by a timewait sock; the program's socket is CLOSE
+    # (getpeername ENOTCONN).
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.shutdown(socket.SHUT_WR)
+    wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"client_eof": c.recv(10) == b""}
+    c.shutdown(socket.SHUT_WR)
+    wait_fd(a.fileno(), select.POLLIN, 2)
+    result["server_eof"] = a.recv(10) == b""
+    deadline = time.monotonic() + 2
+    while a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] not in (6, 7) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    result["server_state"] = a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["server_getpeername"] = outcome(a.getpeername)
+    result["client_state"] = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
+@scenario
 def write_after_peer_close():
     # Linux: after the peer closed, the first write succeeds (the peer answers with a
     # RST) and the next fails with EPIPE.
