@@ -26,21 +26,7 @@ def churn(env: Env, lfd: int, port: int, n: int, rng: random.Random) -> list:
         for fd in (a, c):
             sock = env.sock(fd)
             refs += [weakref.ref(sock.sk), weakref.ref(sock), weakref.ref(sock.file)]
-        order = rng.choice(("server", "client", "both", "rst"))
-        if order == "server":
-            env.close(a)
-            env.advance(0.05)
-            env.close(c)
-        elif order == "client":
-            env.close(c)
-            env.advance(0.05)
-            env.close(a)
-        elif order == "both":
-            env.close(a)
-            env.close(c)
-        else:
-            env.close(a, unread=True)
-            env.close(c)
+        env.close_in_order(a, c, rng.choice(("server", "client", "both", "rst")))
         env.advance(0.001)
     return refs
 

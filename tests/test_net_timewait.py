@@ -284,21 +284,7 @@ def test_churn_never_leaves_a_connect_in_syn_sent(seed):
             env.advance(1.0)
         assert env.sk(c).state == TcpState.TCP_ESTABLISHED, (i, r)
         a, _ = env.accept(lfd)
-        order = rng.choice(("server", "client", "both", "rst"))
-        if order == "server":
-            env.close(a)
-            env.advance(0.05)
-            env.close(c)
-        elif order == "client":
-            env.close(c)
-            env.advance(0.05)
-            env.close(a)
-        elif order == "both":
-            env.close(a)
-            env.close(c)
-        else:
-            env.close(a, unread=True)
-            env.close(c)
+        env.close_in_order(a, c, rng.choice(("server", "client", "both", "rst")))
         env.advance(rng.random() * 0.01)
     env.advance(121)
     hinfo = env.net.hashinfo

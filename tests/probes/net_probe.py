@@ -1103,6 +1103,19 @@ def linger_zero_send_first():
     return result
 
 
+def tcp_state(s):
+    """tcpi_state (TCP_INFO's first byte)."""
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def settled_state(s, states=(6, 7), timeout=2.0):
+    """tcpi_state once it is one of `states` (TIME_WAIT, CLOSE), or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while tcp_state(s) not in states and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return tcp_state(s)
+
+
 @scenario
 def self_connect():
     # A socket connecting to its own address gets its own SYN in SYN_SENT: crossed SYNs
@@ -1115,7 +1128,7 @@ def self_connect():
     result = {"connect": errno.errorcode.get(s.connect_ex((LOOP, port)), 0)}
     ev = wait_fd(s.fileno(), select.POLLOUT, 2)
     result["pollout"] = bool(ev & select.POLLOUT)
-    result["state"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["state"] = tcp_state(s)
     result["so_error"] = so_error(s)
     result["peer_is_self"] = s.getpeername() == s.getsockname()
     result["shutdown"] = outcome(s.shutdown, socket.SHUT_RD)
@@ -1135,11 +1148,7 @@ def self_connect_after_shutdown():
     result = {"shutdown": outcome(s.shutdown, socket.SHUT_WR)}
     s.setblocking(False)
     result["connect"] = errno.errorcode.get(s.connect_ex((LOOP, port)), 0)
-    deadline = time.monotonic() + 2
-    while s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] not in (6, 7) \
-            and time.monotonic() < deadline:
-        time.sleep(0.01)
-    result["state"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["state"] = settled_state(s)
     result["getpeername"] = outcome(s.getpeername)
     s.close()
     return result
@@ -1158,13 +1167,9 @@ def time_wait_of_a_held_socket():
     c.shutdown(socket.SHUT_WR)
     wait_fd(a.fileno(), select.POLLIN, 2)
     result["server_eof"] = a.recv(10) == b""
-    deadline = time.monotonic() + 2
-    while a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] not in (6, 7) \
-            and time.monotonic() < deadline:
-        time.sleep(0.01)
-    result["server_state"] = a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["server_state"] = settled_state(a)
     result["server_getpeername"] = outcome(a.getpeername)
-    result["client_state"] = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    result["client_state"] = tcp_state(c)
     for s in (a, c, srv):
         s.close()
     return result
