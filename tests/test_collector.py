@@ -74,3 +74,33 @@ def test_a_full_collection_freezes_what_survives():
     after_full, promoted = map(int, out.stdout.split())
     assert after_full < 1_000            # everything was frozen, not kept in generation 2
     assert promoted < 10_000             # a later full pass would walk only these
+
+
+def test_the_supervisor_makes_a_full_pass_every_second():
+    """With a reactor, a full pass runs on a timer (and re-arms it), so no pass waits
+    until a hundred thousand objects were promoted."""
+    code = textwrap.dedent("""
+        import gc
+        from sysemu.host import collector
+
+        class Reactor:
+            def __init__(self):
+                self.timers = []
+            def call_later(self, delay, callback):
+                self.timers.append((delay, callback))
+
+        reactor = Reactor()
+        collector.install(reactor)
+        (delay, tick), = reactor.timers
+        before = gc.get_stats()[2]["collections"]
+        held = [[i] for i in range(50_000)]
+        tick()
+        assert gc.get_stats()[2]["collections"] == before + 1
+        assert len(gc.get_objects(generation=2)) < 1_000
+        assert len(reactor.timers) == 2 and reactor.timers[1][0] == delay
+        print(delay)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert 0 < float(out.stdout) <= 1.0

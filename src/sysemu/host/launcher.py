@@ -130,7 +130,7 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
         return EX_CONTAIN
     factory = SocketFactory()           # in the sandbox's network namespace, before its PIDs
     sup = Supervisor(syscalls, kernel)
-    collector.install()                 # full collections walk only what is new
+    collector.install(sup.reactor)      # full collections walk only what is new
     if setup is not None:
         setup(sup)
     if forwarding:
