@@ -138,9 +138,10 @@ def test_time_wait_rebind_exact_when_sysemu_moves_the_bytes(sysemu_bin, tmp_path
 
 
 FUZZ = Path(__file__).parent / "probes" / "fuzz_probe.py"
-# Seeds whose 300 random calls agree with Linux call for call. Seeds 3, 6 and 17 still
-# diverge after a few hundred calls (README: Limitations, "random call sequences").
-FUZZ_SEEDS = [1, 2, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20]
+# Seeds whose 300 random calls agree with Linux call for call. Seed 17 diverges at call
+# 123: the accept4 before it closed the accepted socket at once, and sysemu learns of a
+# handed-off end's close from its sweep (README: Limitations, "random call sequences").
+FUZZ_SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20]
 
 
 @pytest.mark.parametrize("seed", FUZZ_SEEDS)

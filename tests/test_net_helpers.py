@@ -163,6 +163,24 @@ class Env:
         if file.refs == 0:
             self.net.release(file.private_data, unread)
 
+    def close_in_order(self, a, c, order):
+        """Close an accepted `a` and its client `c` in one of the churn's close orders:
+        server first, client first, both at once, or a RST (unread data at the server)."""
+        if order == "server":
+            self.close(a)
+            self.advance(0.05)
+            self.close(c)
+        elif order == "client":
+            self.close(c)
+            self.advance(0.05)
+            self.close(a)
+        elif order == "both":
+            self.close(a)
+            self.close(c)
+        else:
+            self.close(a, unread=True)
+            self.close(c)
+
     def advance(self, seconds):
         self.clock.advance(seconds)
         return self.net.run_timers(self.clock.now())

@@ -141,6 +141,32 @@ def test_time_wait_leaves_ehash_and_the_bind_bucket_when_it_dies(env):
     assert env.net.mib["TW"] == 20
 
 
+def test_a_held_socket_hands_time_wait_to_a_timewait_sock(env):
+    """Both ends shut down their sending side and keep their sockets: the first closer's
+    TIME_WAIT goes to a timewait sock (tcp_time_wait()), which holds the 4-tuple and a
+    place in the bind bucket for 60 s; the socket the program holds is done (CLOSE)."""
+    lfd, port = env.server()
+    c = env.socket()
+    assert env.connect(c, "127.0.0.1", port) == 0
+    a, _ = env.accept(lfd)
+    held = env.sk(a)
+    key = env.net.hashinfo.ehash_key(held)
+    assert env.call("shutdown", a, 1) == 0
+    env.advance(0.05)
+    assert env.call("shutdown", c, 1) == 0
+    env.advance(0.05)
+    hinfo = env.net.hashinfo
+    tw = hinfo.ehash[key]
+    assert held.state == TcpState.TCP_CLOSE and tw is not held
+    assert tw.state == TcpState.TCP_TIME_WAIT and tw in hinfo.bhash[port].owners
+    assert env.getname(a, peer=True) == -E.ENOTCONN
+    env.close(a)
+    env.close(c)
+    env.advance(61)
+    assert not hinfo.ehash and list(hinfo.bhash[port].owners) == [env.sk(lfd)]
+    assert env.net.socks == {env.sk(lfd)}
+
+
 # -- tcp_twsk_unique(): connect() reusing a TIME_WAIT 4-tuple ---------------------------
 
 def client_closes_first(env, lfd, port):
@@ -258,21 +284,7 @@ def test_churn_never_leaves_a_connect_in_syn_sent(seed):
             env.advance(1.0)
         assert env.sk(c).state == TcpState.TCP_ESTABLISHED, (i, r)
         a, _ = env.accept(lfd)
-        order = rng.choice(("server", "client", "both", "rst"))
-        if order == "server":
-            env.close(a)
-            env.advance(0.05)
-            env.close(c)
-        elif order == "client":
-            env.close(c)
-            env.advance(0.05)
-            env.close(a)
-        elif order == "both":
-            env.close(a)
-            env.close(c)
-        else:
-            env.close(a, unread=True)
-            env.close(c)
+        env.close_in_order(a, c, rng.choice(("server", "client", "both", "rst")))
         env.advance(rng.random() * 0.01)
     env.advance(121)
     hinfo = env.net.hashinfo

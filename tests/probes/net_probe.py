@@ -1103,6 +1103,78 @@ def linger_zero_send_first():
     return result
 
 
+def tcp_state(s):
+    """tcpi_state (TCP_INFO's first byte)."""
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def settled_state(s, states=(6, 7), timeout=2.0):
+    """tcpi_state once it is one of `states` (TIME_WAIT, CLOSE), or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while tcp_state(s) not in states and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return tcp_state(s)
+
+
+@scenario
+def self_connect():
+    # A socket connecting to its own address gets its own SYN in SYN_SENT: crossed SYNs
+    # (tcp_rcv_synsent_state_process(): "it can be connect to self"), SYN_RECV, its own
+    # SYN-ACK ends the handshake: ESTABLISHED, its own peer. Non-blocking, bound first.
+    s = tcp()
+    s.bind((LOOP, 0))
+    port = s.getsockname()[1]
+    s.setblocking(False)
+    result = {"connect": errno.errorcode.get(s.connect_ex((LOOP, port)), 0)}
+    ev = wait_fd(s.fileno(), select.POLLOUT, 2)
+    result["pollout"] = bool(ev & select.POLLOUT)
+    result["state"] = tcp_state(s)
+    result["so_error"] = so_error(s)
+    result["peer_is_self"] = s.getpeername() == s.getsockname()
+    result["shutdown"] = outcome(s.shutdown, socket.SHUT_RD)
+    s.close()
+    return result
+
+
+@scenario
+def self_connect_after_shutdown():
+    # A shutdown(SHUT_WR) that fails ENOTCONN still sets the socket's shutdown bits
+    # (inet_shutdown()); connected to itself, it sends its FIN once established, takes
+    # its own FIN and ACK, and ends in TIME_WAIT, which tcp_time_wait() hands to a
+    # timewait sock: the socket the program holds is CLOSE.
+    s = tcp()
+    s.bind((LOOP, 0))
+    port = s.getsockname()[1]
+    result = {"shutdown": outcome(s.shutdown, socket.SHUT_WR)}
+    s.setblocking(False)
+    result["connect"] = errno.errorcode.get(s.connect_ex((LOOP, port)), 0)
+    result["state"] = settled_state(s)
+    result["getpeername"] = outcome(s.getpeername)
+    s.close()
+    return result
+
+
+@scenario
+def time_wait_of_a_held_socket():
+    # Both ends shut down their sending side and keep their sockets: the first to send
+    # FIN ends in TIME_WAIT, held by a timewait sock; the program's socket is CLOSE
+    # (getpeername ENOTCONN).
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.shutdown(socket.SHUT_WR)
+    wait_fd(c.fileno(), select.POLLIN, 2)
+    result = {"client_eof": c.recv(10) == b""}
+    c.shutdown(socket.SHUT_WR)
+    wait_fd(a.fileno(), select.POLLIN, 2)
+    result["server_eof"] = a.recv(10) == b""
+    result["server_state"] = settled_state(a)
+    result["server_getpeername"] = outcome(a.getpeername)
+    result["client_state"] = tcp_state(c)
+    for s in (a, c, srv):
+        s.close()
+    return result
+
+
 @scenario
 def write_after_peer_close():
     # Linux: after the peer closed, the first write succeeds (the peer answers with a

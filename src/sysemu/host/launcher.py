@@ -22,7 +22,7 @@ import sys
 from typing import Callable
 
 from sysemu.arch.x86.entry import Syscalls
-from sysemu.host import rights
+from sysemu.host import collector, rights
 from sysemu.host.hostsock import SocketFactory
 from sysemu.host.libc import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, prctl
 from sysemu.host.namespaces import (Containment, ContainmentError, forward_signals,
@@ -136,6 +136,7 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
         return EX_CONTAIN
     factory = SocketFactory()           # in the sandbox's network namespace, before its PIDs
     sup = Supervisor(syscalls, kernel)
+    collector.install(sup.reactor)      # full collections walk only what is new
     if setup is not None:
         setup(sup)
     if forwarding:

@@ -629,6 +629,9 @@ class Supervisor:
         parked.waitqueue.remove(parked.waiter)
         if parked.timer is not None:
             parked.timer.cancel()
+        # the waiter and the timer's callback refer back to `parked`: no cycle is left
+        # for the collector (host/collector.py)
+        parked.waiter = parked.timer = None
         return True
 
     def _woken(self, parked: Parked) -> None:

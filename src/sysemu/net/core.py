@@ -150,6 +150,7 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.fn = None      # a cancelled timer waits in the heap: let its Sock go now
 
 
 @dataclass(frozen=True)
@@ -411,6 +412,23 @@ class Net:
         if not nested and self._rx:
             self._deliver_queued()
         return fired
+
+    def sk_free(self, sk: Sock) -> None:
+        """Linux: the last sock_put() of an orphan (sk_free(), from
+        inet_csk_destroy_sock() and inet_twsk_kill()): out of the namespace's sockets, the
+        host told (released()), and the links cut that Linux cut at close:
+        sock_orphan()'s sk_socket and __sock_release()'s sock->file (sysemu keeps them
+        until here, so the host can find the Sock's File), and sysemu's `peer` link.
+        The Sock, its Socket and File are then freed by their last reference going, not
+        left as reference cycles for Python's cycle collector, whose full passes stall
+        the supervisor in proportion to what it holds (README: Performance)."""
+        if sk not in self.socks:
+            return
+        self.socks.discard(sk)
+        self.kernel.host.released(sk)
+        sock, sk.socket, sk.peer = sk.socket, None, None
+        if sock is not None:
+            sock.file = None
 
     def release(self, sock, unread: bool = False) -> None:
         """Linux: sock_close() -> inet_release() -> sk->sk_prot->close() (tcp_close()):

@@ -194,9 +194,7 @@ def inet_csk_destroy_sock(net: "Net", sk: "Sock") -> None:
     if sk.bind_bucket is not None:
         net.hashinfo.put_port(sk)
     net.hashinfo.unhash(sk)
-    if sk in net.socks:
-        net.socks.discard(sk)
-        net.kernel.host.released(sk)
+    net.sk_free(sk)
 
 
 def inet_child_forget(net: "Net", child: "Sock") -> None:

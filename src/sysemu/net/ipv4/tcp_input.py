@@ -18,7 +18,7 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_reqsk_queue_is_full,
                                                   inet_csk_reset_keepalive_timer)
 from sysemu.net.ipv4.request_sock import RequestSock
-from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done
+from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done, tcp_shutdown
 from sysemu.net.ipv4.tcp_minisocks import tcp_time_wait
 from sysemu.net.ipv4.tcp_output import F, tcp_send, tcp_send_delayed_ack, tcp_send_synack
 from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
@@ -45,9 +45,18 @@ def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
             return False
         if flags & F.SYN and flags & F.ACK:
             tcp_finish_connect(net, sk, seg)
-        return False   # sysemu: simultaneous open is not modelled
+        elif flags & F.SYN:
+            tcp_synsent_crossed_syn(net, sk, seg)
+        return False
     if flags & F.RST:
         tcp_reset(net, sk)
+        return False
+    if state == S.TCP_SYN_RECV:
+        # A full sock in SYN_RECV came from crossed SYNs: the other side's SYN-ACK (Linux
+        # lets it pass tcp_validate_incoming()'s SYN check in this one case) or ACK
+        # acknowledging our SYN ends the handshake.
+        if flags & F.ACK and seg.ack == sk.snd_nxt:
+            tcp_synrecv_established(net, sk, seg)
         return False
     tcp_replace_ts_recent(net, sk, seg)
     if flags & F.SYN:
@@ -87,6 +96,34 @@ def tcp_finish_connect(net: "Net", sk: "Sock", seg: "Segment") -> None:
     if not sk.dead:
         sk.wait.wake_up()
         net.kernel.host.connect_done(sk, 0)
+
+
+def tcp_synsent_crossed_syn(net: "Net", sk: "Sock", seg: "Segment") -> None:
+    """Linux: tcp_rcv_synsent_state_process(), a SYN without ACK: "simultaneous connect
+    with crossed SYNs. Particularly, it can be connect to self." SYN_RECV, the peer's
+    sequence number and timestamp taken, and a SYN-ACK of our ISN."""
+    if sk.tstamp_ok and seg.tsval is not None:
+        tcp_store_ts_recent(net, sk, seg.tsval)
+    else:
+        sk.tstamp_ok = False
+    sk.state = S.TCP_SYN_RECV
+    sk.rcv_nxt = (seg.seq + 1) & U32_MAX
+    tcp_send(net, sk, F.SYN | F.ACK, seq=sk.isn)
+
+
+def tcp_synrecv_established(net: "Net", sk: "Sock", seg: "Segment") -> None:
+    """Linux: tcp_rcv_state_process(), TCP_SYN_RECV of a full sock (crossed SYNs): our
+    SYN is acknowledged, ESTABLISHED; the connector is woken (sk_state_change()). A
+    shutdown(SHUT_WR) made before (even one that failed ENOTCONN: inet_shutdown() sets
+    the bits anyway) now sends its FIN."""
+    inet_csk_clear_xmit_timers(sk)
+    tcp_replace_ts_recent(net, sk, seg)
+    sk.state = S.TCP_ESTABLISHED
+    if not sk.dead:
+        sk.wait.wake_up()
+        net.kernel.host.connect_done(sk, 0)
+    if sk.shutdown & SEND_SHUTDOWN:
+        tcp_shutdown(net, sk, SEND_SHUTDOWN)
 
 
 def tcp_store_ts_recent(net: "Net", sk: "Sock", tsval: int) -> None:

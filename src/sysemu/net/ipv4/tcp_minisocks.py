@@ -15,8 +15,9 @@ from sysemu.net.core import (TCP_INVALID_RATELIMIT, TCP_TIMEWAIT_LEN, after, kti
                              s32, tcp_clock_ms, tcp_paws_reject)
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_reqsk_queue_drop)
-from sysemu.net.ipv4.inet_timewait_sock import (inet_twsk_deschedule_put,
+from sysemu.net.ipv4.inet_timewait_sock import (inet_twsk_deschedule_put, inet_twsk_hashdance,
                                                 inet_twsk_reschedule, inet_twsk_schedule)
+from sysemu.net.ipv4.tcp import tcp_done
 from sysemu.net.ipv4.tcp_output import F, tcp_send_synack
 
 if TYPE_CHECKING:
@@ -40,7 +41,12 @@ def tcp_time_wait(net: "Net", sk: "Sock") -> None:
     """Linux: tcp_time_wait(sk, TCP_TIME_WAIT, 0): TIME_WAIT for TCP_TIMEWAIT_LEN (60 s),
     entered at tw_entry_stamp (ms); the 4-tuple stays in ehash and the port in its bind
     bucket until then (inet_twsk_schedule()). rcv_nxt, snd_nxt, ts_recent and
-    ts_recent_stamp stay what they were (tcptw->tw_*)."""
+    ts_recent_stamp stay what they were (tcptw->tw_*). A sock the program still holds
+    hands TIME_WAIT to a timewait sock and is done (CLOSE) itself."""
+    if not sk.dead:
+        tw = inet_twsk_hashdance(net, sk)
+        tcp_done(net, sk)
+        sk = tw
     sk.state = S.TCP_TIME_WAIT
     inet_csk_clear_xmit_timers(sk)
     sk.tw_entry_stamp = tcp_clock_ms(net.now())
