@@ -52,6 +52,37 @@ def test_closed_sockets_are_freed_without_the_cycle_collector():
             gc.enable()
 
 
+def test_closed_datagram_sockets_are_freed_without_the_cycle_collector():
+    """UDP, ping and raw sockets closed (sk_common_release()) are gone by reference
+    counting alone, as TCP's are: a datagram socket that lived through a full pass is
+    frozen, and a cycle left at its close would never be freed."""
+    env = Env(seed=4)
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        refs = []
+        for i in range(300):
+            kind = ((2, 0), (2, 1), (3, 1))[i % 3]     # UDP; ping (ICMP); raw ICMP
+            fd = env.socket(type_=kind[0], proto=kind[1])
+            if fd < 0:                  # ping/raw refused by the range or capabilities
+                fd = env.socket(type_=2)
+            if i % 2:
+                assert env.bind(fd, "127.0.0.1", 0) == 0
+                assert env.connect(fd, "127.0.0.1", 9) == 0
+            sock = env.sock(fd)
+            refs += [weakref.ref(sock.sk), weakref.ref(sock), weakref.ref(sock.file)]
+            env.close(fd)
+        del sock
+        env.hooks.events.clear()
+        alive = [r() for r in refs if r() is not None]
+        assert not alive, f"{len(alive)} of {len(refs)} objects left to the collector: " \
+                          f"{sorted({type(o).__name__ for o in alive})}"
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def test_a_full_collection_freezes_what_survives():
     """After a full pass, its survivors are frozen: the next full pass walks only what is
     new (in a child: the freezing is for the whole process)."""

@@ -425,6 +425,11 @@ class Net:
         if sk not in self.socks:
             return
         self.socks.discard(sk)
+        self.sk_destruct(sk)
+
+    def sk_destruct(self, sk: Sock) -> None:
+        """The host told the Sock is gone (released()), and the links cut that Linux cuts
+        at close (see sk_free(); datagram sockets come here from sk_common_release())."""
         self.kernel.host.released(sk)
         sock, sk.socket, sk.peer = sk.socket, None, None
         if sock is not None:

@@ -706,7 +706,7 @@ def udp_close(net: "Net", sk: "Sock", unread: bool = False, unhash=None) -> None
     sk.dead = True
     sk.state = S.TCP_CLOSE
     net.udp_socks.discard(sk)
-    net.kernel.host.released(sk)
+    net.sk_destruct(sk)         # freed by its last reference, never left to the collector
 
 
 def _nothing(*args) -> None:
