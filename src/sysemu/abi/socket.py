@@ -98,3 +98,15 @@ LINGER = struct.Struct("<ii")           # struct linger {int l_onoff; int l_ling
 TIMEVAL64 = struct.Struct("<qq")        # struct timeval / __kernel_sock_timeval (64-bit)
 TIMEVAL32 = struct.Struct("<ii")        # struct old_timeval32 (i386 / compat)
 SA_FAMILY = struct.Struct("<H")
+
+# Linux: include/linux/socket.h msg_flags
+MSG_OOB = 0x1
+MSG_PEEK = 0x2
+MSG_DONTROUTE = 0x4
+MSG_CTRUNC = 0x8
+MSG_TRUNC = 0x20
+MSG_DONTWAIT = 0x40
+MSG_EOR = 0x80
+MSG_WAITALL = 0x100
+MSG_NOSIGNAL = 0x4000
+MSG_MORE = 0x8000

@@ -38,6 +38,25 @@ unconnected socket are the difference left (README: Limitations).
 - reconnecting: a fresh placeholder at the program's descriptor, installed by the
   supervisor (a ReplaceFd request: ADDFD with SETFD needs the notification).
 
+The model data path (`sysemu run --datapath model`, kernel.datapath): the program's data
+calls are trapped and served by the model (fs/read_write.py, net/socket.py), so nothing is
+handed off: every socket keeps a pair of its own, and each program's last close shows as
+the hang-up of its kept end when it happens (TIME_WAIT goes to the side that closed
+first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
+- readable: a token byte sits in the program's end while the model's receive queue holds
+  bytes or an error (written into the kept end; taken out of the program's end when the
+  queue empties);
+- EOF (POLLIN|POLLRDHUP): the kept end shuts its sending side once a FIN came or the
+  program shut its reading side;
+- a reset: the placeholder breaks as before (POLLERR|POLLHUP; the model answers reads);
+- bytes the program writes with calls that are not trapped (sendfile, splice, vmsplice,
+  i386 socketcall) reach the kept end: sysemu reads them and queues them in the model's
+  send queue (tcp_sendpage), after whatever it already holds, and before any trapped send
+  that follows (pull_sent).
+sysemu: in this mode the placeholder is always writable (POLLOUT): a send that finds no
+send space fails with EAGAIN or waits in the model, but poll does not show it; POLLHUP and
+POLLPRI are not shown (README: Limitations).
+
 sysemu: a socket that is neither connected nor listening is a pair end, so recv/read on
 it fail with EAGAIN or wait (Linux: ENOTCONN), send/write succeed (Linux: EPIPE), poll
 shows POLLOUT without POLLHUP; recv/read on a listener read the readiness token (Linux:
@@ -60,8 +79,9 @@ from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
 from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import InstallFd
-from sysemu.kernel.task import HostHooks
-from sysemu.net.ipv4.tcp import tcp_data_pending
+from sysemu.host.libc import tgkill
+from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
+from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
 
 
 def sock_of(file):
@@ -89,8 +109,16 @@ class NetGlue(HostHooks):
         self.outside: dict = {}
         placeholders.on_release = self._release_model
 
+    @property
+    def model(self) -> bool:
+        """The model data path: the bytes go through sysemu's TCP (module docstring)."""
+        return self.kernel.datapath == DATAPATH_MODEL
+
     def use_pump(self, pump: Pump) -> None:
-        """From now on accepted connections go through `pump`, not handed off."""
+        """From now on accepted connections go through `pump`, not handed off (not in the
+        model data path, where the model moves every byte and the pcap has its segments)."""
+        if self.model:
+            return
         self.pump = pump
         pump.program_end = self.program_end
 
@@ -106,6 +134,10 @@ class NetGlue(HostHooks):
             return
         if sock.peer is not None and getattr(sock, "parent", None) is not None:
             self._accepting(sock.parent)
+            if self.model and sock.peer not in self.outside:
+                ph = phs.new(file, "socket", file.nonblocking)     # the model moves the bytes
+                ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
+                return
             if self.pump is not None or sock.peer in self.outside:
                 # the Pump moves the bytes: a pair of its own
                 ph = phs.new(file, "socket", file.nonblocking)
@@ -165,6 +197,8 @@ class NetGlue(HostHooks):
         end = self.placeholders.program_end(ph)
         if end is None:
             return
+        if self.model:
+            self.placeholders.rearm(ph, 0)      # the filler is not the program's bytes
         try:
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)   # the minimum
             chunk = b"\0" * 4096
@@ -197,7 +231,8 @@ class NetGlue(HostHooks):
                 remaining -= len(got)
             ph.filler = 0
             # the filler woke the first-write watch: arm it again
-            self.placeholders.rearm(ph, select.EPOLLIN | select.EPOLLONESHOT)
+            self.placeholders.rearm(ph, select.EPOLLIN if self.model
+                                    else select.EPOLLIN | select.EPOLLONESHOT)
             end = self.placeholders.program_end(ph)
             if end is not None:
                 try:
@@ -306,7 +341,11 @@ class NetGlue(HostHooks):
         acts on SEND_SHUTDOWN only), so the peer's writes still succeed and their bytes
         stay readable, where an AF_UNIX SHUT_RD would fail them with EPIPE.
         sysemu: a read after SHUT_RD with nothing queued waits (or EAGAIN) where Linux
-        returns 0."""
+        returns 0. In the model data path the model answers the reads: the placeholder
+        only shows the readiness (SHUT_RD: POLLIN|POLLRDHUP, as tcp_poll())."""
+        if self.model:
+            self.readiness(sock)
+            return
         if how == socket.SHUT_RD:
             return
         end = self.placeholders.program_end(self.placeholders.of_sock(sock))
@@ -328,8 +367,8 @@ class NetGlue(HostHooks):
         sysemu: while it waits, poll on the program's end shows POLLIN|POLLPRI (a read
         finds nothing and drops it, and then the close is a FIN); the peer's send after
         the reset fails with EPIPE (Linux: ECONNRESET)."""
-        if self.pump is not None or sock.peer is None:
-            return
+        if self.pump is not None or sock.peer is None or self.model:
+            return                      # the model's close sends the RST itself
         want = sock.linger == (1, 0)
         if want == (sock in self._abort_armed):
             return
@@ -374,6 +413,9 @@ class NetGlue(HostHooks):
         self.placeholders.close_prog(ph)
         if ph.kept_fd is not None:
             self.placeholders.watch(ph, self._kept_event)
+            if self.model and ph.kind == "socket":
+                self.placeholders.rearm(ph, select.EPOLLIN)    # untrapped writes, level
+                self.readiness(sock_of(ph.file))     # an accepted child may have bytes
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
         if not ok:  # the child stays queued; the kept end stays with its client's entry
@@ -453,6 +495,8 @@ class NetGlue(HostHooks):
                 self._proc_input(ph)
             elif events & (select.EPOLLHUP | select.EPOLLERR):
                 self._program_closed(ph)
+            elif events & select.EPOLLIN and ph.kept_fd is not None and self.model:
+                self._pull(ph)
             elif events & select.EPOLLIN and ph.kept_fd is not None:
                 # The program wrote before its connection was accepted. If its final ACK
                 # met a full accept queue, Linux's data segment carries that ACK again.
@@ -467,9 +511,11 @@ class NetGlue(HostHooks):
         """The last reference to a placeholder in any program is gone: sock_close()."""
         phs = self.placeholders
         sock = sock_of(ph.file)
+        if self.model and ph.kept_fd is not None and sock is not None:
+            self._pull(ph)              # what it wrote untrapped goes before the FIN
         phs.unwatch(ph)
         child = getattr(sock, "peer", None)
-        if child is not None and getattr(child, "socket", None) is None \
+        if not self.model and child is not None and getattr(child, "socket", None) is None \
                 and getattr(child, "parent", None) is not None and ph.kept_fd is not None:
             # A client closed before its connection was accepted: the kept end still holds
             # what it sent (and its EOF) for the server; keep it for the hand-off.
@@ -485,6 +531,74 @@ class NetGlue(HostHooks):
             self.kernel.net.release(sock)
         except Exception as exc:  # the supervisor never dies of a model error
             self.log(f"release of {sock!r} failed: {exc!r}")
+
+    # -- the model data path -----------------------------------------------------------
+    def readiness(self, sock) -> None:
+        """Show on the placeholder what tcp_poll() says of `sock` (module docstring)."""
+        if not self.model:
+            return
+        ph = self.placeholders.of_sock(sock)
+        if ph is None or ph.kept_fd is None or ph.kind != "socket" or ph.listener:
+            return
+        if ph.unsent:
+            self._pull(ph)
+        readable, rdhup, _hup = tcp_poll(sock)
+        if readable and not ph.token and ph.shut < socket.SHUT_WR:
+            try:
+                os.write(ph.kept_fd, b"\0")
+                ph.token = True
+            except OSError as exc:
+                self.log(f"readiness token: {exc}")
+        elif not readable and ph.token and self._drain_token(ph):
+            ph.token = False
+        if rdhup and ph.shut < socket.SHUT_WR:
+            # sysemu: not SHUT_RDWR: a kept end shut both ways shows EPOLLHUP to
+            # sysemu, which is how the program's close is seen
+            try:
+                with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
+                    kept.shutdown(socket.SHUT_WR)
+                ph.shut = socket.SHUT_WR
+            except OSError as exc:
+                self.log(f"readiness EOF: {exc}")
+
+    def pull_sent(self, sock) -> None:
+        if self.model:
+            ph = self.placeholders.of_sock(sock)
+            if ph is not None:
+                self._pull(ph)
+
+    def _pull(self, ph: Placeholder) -> None:
+        """Bytes the program wrote natively into its end go to the model's send queue;
+        what finds no room waits in ph.unsent (the kept end is then not read, so the
+        program's end fills and its writes wait natively)."""
+        sock = sock_of(ph.file)
+        if sock is None or ph.kept_fd is None or ph.filler or ph.listener:
+            return
+        net = self.kernel.net
+        while True:
+            if ph.unsent:
+                taken = tcp_sendpage(net, sock, ph.unsent)
+                ph.unsent = ph.unsent[taken:]
+                if ph.unsent:
+                    self.placeholders.rearm(ph, 0)
+                    return
+            try:
+                data = os.read(ph.kept_fd, 1 << 18)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:                # EOF or error: the program's end is going away
+                self.placeholders.rearm(ph, 0)
+                return
+            ph.unsent = data
+        self.placeholders.rearm(ph, select.EPOLLIN)
+
+    def send_sig(self, task, sig: int) -> None:
+        try:
+            tgkill(task.pid, task.tid, sig)
+        except OSError:
+            pass                        # the thread is gone
 
     def _drain_token(self, ph: Placeholder) -> bool:
         end = self.placeholders.program_end(ph)

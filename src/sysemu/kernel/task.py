@@ -34,6 +34,14 @@ class HostHooks:
     released(sock)               the model is done with a socket (ports already freed)
     sock_inode(sock) -> int      the inode a program sees for the socket (/proc/net/tcp,
                                  ss); 0 if none
+    readiness(sock)              (model data path) what poll would show of the socket may
+                                 have changed: data or EOF came or was read, an error,
+                                 send space
+    pull_sent(sock)              (model data path) take in bytes the program wrote to its
+                                 placeholder with calls sysemu does not trap (sendfile,
+                                 splice), before a trapped send adds its own
+    send_sig(task, sig)          send signal `sig` to the calling thread once its call is
+                                 answered (SIGPIPE after EPIPE)
     passthrough_socket(family, type, protocol)
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user
@@ -52,9 +60,16 @@ class HostHooks:
     def linger_changed(self, sock) -> None: ...
     def released(self, sock) -> None: ...
     def sock_inode(self, sock) -> int: return 0
+    def readiness(self, sock) -> None: ...
+    def pull_sent(self, sock) -> None: ...
+    def send_sig(self, task, sig: int) -> None: ...
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
+
+
+DATAPATH_NATIVE = "native"
+DATAPATH_MODEL = "model"
 
 
 class Kernel:
@@ -68,6 +83,10 @@ class Kernel:
         self.sysctl: dict[str, object] = {}
         self.net = None  # sysemu.net.Net, attached by sysemu.net.attach()
         self.host: HostHooks = HostHooks()
+        # "native": once connected, the bytes flow between placeholders (the default);
+        # "model": the data calls are served and every byte goes through sysemu's TCP
+        # (sysemu run --datapath model; DESIGN.md "Data path").
+        self.datapath = DATAPATH_NATIVE
 
 
 class Task:
@@ -82,7 +101,7 @@ class Task:
     cancel a call up to that point, and then nothing may have changed)."""
 
     __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "read_caps", "abi",
-                 "commits", "comm")
+                 "commits", "comm", "partial")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -98,6 +117,11 @@ class Task:
         self.abi = abi
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
+        # A data call that moved some bytes and must wait for the rest (a blocking send
+        # larger than the send space, MSG_WAITALL): (the call's key, bytes done). The
+        # attempt that runs again when woken goes on from there (a thread is in one call
+        # at a time; a restarted call has the same key).
+        self.partial: tuple | None = None
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap): the credentials as they are now."""

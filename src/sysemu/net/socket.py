@@ -21,7 +21,9 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, NPROTO, SOCK_CLOEXEC, SOCK_MAX
                                SocketState)
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
-from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
+from sysemu.abi.socket import MSG_DONTWAIT
+from sysemu.kernel.syscalls import NEVER, CInt, CUInt, CULong, InstallFd, UserPtr, syscall
+from sysemu.kernel.task import DATAPATH_MODEL
 from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
 from sysemu.net.sockaddr import encode_sockaddr
@@ -41,6 +43,12 @@ class ProtoOps:
     accept_commit: Callable[[Net, Sock, Sock, "Socket"], None]
     getname: Callable[[Sock, bool], tuple[int, bytes, int, int]]
     shutdown: Callable[[Net, "Socket", int], None]
+    # the model data path: sendmsg(task, sock, iter, flags, nonblock, copied) ->
+    # (bytes, wait); recvmsg(task, sock, iter, flags, nonblock, copied) -> (bytes,
+    # msg_flags, wait); ioctl(sock, what) -> int ("inq", "outq", "outqnsd", "atmark")
+    sendmsg: Callable | None = None
+    recvmsg: Callable | None = None
+    ioctl: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -325,12 +333,21 @@ def sys_getsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
 
 SIOCINQ = 0x541B        # FIONREAD
 SIOCOUTQ = 0x5411       # TIOCOUTQ
+SIOCATMARK = 0x8905
+SIOCOUTQNSD = 0x894B
+_SIOC_WHAT = {SIOCINQ: "inq", SIOCOUTQ: "outq", SIOCATMARK: "atmark", SIOCOUTQNSD: "outqnsd"}
 
 
 def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
-    """ioctl(SIOCINQ/SIOCOUTQ). Linux: net/socket.c sock_ioctl() -> inet_ioctl() ->
-    tcp_ioctl(): EINVAL on a listener, 0 while the handshake is in progress; otherwise
-    the bytes queued, which the placeholder holds (the host answers)."""
+    """ioctl(SIOCINQ/SIOCOUTQ/SIOCATMARK/SIOCOUTQNSD). Linux: net/socket.c sock_ioctl() ->
+    inet_ioctl() -> tcp_ioctl(): EINVAL on a listener, 0 while the handshake is in
+    progress; otherwise the bytes queued. In the native data path the placeholder holds
+    them (the host answers)."""
+    if _model_datapath(task) and sock.ops.ioctl is not None:
+        put_user_int(task.mem, arg, sock.ops.ioctl(sock, _SIOC_WHAT[cmd]))
+        return 0
+    if cmd in (SIOCATMARK, SIOCOUTQNSD):
+        raise HostPassthrough()
     state = sock.sk.state
     if state == TcpState.TCP_LISTEN:
         raise SyscallError(Errno.EINVAL)
@@ -348,6 +365,9 @@ UIO_MAXIOV = 1024
 TASK_SIZE_MAX = (1 << 47) - 4096        # x86-64, 4-level paging
 MAX_RW_COUNT = 0x7FFFF000               # INT_MAX & PAGE_MASK
 USER_MSGHDR = struct.Struct("<QiiQQQQI4x")   # name, namelen, pad, iov, iovlen, control ...
+MSGHDR_NAMELEN_OFFSET = 8
+MSGHDR_CONTROLLEN_OFFSET = 40
+MSGHDR_FLAGS_OFFSET = 48
 IOVEC = struct.Struct("<Qq")
 
 
@@ -365,43 +385,240 @@ def inet_recv_error(sock: Socket) -> int:
     raise SyscallError(Errno.EAGAIN)
 
 
-# The filter traps recvfrom/recvmsg only with MSG_ERRQUEUE in flags; the rest is the
-# host's (the bytes are the placeholder's). i386's socketcall(SYS_RECV*) is not narrowed.
+# -- the data calls (the model data path) ----------------------------------------------
+#
+# Under `--datapath model` the filter traps read/write/readv/writev/recv*/send* on every
+# descriptor (Handler.datapath); those of host descriptors go back to the host
+# (HostPassthrough from the lookup, before any pointer is read). In the native data path
+# only recvfrom/recvmsg with MSG_ERRQUEUE are trapped (the rest is the placeholder's), and
+# the others only when tracing traps them: they run on the host.
+
+class IovIter:
+    """Linux: struct iov_iter over user memory (ITER_UBUF or ITER_IOVEC): `segs` are
+    (address, length) pairs, `count` their total. read() and write() move bytes at an
+    offset into the whole; a bad address raises EFAULT."""
+
+    __slots__ = ("mem", "segs", "count")
+
+    def __init__(self, mem, segs: tuple[tuple[int, int], ...]):
+        self.mem = mem
+        self.segs = segs
+        self.count = sum(length for _, length in segs)
+
+    def _spans(self, offset: int, n: int):
+        for addr, length in self.segs:
+            if offset >= length:
+                offset -= length
+                continue
+            take = min(length - offset, n)
+            if take > 0:
+                yield addr + offset, take
+            n -= take
+            offset = 0
+            if n <= 0:
+                return
+
+    def read(self, offset: int, n: int) -> bytes:
+        if len(self.segs) == 1:
+            return self.mem.read(self.segs[0][0] + offset, n)
+        return b"".join(self.mem.read(addr, take) for addr, take in self._spans(offset, n))
+
+    def write(self, offset: int, data: bytes) -> None:
+        if len(self.segs) == 1:
+            self.mem.write(self.segs[0][0] + offset, data)
+            return
+        pos = 0
+        pieces = []
+        for addr, take in self._spans(offset, len(data)):
+            pieces.append((addr, data[pos:pos + take]))
+            pos += take
+        if pieces:
+            self.mem.writev(tuple(pieces))
+
+
+def import_ubuf(mem, buf: int, length: int) -> IovIter:
+    """Linux: import_ubuf(): the length clamped to MAX_RW_COUNT, the range checked
+    (access_ok: EFAULT)."""
+    length = min(length, MAX_RW_COUNT)
+    _access_ok(buf, length)
+    return IovIter(mem, ((buf, length),))
+
+
+def import_iovec(mem, uvec: int, nr_segs: int) -> IovIter:
+    """Linux: import_iovec(): EINVAL above UIO_MAXIOV segments, EFAULT reading them,
+    EINVAL for a negative length (or a total past MAX_RW_COUNT's sign), each range
+    checked (EFAULT); the total is clamped to MAX_RW_COUNT."""
+    if nr_segs > UIO_MAXIOV:
+        raise SyscallError(Errno.EINVAL)
+    if not nr_segs:
+        return IovIter(mem, ())
+    raw = mem.read(uvec, nr_segs * IOVEC.size)
+    segs = []
+    total = 0
+    for base, length in IOVEC.iter_unpack(raw):
+        if length < 0:
+            raise SyscallError(Errno.EINVAL)
+        length = min(length, MAX_RW_COUNT - total)
+        _access_ok(base, length)
+        total += length
+        segs.append((base, length))
+    return IovIter(mem, tuple(segs))
+
+
+def copy_msghdr_from_user(task, umsg: int) -> tuple[int, int, IovIter, int]:
+    """Linux: copy_msghdr_from_user() / __copy_msghdr(): EFAULT reading it; a NULL name
+    has no length; EINVAL for a negative msg_namelen, which is capped at
+    sizeof(sockaddr_storage); EMSGSIZE above UIO_MAXIOV segments; then import_iovec().
+    Returns (name, namelen, iov_iter, msg_flags)."""
+    name, namelen, _, iov, iovlen, _control, _controllen, msg_flags = \
+        USER_MSGHDR.unpack(task.mem.read(umsg, USER_MSGHDR.size))
+    if not name:
+        namelen = 0
+    if namelen < 0:
+        raise SyscallError(Errno.EINVAL)
+    namelen = min(namelen, SOCKADDR_STORAGE_SIZE)
+    if iovlen > UIO_MAXIOV:
+        raise SyscallError(Errno.EMSGSIZE)
+    return name, namelen, import_iovec(task.mem, iov, iovlen), msg_flags
+
+
+def _resume(task, key: tuple) -> int:
+    """Bytes an earlier attempt of this same call moved (Task.partial), 0 for a new call."""
+    partial, task.partial = task.partial, None
+    return partial[1] if partial is not None and partial[0] == key else 0
+
+
+def sock_sendmsg(task, sock: Socket, it: IovIter, flags: int) -> int:
+    """Linux: __sock_sendmsg() -> sock->ops->sendmsg (inet_sendmsg -> tcp_sendmsg): the
+    bytes queued; a blocking send waits for send space until all are (an attempt run
+    again continues after what the earlier ones queued)."""
+    if sock.ops.sendmsg is None:
+        raise SyscallError(Errno.EOPNOTSUPP)
+    key = ("send", id(sock), it.segs, flags)
+    copied = _resume(task, key)
+    if not copied:
+        task.kernel.host.pull_sent(sock.sk)     # bytes the program wrote untrapped first
+    n, wait = sock.ops.sendmsg(task, sock, it, flags, bool(flags & MSG_DONTWAIT), copied)
+    if wait is not None:
+        task.partial = (key, copied + n)
+        raise wait
+    return copied + n
+
+
+def sock_recvmsg(task, sock: Socket, it: IovIter, flags: int) -> tuple[int, int]:
+    """Linux: sock_recvmsg() -> sock->ops->recvmsg (inet_recvmsg -> tcp_recvmsg):
+    (bytes read, msg_flags). MSG_ERRQUEUE first (inet_recv_error())."""
+    if flags & MSG_ERRQUEUE:
+        return inet_recv_error(sock), 0
+    if sock.ops.recvmsg is None:
+        raise SyscallError(Errno.EOPNOTSUPP)
+    key = ("recv", id(sock), it.segs, flags)
+    copied = _resume(task, key)
+    n, msg_flags, wait = sock.ops.recvmsg(task, sock, it, flags, bool(flags & MSG_DONTWAIT),
+                                          copied)
+    if wait is not None:
+        task.partial = (key, copied + n)
+        raise wait
+    return copied + n, msg_flags
+
+
+def _nonblock(sock: Socket) -> int:
+    return MSG_DONTWAIT if sock.file is not None and sock.file.nonblocking else 0
+
+
+def sock_read_iter(task, sock: Socket, it: IovIter) -> int:
+    """Linux: sock_read_iter(): MSG_DONTWAIT for an O_NONBLOCK file; nothing to read
+    returns 0 at once."""
+    if not it.count:
+        return 0
+    return sock_recvmsg(task, sock, it, _nonblock(sock))[0]
+
+
+def sock_write_iter(task, sock: Socket, it: IovIter) -> int:
+    """Linux: sock_write_iter(): MSG_DONTWAIT for an O_NONBLOCK file."""
+    return sock_sendmsg(task, sock, it, _nonblock(sock))
+
+
+def _model_datapath(task) -> bool:
+    return task.kernel.datapath == DATAPATH_MODEL
+
+
+# The native data path traps recvfrom/recvmsg only with MSG_ERRQUEUE in flags; the rest is
+# the placeholder's. i386's socketcall(SYS_RECV*) is not narrowed.
 _ERRQUEUE = lambda index: (((index, "masked_eq", MSG_ERRQUEUE, MSG_ERRQUEUE),),)  # noqa: E731
 
 
-@syscall("recvfrom", abis=("64", "x32"), trap_when=_ERRQUEUE(3))
+@syscall("recvfrom", abis=("64", "x32"), trap_when=_ERRQUEUE(3), datapath=True)
 def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
                  addr: UserPtr, addr_len: UserPtr) -> int:
-    """recvfrom(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvfrom(): the buffer
-    range first (import_ubuf: EFAULT), then the socket."""
-    if not flags & MSG_ERRQUEUE:
+    """recvfrom(2). Linux: net/socket.c __sys_recvfrom(): the buffer range first
+    (import_ubuf: EFAULT), the socket, MSG_DONTWAIT for an O_NONBLOCK file, then
+    sock_recvmsg(); the address (none for TCP: its length written back as 0)."""
+    if not flags & MSG_ERRQUEUE and not _model_datapath(task):
         raise HostPassthrough()
-    _access_ok(ubuf, min(size, MAX_RW_COUNT))
-    return inet_recv_error(sockfd_lookup(task, fd))
+    it = import_ubuf(task.mem, ubuf, size)
+    sock = sockfd_lookup(task, fd)
+    if flags & MSG_ERRQUEUE:
+        return inet_recv_error(sock)
+    n, _ = sock_recvmsg(task, sock, it, flags | _nonblock(sock))
+    if addr:
+        move_addr_to_user(task.mem, b"", addr, addr_len)
+    return n
 
 
-@syscall("recvmsg", abis=("64",), trap_when=_ERRQUEUE(2))
+@syscall("recvmsg", abis=("64",), trap_when=_ERRQUEUE(2), datapath=True)
 def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
-    """recvmsg(2) with MSG_ERRQUEUE. Linux: net/socket.c __sys_recvmsg(): EINVAL for
-    MSG_CMSG_COMPAT, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user(): EFAULT,
-    EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
-    import_iovec(): EFAULT, EINVAL for a negative segment length."""
-    if not flags & MSG_ERRQUEUE:
+    """recvmsg(2). Linux: net/socket.c __sys_recvmsg(): EINVAL for MSG_CMSG_COMPAT, the
+    socket, then ___sys_recvmsg() -> copy_msghdr_from_user(), sock_recvmsg(); written
+    back: msg_namelen (0 for TCP), msg_flags, msg_controllen (0: TCP gives no control
+    messages here)."""
+    if not flags & MSG_ERRQUEUE and not _model_datapath(task):
         raise HostPassthrough()
     if flags & MSG_CMSG_COMPAT:
         raise SyscallError(Errno.EINVAL)
     sock = sockfd_lookup(task, fd)
-    name, namelen, _, iov, iovlen, *_ = USER_MSGHDR.unpack(task.mem.read(msg, USER_MSGHDR.size))
-    if name and namelen < 0:
+    name, _namelen, it, _ = copy_msghdr_from_user(task, msg)
+    if flags & MSG_ERRQUEUE:
+        return inet_recv_error(sock)
+    n, msg_flags = sock_recvmsg(task, sock, it, flags | _nonblock(sock))
+    pieces = [(msg + MSGHDR_FLAGS_OFFSET, S32.pack(msg_flags)),
+              (msg + MSGHDR_CONTROLLEN_OFFSET, bytes(8))]
+    if name:
+        pieces.insert(0, (msg + MSGHDR_NAMELEN_OFFSET, S32.pack(0)))
+    task.mem.writev(tuple(pieces))
+    return n
+
+
+@syscall("sendto", abis=("64", "x32"), trap_when=NEVER, datapath=True)
+def sys_sendto(task, fd: CInt, buff: UserPtr, length: CULong, flags: CUInt,
+               addr: UserPtr, addr_len: CInt) -> int:
+    """sendto(2). Linux: net/socket.c __sys_sendto(): the buffer range (EFAULT), the
+    socket, the address (move_addr_to_kernel: EINVAL, EFAULT; TCP then ignores it),
+    MSG_DONTWAIT for an O_NONBLOCK file, sock_sendmsg()."""
+    if not _model_datapath(task):
+        raise HostPassthrough()
+    it = import_ubuf(task.mem, buff, length)
+    sock = sockfd_lookup(task, fd)
+    if addr:
+        move_addr_to_kernel(task.mem, addr, addr_len)
+    return sock_sendmsg(task, sock, it, flags | _nonblock(sock))
+
+
+@syscall("sendmsg", abis=("64",), trap_when=NEVER, datapath=True)
+def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
+    """sendmsg(2). Linux: net/socket.c __sys_sendmsg(): EINVAL for MSG_CMSG_COMPAT, the
+    socket, copy_msghdr_from_user(), the name (move_addr_to_kernel), MSG_DONTWAIT for an
+    O_NONBLOCK file, sock_sendmsg().
+    sysemu: control messages are not read (TCP acts on none but SO_TIMESTAMPING's)."""
+    if not _model_datapath(task):
+        raise HostPassthrough()
+    if flags & MSG_CMSG_COMPAT:
         raise SyscallError(Errno.EINVAL)
-    if iovlen > UIO_MAXIOV:
-        raise SyscallError(Errno.EMSGSIZE)
-    if iovlen:
-        raw = task.mem.read(iov, iovlen * IOVEC.size)
-        if any(length < 0 for _, length in IOVEC.iter_unpack(raw)):
-            raise SyscallError(Errno.EINVAL)
-    return inet_recv_error(sock)
+    sock = sockfd_lookup(task, fd)
+    name, namelen, it, _ = copy_msghdr_from_user(task, msg)
+    if name and namelen:
+        move_addr_to_kernel(task.mem, name, namelen)
+    return sock_sendmsg(task, sock, it, flags | _nonblock(sock))
 
 
 # -- i386 socketcall -----------------------------------------------------------------

@@ -164,6 +164,9 @@ class Syscalls:
         tests may pass their own."""
         self.policy = Policy(policy)
         self.x32_abi = x32_abi          # Linux: CONFIG_X86_X32_ABI
+        # "native" or "model" (sysemu run --datapath): under "model" the filter traps the
+        # data calls (Handler.datapath) on every invocation
+        self.datapath = "native"
         self._logged: set[tuple[str, str]] = set()
         self._on_unserved = on_unserved
         log = self._log_once
