@@ -415,7 +415,7 @@ class NetGlue(HostHooks):
             self.placeholders.watch(ph, self._kept_event)
             if self.model and ph.kind == "socket":
                 self.placeholders.rearm(ph, select.EPOLLIN)    # untrapped writes, level
-                self.readiness(sock_of(ph.file))     # an accepted child may have bytes
+                self._show(ph, sock_of(ph.file))     # an accepted child may have bytes
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
         if not ok:  # the child stays queued; the kept end stays with its client's entry
@@ -535,10 +535,12 @@ class NetGlue(HostHooks):
     # -- the model data path -----------------------------------------------------------
     def readiness(self, sock) -> None:
         """Show on the placeholder what tcp_poll() says of `sock` (module docstring)."""
-        if not self.model:
-            return
-        ph = self.placeholders.of_sock(sock)
-        if ph is None or ph.kept_fd is None or ph.kind != "socket" or ph.listener:
+        if self.model:
+            self._show(self.placeholders.of_sock(sock), sock)
+
+    def _show(self, ph: Placeholder | None, sock) -> None:
+        if ph is None or sock is None or ph.kept_fd is None or ph.kind != "socket" \
+                or ph.listener:
             return
         if ph.unsent:
             self._pull(ph)
@@ -595,10 +597,24 @@ class NetGlue(HostHooks):
         self.placeholders.rearm(ph, select.EPOLLIN)
 
     def send_sig(self, task, sig: int) -> None:
-        try:
-            tgkill(task.pid, task.tid, sig)
-        except OSError:
-            pass                        # the thread is gone
+        """Linux's send_sig() makes the signal pending before the call returns. A signal
+        the thread catches would interrupt the waiting notification (the call would
+        restart, or fail with EINTR): it is sent once the answer is in, and its handler
+        runs a few instructions late. One it blocks or leaves at its default (death, for
+        SIGPIPE) is sent now; one it ignores is not sent."""
+        caught, ignored = _signal_disposition(task.tid, sig)
+        if ignored:
+            return
+
+        def kill() -> None:
+            try:
+                tgkill(task.pid, task.tid, sig)
+            except OSError:
+                pass                    # the thread is gone
+        if caught:
+            task.on_commit(kill)
+        else:
+            kill()
 
     def _drain_token(self, ph: Placeholder) -> bool:
         end = self.placeholders.program_end(ph)
@@ -649,6 +665,25 @@ class NetGlue(HostHooks):
         if ph.pending:
             self._proc_flush(ph)
         self.placeholders.forget(ph)
+
+
+def _signal_disposition(tid: int, sig: int) -> tuple[bool, bool]:
+    """(caught, ignored) for signal `sig` of thread `tid` (/proc/TID/status SigCgt and
+    SigIgn; a blocked signal is neither)."""
+    caught = ignored = False
+    bit = 1 << (sig - 1)
+    try:
+        with open(f"/proc/{tid}/status") as status:
+            for line in status:
+                if line.startswith("SigBlk:") and int(line.split()[1], 16) & bit:
+                    return False, False
+                if line.startswith("SigIgn:"):
+                    ignored = bool(int(line.split()[1], 16) & bit)
+                elif line.startswith("SigCgt:"):
+                    caught = bool(int(line.split()[1], 16) & bit)
+    except (OSError, ValueError, IndexError):
+        pass
+    return caught, ignored
 
 
 def _unread(fd: int) -> bool:

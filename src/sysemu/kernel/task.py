@@ -40,8 +40,9 @@ class HostHooks:
     pull_sent(sock)              (model data path) take in bytes the program wrote to its
                                  placeholder with calls sysemu does not trap (sendfile,
                                  splice), before a trapped send adds its own
-    send_sig(task, sig)          send signal `sig` to the calling thread once its call is
-                                 answered (SIGPIPE after EPIPE)
+    send_sig(task, sig)          send signal `sig` to the calling thread as its call
+                                 returns (SIGPIPE with EPIPE: Linux's send_sig() before
+                                 the return; the host may defer it with task.on_commit)
     passthrough_socket(family, type, protocol)
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user

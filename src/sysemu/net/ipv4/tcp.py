@@ -260,7 +260,7 @@ def sk_stream_error(task, sk: "Sock", flags: int, err: int) -> SyscallError:
     if err == Errno.EPIPE:
         err = sock_error(sk) or Errno.EPIPE
     if err == Errno.EPIPE and not flags & MSG_NOSIGNAL:
-        task.on_commit(lambda: task.kernel.host.send_sig(task, SIGPIPE))
+        task.kernel.host.send_sig(task, SIGPIPE)
     return SyscallError(err)
 
 
