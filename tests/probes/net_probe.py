@@ -1193,6 +1193,157 @@ def signal_during_timed_connect():
     return result
 
 
+# --- the data path (tcp_sendmsg / tcp_recvmsg): what the receiver sees ---
+
+SIOCINQ, SIOCOUTQ, SIOCATMARK, SIOCOUTQNSD = 0x541B, 0x5411, 0x8905, 0x894B
+
+
+def _ioctl_int(sock, cmd):
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), cmd, b"\0" * 4))[0]
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def _recv_now(sock, n, flags=0):
+    """recv without Python's timeout wait (which polls before it calls recv): the bytes
+    as text, or the errno name."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return sock.recv(n, flags).decode()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    finally:
+        sock.settimeout(timeout)
+
+
+def _readable(sock, timeout=2.0) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(int(timeout * 1000)))
+
+
+@scenario
+def msg_more_coalescing():
+    # tcp_push() with MSG_MORE corks (TCP_NAGLE_CORK): a partial segment waits for the
+    # next send without it; TCP_CORK holds partial segments until cleared. The receiver
+    # sees nothing meanwhile, then everything in one read.
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    c.send(b"head ", socket.MSG_MORE)
+    c.send(b"more ", socket.MSG_MORE)
+    result["held_more"] = (_recv_now(a, 100), _ioctl_int(c, SIOCOUTQ),
+                           _ioctl_int(c, SIOCOUTQNSD))
+    c.send(b"body")
+    _readable(a)
+    result["after_more"] = a.recv(100).decode()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.send(b"x")
+    c.send(b"y")
+    result["held_cork"] = (_recv_now(a, 100), _ioctl_int(c, SIOCOUTQNSD))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    _readable(a)
+    result["after_cork"] = a.recv(100).decode()
+    # The cork holds a partial segment for at most about 200 ms (tcp(7): the probe
+    # timer then sends it, tcp_write_wakeup()): waited for with poll, not timed.
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.send(b"late")
+    result["cork_ceiling"] = (_readable(a, 3.0) and a.recv(100).decode(),
+                              _ioctl_int(c, SIOCOUTQNSD))
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def peek_and_waitall():
+    # MSG_PEEK leaves the bytes queued; MSG_WAITALL waits for the whole length (the
+    # rest comes from another thread); MSG_TRUNC drops bytes without copying them.
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    c.sendall(b"hello world")
+    _readable(a)
+    result["peek"] = a.recv(5, socket.MSG_PEEK).decode()
+    result["inq_after_peek"] = _ioctl_int(a, SIOCINQ)
+    result["read"] = a.recv(100).decode()
+    c.sendall(b"abc")
+    writer = threading.Timer(0.2, lambda: c.sendall(b"def"))
+    writer.start()
+    result["waitall"] = a.recv(6, socket.MSG_WAITALL).decode()
+    writer.join()
+    c.sendall(b"123456")
+    _readable(a)
+    result["trunc"] = (len(a.recv(4, socket.MSG_TRUNC)), a.recv(100).decode())
+    c.shutdown(socket.SHUT_WR)
+    result["waitall_eof"] = a.recv(10, socket.MSG_WAITALL).decode()
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def queue_ioctls():
+    # tcp_ioctl(): SIOCINQ counts what the reader has not read, SIOCOUTQ what is not yet
+    # acknowledged, SIOCOUTQNSD what is not yet sent (held by TCP_CORK here); the
+    # receiver's /proc/net/tcp rx_queue and tcpi_bytes_received agree.
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {"fresh": (_ioctl_int(a, SIOCINQ), _ioctl_int(c, SIOCOUTQ))}
+    c.sendall(b"z" * 1000)
+    _readable(a)
+    time.sleep(0.05)                # the receiver's ACK (not a pass/fail timing: any
+    result["inq"] = _ioctl_int(a, SIOCINQ)      # later value is the same)
+    port = a.getsockname()[1]
+    peer = a.getpeername()[1]
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    rx = [int(r[4].split(":")[1], 16) for r in rows
+          if int(r[1].split(":")[1], 16) == port and int(r[2].split(":")[1], 16) == peer]
+    result["proc_rx_queue"] = rx
+    info = a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    result["bytes_received"] = struct.unpack_from("Q", info, 128)[0]
+    a.recv(600)
+    result["inq_after_read"] = _ioctl_int(a, SIOCINQ)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.send(b"q" * 10)
+    result["corked"] = (_ioctl_int(c, SIOCOUTQ), _ioctl_int(c, SIOCOUTQNSD))
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def urgent_data():
+    # send(MSG_OOB): the last byte is urgent (tcp_mark_urg); the receiver's reads stop at
+    # the mark (SIOCATMARK), recv(MSG_OOB) takes the byte, a second one fails EINVAL;
+    # with SO_OOBINLINE the byte stays in the stream and MSG_OOB is EINVAL.
+    srv = listener()
+    result = {}
+    for inline in (0, 1):
+        c, a = connected_pair(srv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, inline)
+        c.send(b"abc")
+        c.send(b"!", socket.MSG_OOB)
+        c.send(b"def")
+        _readable(a)
+        time.sleep(0.05)            # everything has arrived (loopback)
+        got = {"mark0": _ioctl_int(a, SIOCATMARK), "first": _recv_now(a, 100),
+               "mark1": _ioctl_int(a, SIOCATMARK)}
+        got["oob"] = _recv_now(a, 1, socket.MSG_OOB)
+        got["rest"] = _recv_now(a, 100)
+        got["oob_again"] = _recv_now(a, 1, socket.MSG_OOB)
+        got["mark2"] = _ioctl_int(a, SIOCATMARK)
+        got["empty"] = _recv_now(a, 100)
+        result[f"inline{inline}"] = got
+        c.close()
+        a.close()
+    srv.close()
+    return result
+
+
 def main(argv):
     if argv == ["--list"]:
         print("\n".join(SCENARIOS))

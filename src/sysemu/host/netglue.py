@@ -549,6 +549,8 @@ class NetGlue(HostHooks):
             try:
                 os.write(ph.kept_fd, b"\0")
                 ph.token = True
+            except (BrokenPipeError, ConnectionResetError):
+                pass                    # the program's end is closed: its hang-up follows
             except OSError as exc:
                 self.log(f"readiness token: {exc}")
         elif not readable and ph.token and self._drain_token(ph):

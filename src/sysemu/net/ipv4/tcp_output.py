@@ -191,6 +191,10 @@ def tcp_write_xmit(net: "Net", sk: "Sock", nonagle: int) -> None:
     if sk.fin_pending and len(sk.sndq) == sk.snd_sent:
         sk.fin_pending = False
         _send_fin_now(net, sk)
+    elif len(sk.sndq) > sk.snd_sent and not sk.snd_sent and sk.rtx_timer is None:
+        # Linux: tcp_check_probe_timer(): bytes held with nothing in flight (corked, or a
+        # zero window) go out at the probe timer (the 200 ms ceiling of tcp(7)'s TCP_CORK)
+        tcp_arm_rtx(net, sk)
 
 
 def tcp_push(net: "Net", sk: "Sock", more: bool = False) -> None:
@@ -216,9 +220,18 @@ def tcp_arm_rtx(net: "Net", sk: "Sock") -> None:
 
 def tcp_data_rtx_timer(net: "Net", sk: "Sock") -> None:
     """Linux: tcp_retransmit_timer() for data: nothing acknowledged since the RTO, so
-    send again from snd_una (a lost segment, or one a full accept queue dropped)."""
+    send again from snd_una (a lost segment, or one a full accept queue dropped); with
+    nothing in flight it is tcp_probe_timer(): what a cork or Nagle held goes now
+    (tcp_write_wakeup())."""
     sk.rtx_timer = None
-    if not sk.snd_sent or sk.state in (S.TCP_CLOSE, S.TCP_TIME_WAIT, S.TCP_LISTEN):
+    if sk.state in (S.TCP_CLOSE, S.TCP_TIME_WAIT, S.TCP_LISTEN):
+        return
+    if not sk.snd_sent:
+        if len(sk.sndq):
+            tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
+            if len(sk.sndq) > sk.snd_sent and sk.rtx_timer is None:
+                sk.backoff += 1         # a zero window: probe again, backing off
+                tcp_arm_rtx(net, sk)
         return
     if sk.shutdown & SEND_SHUTDOWN and not sk.fin_pending:
         # the FIN is out too: go back before it as well
