@@ -104,6 +104,7 @@ class NetGlue(HostHooks):
         self.pump: Pump | None = None
         self.socket_factory = None
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
+        self._pulling: set = set()          # placeholders _pull() is working on
         # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
         # published port: host/portfwd.py), which takes the accepted child's kept end
         self.outside: dict = {}
@@ -576,8 +577,16 @@ class NetGlue(HostHooks):
         what finds no room waits in ph.unsent (the kept end is then not read, so the
         program's end fills and its writes wait natively)."""
         sock = sock_of(ph.file)
-        if sock is None or ph.kept_fd is None or ph.filler or ph.listener:
-            return
+        if sock is None or ph.kept_fd is None or ph.filler or ph.listener \
+                or ph in self._pulling:
+            return                      # (re-entered from the ACK its own send brought)
+        self._pulling.add(ph)
+        try:
+            self._pull_into(ph, sock)
+        finally:
+            self._pulling.discard(ph)
+
+    def _pull_into(self, ph: Placeholder, sock) -> None:
         net = self.kernel.net
         while True:
             if ph.unsent:
