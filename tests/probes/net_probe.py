@@ -1344,6 +1344,64 @@ def urgent_data():
     return result
 
 
+@scenario
+def signal_during_recv():
+    # tcp_recvmsg's wait: SO_RCVTIMEO ends it with EAGAIN; a signal ends a timed wait
+    # with EINTR even under SA_RESTART (sock_intr_errno()), an untimed one restarts and
+    # gets the bytes sent after the signal; a blocking send of more than the peer takes
+    # waits for send space and completes once the peer reads (libc's recv/send, so
+    # Python's EINTR retry does not hide the answers).
+    libc.recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append("handler"))
+    signal.siginterrupt(signal.SIGALRM, False)          # SA_RESTART
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.settimeout(None)
+    buf = ctypes.create_string_buffer(64)
+    result = {}
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.3))
+    signal.siginterrupt(signal.SIGALRM, True)           # a guard, should the timeout not
+    signal.setitimer(signal.ITIMER_REAL, 3.0)           # end the wait (EINTR then)
+    result["timeout"] = c_outcome(libc.recv, a.fileno(), buf, 64, 0)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.siginterrupt(signal.SIGALRM, False)
+    if got:
+        return {"timeout": result["timeout"], "guard": got}
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(5))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    result["timed_signal"] = c_outcome(libc.recv, a.fileno(), buf, 64, 0)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0))
+    late = threading.Timer(0.6, lambda: c.sendall(b"late"))
+    late.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    n = c_outcome(libc.recv, a.fileno(), buf, 64, 0)
+    result["untimed_restarted"] = (n, buf.raw[:n].decode() if isinstance(n, int) else "")
+    late.join()
+    result["handlers"] = len(got)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    c.settimeout(None)
+    big = b"w" * (8 << 20)
+    reader = threading.Timer(0.3, lambda: result.__setitem__(
+        "read_back", len(_read_all(a, len(big)))))
+    reader.start()
+    result["blocking_send"] = c.send(big)       # all of it, once the reader reads
+    reader.join()
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+def _read_all(sock, size):
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def main(argv):
     if argv == ["--list"]:
         print("\n".join(SCENARIOS))
