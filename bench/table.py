@@ -18,6 +18,8 @@ a fraction of native (> 1: faster than native), whatever the unit. Rows:
                      open_file_cache; Python http.server (HTTP/1.0: a connection a request)
   redis              redis-benchmark SET and GET
   bulk, ping-pong    one connection: MB/s, and 1-byte round trips
+  --datapath model   http.server, bulk and ping-pong again with every byte through
+                     sysemu's TCP (the "sysemu" column runs `sysemu run --datapath model`)
   idle connections   the supervisor's memory per connection, 10,000 held open
 
 Not a test: nothing here passes or fails; the targets are printed beside the figures.
@@ -141,8 +143,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def http_server(seconds: int):
-    """Python's http.server (HTTP/1.0: one connection per request) under wrk."""
+def http_server(seconds: int, options: tuple[str, ...] = ()):
+    """Python's http.server (HTTP/1.0: one connection per request) under wrk; `options`
+    of `sysemu run` for the sandboxed run."""
     def one(sandboxed: bool) -> float:
         port = free_port()
         d = Path(tempfile.mkdtemp(prefix="sysemu-http-"))
@@ -153,7 +156,7 @@ def http_server(seconds: int):
                   f"kill $srv; wait $srv 2>/dev/null; exit $rc")
         cmd = ["sh", "-c", script]
         if sandboxed:
-            cmd = [str(SYSEMU), "run", "--"] + cmd
+            cmd = [str(SYSEMU), "run", *options, "--"] + cmd
         try:
             out = output(cmd)
         finally:
@@ -241,6 +244,23 @@ def main() -> int:
                         {"native": c_rate("pingpong", rtts, [], r"([\d.]+) us/rtt"),
                          "sysemu": c_rate("pingpong", rtts, sysemu, r"([\d.]+) us/rtt")},
                         True))
+        # The model data path: a trap per data call, every byte through sysemu's TCP.
+        model = [str(SYSEMU), "run", "--datapath", "model", "--"]
+        if shutil.which("wrk"):
+            fn = http_server(secs, ("--datapath", "model"))
+            rows.append(Row("http.server, --datapath model", "req/s",
+                            {"native": lambda fn=fn: fn(False),
+                             "sysemu": lambda fn=fn: fn(True)}, False))
+        mb_model = "100" if q else "500"
+        rows.append(Row("bulk, --datapath model", "MB/s",
+                        {"native": c_rate("bulk", int(mb_model), [], r"([\d.]+) MB/s"),
+                         "sysemu": c_rate("bulk", int(mb_model), model, r"([\d.]+) MB/s")},
+                        False))
+        rtts_model = 1000 if q else 5000
+        rows.append(Row("ping-pong, --datapath model", "us/rtt",
+                        {"native": c_rate("pingpong", rtts_model, [], r"([\d.]+) us/rtt"),
+                         "sysemu": c_rate("pingpong", rtts_model, model,
+                                          r"([\d.]+) us/rtt")}, True))
         for r in range(args.rounds):
             for row in rows:
                 row.run_round()
