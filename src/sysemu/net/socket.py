@@ -445,21 +445,21 @@ def import_ubuf(mem, buf: int, length: int) -> IovIter:
 
 
 def import_iovec(mem, uvec: int, nr_segs: int) -> IovIter:
-    """Linux: import_iovec(): EINVAL above UIO_MAXIOV segments, EFAULT reading them,
-    EINVAL for a negative length (or a total past MAX_RW_COUNT's sign), each range
-    checked (EFAULT); the total is clamped to MAX_RW_COUNT."""
+    """Linux: import_iovec() / __import_iovec(): EINVAL above UIO_MAXIOV segments; the
+    copy of the vector (EFAULT), EINVAL for a negative length (copy_iovec_from_user());
+    then each range (access_ok: EFAULT), the total clamped to MAX_RW_COUNT."""
     if nr_segs > UIO_MAXIOV:
         raise SyscallError(Errno.EINVAL)
     if not nr_segs:
         return IovIter(mem, ())
-    raw = mem.read(uvec, nr_segs * IOVEC.size)
+    vec = list(IOVEC.iter_unpack(mem.read(uvec, nr_segs * IOVEC.size)))
+    if any(length < 0 for _, length in vec):
+        raise SyscallError(Errno.EINVAL)
     segs = []
     total = 0
-    for base, length in IOVEC.iter_unpack(raw):
-        if length < 0:
-            raise SyscallError(Errno.EINVAL)
-        length = min(length, MAX_RW_COUNT - total)
+    for base, length in vec:
         _access_ok(base, length)
+        length = min(length, MAX_RW_COUNT - total)
         total += length
         segs.append((base, length))
     return IovIter(mem, tuple(segs))
