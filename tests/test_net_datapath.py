@@ -11,7 +11,7 @@ import sysemu.fs.read_write  # noqa: F401  (registers read/write/readv/writev)
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.socket import (MSG_DONTWAIT, MSG_MORE, MSG_OOB, MSG_PEEK, MSG_TRUNC,
                                MSG_WAITALL, SHUTDOWN_MASK)
-from sysemu.arch.x86.entry import run_model_call
+from sysemu.arch.x86.entry import Syscalls, run_model_call
 from sysemu.kernel.errors import WouldBlock
 from sysemu.kernel.task import DATAPATH_MODEL, Task
 from sysemu.net.socket import SIOCATMARK, SIOCINQ, SIOCOUTQ
@@ -27,6 +27,7 @@ class DataEnv(Env):
     def __init__(self, **kw):
         super().__init__(log_wire=True, **kw)
         self.kernel.datapath = DATAPATH_MODEL
+        self.sc = Syscalls(datapath=DATAPATH_MODEL)
 
     def dcall(self, name, *args, task=None):
         try:

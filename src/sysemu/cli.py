@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tables = sub.add_parser("syscalls", help="list the syscall tables and what serves each")
     add_policy(tables)
+    add_datapath_option(tables)
     tables.add_argument("--format", choices=["table", "json"], default="table")
     tables.set_defaults(func=cmd_syscalls)
 
@@ -276,8 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_handlers()
     # Linux: CONFIG_X86_X32_ABI: follow the host kernel (without it x32 calls are ENOSYS).
     syscalls = Syscalls(args.policy, x32_abi=host_has_x32_abi(),
-                        on_unserved=unserved_logger())
-    syscalls.datapath = args.datapath
+                        on_unserved=unserved_logger(), datapath=args.datapath)
     kernel = Kernel(clock=MonotonicClock(), rng=host_random(args.seed))
     kernel.datapath = args.datapath
     try:
@@ -329,7 +329,7 @@ def slot_row(slot) -> dict:
 
 def cmd_syscalls(args: argparse.Namespace) -> int:
     load_handlers()
-    rows = [slot_row(s) for s in Syscalls(args.policy).rows()]
+    rows = [slot_row(s) for s in Syscalls(args.policy, datapath=args.datapath).rows()]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)
         print()

@@ -53,9 +53,10 @@ first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
   i386 socketcall) reach the kept end: sysemu reads them and queues them in the model's
   send queue (tcp_sendpage), after whatever it already holds, and before any trapped send
   that follows (pull_sent).
-sysemu: in this mode the placeholder is always writable (POLLOUT): a send that finds no
-send space fails with EAGAIN or waits in the model, but poll does not show it; POLLHUP and
-POLLPRI are not shown (README: Limitations).
+- writable: while the model's send queue has room (sk_stream_is_writeable()), else the
+  program's end is filled as for a connecting socket (_fill), once the kept end holds
+  nothing of the program's.
+sysemu: POLLHUP and POLLPRI are not shown (README: Limitations).
 
 sysemu: a socket that is neither connected nor listening is a pair end, so recv/read on
 it fail with EAGAIN or wait (Linux: ENOTCONN), send/write succeed (Linux: EPIPE), poll
@@ -190,11 +191,16 @@ class NetGlue(HostHooks):
 
     def connecting(self, sock) -> None:
         """A connecting socket is not writable until established (Linux: tcp_poll in
-        SYN_SENT): fill the program's end's send buffer, made as small as it goes, so that
-        poll() shows no POLLOUT; connect_done() takes the filler out again."""
+        SYN_SENT): fill the program's end's send buffer (_fill); connect_done() takes the
+        filler out again."""
         ph = self.placeholders.of_sock(sock)
         if ph is None or ph.kept_fd is None or ph.filler:
             return
+        self._fill(ph)
+
+    def _fill(self, ph: Placeholder) -> None:
+        """The program's end stops showing POLLOUT: its send buffer, made as small as it
+        goes, is filled with bytes the kept end does not read (unix_writable())."""
         end = self.placeholders.program_end(ph)
         if end is None:
             return
@@ -209,8 +215,32 @@ class NetGlue(HostHooks):
                 except (BlockingIOError, InterruptedError):
                     break
         except OSError as exc:
-            self.log(f"connecting placeholder: {exc}")
+            self.log(f"filling a placeholder: {exc}")
         finally:
+            end.close()
+
+    def _unfill(self, ph: Placeholder, sock) -> None:
+        """_fill() undone: the filler read out of the kept end, the program's end's send
+        buffer as it was: POLLOUT again."""
+        remaining = ph.filler
+        while remaining > 0:
+            try:
+                got = os.read(ph.kept_fd, min(remaining, 1 << 16))
+            except BlockingIOError:
+                break
+            if not got:
+                break
+            remaining -= len(got)
+        ph.filler = 0
+        # the filler woke the first-write watch: arm it again
+        self.placeholders.rearm(ph, select.EPOLLIN if self.model
+                                else select.EPOLLIN | select.EPOLLONESHOT)
+        end = self.placeholders.program_end(ph)
+        if end is not None:
+            try:
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock.sndbuf // 2)
+            except OSError:
+                pass
             end.close()
 
     def connect_done(self, sock, err: int) -> None:
@@ -221,26 +251,7 @@ class NetGlue(HostHooks):
             self._break(ph)
             return
         if ph.filler:
-            remaining = ph.filler
-            while remaining > 0:
-                try:
-                    got = os.read(ph.kept_fd, min(remaining, 1 << 16))
-                except BlockingIOError:
-                    break
-                if not got:
-                    break
-                remaining -= len(got)
-            ph.filler = 0
-            # the filler woke the first-write watch: arm it again
-            self.placeholders.rearm(ph, select.EPOLLIN if self.model
-                                    else select.EPOLLIN | select.EPOLLONESHOT)
-            end = self.placeholders.program_end(ph)
-            if end is not None:
-                try:
-                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock.sndbuf // 2)
-                except OSError:
-                    pass
-                end.close()
+            self._unfill(ph, sock)
 
     def reset(self, sock) -> None:
         """A connection reset before sysemu handed it off (its listener went away, an RST
@@ -545,7 +556,16 @@ class NetGlue(HostHooks):
             return
         if ph.unsent:
             self._pull(ph)
-        readable, rdhup, _hup = tcp_poll(sock)
+        readable, rdhup, writable = tcp_poll(sock)
+        if sock.state in (TcpState.TCP_ESTABLISHED, TcpState.TCP_CLOSE_WAIT):
+            if not writable and not ph.filler:
+                self._pull(ph)          # the kept end must hold nothing of the program's
+                if not ph.unsent and not _unread(ph.kept_fd):
+                    self._fill(ph)
+            elif writable and ph.filler:
+                self._unfill(ph, sock)
+        elif ph.filler and writable:
+            self._unfill(ph, sock)
         if readable and not ph.token and ph.shut < socket.SHUT_WR:
             try:
                 os.write(ph.kept_fd, b"\0")

@@ -29,8 +29,9 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_destroy_sock,
                                                   inet_csk_listen_stop,
                                                   inet_csk_reset_keepalive_timer)
-from sysemu.net.ipv4.tcp_output import (F, tcp_full_space, tcp_push, tcp_send,
-                                        tcp_send_active_reset, tcp_send_fin, tcp_sndbuf)
+from sysemu.net.ipv4.tcp_output import (F, sk_stream_is_writeable, tcp_full_space,
+                                        tcp_push, tcp_send, tcp_send_active_reset,
+                                        tcp_send_fin, tcp_sndbuf)
 
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
@@ -303,6 +304,8 @@ def tcp_sendmsg(task, net: "Net", sk: "Sock", it, flags: int, nonblock: bool,
         if flags & MSG_OOB and n == left:
             sk.snd_up = (sk.snd_una + len(sk.sndq)) & U32_MAX   # Linux: tcp_mark_urg()
         tcp_push(net, sk, more=bool(flags & MSG_MORE) and n == left)
+        if not sk_stream_is_writeable(sk):
+            net.kernel.host.readiness(sk)       # POLLOUT goes (Linux: SOCK_NOSPACE)
         if n == left:
             return n, None
     if timeo == 0:
@@ -446,8 +449,13 @@ def tcp_sendpage(net: "Net", sk: "Sock", data: bytes) -> int:
 
 def tcp_poll(sk: "Sock") -> tuple[bool, bool, bool]:
     """Linux: tcp_poll(), the parts a placeholder shows: (readable: bytes to read or an
-    error, read side shut: EOF/POLLRDHUP, hung up: both sides shut or closed)."""
+    error, read side shut: EOF/POLLRDHUP, writable: POLLOUT)."""
     readable = bool(sk.rcvq) or bool(sk.sk_err)
     rdhup = bool(sk.shutdown & RCV_SHUTDOWN)
-    hup = sk.shutdown == SHUTDOWN_MASK or (sk.state == S.TCP_CLOSE and sk.done)
-    return readable, rdhup, hup
+    if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        writable = False
+    elif sk.shutdown & SEND_SHUTDOWN or sk.sk_err or sk.state == S.TCP_CLOSE:
+        writable = True
+    else:
+        writable = sk_stream_is_writeable(sk)
+    return readable, rdhup, writable

@@ -22,7 +22,7 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
 from sysemu.net.ipv4.request_sock import RequestSock
 from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done
 from sysemu.net.ipv4.tcp_minisocks import tcp_time_wait
-from sysemu.net.ipv4.tcp_output import (F, tcp_arm_rtx, tcp_full_space, tcp_init_transfer,
+from sysemu.net.ipv4.tcp_output import (F, sk_stream_is_writeable, tcp_arm_rtx, tcp_full_space, tcp_init_transfer,
                                         tcp_send, tcp_send_delayed_ack, tcp_send_synack,
                                         tcp_write_xmit)
 from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
@@ -123,8 +123,8 @@ def tcp_ack(net: "Net", sk: "Sock", seg: "Segment") -> None:
         sk.snd_wnd_end = end if grew else sk.snd_wnd_end
     if len(sk.sndq) > sk.snd_sent and (grew or acked):
         tcp_write_xmit(net, sk, sk.nonagle)
-    if (acked or grew) and not sk.dead:
-        sk.wait.wake_up()
+    if (acked or grew) and not sk.dead and sk_stream_is_writeable(sk):
+        sk.wait.wake_up()               # Linux: tcp_check_space() -> sk_stream_write_space()
         net.kernel.host.readiness(sk)
 
 

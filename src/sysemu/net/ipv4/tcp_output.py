@@ -114,6 +114,13 @@ def tcp_sndbuf(sk: "Sock") -> int:
     return sk.sndbuf if sk.userlocks & SOCK_SNDBUF_LOCK else WMEM_MAX
 
 
+def sk_stream_is_writeable(sk: "Sock") -> bool:
+    """Linux: __sk_stream_is_writeable(): free send space at least half of what is queued
+    (sk_stream_wspace() >= sk_stream_min_wspace()): POLLOUT, and when writers wake."""
+    queued = len(sk.sndq)
+    return tcp_sndbuf(sk) - queued >= queued // 2
+
+
 def tcp_current_mss(sk: "Sock") -> int:
     """Linux: tcp_current_mss(): loopback's MSS, less the timestamp option."""
     return LOOPBACK_MSS - (TCPOLEN_TSTAMP_ALIGNED if sk.tstamp_ok else 0)
