@@ -406,8 +406,8 @@ def test_c_epoll_sendfile_sysemu(workdir, c_programs, sysemu_bin, traced):
 
 @TRACED
 def test_c_epoll_sendfile_model_datapath(workdir, c_programs, sysemu_bin, traced):
-    """sendfile is not trapped in this mode: its bytes reach the placeholder and sysemu
-    queues them in the model after what the program sent before (tcp_sendpage)."""
+    """sendfile into a sysemu socket is served in this mode (do_sendfile: the file read
+    through a copy of the program's descriptor, only what the send queue takes)."""
     done = c_run(workdir, c_programs, sysemu_bin, MODEL + traced_options(traced, workdir))
     assert (done.returncode, text(done)) == (0, C_WANT), report(done)
 

@@ -1392,6 +1392,52 @@ def signal_during_recv():
     return result
 
 
+@scenario
+def sendfile_edges():
+    # do_sendfile() into a connected TCP socket: the offset pointer moves past what was
+    # sent and the file's position does not; without one the position moves; count 0;
+    # a huge count (clamped, the file's end ends it); ESPIPE for an offset on a pipe, and
+    # EINVAL for a pipe without one (splice_direct_to_actor() wants a regular file);
+    # EBADF for a source not open for reading or not open at all.
+    import tempfile
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "f")
+        with open(path, "wb") as f:
+            f.write(bytes(range(256)) * 40)                 # 10240 bytes
+        fd = os.open(path, os.O_RDONLY)
+        libc.sendfile.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                  ctypes.c_size_t]
+        off = ctypes.c_int64(100)
+        result["offset"] = (c_outcome(libc.sendfile, c.fileno(), fd, ctypes.byref(off), 1000),
+                            off.value, os.lseek(fd, 0, os.SEEK_CUR))
+        result["no_offset"] = (c_outcome(libc.sendfile, c.fileno(), fd, None, 500),
+                               os.lseek(fd, 0, os.SEEK_CUR))
+        result["count0"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 0)
+        result["huge"] = (c_outcome(libc.sendfile, c.fileno(), fd, None, 1 << 40),
+                          os.lseek(fd, 0, os.SEEK_CUR))
+        result["at_end"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 10)
+        wfd = os.open(path, os.O_WRONLY)
+        result["write_only"] = c_outcome(libc.sendfile, c.fileno(), wfd, None, 10)
+        rp, wp = os.pipe()
+        os.write(wp, b"piped")
+        off = ctypes.c_int64(0)
+        result["pipe_offset"] = c_outcome(libc.sendfile, c.fileno(), rp, ctypes.byref(off), 5)
+        result["pipe"] = c_outcome(libc.sendfile, c.fileno(), rp, None, 5)
+        result["bad_fd"] = c_outcome(libc.sendfile, c.fileno(), 9999, None, 5)
+        for x in (fd, wfd, rp, wp):
+            os.close(x)
+    c.shutdown(socket.SHUT_WR)
+    got = _read_all(a, 1 << 20)
+    want = (bytes(range(256)) * 40)
+    result["stream"] = got == want[100:1100] + want[:500] + want[500:]
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
 def _read_all(sock, size):
     data = bytearray()
     while len(data) < size:

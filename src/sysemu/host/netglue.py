@@ -49,7 +49,7 @@ first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
 - EOF (POLLIN|POLLRDHUP): the kept end shuts its sending side once a FIN came or the
   program shut its reading side;
 - a reset: the placeholder breaks as before (POLLERR|POLLHUP; the model answers reads);
-- bytes the program writes with calls that are not trapped (sendfile, splice, vmsplice,
+- bytes the program writes with calls that are not trapped (splice, vmsplice, sendmmsg,
   i386 socketcall) reach the kept end: sysemu reads them and queues them in the model's
   send queue (tcp_sendpage), after whatever it already holds, and before any trapped send
   that follows (pull_sent).
@@ -80,6 +80,7 @@ from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
 from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import InstallFd
+from sysemu.host.files import HostFileReader
 from sysemu.host.libc import tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
@@ -626,6 +627,9 @@ class NetGlue(HostHooks):
                 return
             ph.unsent = data
         self.placeholders.rearm(ph, select.EPOLLIN)
+
+    def file_reader(self, task, fd: int) -> HostFileReader:
+        return HostFileReader(task.pid, fd)
 
     def send_sig(self, task, sig: int) -> None:
         """Linux's send_sig() makes the signal pending before the call returns. A signal

@@ -40,6 +40,9 @@ class HostHooks:
     pull_sent(sock)              (model data path) take in bytes the program wrote to its
                                  placeholder with calls sysemu does not trap (sendfile,
                                  splice), before a trapped send adds its own
+    file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
+                                 read from (sendfile): readable, seekable, read(n, pos),
+                                 close(); SyscallError(EBADF) when there is none
     send_sig(task, sig)          send signal `sig` to the calling thread as its call
                                  returns (SIGPIPE with EPIPE: Linux's send_sig() before
                                  the return; the host may defer it with task.on_commit)
@@ -64,6 +67,9 @@ class HostHooks:
     def readiness(self, sock) -> None: ...
     def pull_sent(self, sock) -> None: ...
     def send_sig(self, task, sig: int) -> None: ...
+
+    def file_reader(self, task, fd: int):
+        raise SyscallError(Errno.EBADF)             # no host files here (in-process models)
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)

@@ -300,13 +300,16 @@ def tcp_sendmsg(task, net: "Net", sk: "Sock", it, flags: int, nonblock: bool,
     room = tcp_sndbuf(sk) - len(sk.sndq)
     n = min(left, max(room, 0))
     if n:
-        sk.sndq += it.read(copied, n)
+        chunk = it.read(copied, n)
+        short = len(chunk) < n          # a file's end (do_sendfile's source)
+        n = len(chunk)
+        sk.sndq += chunk
         if flags & MSG_OOB and n == left:
             sk.snd_up = (sk.snd_una + len(sk.sndq)) & U32_MAX   # Linux: tcp_mark_urg()
         tcp_push(net, sk, more=bool(flags & MSG_MORE) and n == left)
         if not sk_stream_is_writeable(sk):
             net.kernel.host.readiness(sk)       # POLLOUT goes (Linux: SOCK_NOSPACE)
-        if n == left:
+        if n == left or short:
             return n, None
     if timeo == 0:
         if n or copied:
