@@ -214,3 +214,132 @@ def test_tcp_info_counts_bytes(env):
     info = env.getsockopt(c, IPPROTO_TCP, TCP_INFO, 232)
     assert struct.unpack_from("<Q", info, 120)[0] == 1001      # bytes_acked: the SYN too
     assert struct.unpack_from("<I", info, 156)[0] == 1         # data_segs_out
+
+
+def test_nagle_holds_a_small_segment_while_one_is_unacknowledged(env):
+    _, c, s = env.pair()
+    env.net.link_delay = 0.01           # ACKs take time: a small segment stays in flight
+    env.send(c, b"a")
+    env.send(c, b"b")                   # Nagle: held while "a" is unacknowledged
+    assert [bytes(x.payload) for x in env.data_segments(env.sk(c).num)] == [b"a"]
+    env.run_until(env.clock.now() + 0.05)
+    assert [bytes(x.payload) for x in env.data_segments(env.sk(c).num)] == [b"a", b"b"]
+    assert env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1) == 0
+    env.send(c, b"c")
+    env.send(c, b"d")                   # TCP_NODELAY: both go at once
+    assert [bytes(x.payload) for x in env.data_segments(env.sk(c).num)][2:] == [b"c", b"d"]
+    env.run_until(env.clock.now() + 0.05)
+    assert env.recv(s, 10) == b"abcd"
+
+
+def test_a_lost_segment_is_sent_again_at_the_rto(env):
+    _, c, s = env.pair()
+    lost = []
+
+    def drop(seg):
+        if seg.length and not lost:
+            lost.append(seg)
+            return True
+        return False
+    env.net.drop = drop
+    env.send(c, b"first")
+    assert env.recv(s, 10, MSG_DONTWAIT) == -E.EAGAIN
+    env.run_until(env.clock.now() + 0.25)           # TCP_RTO_MIN
+    assert env.recv(s, 10) == b"first"
+    assert env.sk(c).total_retrans == 1 and env.ioctl(c, SIOCOUTQ) == 0
+
+
+def test_zero_window_then_the_reader_opens_it(env):
+    lfd, port = env.server()
+    assert env.setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, 2048) == 0  # inherited: 4096 of room
+    c = env.socket()
+    assert env.connect(c, "127.0.0.1", port) == 0
+    s, _ = env.accept(lfd)
+    data = bytes(range(256)) * 64                                   # 16384
+    assert env.send(c, data) == len(data)                          # queued, not all sent
+    assert env.ioctl(s, SIOCINQ) == 4096
+    assert env.ioctl(c, SIOCOUTQ) == len(data) - 4096
+    got = b""
+    while len(got) < len(data):
+        chunk = env.recv(s, 100000, MSG_DONTWAIT)
+        assert isinstance(chunk, bytes) and chunk, chunk
+        got += chunk
+    assert got == data
+
+
+def test_reset_in_the_middle_of_the_stream(env):
+    _, c, s = env.pair()
+    env.send(c, b"before")
+    assert env.setsockopt(c, SOL_SOCKET, 13, struct.pack("ii", 1, 0)) == 0   # SO_LINGER
+    env.close(c)                        # an abortive close: RST
+    assert env.recv(s, 100) == b"before"    # the queued bytes first
+    assert env.recv(s, 100) == -E.ECONNRESET
+    assert env.recv(s, 100) == b""
+    assert env.send(s, b"x", 0x4000) == -E.EPIPE
+
+
+def test_shutdown_rd_reads_eof_but_keeps_queued_bytes(env):
+    _, c, s = env.pair()
+    env.send(c, b"kept")
+    assert env.call("shutdown", s, 0) == 0
+    assert env.recv(s, 100) == b"kept"
+    assert env.recv(s, 100) == b""
+
+
+try:
+    from hypothesis import given, settings, strategies as st
+except ImportError:         # pragma: no cover
+    given = None
+
+if given is not None:
+    OPS = st.lists(st.one_of(
+        st.tuples(st.just("send"), st.integers(0, 70000), st.sampled_from([0, MSG_MORE])),
+        st.tuples(st.just("recv"), st.integers(1, 90000), st.sampled_from([0, MSG_PEEK])),
+        st.tuples(st.just("cork"), st.integers(0, 1), st.just(0)),
+        st.tuples(st.just("tick"), st.integers(0, 300), st.just(0))), max_size=40)
+
+    @settings(max_examples=60, deadline=None)
+    @given(OPS)
+    def test_the_stream_arrives_whole_and_in_order(ops):
+        """Any mix of sends (MSG_MORE), reads (MSG_PEEK), corking and time: what the
+        reader gets is a prefix of what was sent, and after uncorking, pushing and
+        draining, all of it; the sequence numbers on the wire have no gap."""
+        env = DataEnv()
+        _, c, s = env.pair()
+        env.setsockopt(s, SOL_SOCKET, SO_RCVBUF, 8192)
+        sent, got = bytearray(), bytearray()
+        n = 0
+        for op, arg, flags in ops:
+            if op == "send":
+                data = bytes((n + i) % 251 for i in range(arg))
+                r = env.send(c, data, flags | MSG_DONTWAIT)
+                if isinstance(r, int) and r > 0:
+                    sent += data[:r]
+                    n += r
+            elif op == "recv":
+                r = env.recv(s, arg, flags | MSG_DONTWAIT)
+                if isinstance(r, bytes) and not flags & MSG_PEEK:
+                    got += r
+            elif op == "cork":
+                env.setsockopt(c, IPPROTO_TCP, TCP_CORK, arg)
+            else:
+                env.run_until(env.clock.now() + arg / 1000)
+            assert bytes(got) == bytes(sent[:len(got)])
+        env.setsockopt(c, IPPROTO_TCP, TCP_CORK, 0)
+        env.run_until(env.clock.now() + 1)
+        for _ in range(1000):
+            r = env.recv(s, 1 << 20, MSG_DONTWAIT)
+            if not isinstance(r, bytes):
+                if len(got) == len(sent):
+                    break
+                env.run_until(env.clock.now() + 0.5)
+                continue
+            got += r
+        assert bytes(got) == bytes(sent)
+        segs = env.data_segments(env.sk(c).num)
+        start = segs[0].seq if segs else 0
+        end = 0
+        for seg in segs:                # no gap (a retransmission may go back)
+            off = (seg.seq - start) & 0xFFFFFFFF
+            assert off <= end
+            end = max(end, off + seg.length)

@@ -81,6 +81,8 @@ def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None,
         sk.delack = None
     tsval = tcp_tsval(net, sk.tsoffset) if sk.tstamp_ok else None
     window = tcp_select_window(sk)
+    if flags & F.SYN:
+        window = min(window, 65535)     # Linux: a SYN's window is never scaled
     sk.segs_out += 1
     tcp_transmit(net, sk.wire_local(), sk.num, sk.wire_remote(), sk.dport,
                  sk.snd_nxt if seq is None else seq, sk.rcv_nxt, flags, tsval, sk.ts_recent,
@@ -276,8 +278,9 @@ def tcp_connect(net: "Net", sk: "Sock") -> None:
 def tcp_send_synack(net: "Net", req: "RequestSock") -> None:
     """Linux: tcp_v4_send_synack() of tcp_make_synack(): the SYN-ACK of a request."""
     tsval = tcp_tsval(net, req.ts_off) if req.tstamp_ok else None
+    window = min(tcp_full_space(req.listener), 65535)      # the child's receive space
     tcp_transmit(net, req.loc_addr, req.loc_port, req.rmt_addr, req.rmt_port, req.snt_isn,
-                 req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent)
+                 req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent, window=window)
 
 
 def tcp_rtx_synack(net: "Net", req: "RequestSock") -> None:
