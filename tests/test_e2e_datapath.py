@@ -112,3 +112,29 @@ def test_pcap_holds_the_model_segments(bulk_py, sysemu_bin, tmp_path):
                               "tcp.analysis.lost_segment or tcp.analysis.retransmission"],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and out.stdout.strip() == "", out.stdout[-2000:]
+
+
+def test_forwarding_refused_with_the_model_data_path(sysemu_bin):
+    """--publish/--allow-egress move bytes through a placeholder's kept end, which the
+    model data path does not use: refused before anything starts (README: Limitations)."""
+    done = run([str(sysemu_bin), "run", *MODEL, "--publish", "18080:80", "--", "true"])
+    assert done.returncode == 2 and "native data path only" in done.stderr, done.stderr
+
+
+def test_close_order_gives_time_wait_to_the_first_closer(sysemu_bin, tmp_path):
+    """The server closes first, then the client: the server's side holds TIME_WAIT, so a
+    restarted server cannot bind its port without SO_REUSEADDR (time_wait_rebind in the
+    differential probe checks the same against Linux); here the client side is free."""
+    script = tmp_path / "order.py"
+    script.write_text(r"""
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+port = srv.getsockname()[1]
+c = socket.create_connection(("127.0.0.1", port)); a, _ = srv.accept()
+cport = c.getsockname()[1]
+a.close(); c.recv(1); c.close(); srv.close()
+rows = [l.split() for l in open("/proc/net/tcp").readlines()[1:]]
+print(sorted(int(r[1].split(":")[1], 16) == port for r in rows if r[3] == "06"))
+""")
+    done = run([str(sysemu_bin), "run", *MODEL, "--", sys.executable, str(script)])
+    assert (done.returncode, done.stdout) == (0, "[True]\n"), done.stderr[-2000:]

@@ -274,6 +274,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     forwarding = check_forward_options(args, prog)
     if forwarding is False:
         return 2
+    if forwarding and getattr(args, "datapath", "native") == "model":
+        # sysemu: a forwarded connection's bytes are moved between the host socket and a
+        # placeholder's kept end (host/portfwd.py), which the model data path does not use
+        print(f"{prog}: --publish and --allow-egress work in the native data path only "
+              f"(not with --datapath model)", file=sys.stderr)
+        return 2
     load_handlers()
     # Linux: CONFIG_X86_X32_ABI: follow the host kernel (without it x32 calls are ENOSYS).
     syscalls = Syscalls(args.policy, x32_abi=host_has_x32_abi(),

@@ -742,6 +742,7 @@ def attach_network(supervisor) -> NetGlue:
     glue = NetGlue(kernel, supervisor.placeholders, supervisor.requests, log=supervisor.log)
     kernel.host = glue
     supervisor.settle = supervisor.placeholders.settle
+    supervisor.settle_on_entry = glue.model
     net = kernel.net
     reactor = supervisor.reactor
     state = {"handle": None, "when": None}
