@@ -742,7 +742,7 @@ def attach_network(supervisor) -> NetGlue:
     glue = NetGlue(kernel, supervisor.placeholders, supervisor.requests, log=supervisor.log)
     kernel.host = glue
     supervisor.settle = supervisor.placeholders.settle
-    supervisor.settle_on_entry = glue.model
+    supervisor.settle_on_entry = supervisor.placeholders.take_hangups if glue.model else None
     net = kernel.net
     reactor = supervisor.reactor
     state = {"handle": None, "when": None}

@@ -260,17 +260,23 @@ class Placeholders:
         """Take in the placeholders programs have closed (hang-ups pending, and handed-off
         ends gone): Linux frees a port at close(), and sysemu must not answer EADDRINUSE
         for a port whose owner is already closed. True if anything was released."""
-        released = False
-        for fd, events in self._epoll.poll(0):
-            cb = self._watch_cbs.get(fd)
-            if cb is not None:
-                cb(events)
-                released = True
+        released = self.take_hangups()
         if self.handed:
             before = len(self.handed)
             self.sweep()
             released = released or len(self.handed) != before
         return released
+
+    def take_hangups(self) -> bool:
+        """The kept ends' pending events (hang-ups first of all), taken in now; True if
+        there were any. One epoll_wait, no sweep."""
+        taken = False
+        for fd, events in self._epoll.poll(0):
+            cb = self._watch_cbs.get(fd)
+            if cb is not None:
+                cb(events)
+                taken = True
+        return taken
 
     # -- handed-off ends ---------------------------------------------------------------
     def hand_off(self, ph: Placeholder, sock) -> None:
