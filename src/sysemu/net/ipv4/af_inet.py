@@ -22,10 +22,11 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_accept, inet_csk_get_
 from sysemu.net.ipv4.request_sock import reqsk_queue_remove
 from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
                                    RTN_MULTICAST, inet_addr_type)
-from sysemu.net.ipv4.tcp import tcp_disconnect, tcp_shutdown
+from sysemu.net.ipv4.tcp import (tcp_disconnect, tcp_ioctl, tcp_recvmsg, tcp_sendmsg,
+                                 tcp_shutdown)
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
-from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl, udp_recvmsg_ops,
-                                 udp_sendmsg_ops, udp_shutdown)
+from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl_ops,
+                                 udp_recvmsg_ops, udp_sendmsg_ops, udp_shutdown)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
                                            IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            IPV6_ADDR_MULTICAST, LOOPBACK4_IPV6,
@@ -306,16 +307,33 @@ def inet_shutdown(net: "Net", sock: Socket, how: int) -> None:
         raise SyscallError(err)
 
 
+def inet_sendmsg(task, sock: Socket, it, flags: int, nonblock: bool, copied: int):
+    """Linux: inet_sendmsg() -> sk->sk_prot->sendmsg (tcp_sendmsg)."""
+    sk = sock.sk
+    return tcp_sendmsg(task, sk.net, sk, it, flags, nonblock, copied)
+
+
+def inet_recvmsg(task, sock: Socket, it, flags: int, nonblock: bool, copied: int):
+    """Linux: inet_recvmsg() -> sk->sk_prot->recvmsg (tcp_recvmsg)."""
+    sk = sock.sk
+    return tcp_recvmsg(sk.net, sk, it, flags, nonblock, copied)
+
+
+def inet_ioctl(sock: Socket, what: str) -> int:
+    """Linux: inet_ioctl() -> sk->sk_prot->ioctl (tcp_ioctl)."""
+    return tcp_ioctl(sock.sk, what)
+
+
 # -- registration (Linux: inet_init(), inet6_init()) ----------------------------------
 
 inet_stream_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
-    shutdown=inet_shutdown)
+    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl)
 inet6_stream_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
-    shutdown=inet_shutdown)
+    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl)
 
 
 
@@ -328,12 +346,12 @@ inet_dgram_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl)
+    ioctl=udp_ioctl_ops)
 inet6_dgram_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl)
+    ioctl=udp_ioctl_ops)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_UDP, V4MAPPED_PREFIX, TcpState)
 from sysemu.abi.socket import AF_INET, AF_INET6, AF_UNSPEC, SOCK_DGRAM
-from sysemu.kernel.errors import SyscallError, WouldBlock
+from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Proto, mapped, sock_intr_errno
 from sysemu.net.ipv4.inet_connection_sock import inet_rcv_saddr_equal
 from sysemu.net.ipv4.inet_hashtables import inet_get_local_port_range
@@ -663,6 +663,14 @@ def udp_ioctl(net: "Net", sk: "Sock", inq: bool) -> int:
         return 0
     datagram_sync(net, sk)
     return len(sk.receive_queue[0].data) if sk.receive_queue else 0
+
+
+def udp_ioctl_ops(sock, what: str) -> int:
+    """sock->ops->ioctl of a UDP socket (inet_ioctl -> udp_ioctl()): SIOCINQ, SIOCOUTQ;
+    SIOCATMARK and SIOCOUTQNSD stay the placeholder's (the host answers)."""
+    if what not in ("inq", "outq"):
+        raise HostPassthrough()
+    return udp_ioctl(sock.net, sock.sk, what == "inq")
 
 
 def udp_shutdown(net: "Net", sock, how: int) -> None:
