@@ -1448,6 +1448,49 @@ def _read_all(sock, size):
     return data
 
 
+def _tcp_mmsg_vec(bufs, names):
+    """struct mmsghdr[len(bufs)], one iovec each over `bufs`, names `names` (or NULL)."""
+    iovs = [ctypes.create_string_buffer(struct.pack("<Qq", ctypes.addressof(b), len(b)))
+            for b in bufs]
+    vec = b"".join(struct.pack("<QiiQQQQI4xI4x", ctypes.addressof(n) if n else 0,
+                               len(n) if n else 0, 0, ctypes.addressof(iov), 1, 0, 0, 0, 0)
+                   for iov, n in zip(iovs, names))
+    return ctypes.create_string_buffer(vec), iovs
+
+
+@scenario
+def tcp_mmsg():
+    """sendmmsg/recvmmsg on a TCP connection: every message's bytes in one stream; a
+    recvmmsg entry takes what is queued (MSG_WAITFORONE: the next ones do not wait); no
+    name (msg_namelen 0); MSG_ERRQUEUE is EAGAIN; vlen 0 is 0."""
+    libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
+                              ctypes.c_void_p]
+    srv = listener()
+    c, a = connected_pair(srv)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    bufs = [ctypes.create_string_buffer(f"m{i}".encode(), 2) for i in range(3)]
+    vec, keep = _tcp_mmsg_vec(bufs, [None] * 3)
+    r = {"sendmmsg": c_outcome(libc.sendmmsg, c.fileno(), vec, 3, 0),
+         "msg_len": [struct.unpack_from("<I", vec.raw, 56 + 64 * i)[0] for i in range(3)]}
+    deadline = time.monotonic() + 5
+    while len(a.recv(16, socket.MSG_PEEK)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rbufs = [ctypes.create_string_buffer(8) for _ in range(3)]
+    names = [ctypes.create_string_buffer(16) for _ in range(3)]
+    rvec, keep2 = _tcp_mmsg_vec(rbufs, names)
+    r["recvmmsg"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 3, 0x10000, None)
+    r["got"] = rbufs[0].raw[:6].decode()
+    r["first_len"] = struct.unpack_from("<I", rvec.raw, 56)[0]
+    r["namelen"] = struct.unpack_from("<i", rvec.raw, 8)[0]
+    r["empty"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 3, socket.MSG_DONTWAIT, None)
+    r["errqueue"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 3, 0x2000, None)   # MSG_ERRQUEUE
+    r["vlen0"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 0, socket.MSG_DONTWAIT, None)
+    for s in (c, a, srv):
+        s.close()
+    return r
+
+
 def main(argv):
     if argv == ["--list"]:
         print("\n".join(SCENARIOS))

@@ -903,8 +903,9 @@ class NetGlue(HostHooks):
         program's end fills and its writes wait natively)."""
         sock = sock_of(ph.file)
         if sock is None or ph.kept_fd is None or ph.filler or ph.listener \
-                or ph in self._pulling:
-            return                      # (re-entered from the ACK its own send brought)
+                or ph.kind != "socket" or ph in self._pulling:
+            return                      # (re-entered from the ACK its own send brought;
+                                        # a datagram socket's records are _native_sends')
         self._pulling.add(ph)
         try:
             self._pull_into(ph, sock)
