@@ -90,6 +90,7 @@ from sysemu.host.files import HostFileReader
 from sysemu.host.libc import tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
+from sysemu.net.ipv4.udp import udp_sendmsg
 
 
 MAX_NATIVE_SENDS = 4096      # records taken from one kept end in one go
@@ -565,8 +566,7 @@ class NetGlue(HostHooks):
                 if hung_up:
                     return
             try:
-                socket_obj.ops.sendmsg(net, socket_obj, lambda data=data: data, len(data),
-                                       None, 0)
+                udp_sendmsg(net, sock, lambda data=data: data, len(data), None, 0)
             except SyscallError:
                 pass
 

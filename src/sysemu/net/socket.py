@@ -48,12 +48,15 @@ class ProtoOps:
     getname: Callable[[Sock, bool], tuple[int, bytes, int, int]]
     shutdown: Callable[[Net, "Socket", int], None]
     # The data calls (sock_sendmsg() / sock_recvmsg()); None: the family has none here.
-    # A datagram family's (UDP, in both data paths): sendmsg(net, sock, read, length,
-    # address, flags) -> bytes sent (read() copies the payload); recvmsg(net, sock, flags,
-    # nonblock, index) -> the datagram to copy out (None: shut down, nothing queued).
-    # A stream family's (TCP, the model data path only): sendmsg(task, sock, iter, flags,
-    # nonblock, copied) -> (bytes, wait); recvmsg(task, sock, iter, flags, nonblock,
-    # copied) -> (bytes, msg_flags, wait).
+    # sendmsg(task, sock, iter, flags, nonblock, copied, address) -> (bytes, wait): UDP
+    # sends one datagram (to `address` or the peer) and never waits; TCP (the model data
+    # path only) ignores the address and queues what fits (`copied`: what earlier
+    # attempts of the call queued; `wait`: the WouldBlock for the rest).
+    # recvmsg differs by kind: a datagram family's (UDP, both data paths) is
+    # recvmsg(net, sock, flags, nonblock, index) -> the datagram to copy out (None: shut
+    # down, nothing queued), which _recv_one() copies with its address; a stream's (TCP,
+    # the model data path) recvmsg(task, sock, iter, flags, nonblock, copied) -> (bytes,
+    # msg_flags, wait).
     # ioctl(sock, what) -> int, what "inq", "outq", "outqnsd" or "atmark".
     sendmsg: Callable | None = None
     recvmsg: Callable | None = None
@@ -529,14 +532,12 @@ def sock_sendmsg(task, sock: Socket, it: IovIter, flags: int,
     send space until all are (an attempt run again continues after what the earlier ones
     queued). MSG_DONTWAIT for an O_NONBLOCK file."""
     flags |= _nonblock(sock)
-    if _datagram(sock):
-        return sock.ops.sendmsg(sock.net, sock, lambda: it.read(0, it.count), it.count,
-                                address, flags)
     key = ("send", id(sock), it.segs, flags)
     copied = _resume(task, key)
     if not copied:
         task.kernel.host.pull_sent(sock.sk)     # bytes the program wrote untrapped first
-    n, wait = sock.ops.sendmsg(task, sock, it, flags, bool(flags & MSG_DONTWAIT), copied)
+    n, wait = sock.ops.sendmsg(task, sock, it, flags, bool(flags & MSG_DONTWAIT), copied,
+                               address)
     if wait is not None:
         task.partial = (key, copied + n)
         raise wait

@@ -307,8 +307,10 @@ def inet_shutdown(net: "Net", sock: Socket, how: int) -> None:
         raise SyscallError(err)
 
 
-def inet_sendmsg(task, sock: Socket, it, flags: int, nonblock: bool, copied: int):
-    """Linux: inet_sendmsg() -> sk->sk_prot->sendmsg (tcp_sendmsg)."""
+def inet_sendmsg(task, sock: Socket, it, flags: int, nonblock: bool, copied: int,
+                 address: bytes | None = None):
+    """Linux: inet_sendmsg() -> sk->sk_prot->sendmsg (tcp_sendmsg, which ignores the
+    address)."""
     sk = sock.sk
     return tcp_sendmsg(task, sk.net, sk, it, flags, nonblock, copied)
 

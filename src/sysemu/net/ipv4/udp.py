@@ -374,10 +374,12 @@ def udp_sendmsg(net: "Net", sk: "Sock", read, length: int, addr: bytes | None,
     return udp_send_skb(net, sk, data, saddr, daddr, dport, v4)
 
 
-def udp_sendmsg_ops(net: "Net", sock, read, length: int, addr: bytes | None,
-                    flags: int) -> int:
-    """sock->ops->sendmsg of a UDP socket (inet_sendmsg)."""
-    return udp_sendmsg(net, sock.sk, read, length, addr, flags)
+def udp_sendmsg_ops(task, sock, it, flags: int, nonblock: bool, copied: int,
+                    addr: bytes | None = None):
+    """sock->ops->sendmsg of a UDP socket (inet_sendmsg): one datagram of `it`'s bytes,
+    never a wait: (bytes sent, None)."""
+    return udp_sendmsg(sock.net, sock.sk, lambda: it.read(0, it.count), it.count, addr,
+                       flags), None
 
 
 def udp_recvmsg_ops(net: "Net", sock, flags: int, nonblocking: bool,
