@@ -23,6 +23,8 @@ a fraction of native (> 1: faster than native), whatever the unit. Rows:
                      sendmsg/recvmsg, which sysemu traps: what UDP costs TCP programs)
   UDP                request/response (a server's recvfrom/sendto, a connected client's
                      send/recv) in us/rtt; bulk 1400-byte datagrams in MB/s received
+  --datapath model   http.server, bulk and ping-pong again with every byte through
+                     sysemu's TCP (the "sysemu" column runs `sysemu run --datapath model`)
   idle connections   the supervisor's memory per connection, 10,000 held open
 
 Not a test: nothing here passes or fails; the targets are printed beside the figures.
@@ -166,8 +168,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def http_server(seconds: int):
-    """Python's http.server (HTTP/1.0: one connection per request) under wrk."""
+def http_server(seconds: int, options: tuple[str, ...] = ()):
+    """Python's http.server (HTTP/1.0: one connection per request) under wrk; `options`
+    of `sysemu run` for the sandboxed run."""
     def one(sandboxed: bool) -> float:
         port = free_port()
         d = Path(tempfile.mkdtemp(prefix="sysemu-http-"))
@@ -178,7 +181,7 @@ def http_server(seconds: int):
                   f"kill $srv; wait $srv 2>/dev/null; exit $rc")
         cmd = ["sh", "-c", script]
         if sandboxed:
-            cmd = [str(SYSEMU), "run", "--"] + cmd
+            cmd = [str(SYSEMU), "run", *options, "--"] + cmd
         try:
             out = output(cmd)
         finally:
@@ -292,6 +295,23 @@ def main() -> int:
                         {"native": c_rate("udp_bulk", udp_mb, [], r"([\d.]+) MB/s"),
                          "sysemu": c_rate("udp_bulk", udp_mb, sysemu, r"([\d.]+) MB/s")},
                         False))
+        # The model data path: a trap per data call, every byte through sysemu's TCP.
+        model = [str(SYSEMU), "run", "--datapath", "model", "--"]
+        if shutil.which("wrk"):
+            fn = http_server(secs, ("--datapath", "model"))
+            rows.append(Row("http.server, --datapath model", "req/s",
+                            {"native": lambda fn=fn: fn(False),
+                             "sysemu": lambda fn=fn: fn(True)}, False))
+        mb_model = "100" if q else "500"
+        rows.append(Row("bulk, --datapath model", "MB/s",
+                        {"native": c_rate("bulk", int(mb_model), [], r"([\d.]+) MB/s"),
+                         "sysemu": c_rate("bulk", int(mb_model), model, r"([\d.]+) MB/s")},
+                        False))
+        rtts_model = 1000 if q else 5000
+        rows.append(Row("ping-pong, --datapath model", "us/rtt",
+                        {"native": c_rate("pingpong", rtts_model, [], r"([\d.]+) us/rtt"),
+                         "sysemu": c_rate("pingpong", rtts_model, model,
+                                          r"([\d.]+) us/rtt")}, True))
         for r in range(args.rounds):
             for row in rows:
                 row.run_round()

@@ -137,3 +137,16 @@ def test_recvmmsg_errqueue_on_tcp(sysemu_bin):
     native = _run([sys.executable, "-c", MMSG_PROBE])
     assert native == ["EAGAIN EINVAL EAGAIN q"]
     assert _run([str(sysemu_bin), "run", "--", sys.executable, "-c", MMSG_PROBE]) == native
+
+
+@pytest.mark.parametrize("args", [("socketcall",), ("direct",), ("socketcall", "udp"),
+                                  ("direct", "udp")], ids=" ".join)
+def test_i386_model_datapath_native_equals_sysemu(probe32, sysemu_bin, args):
+    """The same probe under `--datapath model`: TCP's data calls from an i386 program
+    (socketcall's SYS_RECV*, SYS_SEND*MSG, the direct calls; compat msghdr and iovec)
+    through sysemu's TCP, UDP's as in the native path; a connected UDP socket's recv is
+    sysemu's there, so the direct run's ECONNREFUSED matches too."""
+    native = _run([str(probe32), *args])
+    assert len(native) > 20, native
+    assert _run([str(sysemu_bin), "run", "--datapath", "model", "--", str(probe32),
+                 *args]) == native

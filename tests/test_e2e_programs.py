@@ -211,6 +211,21 @@ def test_http_server_sysemu(workdir, sysemu_bin, traced):
     assert not traced or "accept4(" in (workdir / "trace.txt").read_text()
 
 
+# The model data path: the same programs with every byte through sysemu's TCP.
+MODEL = ["--datapath", "model"]
+
+
+@TRACED
+def test_http_server_model_datapath(workdir, sysemu_bin, traced):
+    need("python3", package="python3")
+    need("curl", package="curl")
+    done, same = http_server_run(workdir, sysemu_bin, MODEL + traced_options(traced, workdir))
+    want = (0, "curl rc=0\nserver stopped\n", True)
+    assert (done.returncode, text(done), same) == want, report(done)
+    assert done.extra == "ECONNREFUSED", report(done)
+    assert not traced or "recvfrom(" in (workdir / "trace.txt").read_text()
+
+
 # --- nginx: master + 2 workers, curl, wrk, nginx -s quit ---
 
 NGINX_CONF = """
@@ -248,7 +263,7 @@ until_ok 100 test ! -e "$D/nginx.pid" || echo "nginx did not exit"
 """
 
 
-def nginx_run(workdir, sysemu_bin):
+def nginx_run(workdir, sysemu_bin, options=()):
     port = free_port()
     (workdir / "www").mkdir(exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
@@ -257,7 +272,8 @@ def nginx_run(workdir, sysemu_bin):
     want = known_file(workdir / "www" / "hello.bin", 50_000)
     (workdir / "nginx.conf").write_text(NGINX_CONF.format(d=workdir, port=port))
     try:
-        done = run_sh(NGINX_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(port)})
+        done = run_sh(NGINX_SCRIPT, sysemu_bin, env={"D": str(workdir), "PORT": str(port)},
+                      options=options)
     finally:
         kill_daemon(workdir / "nginx.pid")
     got = (workdir / "got.bin").read_bytes() if (workdir / "got.bin").exists() else None
@@ -293,6 +309,13 @@ def test_nginx_sysemu(workdir, sysemu_bin):
     check_nginx(*nginx_run(workdir, sysemu_bin))
 
 
+def test_nginx_model_datapath(workdir, sysemu_bin):
+    need("nginx", package="nginx")
+    need("curl", package="curl")
+    need("wrk", package="wrk")
+    check_nginx(*nginx_run(workdir, sysemu_bin, MODEL))
+
+
 # --- redis-server, redis-cli, redis-benchmark ---
 
 REDIS_SCRIPT = """
@@ -313,9 +336,9 @@ echo "redis exit=$?"
 REDIS_WANT = "PONG\nSET: requests per second\nGET: requests per second\nredis exit=0\n"
 
 
-def redis_run(workdir, sysemu_bin):
+def redis_run(workdir, sysemu_bin, options=()):
     return run_sh(REDIS_SCRIPT, sysemu_bin,
-                  env={"D": str(workdir), "PORT": str(free_port())})
+                  env={"D": str(workdir), "PORT": str(free_port())}, options=options)
 
 
 def test_redis_native(workdir):
@@ -329,6 +352,13 @@ def test_redis_sysemu(workdir, sysemu_bin):
     need("redis-server", package="redis-server")
     need("redis-cli", "redis-benchmark", package="redis-tools")
     done = redis_run(workdir, sysemu_bin)
+    assert (done.returncode, text(done)) == (0, REDIS_WANT), report(done)
+
+
+def test_redis_model_datapath(workdir, sysemu_bin):
+    need("redis-server", package="redis-server")
+    need("redis-cli", "redis-benchmark", package="redis-tools")
+    done = redis_run(workdir, sysemu_bin, MODEL)
     assert (done.returncode, text(done)) == (0, REDIS_WANT), report(done)
 
 
@@ -372,6 +402,14 @@ def test_c_epoll_sendfile_sysemu(workdir, c_programs, sysemu_bin, traced):
     done = c_run(workdir, c_programs, sysemu_bin, traced_options(traced, workdir))
     assert (done.returncode, text(done)) == (0, C_WANT), report(done)
     assert not traced or "sendfile(" in (workdir / "trace.txt").read_text()
+
+
+@TRACED
+def test_c_epoll_sendfile_model_datapath(workdir, c_programs, sysemu_bin, traced):
+    """sendfile into a sysemu socket is served in this mode (do_sendfile: the file read
+    through a copy of the program's descriptor, only what the send queue takes)."""
+    done = c_run(workdir, c_programs, sysemu_bin, MODEL + traced_options(traced, workdir))
+    assert (done.returncode, text(done)) == (0, C_WANT), report(done)
 
 
 # --- demo/accept_queue.py ---

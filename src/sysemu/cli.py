@@ -2,7 +2,8 @@
 
     sysemu run [--policy passthrough|strict] [--sysctl NAME=VALUE ...] [--seed N]
                [--strace[=SET]] [-o FILE] [-T|--strace-time] [-y|--decode-fds]
-               [--trace-all] [--inject=SPEC ...] [--fault=SPEC ...] -- CMD ARGS...
+               [--trace-all] [--inject=SPEC ...] [--fault=SPEC ...]
+               [--datapath native|model] -- CMD ARGS...
     sysemu trace [-e [trace=]SET] [-e inject=SPEC] [-o FILE] [-T] [-y] ... -- CMD ARGS...
     sysemu syscalls [--policy passthrough|strict] [--format table|json]
     sysemu efi-stub IMAGE [--format text|json]
@@ -21,6 +22,7 @@ def load_handlers() -> None:
     """Import the packages whose @syscall handlers fill the tables."""
     import sysemu.fs.fcntl  # noqa: F401
     import sysemu.fs.procfs  # noqa: F401
+    import sysemu.fs.read_write  # noqa: F401
     import sysemu.net  # noqa: F401
 
 
@@ -165,6 +167,15 @@ def check_forward_options(args: argparse.Namespace, prog: str):
     return forwarding if forwarding else None
 
 
+def add_datapath_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datapath", choices=["native", "model"], default="native",
+                        help="how the bytes of connected sockets move: native (the default: "
+                             "between the programs, through the host kernel) or model "
+                             "(read/write/send/recv served by sysemu, every byte through "
+                             "its TCP: exact segments, MSG_MORE/TCP_CORK, urgent data, queue "
+                             "sizes, close order; a trap per data call)")
+
+
 def add_contain_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-contain", action="store_true",
                         help="no namespaces around the program (user, network, PID, mount, "
@@ -192,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true",
                      help="say how sysemu serves the program (the listener's wake-up mode)")
     add_trace_options(run)
+    add_datapath_option(run)
     add_contain_option(run)
     add_forward_options(run)
     from sysemu.observe.cli import add_run_options
@@ -208,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("-e", dest="exprs", metavar="EXPR", action="append", default=[],
                        help="[trace=]SET, inject=SPEC or fault=SPEC (strace's -e)")
     add_trace_options(trace)
+    add_datapath_option(trace)
     add_contain_option(trace)
     add_forward_options(trace)
     trace.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
@@ -215,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tables = sub.add_parser("syscalls", help="list the syscall tables and what serves each")
     add_policy(tables)
+    add_datapath_option(tables)
     tables.add_argument("--format", choices=["table", "json"], default="table")
     tables.set_defaults(func=cmd_syscalls)
 
@@ -261,11 +275,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     forwarding = check_forward_options(args, prog)
     if forwarding is False:
         return 2
+    if forwarding and getattr(args, "datapath", "native") == "model":
+        # sysemu: a forwarded connection's bytes are moved between the host socket and a
+        # placeholder's kept end (host/portfwd.py), which the model data path does not use
+        print(f"{prog}: --publish and --allow-egress work in the native data path only "
+              f"(not with --datapath model)", file=sys.stderr)
+        return 2
     load_handlers()
     # Linux: CONFIG_X86_X32_ABI: follow the host kernel (without it x32 calls are ENOSYS).
     syscalls = Syscalls(args.policy, x32_abi=host_has_x32_abi(),
-                        on_unserved=unserved_logger())
+                        on_unserved=unserved_logger(), datapath=args.datapath)
     kernel = Kernel(clock=MonotonicClock(), rng=host_random(args.seed))
+    kernel.datapath = args.datapath
     try:
         configure_kernel(kernel, args.sysctl)
     except ValueError as exc:
@@ -315,7 +336,7 @@ def slot_row(slot) -> dict:
 
 def cmd_syscalls(args: argparse.Namespace) -> int:
     load_handlers()
-    rows = [slot_row(s) for s in Syscalls(args.policy).rows()]
+    rows = [slot_row(s) for s in Syscalls(args.policy, datapath=args.datapath).rows()]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)
         print()

@@ -1265,6 +1265,304 @@ def signal_during_timed_connect():
     return result
 
 
+# --- the data path (tcp_sendmsg / tcp_recvmsg): what the receiver sees ---
+
+SIOCINQ, SIOCOUTQ, SIOCATMARK, SIOCOUTQNSD = 0x541B, 0x5411, 0x8905, 0x894B
+
+
+def _ioctl_int(sock, cmd):
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), cmd, b"\0" * 4))[0]
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def _recv_now(sock, n, flags=0):
+    """recv without Python's timeout wait (which polls before it calls recv): the bytes
+    as text, or the errno name."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return sock.recv(n, flags).decode()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    finally:
+        sock.settimeout(timeout)
+
+
+def _readable(sock, timeout=2.0) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(int(timeout * 1000)))
+
+
+@scenario
+def msg_more_coalescing():
+    # tcp_push() with MSG_MORE corks (TCP_NAGLE_CORK): a partial segment waits for the
+    # next send without it; TCP_CORK holds partial segments until cleared. The receiver
+    # sees nothing meanwhile, then everything in one read.
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    c.send(b"head ", socket.MSG_MORE)
+    c.send(b"more ", socket.MSG_MORE)
+    result["held_more"] = (_recv_now(a, 100), _ioctl_int(c, SIOCOUTQ),
+                           _ioctl_int(c, SIOCOUTQNSD))
+    c.send(b"body")
+    _readable(a)
+    result["after_more"] = a.recv(100).decode()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.send(b"x")
+    c.send(b"y")
+    result["held_cork"] = (_recv_now(a, 100), _ioctl_int(c, SIOCOUTQNSD))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    _readable(a)
+    result["after_cork"] = a.recv(100).decode()
+    # The cork holds a partial segment for at most about 200 ms (tcp(7): the probe
+    # timer then sends it, tcp_write_wakeup()): waited for with poll, not timed.
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.send(b"late")
+    result["cork_ceiling"] = (_readable(a, 3.0) and a.recv(100).decode(),
+                              _ioctl_int(c, SIOCOUTQNSD))
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def peek_and_waitall():
+    # MSG_PEEK leaves the bytes queued; MSG_WAITALL waits for the whole length (the
+    # rest comes from another thread); MSG_TRUNC drops bytes without copying them.
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    c.sendall(b"hello world")
+    _readable(a)
+    result["peek"] = a.recv(5, socket.MSG_PEEK).decode()
+    result["inq_after_peek"] = _ioctl_int(a, SIOCINQ)
+    result["read"] = a.recv(100).decode()
+    c.sendall(b"abc")
+    writer = threading.Timer(0.2, lambda: c.sendall(b"def"))
+    writer.start()
+    result["waitall"] = a.recv(6, socket.MSG_WAITALL).decode()
+    writer.join()
+    c.sendall(b"123456")
+    _readable(a)
+    result["trunc"] = (len(a.recv(4, socket.MSG_TRUNC)), a.recv(100).decode())
+    c.shutdown(socket.SHUT_WR)
+    result["waitall_eof"] = a.recv(10, socket.MSG_WAITALL).decode()
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def queue_ioctls():
+    # tcp_ioctl(): SIOCINQ counts what the reader has not read, SIOCOUTQ what is not yet
+    # acknowledged, SIOCOUTQNSD what is not yet sent (held by TCP_CORK here); the
+    # receiver's /proc/net/tcp rx_queue and tcpi_bytes_received agree.
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {"fresh": (_ioctl_int(a, SIOCINQ), _ioctl_int(c, SIOCOUTQ))}
+    c.sendall(b"z" * 1000)
+    _readable(a)
+    time.sleep(0.05)                # the receiver's ACK (not a pass/fail timing: any
+    result["inq"] = _ioctl_int(a, SIOCINQ)      # later value is the same)
+    port = a.getsockname()[1]
+    peer = a.getpeername()[1]
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    rx = [int(r[4].split(":")[1], 16) for r in rows
+          if int(r[1].split(":")[1], 16) == port and int(r[2].split(":")[1], 16) == peer]
+    result["proc_rx_queue"] = rx
+    info = a.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    result["bytes_received"] = struct.unpack_from("Q", info, 128)[0]
+    a.recv(600)
+    result["inq_after_read"] = _ioctl_int(a, SIOCINQ)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.send(b"q" * 10)
+    result["corked"] = (_ioctl_int(c, SIOCOUTQ), _ioctl_int(c, SIOCOUTQNSD))
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def urgent_data():
+    # send(MSG_OOB): the last byte is urgent (tcp_mark_urg); the receiver's reads stop at
+    # the mark (SIOCATMARK), recv(MSG_OOB) takes the byte, a second one fails EINVAL;
+    # with SO_OOBINLINE the byte stays in the stream and MSG_OOB is EINVAL.
+    srv = listener()
+    result = {}
+    for inline in (0, 1):
+        c, a = connected_pair(srv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, inline)
+        c.send(b"abc")
+        c.send(b"!", socket.MSG_OOB)
+        c.send(b"def")
+        _readable(a)
+        time.sleep(0.05)            # everything has arrived (loopback)
+        got = {"mark0": _ioctl_int(a, SIOCATMARK), "first": _recv_now(a, 100),
+               "mark1": _ioctl_int(a, SIOCATMARK)}
+        got["oob"] = _recv_now(a, 1, socket.MSG_OOB)
+        got["rest"] = _recv_now(a, 100)
+        got["oob_again"] = _recv_now(a, 1, socket.MSG_OOB)
+        got["mark2"] = _ioctl_int(a, SIOCATMARK)
+        got["empty"] = _recv_now(a, 100)
+        result[f"inline{inline}"] = got
+        c.close()
+        a.close()
+    srv.close()
+    return result
+
+
+@scenario
+def signal_during_recv():
+    # tcp_recvmsg's wait: SO_RCVTIMEO ends it with EAGAIN; a signal ends a timed wait
+    # with EINTR even under SA_RESTART (sock_intr_errno()), an untimed one restarts and
+    # gets the bytes sent after the signal; a blocking send of more than the peer takes
+    # waits for send space and completes once the peer reads (libc's recv/send, so
+    # Python's EINTR retry does not hide the answers).
+    libc.recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append("handler"))
+    signal.siginterrupt(signal.SIGALRM, False)          # SA_RESTART
+    srv = listener()
+    c, a = connected_pair(srv)
+    a.settimeout(None)
+    buf = ctypes.create_string_buffer(64)
+    result = {}
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.3))
+    signal.siginterrupt(signal.SIGALRM, True)           # a guard, should the timeout not
+    signal.setitimer(signal.ITIMER_REAL, 3.0)           # end the wait (EINTR then)
+    result["timeout"] = c_outcome(libc.recv, a.fileno(), buf, 64, 0)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.siginterrupt(signal.SIGALRM, False)
+    if got:
+        return {"timeout": result["timeout"], "guard": got}
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(5))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    result["timed_signal"] = c_outcome(libc.recv, a.fileno(), buf, 64, 0)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0))
+    late = threading.Timer(0.6, lambda: c.sendall(b"late"))
+    late.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    n = c_outcome(libc.recv, a.fileno(), buf, 64, 0)
+    result["untimed_restarted"] = (n, buf.raw[:n].decode() if isinstance(n, int) else "")
+    late.join()
+    result["handlers"] = len(got)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    c.settimeout(None)
+    big = b"w" * (8 << 20)
+    reader = threading.Timer(0.3, lambda: result.__setitem__(
+        "read_back", len(_read_all(a, len(big)))))
+    reader.start()
+    result["blocking_send"] = c.send(big)       # all of it, once the reader reads
+    reader.join()
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+@scenario
+def sendfile_edges():
+    # do_sendfile() into a connected TCP socket: the offset pointer moves past what was
+    # sent and the file's position does not; without one the position moves; count 0;
+    # a huge count (clamped, the file's end ends it); ESPIPE for an offset on a pipe, and
+    # EINVAL for a pipe without one (splice_direct_to_actor() wants a regular file);
+    # EBADF for a source not open for reading or not open at all.
+    import tempfile
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "f")
+        with open(path, "wb") as f:
+            f.write(bytes(range(256)) * 40)                 # 10240 bytes
+        fd = os.open(path, os.O_RDONLY)
+        libc.sendfile.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                  ctypes.c_size_t]
+        off = ctypes.c_int64(100)
+        result["offset"] = (c_outcome(libc.sendfile, c.fileno(), fd, ctypes.byref(off), 1000),
+                            off.value, os.lseek(fd, 0, os.SEEK_CUR))
+        result["no_offset"] = (c_outcome(libc.sendfile, c.fileno(), fd, None, 500),
+                               os.lseek(fd, 0, os.SEEK_CUR))
+        result["count0"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 0)
+        result["huge"] = (c_outcome(libc.sendfile, c.fileno(), fd, None, 1 << 40),
+                          os.lseek(fd, 0, os.SEEK_CUR))
+        result["at_end"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 10)
+        wfd = os.open(path, os.O_WRONLY)
+        result["write_only"] = c_outcome(libc.sendfile, c.fileno(), wfd, None, 10)
+        rp, wp = os.pipe()
+        os.write(wp, b"piped")
+        off = ctypes.c_int64(0)
+        result["pipe_offset"] = c_outcome(libc.sendfile, c.fileno(), rp, ctypes.byref(off), 5)
+        result["pipe"] = c_outcome(libc.sendfile, c.fileno(), rp, None, 5)
+        result["bad_fd"] = c_outcome(libc.sendfile, c.fileno(), 9999, None, 5)
+        for x in (fd, wfd, rp, wp):
+            os.close(x)
+    c.shutdown(socket.SHUT_WR)
+    got = _read_all(a, 1 << 20)
+    want = (bytes(range(256)) * 40)
+    result["stream"] = got == want[100:1100] + want[:500] + want[500:]
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+def _read_all(sock, size):
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _tcp_mmsg_vec(bufs, names):
+    """struct mmsghdr[len(bufs)], one iovec each over `bufs`, names `names` (or NULL)."""
+    iovs = [ctypes.create_string_buffer(struct.pack("<Qq", ctypes.addressof(b), len(b)))
+            for b in bufs]
+    vec = b"".join(struct.pack("<QiiQQQQI4xI4x", ctypes.addressof(n) if n else 0,
+                               len(n) if n else 0, 0, ctypes.addressof(iov), 1, 0, 0, 0, 0)
+                   for iov, n in zip(iovs, names))
+    return ctypes.create_string_buffer(vec), iovs
+
+
+@scenario
+def tcp_mmsg():
+    """sendmmsg/recvmmsg on a TCP connection: every message's bytes in one stream; a
+    recvmmsg entry takes what is queued (MSG_WAITFORONE: the next ones do not wait); no
+    name (msg_namelen 0); MSG_ERRQUEUE is EAGAIN; vlen 0 is 0."""
+    libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
+                              ctypes.c_void_p]
+    srv = listener()
+    c, a = connected_pair(srv)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    bufs = [ctypes.create_string_buffer(f"m{i}".encode(), 2) for i in range(3)]
+    vec, keep = _tcp_mmsg_vec(bufs, [None] * 3)
+    r = {"sendmmsg": c_outcome(libc.sendmmsg, c.fileno(), vec, 3, 0),
+         "msg_len": [struct.unpack_from("<I", vec.raw, 56 + 64 * i)[0] for i in range(3)]}
+    deadline = time.monotonic() + 5
+    while len(a.recv(16, socket.MSG_PEEK)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rbufs = [ctypes.create_string_buffer(8) for _ in range(3)]
+    names = [ctypes.create_string_buffer(16) for _ in range(3)]
+    rvec, keep2 = _tcp_mmsg_vec(rbufs, names)
+    r["recvmmsg"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 3, 0x10000, None)
+    r["got"] = rbufs[0].raw[:6].decode()
+    r["first_len"] = struct.unpack_from("<I", rvec.raw, 56)[0]
+    r["namelen"] = struct.unpack_from("<i", rvec.raw, 8)[0]
+    r["empty"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 3, socket.MSG_DONTWAIT, None)
+    r["errqueue"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 3, 0x2000, None)   # MSG_ERRQUEUE
+    r["vlen0"] = c_outcome(libc.recvmmsg, a.fileno(), rvec, 0, socket.MSG_DONTWAIT, None)
+    for s in (c, a, srv):
+        s.close()
+    return r
+
+
 def main(argv):
     if argv == ["--list"]:
         print("\n".join(SCENARIOS))

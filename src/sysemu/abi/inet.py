@@ -95,3 +95,4 @@ class TcpFlags(enum.IntFlag):
     RST = 0x04
     PSH = 0x08
     ACK = 0x10
+    URG = 0x20

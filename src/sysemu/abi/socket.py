@@ -142,3 +142,14 @@ COMPAT_LAYOUTS = UserLayouts(4, struct.Struct("<IiIIIII"), struct.Struct("<II"),
 X32_LAYOUTS = UserLayouts(4, COMPAT_LAYOUTS.msghdr, COMPAT_LAYOUTS.iovec,
                           COMPAT_LAYOUTS.cmsghdr, 32, TIMEVAL64, TIMEVAL64)
 LAYOUTS = {"64": NATIVE_LAYOUTS, "x32": X32_LAYOUTS, "i386": COMPAT_LAYOUTS}
+# Linux: include/linux/socket.h msg_flags
+MSG_OOB = 0x1
+MSG_PEEK = 0x2
+MSG_DONTROUTE = 0x4
+MSG_CTRUNC = 0x8
+MSG_TRUNC = 0x20
+MSG_DONTWAIT = 0x40
+MSG_EOR = 0x80
+MSG_WAITALL = 0x100
+MSG_NOSIGNAL = 0x4000
+MSG_MORE = 0x8000

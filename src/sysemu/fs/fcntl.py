@@ -18,7 +18,8 @@ from sysemu.kernel.errors import HostPassthrough
 from sysemu.kernel.syscalls import CUInt, CULong, UserPtr, syscall
 from sysemu.kernel.task import Task
 from sysemu.kernel.usermem import get_user_int
-from sysemu.net.socket import SIOCINQ, SIOCOUTQ, Socket, sock_ioctl_queue
+from sysemu.net.socket import (SIOCATMARK, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD, Socket,
+                               sock_ioctl_queue)
 
 F_SETFL = 4
 FIONBIO = 0x5421
@@ -42,11 +43,12 @@ syscall("fcntl64", abis=("i386",), trap_when=(((1, "eq", F_SETFL),),))(sys_fcntl
 
 
 @syscall("ioctl", trap_when=(((1, "eq", FIONBIO),), ((1, "eq", SIOCINQ),),
-                             ((1, "eq", SIOCOUTQ),)))
+                             ((1, "eq", SIOCOUTQ),), ((1, "eq", SIOCATMARK),),
+                             ((1, "eq", SIOCOUTQNSD),)))
 def sys_ioctl(task: Task, fd: CUInt, cmd: CUInt, arg: UserPtr) -> int:
-    """ioctl(2): FIONBIO, SIOCINQ, SIOCOUTQ. Linux: fs/ioctl.c do_vfs_ioctl()
-    (ioctl_fionbio()), else the file's own: net/socket.c sock_ioctl()."""
-    if cmd in (SIOCINQ, SIOCOUTQ):
+    """ioctl(2): FIONBIO, SIOCINQ, SIOCOUTQ, SIOCATMARK, SIOCOUTQNSD. Linux: fs/ioctl.c
+    do_vfs_ioctl() (ioctl_fionbio()), else the file's own: net/socket.c sock_ioctl()."""
+    if cmd in (SIOCINQ, SIOCOUTQ, SIOCATMARK, SIOCOUTQNSD):
         sock = task.files.lookup(fd).private_data
         if isinstance(sock, Socket):
             return sock_ioctl_queue(task, sock, cmd, arg)

@@ -12,9 +12,13 @@ instead of four (measured: README, Performance).
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import stat
 
-from sysemu.kernel.errors import HostPassthrough
+from sysemu.abi.errno import Errno
+from sysemu.host.libc import getfd_of
+from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import File
 
 SOCKET_PREFIX = "socket:["
@@ -91,3 +95,48 @@ class HostFileTable:
 
     def __del__(self) -> None:
         self.close()
+
+
+class HostFileReader:
+    """A program's host descriptor, read on its behalf (sendfile into a sysemu socket in
+    the model data path): a copy of it (pidfd_getfd), so reads share the program's open
+    file description and a read without an offset moves its position, as Linux's
+    do_sendfile() does. readable: opened for reading (FMODE_READ); seekable: pread works
+    (FMODE_PREAD: not a pipe or a socket); regular: a regular file or a block device
+    (what splice_direct_to_actor() reads)."""
+
+    def __init__(self, pid: int, fd: int):
+        try:
+            self.fd = getfd_of(pid, fd)
+        except OSError:
+            raise SyscallError(Errno.EBADF) from None
+        try:
+            flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+            self.readable = (flags & os.O_ACCMODE) in (os.O_RDONLY, os.O_RDWR) \
+                and not flags & O_PATH
+            mode = os.fstat(self.fd).st_mode
+            self.regular = stat.S_ISREG(mode) or stat.S_ISBLK(mode)
+            try:
+                os.lseek(self.fd, 0, os.SEEK_CUR)
+                self.seekable = True
+            except OSError:
+                self.seekable = False
+        except OSError:
+            self.close()
+            raise SyscallError(Errno.EBADF) from None
+
+    def read(self, n: int, pos: int | None) -> bytes:
+        try:
+            return os.pread(self.fd, n, pos) if pos is not None else os.read(self.fd, n)
+        except BlockingIOError:
+            raise SyscallError(Errno.EAGAIN) from None
+        except OSError as exc:
+            raise SyscallError(exc.errno or Errno.EIO) from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+O_PATH = 0o10000000

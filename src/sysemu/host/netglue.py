@@ -38,6 +38,26 @@ unconnected socket are the difference left (README: Limitations).
 - reconnecting: a fresh placeholder at the program's descriptor, installed by the
   supervisor (a ReplaceFd request: ADDFD with SETFD needs the notification).
 
+The model data path (`sysemu run --datapath model`, kernel.datapath): the program's data
+calls are trapped and served by the model (fs/read_write.py, net/socket.py), so nothing is
+handed off: every socket keeps a pair of its own, and each program's last close shows as
+the hang-up of its kept end when it happens (TIME_WAIT goes to the side that closed
+first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
+- readable: a token byte sits in the program's end while the model's receive queue holds
+  bytes or an error (written into the kept end; taken out of the program's end when the
+  queue empties);
+- EOF (POLLIN|POLLRDHUP): the kept end shuts its sending side once a FIN came or the
+  program shut its reading side;
+- a reset: the placeholder breaks as before (POLLERR|POLLHUP; the model answers reads);
+- bytes the program writes with calls that are not trapped (splice, vmsplice, sendmmsg,
+  i386 socketcall) reach the kept end: sysemu reads them and queues them in the model's
+  send queue (tcp_sendpage), after whatever it already holds, and before any trapped send
+  that follows (pull_sent).
+- writable: while the model's send queue has room (sk_stream_is_writeable()), else the
+  program's end is filled as for a connecting socket (_fill), once the kept end holds
+  nothing of the program's.
+sysemu: POLLHUP and POLLPRI are not shown (README: Limitations).
+
 sysemu: a socket that is neither connected nor listening is a pair end, so recv/read on
 it fail with EAGAIN or wait (Linux: ENOTCONN), send/write succeed (Linux: EPIPE), poll
 shows POLLOUT without POLLHUP; recv/read on a listener read the readiness token (Linux:
@@ -67,8 +87,11 @@ from sysemu.host.pump import Pump
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import InstallFd, InstallFds
-from sysemu.kernel.task import HostHooks
-from sysemu.net.ipv4.tcp import tcp_data_pending
+from sysemu.host.files import HostFileReader
+from sysemu.host.libc import tgkill
+from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
+from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
+from sysemu.net.scm import KvecIter
 
 
 MAX_NATIVE_SENDS = 4096      # records taken from one kept end in one go
@@ -99,13 +122,22 @@ class NetGlue(HostHooks):
         self.abstract_inside = False
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
         self._borrowed: dict = {}           # Placeholder -> its program end, for one batch
+        self._pulling: set = set()          # placeholders _pull() is working on
         # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
         # published port: host/portfwd.py), which takes the accepted child's kept end
         self.outside: dict = {}
         placeholders.on_release = self._release_model
 
+    @property
+    def model(self) -> bool:
+        """The model data path: the bytes go through sysemu's TCP (module docstring)."""
+        return self.kernel.datapath == DATAPATH_MODEL
+
     def use_pump(self, pump: Pump) -> None:
-        """From now on accepted connections go through `pump`, not handed off."""
+        """From now on accepted connections go through `pump`, not handed off (not in the
+        model data path, where the model moves every byte and the pcap has its segments)."""
+        if self.model:
+            return
         self.pump = pump
         pump.program_end = self.program_end
 
@@ -126,6 +158,10 @@ class NetGlue(HostHooks):
             return
         if sock.peer is not None and getattr(sock, "parent", None) is not None:
             self._accepting(sock.parent)
+            if self.model and sock.peer not in self.outside:
+                ph = phs.new(file, "socket", file.nonblocking)     # the model moves the bytes
+                ph.on_installed = lambda ok, ph=ph: self._installed(ph, ok)
+                return
             if self.pump is not None or sock.peer in self.outside:
                 # the Pump moves the bytes: a pair of its own
                 ph = phs.new(file, "socket", file.nonblocking)
@@ -231,14 +267,21 @@ class NetGlue(HostHooks):
 
     def connecting(self, sock) -> None:
         """A connecting socket is not writable until established (Linux: tcp_poll in
-        SYN_SENT): fill the program's end's send buffer, made as small as it goes, so that
-        poll() shows no POLLOUT; connect_done() takes the filler out again."""
+        SYN_SENT): fill the program's end's send buffer (_fill); connect_done() takes the
+        filler out again."""
         ph = self.placeholders.of_sock(sock)
         if ph is None or ph.kept_fd is None or ph.filler:
             return
+        self._fill(ph)
+
+    def _fill(self, ph: Placeholder) -> None:
+        """The program's end stops showing POLLOUT: its send buffer, made as small as it
+        goes, is filled with bytes the kept end does not read (unix_writable())."""
         end = self.placeholders.program_end(ph)
         if end is None:
             return
+        if self.model:
+            self.placeholders.rearm(ph, 0)      # the filler is not the program's bytes
         try:
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)   # the minimum
             chunk = b"\0" * 4096
@@ -248,8 +291,32 @@ class NetGlue(HostHooks):
                 except (BlockingIOError, InterruptedError):
                     break
         except OSError as exc:
-            self.log(f"connecting placeholder: {exc}")
+            self.log(f"filling a placeholder: {exc}")
         finally:
+            end.close()
+
+    def _unfill(self, ph: Placeholder, sock) -> None:
+        """_fill() undone: the filler read out of the kept end, the program's end's send
+        buffer as it was: POLLOUT again."""
+        remaining = ph.filler
+        while remaining > 0:
+            try:
+                got = os.read(ph.kept_fd, min(remaining, 1 << 16))
+            except BlockingIOError:
+                break
+            if not got:
+                break
+            remaining -= len(got)
+        ph.filler = 0
+        # the filler woke the first-write watch: arm it again
+        self.placeholders.rearm(ph, select.EPOLLIN if self.model
+                                else select.EPOLLIN | select.EPOLLONESHOT)
+        end = self.placeholders.program_end(ph)
+        if end is not None:
+            try:
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock.sndbuf // 2)
+            except OSError:
+                pass
             end.close()
 
     def connect_done(self, sock, err: int) -> None:
@@ -260,25 +327,7 @@ class NetGlue(HostHooks):
             self._break(ph)
             return
         if ph.filler:
-            remaining = ph.filler
-            while remaining > 0:
-                try:
-                    got = os.read(ph.kept_fd, min(remaining, 1 << 16))
-                except BlockingIOError:
-                    break
-                if not got:
-                    break
-                remaining -= len(got)
-            ph.filler = 0
-            # the filler woke the first-write watch: arm it again
-            self.placeholders.rearm(ph, select.EPOLLIN | select.EPOLLONESHOT)
-            end = self.placeholders.program_end(ph)
-            if end is not None:
-                try:
-                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock.sndbuf // 2)
-                except OSError:
-                    pass
-                end.close()
+            self._unfill(ph, sock)
 
     def reset(self, sock) -> None:
         """A connection reset before sysemu handed it off (its listener went away, an RST
@@ -495,13 +544,13 @@ class NetGlue(HostHooks):
             ph.syncing = False
 
     def _native_sends(self, ph: Placeholder, sock) -> None:
-        """Records the program wrote into its end: datagrams of the socket (udp_sendmsg()
-        without an address). sysemu: their errors (EDESTADDRREQ unconnected, a pending
+        """Records the program wrote into its end: datagrams of the socket (its
+        sock->ops->sendmsg without an address). sysemu: their errors (EDESTADDRREQ unconnected, a pending
         ECONNREFUSED) cannot reach the program, whose send() already returned; the
         datagram is dropped as Linux would have refused it."""
-        net = self.kernel.net
         socket_obj = sock.socket
-        if socket_obj is None or socket_obj.ops.sendmsg is None or ph.kept_fd is None:
+        if socket_obj is None or socket_obj.type not in (SOCK_DGRAM, SOCK_RAW) \
+                or ph.kept_fd is None:
             return
         hung_up = None
         for _ in range(MAX_NATIVE_SENDS):      # bounded: an EOF also reads as b""
@@ -518,8 +567,7 @@ class NetGlue(HostHooks):
                 if hung_up:
                     return
             try:
-                socket_obj.ops.sendmsg(net, socket_obj, lambda data=data: data, len(data),
-                                       None, 0)
+                socket_obj.ops.sendmsg(None, socket_obj, KvecIter(data), 0, True, 0)
             except SyscallError:
                 pass
 
@@ -568,8 +616,15 @@ class NetGlue(HostHooks):
         acts on SEND_SHUTDOWN only), so the peer's writes still succeed and their bytes
         stay readable, where an AF_UNIX SHUT_RD would fail them with EPIPE.
         sysemu: a read after SHUT_RD with nothing queued waits (or EAGAIN) where Linux
-        returns 0."""
-        if how == socket.SHUT_RD or sock.type in (SOCK_DGRAM, SOCK_RAW):
+        returns 0. In the model data path the model answers a stream's reads: the
+        placeholder only shows the readiness (SHUT_RD: POLLIN|POLLRDHUP, as tcp_poll()).
+        A datagram (or raw) socket's placeholder is its own (shut down in the model only)."""
+        if sock.type in (SOCK_DGRAM, SOCK_RAW):
+            return
+        if self.model:
+            self.readiness(sock)
+            return
+        if how == socket.SHUT_RD:
             return
         end = self.placeholders.program_end(self.placeholders.of_sock(sock))
         if end is None:
@@ -620,8 +675,8 @@ class NetGlue(HostHooks):
         sysemu: while it waits, poll on the program's end shows POLLIN|POLLPRI (a read
         finds nothing and drops it, and then the close is a FIN); the peer's send after
         the reset fails with EPIPE (Linux: ECONNRESET)."""
-        if self.pump is not None or sock.peer is None:
-            return
+        if self.pump is not None or sock.peer is None or self.model:
+            return                      # the model's close sends the RST itself
         want = sock.linger == (1, 0)
         if want == (sock in self._abort_armed):
             return
@@ -666,6 +721,9 @@ class NetGlue(HostHooks):
         self.placeholders.close_prog(ph)
         if ph.kept_fd is not None:
             self.placeholders.watch(ph, self._kept_event)
+            if self.model and ph.kind == "socket":
+                self.placeholders.rearm(ph, select.EPOLLIN)    # untrapped writes, level
+                self._show(ph, sock_of(ph.file))     # an accepted child may have bytes
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
         if not ok:  # the child stays queued; the kept end stays with its client's entry
@@ -755,6 +813,8 @@ class NetGlue(HostHooks):
                         self._native_sends(ph, sock)
                     finally:
                         ph.syncing = False
+            elif events & select.EPOLLIN and ph.kept_fd is not None and self.model:
+                self._pull(ph)
             elif events & select.EPOLLIN and ph.kept_fd is not None:
                 # The program wrote before its connection was accepted. If its final ACK
                 # met a full accept queue, Linux's data segment carries that ACK again.
@@ -769,9 +829,11 @@ class NetGlue(HostHooks):
         """The last reference to a placeholder in any program is gone: sock_close()."""
         phs = self.placeholders
         sock = sock_of(ph.file)
+        if self.model and ph.kept_fd is not None and sock is not None:
+            self._pull(ph)              # what it wrote untrapped goes before the FIN
         phs.unwatch(ph)
         child = getattr(sock, "peer", None)
-        if child is not None and getattr(child, "socket", None) is None \
+        if not self.model and child is not None and getattr(child, "socket", None) is None \
                 and getattr(child, "parent", None) is not None and ph.kept_fd is not None:
             # A client closed before its connection was accepted: the kept end still holds
             # what it sent (and its EOF) for the server; keep it for the hand-off.
@@ -787,6 +849,113 @@ class NetGlue(HostHooks):
             self.kernel.net.release(sock)
         except Exception as exc:  # the supervisor never dies of a model error
             self.log(f"release of {sock!r} failed: {exc!r}")
+
+    # -- the model data path -----------------------------------------------------------
+    def readiness(self, sock) -> None:
+        """Show on the placeholder what tcp_poll() says of `sock` (module docstring)."""
+        if self.model:
+            self._show(self.placeholders.of_sock(sock), sock)
+
+    def _show(self, ph: Placeholder | None, sock) -> None:
+        if ph is None or sock is None or ph.kept_fd is None or ph.kind != "socket" \
+                or ph.listener:
+            return
+        if ph.unsent:
+            self._pull(ph)
+        readable, rdhup, writable = tcp_poll(sock)
+        if sock.state in (TcpState.TCP_ESTABLISHED, TcpState.TCP_CLOSE_WAIT):
+            if not writable and not ph.filler:
+                self._pull(ph)          # the kept end must hold nothing of the program's
+                if not ph.unsent and not _unread(ph.kept_fd):
+                    self._fill(ph)
+            elif writable and ph.filler:
+                self._unfill(ph, sock)
+        elif ph.filler and writable:
+            self._unfill(ph, sock)
+        if readable and not ph.token and ph.shut < socket.SHUT_WR:
+            try:
+                os.write(ph.kept_fd, b"\0")
+                ph.token = True
+            except (BrokenPipeError, ConnectionResetError):
+                pass                    # the program's end is closed: its hang-up follows
+            except OSError as exc:
+                self.log(f"readiness token: {exc}")
+        elif not readable and ph.token and self._drain_token(ph):
+            ph.token = False
+        if rdhup and ph.shut < socket.SHUT_WR:
+            # sysemu: not SHUT_RDWR: a kept end shut both ways shows EPOLLHUP to
+            # sysemu, which is how the program's close is seen
+            try:
+                with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
+                    kept.shutdown(socket.SHUT_WR)
+                ph.shut = socket.SHUT_WR
+            except OSError as exc:
+                self.log(f"readiness EOF: {exc}")
+
+    def pull_sent(self, sock) -> None:
+        if self.model:
+            ph = self.placeholders.of_sock(sock)
+            if ph is not None:
+                self._pull(ph)
+
+    def _pull(self, ph: Placeholder) -> None:
+        """Bytes the program wrote natively into its end go to the model's send queue;
+        what finds no room waits in ph.unsent (the kept end is then not read, so the
+        program's end fills and its writes wait natively)."""
+        sock = sock_of(ph.file)
+        if sock is None or ph.kept_fd is None or ph.filler or ph.listener \
+                or ph.kind != "socket" or ph in self._pulling:
+            return                      # (re-entered from the ACK its own send brought;
+                                        # a datagram socket's records are _native_sends')
+        self._pulling.add(ph)
+        try:
+            self._pull_into(ph, sock)
+        finally:
+            self._pulling.discard(ph)
+
+    def _pull_into(self, ph: Placeholder, sock) -> None:
+        net = self.kernel.net
+        while True:
+            if ph.unsent:
+                taken = tcp_sendpage(net, sock, ph.unsent)
+                ph.unsent = ph.unsent[taken:]
+                if ph.unsent:
+                    self.placeholders.rearm(ph, 0)
+                    return
+            try:
+                data = os.read(ph.kept_fd, 1 << 18)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:                # EOF or error: the program's end is going away
+                self.placeholders.rearm(ph, 0)
+                return
+            ph.unsent = data
+        self.placeholders.rearm(ph, select.EPOLLIN)
+
+    def file_reader(self, task, fd: int) -> HostFileReader:
+        return HostFileReader(task.pid, fd)
+
+    def send_sig(self, task, sig: int) -> None:
+        """Linux's send_sig() makes the signal pending before the call returns. A signal
+        the thread catches would interrupt the waiting notification (the call would
+        restart, or fail with EINTR): it is sent once the answer is in, and its handler
+        runs a few instructions late. One it blocks or leaves at its default (death, for
+        SIGPIPE) is sent now; one it ignores is not sent."""
+        caught, ignored = _signal_disposition(task.tid, sig)
+        if ignored:
+            return
+
+        def kill() -> None:
+            try:
+                tgkill(task.pid, task.tid, sig)
+            except OSError:
+                pass                    # the thread is gone
+        if caught:
+            task.on_commit(kill)
+        else:
+            kill()
 
     def _drain_token(self, ph: Placeholder) -> bool:
         end = self.placeholders.program_end(ph)
@@ -839,6 +1008,25 @@ class NetGlue(HostHooks):
         self.placeholders.forget(ph)
 
 
+def _signal_disposition(tid: int, sig: int) -> tuple[bool, bool]:
+    """(caught, ignored) for signal `sig` of thread `tid` (/proc/TID/status SigCgt and
+    SigIgn; a blocked signal is neither)."""
+    caught = ignored = False
+    bit = 1 << (sig - 1)
+    try:
+        with open(f"/proc/{tid}/status") as status:
+            for line in status:
+                if line.startswith("SigBlk:") and int(line.split()[1], 16) & bit:
+                    return False, False
+                if line.startswith("SigIgn:"):
+                    ignored = bool(int(line.split()[1], 16) & bit)
+                elif line.startswith("SigCgt:"):
+                    caught = bool(int(line.split()[1], 16) & bit)
+    except (OSError, ValueError, IndexError):
+        pass
+    return caught, ignored
+
+
 def _unread(fd: int) -> bool:
     """Whether bytes wait in our end (the program wrote some)."""
     s = socket.socket(fileno=fd)
@@ -860,6 +1048,7 @@ def attach_network(supervisor) -> NetGlue:
     glue = NetGlue(kernel, supervisor.placeholders, supervisor.requests, log=supervisor.log)
     kernel.host = glue
     supervisor.settle = supervisor.placeholders.settle
+    supervisor.settle_on_entry = supervisor.placeholders.take_events if glue.model else None
     net = kernel.net
     reactor = supervisor.reactor
     state = {"handle": None, "when": None}

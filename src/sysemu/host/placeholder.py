@@ -42,7 +42,7 @@ class Placeholder:
 
     __slots__ = ("file", "prog_fd", "kept_fd", "inode", "token", "kind", "pending", "watching",
                  "filler", "broken", "listener", "holder", "on_installed", "mirror",
-                 "mirror_bytes", "backlog", "syncing")
+                 "mirror_bytes", "backlog", "syncing", "unsent", "shut")
 
     def __init__(self, file, prog_fd: int, kept_fd: int | None, kind: str):
         self.file = file
@@ -57,6 +57,11 @@ class Placeholder:
         self.broken = False             # showing an error (failed connect, reset)
         self.listener = False           # a listener's pair (netglue's `listening`)
         self.holder: tuple[int, int] | None = None     # last (pid, fd) seen holding it
+        # The model data path: bytes the program wrote natively (untrapped calls) that the
+        # model's send queue had no room for yet; how far the kept end is shut down
+        # (socket.SHUT_WR: EOF shown, SHUT_RDWR: hang-up shown).
+        self.unsent = b""
+        self.shut = -1
         # After ADDFD: called with True (the program has it) or False (the call was gone).
         self.on_installed: Callable[[bool], None] | None = None
         # A datagram socket's ("dgram": a SOCK_SEQPACKET pair): the lengths of the

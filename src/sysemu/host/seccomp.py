@@ -187,7 +187,7 @@ class Filter:
 INT_MASK = 0xFFFFFFFF
 
 
-def narrow(handler) -> tuple | None:
+def narrow(handler, datapath_model: bool = False) -> tuple | None:
     """The handler's trap_when as the filter must compare it: a rule on an argument the
     kernel reads as an int (the handler declares it CInt/CUInt) compares the low 32 bits
     only, a masked equality: the kernel ignores the upper half, so `socket(0x100000002,
@@ -195,6 +195,8 @@ def narrow(handler) -> tuple | None:
     narrowed this way (libseccomp has no masked ne/lt/ge)."""
     if handler is None or handler.trap_when is None:
         return None
+    if datapath_model and handler.datapath:
+        return None                     # the model data path: every invocation
     narrowed = []
     for conjunction in handler.trap_when:
         cmps = []
@@ -220,7 +222,8 @@ def plan(syscalls: Syscalls) -> dict[str, list[tuple[int, tuple | None]]]:
     for abi, slots in syscalls.trapped().items():
         if abi == "x32" and not syscalls.x32_abi:
             continue
-        rules[abi] = [(slot.nr, narrow(slot.handler)) for slot in slots]
+        rules[abi] = [(slot.nr, narrow(slot.handler, syscalls.datapath == "model"))
+                      for slot in slots]
     # sysemu: calls newer than the host's libseccomp cannot be named on the i386 and x32
     # arches (libseccomp translates rules by name): they are left out (Filter.skipped).
     # sysemu: under strict, numbers past the end of the x64 table are not trapped: libseccomp

@@ -186,6 +186,10 @@ class Supervisor:
         self._check_timer: TimerHandle | None = None
         # Set by the network glue: takes in closes not yet seen; True if any.
         self.settle: Callable[[], bool] | None = None
+        # The model data path: take in the closes already made before each call, so a
+        # program that closes and then calls sees the close's effects (FIN, TIME_WAIT)
+        # as on Linux, where close() sends them before it returns.
+        self.settle_on_entry: Callable[[], bool] | None = None
         # Run when the sandbox is over (the launcher calls them).
         self.on_exit: list[Callable[[], None]] = []
         self._sweep_timer: TimerHandle | None = None
@@ -283,6 +287,8 @@ class Supervisor:
     # -- one call ------------------------------------------------------------------
     def handle(self, notif: Notification) -> None:
         task = self.tasks.get(notif.pid) or self.task_for(notif.pid)
+        if self.settle_on_entry is not None:
+            self.settle_on_entry()
         if self._parked_of_tid:
             stale = self._parked_of_tid.get(notif.pid)
             if stale is not None:       # a thread is in one call at a time: a signal

@@ -103,6 +103,9 @@ class Handler:
     # are OR-ed, each an AND of (arg index, op, value[, mask]) with op "eq", "ne", "lt",
     # "ge" or "masked_eq" (libseccomp's comparisons). Other calls run on the host.
     trap_when: tuple[tuple[tuple, ...], ...] | None = None
+    # A data call (read, write, send*, recv* ...): under the model data path the filter
+    # traps it on every invocation (trap_when applies to the native data path only).
+    datapath: bool = False
     # func with its arguments narrowed inline: call(task, args) (built in __post_init__).
     call: Callable = field(init=False, repr=False, compare=False)
 
@@ -123,11 +126,15 @@ class Handler:
 HANDLERS: dict[str, Handler] = {}
 
 
+NEVER = ()     # trap_when that traps nothing (a data call of the model data path only)
+
+
 def syscall(name: str, *, abis: tuple[str, ...] = ("64", "x32", "i386"),
-            trap_when: tuple[tuple[tuple, ...], ...] | None = None):
+            trap_when: tuple[tuple[tuple, ...], ...] | None = None, datapath: bool = False):
     """Register `func` as the handler of the tbl entry `name`. `trap_when` narrows what the
     filter traps (see Handler); a handler must then raise HostPassthrough itself for
-    anything else that reaches it."""
+    anything else that reaches it. `datapath`: trapped always under the model data path
+    (Handler.datapath)."""
 
     def register(func):
         params = list(inspect.signature(func).parameters.values())[1:]  # skip task
@@ -137,7 +144,7 @@ def syscall(name: str, *, abis: tuple[str, ...] = ("64", "x32", "i386"),
             raise TypeError(f"{func.__name__}: undeclared argument type {exc}") from None
         if name in HANDLERS:
             raise ValueError(f"two handlers for {name}")
-        HANDLERS[name] = Handler(name, func, decoders, frozenset(abis), trap_when)
+        HANDLERS[name] = Handler(name, func, decoders, frozenset(abis), trap_when, datapath)
         return func
 
     return register

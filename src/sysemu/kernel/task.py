@@ -45,6 +45,18 @@ class HostHooks:
     datagram_error(sock)         a UDP sock's pending error (sk_err) was set or cleared
     take_closes()                take in the closes programs have made (before a datagram
                                  is delivered)
+    readiness(sock)              (model data path) what poll would show of the socket may
+                                 have changed: data or EOF came or was read, an error,
+                                 send space
+    pull_sent(sock)              (model data path) take in bytes the program wrote to its
+                                 placeholder with calls sysemu does not trap (sendfile,
+                                 splice), before a trapped send adds its own
+    file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
+                                 read from (sendfile): readable, seekable, read(n, pos),
+                                 close(); SyscallError(EBADF) when there is none
+    send_sig(task, sig)          send signal `sig` to the calling thread as its call
+                                 returns (SIGPIPE with EPIPE: Linux's send_sig() before
+                                 the return; the host may defer it with task.on_commit)
     passthrough_socket(family, type, protocol)
                                  a host socket of a family sysemu does not serve, made
                                  from these values (never CONTINUE decided from user
@@ -87,6 +99,12 @@ class HostHooks:
     def datagram_sync(self, sock) -> int: return 0
     def datagram_error(self, sock) -> None: ...
     def take_closes(self) -> None: ...
+    def readiness(self, sock) -> None: ...
+    def pull_sent(self, sock) -> None: ...
+    def send_sig(self, task, sig: int) -> None: ...
+
+    def file_reader(self, task, fd: int):
+        raise SyscallError(Errno.EBADF)             # no host files here (in-process models)
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
@@ -108,6 +126,10 @@ class HostHooks:
         raise HostPassthrough()
 
 
+DATAPATH_NATIVE = "native"
+DATAPATH_MODEL = "model"
+
+
 class Kernel:
     """What all tasks of one sandbox share: the clock, the random source, sysctls and the
     network namespace (attached by sysemu.net). Everything here is deterministic given
@@ -119,6 +141,10 @@ class Kernel:
         self.sysctl: dict[str, object] = {}
         self.net = None  # sysemu.net.Net, attached by sysemu.net.attach()
         self.host: HostHooks = HostHooks()
+        # "native": once connected, the bytes flow between placeholders (the default);
+        # "model": the data calls are served and every byte goes through sysemu's TCP
+        # (sysemu run --datapath model; DESIGN.md "Data path").
+        self.datapath = DATAPATH_NATIVE
 
 
 class Task:
@@ -133,7 +159,7 @@ class Task:
     cancel a call up to that point, and then nothing may have changed)."""
 
     __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "read_caps", "abi",
-                 "commits", "comm", "read_groups")
+                 "commits", "comm", "read_groups", "partial")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -151,6 +177,11 @@ class Task:
         self.commits: list[Callable[[], None]] = []
         self.comm = comm
         self.read_groups = read_groups
+        # A data call that moved some bytes and must wait for the rest (a blocking send
+        # larger than the send space, MSG_WAITALL): (the call's key, bytes done). The
+        # attempt that runs again when woken goes on from there (a thread is in one call
+        # at a time; a restarted call has the same key).
+        self.partial: tuple | None = None
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap): the credentials as they are now."""

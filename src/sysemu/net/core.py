@@ -46,6 +46,8 @@ TCP_PAWS_WRAP = INT_MAX // HZ   # a ts_recent this old (24 days) no longer rejec
 TCP_INVALID_RATELIMIT = 0.5
 
 # Linux: include/net/sock.h sk_userlocks bits
+SOCK_SNDBUF_LOCK = 1
+SOCK_RCVBUF_LOCK = 2
 SOCK_BINDADDR_LOCK = 4
 SOCK_BINDPORT_LOCK = 8
 
@@ -126,6 +128,9 @@ class Segment:
     time: float = 0.0
     tsval: int | None = None
     tsecr: int = 0
+    payload: bytes = b""        # the data bytes (length == len(payload) when carried)
+    window: int = 65535         # the receive window offered, in bytes (no scaling)
+    urg_ptr: int = 0            # with URG: the urgent pointer (offset past seq)
 
     @property
     def end_seq(self) -> int:
@@ -282,6 +287,35 @@ class Sock:
         self.delack: Timer | None = None      # the delayed ACK (ICSK_TIME_DACK)
         self.parent: Sock | None = None       # the listener a child came from
         self.data_retries = -1                # ACK-carrying data retransmissions, -1: none
+        # The data path (tcp_sock), used when the bytes go through the model (--datapath
+        # model; in the native data path the queues stay empty). sndq holds the bytes from
+        # snd_una on: the first snd_sent of them are in flight, the rest not yet sent
+        # (Linux: the write queue / rtx queue). rcvq holds what arrived in order and was
+        # not yet read (sk_receive_queue; copied_seq is rcv_nxt - len(rcvq)).
+        self.snd_una = 0
+        self.sndq = bytearray()
+        self.snd_sent = 0
+        self.snd_wnd_end = 0                  # snd_una + snd_wnd of the latest ACK
+        self.snd_sml = 0                      # end of the last small segment (Minshall)
+        self.fin_pending = False              # FIN queued behind unsent data
+        self.rcvq = bytearray()
+        self.rcv_wnd_end = 0                  # right edge of the window last offered
+        self.done = False                     # SOCK_DONE: a FIN came in
+        self.nonagle = 0                      # TCP_NAGLE_OFF | TCP_NAGLE_CORK | TCP_NAGLE_PUSH
+        self.mss_cache = 536
+        self.urg_data: int | None = None      # the urgent byte not yet read (TCP_URG_VALID)
+        self.urg_seq = 0                      # its sequence number
+        self.urg_off = -1                     # where in rcvq the urgent mark is (-1: none)
+        self.snd_up = 0                       # the send side's urgent pointer (0: none)
+        self.rtx_timer: Timer | None = None   # data retransmission (go back to snd_una)
+        # tcp_info counters
+        self.bytes_sent = 0
+        self.bytes_acked = 0
+        self.bytes_received = 0
+        self.segs_out = 0
+        self.segs_in = 0
+        self.data_segs_out = 0
+        self.data_segs_in = 0
 
     # -- views -------------------------------------------------------------------
     def wire_local(self) -> bytes:

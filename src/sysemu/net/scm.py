@@ -1,4 +1,5 @@
-"""struct msghdr / mmsghdr / iovec in, control messages out, for the calls sysemu answers.
+"""struct msghdr / mmsghdr / iovec in (the one decoder of every data call: sys_recv*,
+sys_send*, readv/writev), control messages out, for the calls sysemu answers.
 
 Linux: net/socket.c copy_msghdr_from_user() / __copy_msghdr(), net/compat.c
 get_compat_msghdr() (i386 and x32 programs: 32-bit pointers and lengths), lib/iov_iter.c
@@ -10,10 +11,12 @@ import struct
 from dataclasses import dataclass
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.socket import SOCKADDR_STORAGE_SIZE
 from sysemu.kernel.errors import SyscallError
 
 UIO_MAXIOV = 1024
 MAX_RW_COUNT = 0x7FFFF000               # INT_MAX & PAGE_MASK
+TASK_SIZE_MAX = (1 << 47) - 4096        # x86-64, 4-level paging
 MSG_CTRUNC = 0x8
 
 USER_MSGHDR = struct.Struct("<QiiQQQQI4x")       # name, namelen, pad, iov, iovlen, control,
@@ -33,14 +36,10 @@ class UserMsghdr:
     compat: bool
     name: int
     namelen: int
-    iov: list
+    iov: "IovIter"
     control: int
     controllen: int
     flags: int
-
-    @property
-    def total(self) -> int:
-        return sum(length for _, length in self.iov)
 
     # where the kernel writes back msg_namelen, msg_controllen, msg_flags
     @property
@@ -60,11 +59,111 @@ def msghdr_size(compat: bool) -> int:
     return COMPAT_MSGHDR.size if compat else USER_MSGHDR.size
 
 
+class KvecIter:
+    """Linux: an ITER_KVEC iov_iter, over bytes the kernel holds (kernel_sendmsg()): the
+    datagrams a program wrote into its placeholder natively, sent on its behalf."""
+
+    __slots__ = ("data", "count")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.count = len(data)
+
+    def __iter__(self):
+        return iter(((0, self.count),))
+
+    def read(self, offset: int, n: int) -> bytes:
+        return self.data[offset:offset + n]
+
+
+class IovIter:
+    """Linux: struct iov_iter over user memory (ITER_UBUF or ITER_IOVEC): `segs` are
+    (address, length) pairs, `count` their total. read() and write() move bytes at an
+    offset into the whole; a bad address raises EFAULT. Iterating gives the segments."""
+
+    __slots__ = ("mem", "segs", "count")
+
+    def __init__(self, mem, segs: tuple[tuple[int, int], ...]):
+        self.mem = mem
+        self.segs = segs
+        self.count = sum(length for _, length in segs)
+
+    def __iter__(self):
+        return iter(self.segs)
+
+    def _spans(self, offset: int, n: int):
+        for addr, length in self.segs:
+            if offset >= length:
+                offset -= length
+                continue
+            take = min(length - offset, n)
+            if take > 0:
+                yield addr + offset, take
+            n -= take
+            offset = 0
+            if n <= 0:
+                return
+
+    def read(self, offset: int, n: int) -> bytes:
+        if len(self.segs) == 1:
+            return self.mem.read(self.segs[0][0] + offset, n)
+        return b"".join(self.mem.read(addr, take) for addr, take in self._spans(offset, n))
+
+    def write(self, offset: int, data: bytes) -> None:
+        if len(self.segs) == 1:
+            self.mem.write(self.segs[0][0] + offset, data)
+            return
+        pos = 0
+        pieces = []
+        for addr, take in self._spans(offset, len(data)):
+            pieces.append((addr, data[pos:pos + take]))
+            pos += take
+        if pieces:
+            self.mem.writev(tuple(pieces))
+
+
+def access_ok(addr: int, size: int) -> None:
+    """Linux: access_ok(): the range lies below TASK_SIZE_MAX, else EFAULT."""
+    if addr + size > TASK_SIZE_MAX:
+        raise SyscallError(Errno.EFAULT)
+
+
+def import_ubuf(mem, buf: int, length: int) -> IovIter:
+    """Linux: import_ubuf(): the length clamped to MAX_RW_COUNT, the range checked
+    (access_ok: EFAULT)."""
+    length = min(length, MAX_RW_COUNT)
+    access_ok(buf, length)
+    return IovIter(mem, ((buf, length),))
+
+
+def import_iovec(mem, uvec: int, nr_segs: int, compat: bool = False) -> IovIter:
+    """Linux: import_iovec() / __import_iovec(): EINVAL above UIO_MAXIOV segments; the
+    copy of the vector (EFAULT; compat_iovec for i386 and x32), EINVAL for a negative
+    length (copy_iovec_from_user()); then each range (access_ok: EFAULT), the total
+    clamped to MAX_RW_COUNT."""
+    if nr_segs > UIO_MAXIOV:
+        raise SyscallError(Errno.EINVAL)
+    if not nr_segs:
+        return IovIter(mem, ())
+    layout = COMPAT_IOVEC if compat else IOVEC
+    vec = list(layout.iter_unpack(mem.read(uvec, nr_segs * layout.size)))
+    if any(length < 0 for _, length in vec):
+        raise SyscallError(Errno.EINVAL)
+    segs = []
+    total = 0
+    for base, length in vec:
+        access_ok(base, length)
+        length = min(length, MAX_RW_COUNT - total)
+        total += length
+        segs.append((base, length))
+    return IovIter(mem, tuple(segs))
+
+
 def copy_msghdr_from_user(mem, addr: int, compat: bool) -> UserMsghdr:
-    """Linux: copy_msghdr_from_user() / get_compat_msghdr() + import_iovec(): EFAULT,
-    EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV segments,
-    EFAULT for the iovec array, EINVAL for a negative segment length (or a total past
-    MAX_RW_COUNT, where Linux shortens: sysemu caps it too)."""
+    """Linux: copy_msghdr_from_user() / get_compat_msghdr() -> __copy_msghdr(), then
+    import_iovec(): EFAULT reading it; a NULL name has no length; EINVAL for a negative
+    msg_namelen, which is capped at sizeof(struct sockaddr_storage); EMSGSIZE above
+    UIO_MAXIOV segments; then import_iovec() (EFAULT, EINVAL, EFAULT, the clamp)."""
     if compat:
         name, namelen, iov, iovlen, control, controllen, flags = COMPAT_MSGHDR.unpack(
             mem.read(addr, COMPAT_MSGHDR.size))
@@ -75,36 +174,11 @@ def copy_msghdr_from_user(mem, addr: int, compat: bool) -> UserMsghdr:
         namelen = 0
     elif namelen < 0:
         raise SyscallError(Errno.EINVAL)
+    namelen = min(namelen, SOCKADDR_STORAGE_SIZE)
     if iovlen > UIO_MAXIOV:
         raise SyscallError(Errno.EMSGSIZE)
-    vecs = []
-    if iovlen:
-        layout = COMPAT_IOVEC if compat else IOVEC
-        raw = mem.read(iov, iovlen * layout.size)
-        total = 0
-        for base, length in layout.iter_unpack(raw):
-            if length < 0:
-                raise SyscallError(Errno.EINVAL)
-            length = min(length, MAX_RW_COUNT - total)
-            total += length
-            vecs.append((base, length))
-    return UserMsghdr(addr, compat, name, namelen, vecs, control, controllen, flags)
-
-
-def gather(mem, iov: list) -> bytes:
-    """The bytes the iovecs point to, in order (EFAULT)."""
-    return b"".join(mem.read(base, length) for base, length in iov if length)
-
-
-def scatter(mem, iov: list, data: bytes) -> None:
-    """Copy `data` into the iovecs in order, as far as they hold (EFAULT)."""
-    pos = 0
-    for base, length in iov:
-        if pos >= len(data):
-            break
-        piece = data[pos:pos + length]
-        mem.write(base, piece)
-        pos += len(piece)
+    return UserMsghdr(addr, compat, name, namelen, import_iovec(mem, iov, iovlen, compat),
+                      control, controllen, flags)
 
 
 def cmsg_align(length: int, compat: bool) -> int:

@@ -12,22 +12,24 @@ from typing import Callable
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
 from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS,
-                               NPROTO, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK,
+                               NPROTO, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK, SOCK_RAW,
                                SOCK_TYPE_MASK, SOCKADDR_STORAGE_SIZE, SOCKETCALL_NARGS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_RECV, SYS_RECVFROM, SYS_RECVMMSG, SYS_RECVMSG,
                                SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_SETSOCKOPT,
                                SYS_SHUTDOWN, SYS_SOCKET, SYS_SOCKETPAIR, SO_PASSRIGHTS,
-                               SOL_SOCKET, TIMEVAL64,
+                               SOL_SOCKET, TIMEVAL64, MSG_DONTWAIT, MSG_OOB, MSG_PEEK,
+                               MSG_TRUNC,
                                SocketState)
-from sysemu.kernel.errors import HostPassthrough, SyscallError
+from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
+from sysemu.kernel.task import DATAPATH_MODEL
 from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
-from sysemu.net.scm import (MAX_RW_COUNT, UIO_MAXIOV, UserMsghdr, copy_msghdr_from_user,
-                            gather, msghdr_size, put_cmsgs, scatter)
+from sysemu.net.scm import (UIO_MAXIOV, IovIter, UserMsghdr, copy_msghdr_from_user,
+                            import_ubuf, msghdr_size, put_cmsgs)
 from sysemu.net.sockaddr import encode_sockaddr
 from sysemu.net import sockopt
 
@@ -45,11 +47,20 @@ class ProtoOps:
     accept_commit: Callable[[Net, Sock, Sock, "Socket"], None]
     getname: Callable[[Sock, bool], tuple[int, bytes, int, int]]
     shutdown: Callable[[Net, "Socket", int], None]
-    # sysemu: the data calls sysemu answers for this kind of socket (datagrams: their
-    # addresses are sysemu's); None: the placeholder's bytes, the host answers
+    # The data calls (sock_sendmsg() / sock_recvmsg()); None: the family has none here.
+    # sendmsg(task, sock, iter, flags, nonblock, copied, address) -> (bytes, wait): UDP
+    # sends one datagram (to `address` or the peer) and never waits; TCP (the model data
+    # path only) ignores the address and queues what fits (`copied`: what earlier
+    # attempts of the call queued; `wait`: the WouldBlock for the rest).
+    # recvmsg differs by kind: a datagram family's (UDP, both data paths) is
+    # recvmsg(net, sock, flags, nonblock, index) -> the datagram to copy out (None: shut
+    # down, nothing queued), which _recv_one() copies with its address; a stream's (TCP,
+    # the model data path) recvmsg(task, sock, iter, flags, nonblock, copied) -> (bytes,
+    # msg_flags, wait).
+    # ioctl(sock, what) -> int, what "inq", "outq", "outqnsd" or "atmark".
     sendmsg: Callable | None = None
     recvmsg: Callable | None = None
-    ioctl: Callable | None = None       # SIOCINQ/SIOCOUTQ: (net, sk, inq) -> int
+    ioctl: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -366,16 +377,22 @@ def sys_getsockopt(task, fd: CInt, level: CInt, optname: CInt, optval: UserPtr,
 
 SIOCINQ = 0x541B        # FIONREAD
 SIOCOUTQ = 0x5411       # TIOCOUTQ
+SIOCATMARK = 0x8905
+SIOCOUTQNSD = 0x894B
+_SIOC_WHAT = {SIOCINQ: "inq", SIOCOUTQ: "outq", SIOCATMARK: "atmark", SIOCOUTQNSD: "outqnsd"}
 
 
 def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
-    """ioctl(SIOCINQ/SIOCOUTQ). Linux: net/socket.c sock_ioctl() -> inet_ioctl() ->
-    tcp_ioctl(): EINVAL on a listener, 0 while the handshake is in progress; otherwise
-    the bytes queued, which the placeholder holds (the host answers). A datagram socket:
-    udp_ioctl() (the next datagram's length; SIOCOUTQ 0)."""
-    if sock.ops.ioctl is not None:
-        put_user_int(task.mem, arg, sock.ops.ioctl(sock.net, sock.sk, cmd == SIOCINQ))
+    """ioctl(SIOCINQ/SIOCOUTQ/SIOCATMARK/SIOCOUTQNSD). Linux: net/socket.c sock_ioctl() ->
+    inet_ioctl() -> tcp_ioctl(): EINVAL on a listener, 0 while the handshake is in
+    progress; otherwise the bytes queued. In the native data path a stream's placeholder
+    holds them (the host answers). A datagram socket: udp_ioctl() (the next datagram's
+    length; SIOCOUTQ 0; the others the placeholder's)."""
+    if sock.ops.ioctl is not None and (_datagram(sock) or _model_datapath(task)):
+        put_user_int(task.mem, arg, sock.ops.ioctl(sock, _SIOC_WHAT[cmd]))
         return 0
+    if cmd in (SIOCATMARK, SIOCOUTQNSD):
+        raise HostPassthrough()
     state = sock.sk.state
     if state == TcpState.TCP_LISTEN:
         raise SyscallError(Errno.EINVAL)
@@ -389,44 +406,56 @@ def sock_ioctl_queue(task, sock: Socket, cmd: int, arg: int) -> int:
 
 MSG_ERRQUEUE = 0x2000
 MSG_CMSG_COMPAT = 0x80000000
-TASK_SIZE_MAX = (1 << 47) - 4096        # x86-64, 4-level paging
-
-
-def _access_ok(addr: int, size: int) -> None:
-    """Linux: access_ok(): the range lies below TASK_SIZE_MAX, else EFAULT."""
-    if addr + size > TASK_SIZE_MAX:
-        raise SyscallError(Errno.EFAULT)
 
 
 # -- the data calls ----------------------------------------------------------------
 #
-# The filter traps sendto only with a destination and recvfrom only with an address
-# buffer or MSG_ERRQUEUE (send() and recv() on a TCP socket stay untrapped: the bytes are
-# the placeholder's); sendmsg, recvmsg, sendmmsg and recvmmsg always (their addresses are
-# in user memory). A socket whose ops have no sendmsg/recvmsg (TCP) goes to the host.
+# One path per call, by socket. A datagram socket's data calls are sysemu's in both data
+# paths (its addresses are sysemu's): sock->ops->recvmsg gives the datagram, copied out
+# here (_recv_one). A stream (TCP) socket's: under `--datapath model`, sock->ops->sendmsg
+# / recvmsg (tcp_sendmsg / tcp_recvmsg) move the bytes; in the native data path they are
+# the placeholder's, answered by the host (HostPassthrough), but MSG_ERRQUEUE
+# (inet_recv_error()).
+#
+# What the filter traps (Handler.trap_when, for the native data path): sendto only with a
+# destination, recvfrom only with an address buffer, MSG_ERRQUEUE or MSG_OOB (send() and
+# recv() on a TCP socket stay untrapped); sendmsg unless MSG_PROBE; recvmsg, sendmmsg and
+# recvmmsg always. Under `--datapath model` (Handler.datapath) every invocation, and
+# read/write/readv/writev too (fs/read_write.py); a host descriptor goes back to the host
+# from the lookup, before any pointer is read.
 
 _NONNULL = lambda index: ((index, "ne", 0),)                           # noqa: E731
 _FLAG = lambda index, flag: ((index, "masked_eq", flag, flag),)       # noqa: E731
 _ERRQUEUE = lambda index: _FLAG(index, MSG_ERRQUEUE)                  # noqa: E731
-MSG_OOB = 0x1
-MSG_PEEK = 0x2
-MSG_TRUNC = 0x20
-MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000
 SOCKADDR_FOR = {AF_INET: 16, AF_INET6: 28}
 
 
-def _data_socket(task, fd: int) -> Socket:
-    """The Socket whose data calls sysemu answers; HostPassthrough for anything else
-    (a host descriptor, a TCP socket: the placeholder answers)."""
+def _model_datapath(task) -> bool:
+    return task.kernel.datapath == DATAPATH_MODEL
+
+
+def _datagram(sock: Socket) -> bool:
+    """UDP, ping and raw sockets: their data calls are sysemu's in both data paths."""
+    return sock.type in (SOCK_DGRAM, SOCK_RAW)
+
+
+def _data_socket(task, fd: int, flags: int = 0) -> Socket:
+    """The Socket whose data call sysemu answers; HostPassthrough for anything else (a
+    host descriptor; in the native data path a stream socket, whose bytes are the
+    placeholder's, unless `flags` has MSG_ERRQUEUE)."""
     sock = sockfd_lookup(task, fd)
-    if sock.ops.recvmsg is None:
+    if not _datagram(sock) and not _model_datapath(task) and not flags & MSG_ERRQUEUE:
         raise HostPassthrough()
     return sock
 
 
 def _nonblocking(sock: Socket, flags: int) -> bool:
     return bool(flags & MSG_DONTWAIT) or (sock.file is not None and sock.file.nonblocking)
+
+
+def _nonblock(sock: Socket) -> int:
+    return MSG_DONTWAIT if sock.file is not None and sock.file.nonblocking else 0
 
 
 def _source_name(sock: Socket, skb) -> bytes:
@@ -463,22 +492,21 @@ def _consume(task, sock: Socket, skb, flags: int, failed: bool = False) -> None:
         task.on_commit(lambda: consume(net, sock.sk, skb))
 
 
-def _recv_one(task, sock: Socket, iov: list, flags: int, uaddr: int, uaddr_len: int,
+def _recv_one(task, sock: Socket, it: IovIter, flags: int, uaddr: int, uaddr_len: int,
               index: int = 0):
-    """One datagram into `iov` (udp_recvmsg()): (skb, the call's result, msg_flags).
+    """One datagram into `it` (udp_recvmsg()): (skb, the call's result, msg_flags).
     The address goes to (uaddr, uaddr_len) when uaddr is set (move_addr_to_user()); a
     failed copy of data or address is EFAULT and the datagram is lost, as on Linux."""
     skb = sock.ops.recvmsg(sock.net, sock, flags, _nonblocking(sock, flags), index)
     if skb is None:                         # shut down for reading, nothing queued
         return None, 0, 0
-    size = sum(length for _, length in iov)
     data = skb.data
-    copied = min(len(data), size)
+    copied = min(len(data), it.count)
     msg_flags = MSG_TRUNC if copied < len(data) else 0
     if skb.ee is not None:
         msg_flags |= MSG_ERRQUEUE
     try:
-        scatter(task.mem, iov, data[:copied])
+        it.write(0, data[:copied])
         if uaddr:
             name = _errqueue_name(sock, skb) if skb.ee is not None else _source_name(sock, skb)
             move_addr_to_user(task.mem, name, uaddr, uaddr_len)
@@ -491,41 +519,93 @@ def _recv_one(task, sock: Socket, iov: list, flags: int, uaddr: int, uaddr_len: 
     return skb, copied, msg_flags
 
 
-def _send_one(task, sock: Socket, iov: list, flags: int, address: bytes | None) -> int:
-    length = sum(n for _, n in iov)
-    return sock.ops.sendmsg(sock.net, sock, lambda: gather(task.mem, iov), length,
-                            address, flags | (MSG_DONTWAIT if _nonblocking(sock, 0) else 0))
+def _resume(task, key: tuple) -> int:
+    """Bytes an earlier attempt of this same call moved (Task.partial), 0 for a new call."""
+    partial, task.partial = task.partial, None
+    return partial[1] if partial is not None and partial[0] == key else 0
 
 
-@syscall("sendto", abis=("64", "x32", "i386"), trap_when=(_NONNULL(4),))
+def sock_sendmsg(task, sock: Socket, it: IovIter, flags: int,
+                 address: bytes | None = None) -> int:
+    """Linux: __sock_sendmsg() -> sock->ops->sendmsg. A datagram socket's (inet_sendmsg
+    -> udp_sendmsg): the datagram, to `address` or the connected peer. A stream's
+    (tcp_sendmsg; TCP ignores the address): the bytes queued; a blocking send waits for
+    send space until all are (an attempt run again continues after what the earlier ones
+    queued). MSG_DONTWAIT for an O_NONBLOCK file."""
+    flags |= _nonblock(sock)
+    key = ("send", id(sock), it.segs, flags)
+    copied = _resume(task, key)
+    if not copied:
+        task.kernel.host.pull_sent(sock.sk)     # bytes the program wrote untrapped first
+    n, wait = sock.ops.sendmsg(task, sock, it, flags, bool(flags & MSG_DONTWAIT), copied,
+                               address)
+    if wait is not None:
+        task.partial = (key, copied + n)
+        raise wait
+    return copied + n
+
+
+def sock_recvmsg(task, sock: Socket, it: IovIter, flags: int, uaddr: int = 0,
+                 uaddr_len: int = 0, index: int = 0):
+    """Linux: sock_recvmsg() -> sock->ops->recvmsg: (skb or None, the call's result,
+    msg_flags). A datagram socket's: _recv_one() (the address to (uaddr, uaddr_len);
+    `index`: recvmmsg's datagrams already taken). A stream's: MSG_ERRQUEUE first
+    (inet_recv_error()), then tcp_recvmsg() (no address: its length written back as 0).
+    MSG_DONTWAIT for an O_NONBLOCK file."""
+    if _datagram(sock):
+        return _recv_one(task, sock, it, flags, uaddr, uaddr_len, index)
+    if flags & MSG_ERRQUEUE:
+        return None, inet_recv_error(sock), 0
+    flags |= _nonblock(sock)
+    key = ("recv", id(sock), it.segs, flags)
+    copied = _resume(task, key)
+    n, msg_flags, wait = sock.ops.recvmsg(task, sock, it, flags, bool(flags & MSG_DONTWAIT),
+                                          copied)
+    if wait is not None:
+        task.partial = (key, copied + n)
+        raise wait
+    if uaddr:
+        move_addr_to_user(task.mem, b"", uaddr, uaddr_len)
+    return None, copied + n, msg_flags
+
+
+def sock_read_iter(task, sock: Socket, it: IovIter) -> int:
+    """Linux: sock_read_iter(): nothing to read returns 0 at once; sock_recvmsg()."""
+    if not it.count:
+        return 0
+    return sock_recvmsg(task, sock, it, 0)[1]
+
+
+def sock_write_iter(task, sock: Socket, it: IovIter) -> int:
+    """Linux: sock_write_iter() -> sock_sendmsg()."""
+    return sock_sendmsg(task, sock, it, 0)
+
+
+@syscall("sendto", abis=("64", "x32", "i386"), trap_when=(_NONNULL(4),), datapath=True)
 def sys_sendto(task, fd: CInt, buff: UserPtr, len: CULong, flags: CUInt, addr: UserPtr,
                addr_len: CInt) -> int:
-    """sendto(2) with a destination. Linux: net/socket.c __sys_sendto(): the buffer
-    range (EFAULT), the socket, the address (EINVAL/EFAULT), then sock_sendmsg()."""
+    """sendto(2). Linux: net/socket.c __sys_sendto(): the buffer range (import_ubuf:
+    EFAULT), the socket, the address (move_addr_to_kernel: EINVAL, EFAULT), then
+    sock_sendmsg()."""
     sock = _data_socket(task, fd)
-    length = min(len, MAX_RW_COUNT)
-    _access_ok(buff, length)
+    it = import_ubuf(task.mem, buff, len)
     address = move_addr_to_kernel(task.mem, addr, addr_len) if addr else None
-    return _send_one(task, sock, [(buff, length)], flags, address)
+    return sock_sendmsg(task, sock, it, flags, address)
 
 
 @syscall("recvfrom", abis=("64", "x32", "i386"),
-         trap_when=(_NONNULL(4), _ERRQUEUE(3), _FLAG(3, MSG_OOB), _FLAG(3, MSG_TRUNC)))
+         trap_when=(_NONNULL(4), _ERRQUEUE(3), _FLAG(3, MSG_OOB), _FLAG(3, MSG_TRUNC)),
+         datapath=True)
 def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
                  addr: UserPtr, addr_len: UserPtr) -> int:
-    """recvfrom(2) with an address buffer, MSG_ERRQUEUE, MSG_OOB (a UDP socket ignores
-    it, ping and raw ones refuse it; the placeholder would refuse it) or MSG_TRUNC (its
-    result is the protocol's: a ping socket's is what it copied). Linux: net/socket.c
-    __sys_recvfrom(): the buffer range first (import_ubuf: EFAULT), then the socket."""
-    sock = sockfd_lookup(task, fd)
-    if sock.ops.recvmsg is None:
-        if not flags & MSG_ERRQUEUE:
-            raise HostPassthrough()
-        _access_ok(ubuf, min(size, MAX_RW_COUNT))
-        return inet_recv_error(sock)
-    size = min(size, MAX_RW_COUNT)
-    _access_ok(ubuf, size)
-    return _recv_one(task, sock, [(ubuf, size)], flags, addr, addr_len)[1]
+    """recvfrom(2). Linux: net/socket.c __sys_recvfrom(): the buffer range first
+    (import_ubuf: EFAULT), the socket, then sock_recvmsg() and the address. Trapped in
+    the native data path with an address buffer, MSG_ERRQUEUE, MSG_OOB (a UDP socket
+    ignores it, ping and raw ones refuse it; the placeholder would refuse it) or
+    MSG_TRUNC (its result is the protocol's: a ping socket's is what it copied)."""
+    it = import_ubuf(task.mem, ubuf, size)
+    sock = _data_socket(task, fd, flags)
+    return sock_recvmsg(task, sock, it, flags, addr, addr_len)[1]
 
 
 def _compat(task) -> bool:
@@ -533,10 +613,10 @@ def _compat(task) -> bool:
 
 
 def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) -> int:
-    """Linux: ____sys_recvmsg(): the datagram, its address and control messages, then
+    """Linux: ____sys_recvmsg(): sock_recvmsg() (data, address, control messages), then
     msg_namelen, msg_controllen and msg_flags written back."""
-    skb, result, msg_flags = _recv_one(task, sock, msg.iov, flags, msg.name,
-                                       msg.namelen_addr, index)
+    skb, result, msg_flags = sock_recvmsg(task, sock, msg.iov, flags, msg.name,
+                                          msg.namelen_addr, index)
     cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, _compat(task)) \
         if skb is not None else []
     used, ctrunc = put_cmsgs(task.mem, msg, cmsgs)
@@ -548,7 +628,7 @@ def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) ->
     return result
 
 
-@syscall("recvmsg", abis=("64", "x32", "i386"))
+@syscall("recvmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     """recvmsg(2). Linux: net/socket.c __sys_recvmsg(): EINVAL for MSG_CMSG_COMPAT
     from a 64-bit program, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user():
@@ -556,28 +636,32 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     segments, import_iovec(): EFAULT, EINVAL for a negative segment length."""
     if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
-    sock = sockfd_lookup(task, fd)
-    if sock.ops.recvmsg is None and not flags & MSG_ERRQUEUE:
-        raise HostPassthrough()
+    sock = _data_socket(task, fd, flags)
     umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
-    if sock.ops.recvmsg is None:
-        return inet_recv_error(sock)
     return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)
 
 
 MSG_PROBE = 0x10
-# sendmsg is trapped unless MSG_PROBE is set: the program's first sendmsg under the filter
-# is sysemu's own child passing the listener (host/supervisor.py), before sysemu can
-# answer anything. A UDP sendmsg with MSG_PROBE (Linux: nothing is sent) then goes to the
-# placeholder.
+# sendmsg is trapped unless MSG_PROBE is set, in both data paths: the program's first
+# sendmsg under the filter is sysemu's own child passing the listener
+# (host/supervisor.py), before sysemu can answer anything. A sendmsg with MSG_PROBE
+# (Linux: nothing is sent) then goes to the placeholder.
 _NO_PROBE = (((2, "masked_eq", 0, MSG_PROBE),),)     # (arg, op, value, mask)
+
+
+def _msg_address(task, umsg: UserMsghdr) -> bytes | None:
+    """__copy_msghdr(): the destination (move_addr_to_kernel), none for a NULL name or
+    a zero length."""
+    if umsg.name and umsg.namelen:
+        return move_addr_to_kernel(task.mem, umsg.name, umsg.namelen)
+    return None
 
 
 @syscall("sendmsg", abis=("64", "x32", "i386"), trap_when=_NO_PROBE)
 def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     """sendmsg(2). Linux: net/socket.c __sys_sendmsg() -> ___sys_sendmsg(): the msghdr
-    (EFAULT, EMSGSIZE, EINVAL), the address (EINVAL above sizeof(sockaddr_storage)),
-    then sock_sendmsg(). sysemu: control messages (IP_PKTINFO, IP_TTL ...) are not
+    (EFAULT, EMSGSIZE, EINVAL), the address (move_addr_to_kernel), then sock_sendmsg().
+    sysemu: control messages (IP_PKTINFO, IP_TTL ...; TCP's SO_TIMESTAMPING) are not
     read."""
     if flags & MSG_PROBE:
         raise HostPassthrough()
@@ -585,43 +669,56 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
         raise SyscallError(Errno.EINVAL)
     sock = _data_socket(task, fd)
     umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
-    address = move_addr_to_kernel(task.mem, umsg.name, umsg.namelen) if umsg.name else None
-    return _send_one(task, sock, umsg.iov, flags, address)
+    return sock_sendmsg(task, sock, umsg.iov, flags & ~MSG_CMSG_COMPAT,
+                        _msg_address(task, umsg))
 
 
 MMSGHDR_SIZE = {False: 64, True: 32}     # struct mmsghdr / compat_mmsghdr
 
 
-def _each_mmsg(task, mmsg: int, vlen: int, one) -> int:
+def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
     """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(index, msghdr) for each of at
     most UIO_MAXIOV entries, its result written to msg_len; an error after the first
-    ends the loop with the count so far."""
+    ends the loop with the count so far.
+    sysemu: a stream socket's entry after the first that must wait ends the loop too
+    (with the bytes it moved, if any, as its msg_len): the call cannot be run again
+    from the start, the earlier entries' bytes are gone (Linux waits in that entry). A
+    datagram socket's waits (its datagrams leave the queue only once the answer is in)."""
     compat = _compat(task)
     step = MMSGHDR_SIZE[compat]
     done = 0
     for i in range(min(vlen, UIO_MAXIOV)):
         entry = mmsg + i * step
+        last = False
         try:
-            n = one(done, copy_msghdr_from_user(task.mem, entry, compat))
+            try:
+                n = one(done, copy_msghdr_from_user(task.mem, entry, compat))
+            except WouldBlock:
+                if not done or _datagram(sock):
+                    raise
+                partial, task.partial = task.partial, None
+                if partial is None or not partial[1]:
+                    return done
+                n, last = partial[1], True
             put_user_int(task.mem, entry + msghdr_size(compat), n)
         except SyscallError:
             if done:
                 return done
             raise
         done += 1
+        if last:
+            break
     return done
 
 
-@syscall("sendmmsg", abis=("64", "x32", "i386"))
+@syscall("sendmmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
     """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
     sock = _data_socket(task, fd)
 
     def one(done: int, umsg: UserMsghdr) -> int:
-        address = move_addr_to_kernel(task.mem, umsg.name, umsg.namelen) \
-            if umsg.name else None
-        return _send_one(task, sock, umsg.iov, flags, address)
-    return _each_mmsg(task, mmsg, vlen, one)
+        return sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
+    return _each_mmsg(task, sock, mmsg, vlen, one)
 
 
 def inet_recv_error(sock: Socket) -> int:
@@ -639,34 +736,27 @@ def _recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int,
               timespec) -> int:
     """recvmmsg(2). Linux: net/socket.c __sys_recvmmsg(): the timeout (EFAULT), then
     do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout), the socket, then
-    datagrams into the vector until it is full (MSG_WAITFORONE: without waiting after the
-    first); the first entry's error is the call's when no datagram came (vlen 0 reads
-    none: 0). A TCP socket's is the host's but with MSG_ERRQUEUE. `timespec` is the
-    timeout's layout. sysemu: the timeout is not applied (the call waits as recvmsg
-    does)."""
+    messages into the vector until it is full (MSG_WAITFORONE: without waiting after the
+    first); the first entry's error is the call's when nothing came (vlen 0 reads none:
+    0). A TCP socket's is the host's in the native data path but with MSG_ERRQUEUE.
+    `timespec` is the timeout's layout. sysemu: the timeout is not applied (the call
+    waits as recvmsg does)."""
     if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
     if timeout:
         sec, nsec = timespec.unpack(task.mem.read(timeout, timespec.size))
         if sec < 0 or not 0 <= nsec < NSEC_PER_SEC:
             raise SyscallError(Errno.EINVAL)
-    sock = sockfd_lookup(task, fd)
-    if sock.ops.recvmsg is None:
-        if not flags & MSG_ERRQUEUE:
-            raise HostPassthrough()
-        if vlen == 0:
-            return 0
-        copy_msghdr_from_user(task.mem, mmsg, _compat(task))
-        return inet_recv_error(sock)
+    sock = _data_socket(task, fd, flags)
 
     def one(done: int, umsg: UserMsghdr) -> int:
         this = flags | (MSG_DONTWAIT if done and flags & MSG_WAITFORONE else 0)
         return _recvmsg(task, sock, umsg, this & ~(MSG_WAITFORONE | MSG_CMSG_COMPAT),
                         0 if flags & MSG_PEEK else done)
-    return _each_mmsg(task, mmsg, vlen, one)
+    return _each_mmsg(task, sock, mmsg, vlen, one)
 
 
-@syscall("recvmmsg", abis=("64", "x32", "i386"))
+@syscall("recvmmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_recvmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
                  timeout: UserPtr) -> int:
     """recvmmsg(2) (see _recvmmsg). i386's is recvmmsg_time32: an old_timespec32
@@ -674,7 +764,7 @@ def sys_recvmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
     return _recvmmsg(task, fd, mmsg, vlen, flags, timeout, LAYOUTS[task.abi].old_timespec)
 
 
-@syscall("recvmmsg_time64", abis=("i386",))
+@syscall("recvmmsg_time64", abis=("i386",), datapath=True)
 def sys_recvmmsg_time64(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt,
                         timeout: UserPtr) -> int:
     """i386 recvmmsg_time64: a 64-bit __kernel_timespec timeout."""

@@ -6,6 +6,8 @@ net/ipv6/ipv6_sockglue.c. Options sysemu does not know answer ENOPROTOOPT (an un
 level on an IPv4 socket: getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT, as Linux)."""
 from __future__ import annotations
 
+import struct
+
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (GROUP_REQ_SIZE, IPPROTO_UDP, IP_ADD_MEMBERSHIP, IP_BIND_ADDRESS_NO_PORT,
                              IP_DROP_MEMBERSHIP, IP_FREEBIND, IP_TOS, IP_TRANSPARENT, IP_TTL,
@@ -31,7 +33,10 @@ from sysemu.abi.limits import HZ, INT_MAX, ULONG_MAX, USEC_PER_SEC
 from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.task import CAP_NET_ADMIN, CAP_NET_RAW
 from sysemu.kernel.usermem import get_user_int, put_user_int
-from sysemu.net.core import RMEM_MAX, TCP_RTO_MAX, TCP_TIMEOUT_INIT, WMEM_MAX
+from sysemu.net.core import (RMEM_MAX, SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK, TCP_RTO_MAX,
+                             TCP_TIMEOUT_INIT, WMEM_MAX)
+from sysemu.net.ipv4.tcp_output import (TCP_NAGLE_CORK, TCP_NAGLE_OFF,
+                                        tcp_push_pending_frames, tcp_write_xmit)
 from sysemu.net.ipv4.route import LOOPBACK_IFINDEX
 
 # The sandbox's network namespace has one device (Linux: dev_get_by_name()).
@@ -301,9 +306,11 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         sk.keepalive = valbool
     elif optname == SO_SNDBUF:
         v = min(val & 0xFFFFFFFF, WMEM_MAX, INT_MAX // 2)
+        sk.userlocks |= SOCK_SNDBUF_LOCK
         sk.sndbuf = max(v * 2, SOCK_MIN_SNDBUF)
     elif optname == SO_RCVBUF:
         v = min(val & 0xFFFFFFFF, RMEM_MAX, INT_MAX // 2)
+        sk.userlocks |= SOCK_RCVBUF_LOCK
         sk.rcvbuf = max(v * 2, SOCK_MIN_RCVBUF)
     elif optname == SO_LINGER:
         if optlen < LINGER.size:
@@ -358,7 +365,21 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     """Linux: tcp.c do_tcp_setsockopt()."""
     val = _get_int(task, optval, optlen)
     if optname == TCP_NODELAY:
+        # Linux: __tcp_sock_set_nodelay(): on, what Nagle held goes now
         sk.nodelay = bool(val)
+        if val:
+            sk.nonagle |= TCP_NAGLE_OFF
+            tcp_push_pending_frames(sk.net, sk)
+        else:
+            sk.nonagle &= ~TCP_NAGLE_OFF
+    elif optname == TCP_CORK:
+        # Linux: __tcp_sock_set_cork(): off, what the cork held goes now
+        sk.tcp_opts[optname] = val
+        if val:
+            sk.nonagle |= TCP_NAGLE_CORK
+        else:
+            sk.nonagle &= ~TCP_NAGLE_CORK
+            tcp_write_xmit(sk.net, sk, sk.nonagle)
     elif optname == TCP_SYNCNT:
         if val < 1 or val > MAX_TCP_SYNCNT:
             raise _einval()
@@ -381,7 +402,7 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         if val < 0:
             raise _einval()
         sk.tcp_opts[optname] = val
-    elif optname in (TCP_CORK, TCP_QUICKACK, TCP_LINGER2):
+    elif optname in (TCP_QUICKACK, TCP_LINGER2):
         sk.tcp_opts[optname] = val
     elif optname == TCP_FASTOPEN:
         # Linux: fastopen_queue_tune(): max_qlen = min(val, somaxconn)
@@ -658,7 +679,17 @@ def tcp_info(sk) -> bytes:
         sk.ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
         sk.max_ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
         *([0] * 17), sk.total_retrans)
-    return head.ljust(TCP_INFO_SIZE, b"\0")
+    # Linux: the byte and segment counts after the head (RFC 4898 names): pacing rates,
+    # bytes_acked, bytes_received, segs_out, segs_in, notsent_bytes, min_rtt,
+    # data_segs_in, data_segs_out, ... bytes_sent (offset 200), snd_wnd, rcv_wnd (228)
+    counts = bytearray(TCP_INFO_SIZE - len(head))
+    base = len(head)
+    struct.pack_into("<QQIIIIII", counts, 120 - base, sk.bytes_acked, sk.bytes_received,
+                     sk.segs_out, sk.segs_in, len(sk.sndq) - sk.snd_sent, 0,
+                     sk.data_segs_in, sk.data_segs_out)
+    if TCP_INFO_SIZE >= 208:
+        struct.pack_into("<Q", counts, 200 - base, sk.bytes_sent)
+    return (head + bytes(counts))[:TCP_INFO_SIZE]
 
 
 def do_tcp_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:

@@ -65,8 +65,8 @@ def snapshot(net) -> list[dict]:
         listening = sk.state == TcpState.TCP_LISTEN
         rows.append({
             "state": STATE_NAMES.get(sk.state, sk.state.name),
-            "recv_q": sk.ack_backlog if listening else 0,
-            "send_q": sk.max_ack_backlog if listening else 0,
+            "recv_q": sk.ack_backlog if listening else len(sk.rcvq),
+            "send_q": sk.max_ack_backlog if listening else len(sk.sndq),
             "local": [format_addr(laddr, v6), lport],
             "peer": [format_addr(remote[0], v6), remote[1]] if remote
             else [format_addr(b"", v6), "*"],

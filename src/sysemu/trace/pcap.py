@@ -147,7 +147,8 @@ class PcapWriter:
         self.packets += 1
 
     def segment(self, seg: Segment) -> None:
-        """A control segment of the TCP model, shifted by the data bytes of its flow."""
+        """A segment of the TCP model (with its bytes in the model data path), shifted by
+        the data bytes the Pump reported for its flow (none in the model data path)."""
         flow = (seg.saddr, seg.sport, seg.daddr, seg.dport)
         rev = _reverse(flow)
         if seg.flags & TcpFlags.SYN and not seg.flags & TcpFlags.ACK:
@@ -156,7 +157,7 @@ class PcapWriter:
         seq = seg.seq + self._sent.get(flow, 0)
         ack = seg.ack + self._sent.get(rev, 0) if seg.flags & TcpFlags.ACK else seg.ack
         self._write(seg.time, seg.saddr, seg.sport, seg.daddr, seg.dport, seq, ack,
-                    seg.flags)
+                    seg.flags, bytes(seg.payload))
 
     __call__ = segment
 

@@ -126,15 +126,20 @@ class SyscallTable:
     def __init__(self, abi: str, rows: Iterable[tuple[int, str, str, str, str, bool]],
                  accept: set[str],
                  policy: Policy, on_unserved: Callable[[Slot], None] | None = None,
-                 handlers: dict[str, Handler] | None = None):
+                 handlers: dict[str, Handler] | None = None, datapath: str = "native"):
         """`rows` are the tbl lines (nr, abi, name, entry, compat, noreturn); `accept` the
-        abis this table takes, as syscalltbl.sh --abis selects them."""
+        abis this table takes, as syscalltbl.sh --abis selects them. A data call served
+        only in the model data path (Handler.datapath, trap_when ()) is the host's in the
+        native one."""
         self.abi = abi
         rows = [r for r in rows if r[1] in accept]
         self.nr_syscalls = max(r[0] for r in rows) + 1   # Linux: __NR_syscalls (--emit-nr)
         self.slots: list[Slot] = [NI_SLOT] * self.nr_syscalls
         for nr, row_abi, name, entry, compat, noreturn in rows:
             handler = (HANDLERS if handlers is None else handlers).get(name)
+            if handler is not None and handler.datapath and handler.trap_when == () \
+                    and datapath != "model":
+                handler = None
             handler_abi = "64" if row_abi == "common" else row_abi
             # syscalltbl.sh writes __SYSCALL(nr, sys_ni_syscall) for a line without an
             # entry point; a few lines (_sysctl) name sys_ni_syscall themselves.
@@ -169,21 +174,24 @@ class Syscalls:
 
     def __init__(self, policy: Policy = Policy.PASSTHROUGH, x32_abi: bool = True,
                  on_unserved: Callable[[Slot], None] | None = None,
-                 handlers: dict[str, Handler] | None = None):
+                 handlers: dict[str, Handler] | None = None, datapath: str = "native"):
         """`handlers` defaults to every registered handler (sysemu.kernel.syscalls.HANDLERS);
         tests may pass their own."""
         self.policy = Policy(policy)
         self.x32_abi = x32_abi          # Linux: CONFIG_X86_X32_ABI
+        # "native" or "model" (sysemu run --datapath): under "model" the data calls
+        # (Handler.datapath) are served and the filter traps them on every invocation
+        self.datapath = datapath
         self._logged: set[tuple[str, str]] = set()
         self._on_unserved = on_unserved
         log = self._log_once
         # Linux: arch/x86/entry/syscalls/Makefile, `--abis common,64`, `common,x32`, `i386`
         self.x64 = SyscallTable("64", _syscalls.TBL_64, {"common", "64"}, self.policy, log,
-                                handlers)
+                                handlers, datapath)
         self.x32 = SyscallTable("x32", _syscalls.TBL_64, {"common", "x32"}, self.policy, log,
-                                handlers)
+                                handlers, datapath)
         self.ia32 = SyscallTable("i386", _syscalls.TBL_32, {"i386"}, self.policy, log,
-                                 handlers)
+                                 handlers, datapath)
 
     def _log_once(self, slot: Slot) -> None:
         key = (slot.abi, slot.name)

@@ -22,12 +22,15 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_accept, inet_csk_get_
 from sysemu.net.ipv4.request_sock import reqsk_queue_remove
 from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
                                    RTN_MULTICAST, inet_addr_type)
-from sysemu.net.ipv4.tcp import tcp_disconnect, tcp_shutdown
+from sysemu.net.ipv4.tcp import (tcp_disconnect, tcp_ioctl, tcp_recvmsg, tcp_sendmsg,
+                                 tcp_shutdown)
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
-from sysemu.net.ipv4.ping import ping_bind, ping_init_sock, ping_recvmsg, ping_sendmsg
-from sysemu.net.ipv4.raw import RAW_SERVED, raw_bind, raw_init, raw_recvmsg, raw_sendmsg
-from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl, udp_recvmsg_ops,
-                                 udp_sendmsg_ops, udp_shutdown)
+from sysemu.net.ipv4.ping import (ping_bind, ping_init_sock, ping_recvmsg,
+                                  ping_sendmsg_ops)
+from sysemu.net.ipv4.raw import (RAW_SERVED, raw_bind, raw_init, raw_recvmsg,
+                                 raw_sendmsg_ops)
+from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl_ops,
+                                 udp_recvmsg_ops, udp_sendmsg_ops, udp_shutdown)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
                                            IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            IPV6_ADDR_MULTICAST, LOOPBACK4_IPV6,
@@ -321,16 +324,35 @@ def inet_shutdown(net: "Net", sock: Socket, how: int) -> None:
         raise SyscallError(err)
 
 
+def inet_sendmsg(task, sock: Socket, it, flags: int, nonblock: bool, copied: int,
+                 address: bytes | None = None):
+    """Linux: inet_sendmsg() -> sk->sk_prot->sendmsg (tcp_sendmsg, which ignores the
+    address)."""
+    sk = sock.sk
+    return tcp_sendmsg(task, sk.net, sk, it, flags, nonblock, copied)
+
+
+def inet_recvmsg(task, sock: Socket, it, flags: int, nonblock: bool, copied: int):
+    """Linux: inet_recvmsg() -> sk->sk_prot->recvmsg (tcp_recvmsg)."""
+    sk = sock.sk
+    return tcp_recvmsg(sk.net, sk, it, flags, nonblock, copied)
+
+
+def inet_ioctl(sock: Socket, what: str) -> int:
+    """Linux: inet_ioctl() -> sk->sk_prot->ioctl (tcp_ioctl)."""
+    return tcp_ioctl(sock.sk, what)
+
+
 # -- registration (Linux: inet_init(), inet6_init()) ----------------------------------
 
 inet_stream_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
-    shutdown=inet_shutdown)
+    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl)
 inet6_stream_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
-    shutdown=inet_shutdown)
+    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl)
 
 
 
@@ -343,31 +365,31 @@ inet_dgram_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl)
+    ioctl=udp_ioctl_ops)
 inet6_dgram_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl)
+    ioctl=udp_ioctl_ops)
 
 # Linux: inet_sockraw_ops / inet6_sockraw_ops and the ping entries of inetsw_array
 # (inet_dgram_ops with ping_prot): send and receive are the protocol's, over UDP's queue
 inet_ping_ops = ProtoOps(
     family=AF_INET, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=ping_recvmsg, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops)
 inet6_ping_ops = ProtoOps(
     family=AF_INET6, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg, recvmsg=ping_recvmsg, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops)
 inet_raw_ops = ProtoOps(
     family=AF_INET, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=raw_recvmsg, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops)
 inet6_raw_ops = ProtoOps(
     family=AF_INET6, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg, recvmsg=raw_recvmsg, ioctl=udp_ioctl)
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))

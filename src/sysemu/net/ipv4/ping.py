@@ -203,6 +203,13 @@ def ping_sendmsg(net: "Net", sock, read, length: int, addr: bytes | None, flags:
     icmp_send_skb(net, skb)
     return length
 
+def ping_sendmsg_ops(task, sock, it, flags: int, nonblock: bool, copied: int,
+                     addr: bytes | None = None):
+    """sock->ops->sendmsg of a ping socket (inet_sendmsg): one message of `it`'s bytes,
+    never a wait: (bytes sent, None)."""
+    return ping_sendmsg(sock.net, sock, lambda: it.read(0, it.count), it.count, addr, flags), None
+
+
 
 def ping_lookup(net: "Net", skb: IcmpSkb, ident: int) -> "Sock | None":
     """Linux: ping_lookup(): the first ping socket (the newest) of the packet's family

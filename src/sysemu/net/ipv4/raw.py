@@ -98,6 +98,13 @@ def raw_sendmsg(net: "Net", sock, read, length: int, addr: bytes | None, flags: 
     icmp_send_skb(net, skb)
     return length
 
+def raw_sendmsg_ops(task, sock, it, flags: int, nonblock: bool, copied: int,
+                    addr: bytes | None = None):
+    """sock->ops->sendmsg of a raw socket (inet_sendmsg): one message of `it`'s bytes,
+    never a wait: (bytes sent, None)."""
+    return raw_sendmsg(sock.net, sock, lambda: it.read(0, it.count), it.count, addr, flags), None
+
+
 
 def ip_header(skb: IcmpSkb) -> bytes:
     """The IPv4 header a raw socket reads in front of the message (no options)."""

@@ -1,7 +1,9 @@
-"""TCP's segments in, for a sock that has them: the handshake, FIN, RST, new requests.
+"""TCP's segments in, for a sock that has them: the handshake, ACKs, data, FIN, RST,
+new requests.
 
 Linux: net/ipv4/tcp_input.c (tcp_rcv_synsent_state_process, tcp_rcv_state_process,
-tcp_finish_connect, tcp_reset, tcp_fin, tcp_conn_request).
+tcp_finish_connect, tcp_ack, tcp_data_queue, tcp_urg, tcp_reset, tcp_fin,
+tcp_conn_request).
 """
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from typing import TYPE_CHECKING
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
 from sysemu.abi.limits import U32_MAX
-from sysemu.abi.socket import RCV_SHUTDOWN, SEND_SHUTDOWN
-from sysemu.net.core import (after, ktime_get_seconds, sk_acceptq_is_full,
+from sysemu.abi.socket import RCV_SHUTDOWN, SEND_SHUTDOWN, SO_OOBINLINE
+from sysemu.net.core import (after, before, ktime_get_seconds, sk_acceptq_is_full,
                              tcp_paws_check)
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_reqsk_queue_hash_add,
@@ -20,7 +22,9 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
 from sysemu.net.ipv4.request_sock import RequestSock
 from sysemu.net.ipv4.tcp import tcp_connect_failed, tcp_done, tcp_shutdown
 from sysemu.net.ipv4.tcp_minisocks import tcp_time_wait
-from sysemu.net.ipv4.tcp_output import F, tcp_send, tcp_send_delayed_ack, tcp_send_synack
+from sysemu.net.ipv4.tcp_output import (F, sk_stream_is_writeable, tcp_arm_rtx, tcp_full_space, tcp_init_transfer,
+                                        tcp_send, tcp_send_delayed_ack, tcp_send_synack,
+                                        tcp_write_xmit)
 from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
 
 if TYPE_CHECKING:
@@ -59,12 +63,17 @@ def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
             tcp_synrecv_established(net, sk, seg)
         return False
     tcp_replace_ts_recent(net, sk, seg)
+    sk.segs_in += 1
     if flags & F.SYN:
         # A retransmitted SYN-ACK (our ACK was dropped): ACK it again.
         if state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and flags & F.ACK:
             tcp_send(net, sk, F.ACK)
         return False
-    fin_acked = bool(flags & F.ACK) and seg.ack == sk.snd_nxt and sk.shutdown & SEND_SHUTDOWN
+    if flags & F.ACK:
+        tcp_ack(net, sk, seg)
+        state = sk.state
+    fin_acked = bool(flags & F.ACK) and seg.ack == sk.snd_nxt \
+        and sk.shutdown & SEND_SHUTDOWN and not sk.fin_pending
     if state == S.TCP_FIN_WAIT1 and fin_acked:
         sk.state = S.TCP_FIN_WAIT2
         if sk.dead:
@@ -76,9 +85,99 @@ def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
     elif state == S.TCP_LAST_ACK and fin_acked:
         tcp_done(net, sk)
         return False
+    queued = True
+    if seg.length:
+        state = sk.state
+        if state in (S.TCP_FIN_WAIT1, S.TCP_FIN_WAIT2) and sk.shutdown & RCV_SHUTDOWN:
+            # Linux: RFC 1122 says we MUST send a reset: data for a closed reader
+            net.count("TCPAbortOnData")
+            tcp_reset(net, sk)
+            return True
+        if state not in (S.TCP_ESTABLISHED, S.TCP_FIN_WAIT1, S.TCP_FIN_WAIT2):
+            return False        # after the peer's FIN: nothing more to queue
+        queued = tcp_data_queue(net, sk, seg)
     if flags & F.FIN:
-        tcp_fin(net, sk, seg)
+        if queued and sk.rcv_nxt == (seg.seq + seg.length) & U32_MAX:
+            tcp_fin(net, sk, seg)
+    elif seg.length:
+        tcp_send(net, sk, F.ACK)    # sysemu: every data segment is ACKed at once (quickack)
     return False
+
+
+def tcp_ack(net: "Net", sk: "Sock", seg: "Segment") -> None:
+    """Linux: tcp_ack(): an ACK of bytes in flight frees them from the send queue (and
+    restarts or stops the retransmission timer), its window moves the send window's
+    right edge (tcp_ack_update_window()); then the unsent bytes may go, and writers
+    waiting for send space wake (sk_stream_write_space())."""
+    if sk.snd_wnd_end == 0 and sk.snd_una == 0:
+        return                  # the data path never started (no tcp_init_transfer)
+    ack = seg.ack
+    if after(ack, sk.snd_nxt) or before(ack, sk.snd_una):
+        return                  # sysemu: Linux ACKs an ACK of unsent data; old ACKs go
+    acked = min((ack - sk.snd_una) & U32_MAX, sk.snd_sent)
+    if acked:
+        del sk.sndq[:acked]
+        sk.snd_sent -= acked
+        sk.snd_una = (sk.snd_una + acked) & U32_MAX
+        sk.bytes_acked += acked
+        sk.backoff = 0
+        if sk.rtx_timer is not None:
+            sk.rtx_timer.cancel()
+            sk.rtx_timer = None
+        if sk.snd_sent:
+            tcp_arm_rtx(net, sk)
+    end = (ack + seg.window) & U32_MAX
+    grew = after(end, sk.snd_wnd_end)
+    if grew or acked:
+        sk.snd_wnd_end = end if grew else sk.snd_wnd_end
+    if len(sk.sndq) > sk.snd_sent and (grew or acked):
+        tcp_write_xmit(net, sk, sk.nonagle)
+    if (acked or grew) and not sk.dead and sk_stream_is_writeable(sk):
+        sk.wait.wake_up()               # Linux: tcp_check_space() -> sk_stream_write_space()
+        net.kernel.host.readiness(sk)
+
+
+def tcp_data_queue(net: "Net", sk: "Sock", seg: "Segment") -> bool:
+    """Linux: tcp_data_queue(): the next bytes in order join the receive queue (what
+    fits the receive space; sysemu: the wire keeps order, so anything else is a
+    duplicate or beyond the window, dropped and answered with an ACK), the reader wakes.
+    An urgent pointer (tcp_urg()) marks its byte: out of band unless SO_OOBINLINE.
+    True if the whole segment was taken."""
+    payload = seg.payload
+    if seg.seq != sk.rcv_nxt:
+        tcp_send(net, sk, F.ACK)
+        return False
+    free = tcp_full_space(sk) - len(sk.rcvq)
+    n = min(len(payload), max(free, 0))
+    if not n:
+        tcp_send(net, sk, F.ACK)
+        return False
+    urg = -1
+    if seg.flags & F.URG and seg.urg_ptr:
+        # Linux: tcp_check_urg(): the urgent byte is the one before the pointer (BSD)
+        urg = seg.urg_ptr - 1
+        if urg >= n or (sk.urg_data is not None and sk.urg_seq == (seg.seq + urg) & U32_MAX):
+            urg = -1
+    if urg >= 0:
+        sk.urg_seq = (seg.seq + urg) & U32_MAX
+        sk.urg_data = payload[urg]
+        sk.urg_mark = True
+        if not sk.sockflags.get(SO_OOBINLINE):
+            sk.rcvq += payload[:urg]
+            sk.urg_off = len(sk.rcvq)
+            sk.rcvq += payload[urg + 1:n]
+        else:
+            sk.urg_off = len(sk.rcvq) + urg
+            sk.rcvq += payload[:n]
+    else:
+        sk.rcvq += payload[:n]
+    sk.rcv_nxt = (sk.rcv_nxt + n) & U32_MAX
+    sk.bytes_received += n
+    sk.data_segs_in += 1
+    if not sk.dead:
+        sk.wait.wake_up()
+        net.kernel.host.readiness(sk)
+    return n == len(payload)
 
 
 def tcp_finish_connect(net: "Net", sk: "Sock", seg: "Segment") -> None:
@@ -92,6 +191,8 @@ def tcp_finish_connect(net: "Net", sk: "Sock", seg: "Segment") -> None:
         sk.tstamp_ok = False
     sk.rcv_nxt = (seg.seq + 1) & U32_MAX
     sk.state = S.TCP_ESTABLISHED
+    tcp_init_transfer(net, sk, seg.window)
+    sk.bytes_acked = 1          # Linux: tcp_snd_una_update() for the SYN
     tcp_send(net, sk, F.ACK)
     if not sk.dead:
         sk.wait.wake_up()
@@ -154,15 +255,25 @@ def tcp_reset(net: "Net", sk: "Sock") -> None:
         sk.sk_err = Errno.ECONNRESET
     if sk.state == S.TCP_SYN_SENT:
         return tcp_connect_failed(net, sk)
+    # Linux: tcp_write_queue_purge(); the receive queue stays readable
+    del sk.sndq[:]
+    sk.snd_sent = 0
+    sk.fin_pending = False
+    if sk.rtx_timer is not None:
+        sk.rtx_timer.cancel()
+        sk.rtx_timer = None
     if not sk.dead:
         net.kernel.host.reset(sk)
     tcp_done(net, sk)
+    if not sk.dead:
+        net.kernel.host.readiness(sk)
 
 
 def tcp_fin(net: "Net", sk: "Sock", seg: "Segment") -> None:
-    """Linux: tcp_fin()."""
-    sk.rcv_nxt = (seg.seq + 1) & U32_MAX
+    """Linux: tcp_fin(): after the segment's bytes; SOCK_DONE (reads end with 0)."""
+    sk.rcv_nxt = (seg.seq + seg.length + 1) & U32_MAX
     sk.shutdown |= RCV_SHUTDOWN
+    sk.done = True
     state = sk.state
     if state == S.TCP_ESTABLISHED:
         # Linux enters pingpong mode here: the ACK of the FIN is delayed (ATO, 40 ms) in
@@ -178,6 +289,7 @@ def tcp_fin(net: "Net", sk: "Sock", seg: "Segment") -> None:
         tcp_time_wait(net, sk)
     if not sk.dead:
         sk.wait.wake_up()
+        net.kernel.host.readiness(sk)
 
 
 def tcp_conn_request(net: "Net", rsk_ops: "RequestSockOps", sk: "Sock", seg: "Segment",

@@ -30,7 +30,8 @@ from sysemu.net.ipv4.tcp import tcp_close, tcp_connect_failed, tcp_disconnect
 from sysemu.net.ipv4.tcp_input import tcp_conn_request, tcp_rcv_state_process
 from sysemu.net.ipv4.tcp_minisocks import (TcpTwStatus, tcp_check_req,
                                            tcp_timewait_state_process)
-from sysemu.net.ipv4.tcp_output import F, tcp_connect, tcp_rtx_synack, tcp_transmit, tcp_tsval
+from sysemu.net.ipv4.tcp_output import (F, tcp_connect, tcp_init_transfer, tcp_rtx_synack,
+                                        tcp_transmit, tcp_tsval)
 from sysemu.net.ipv4.tcp_timer import tcp_orphan_expire, tcp_retransmit_timer
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            LOOPBACK4_IPV6, ipv6_addr_type)
@@ -52,7 +53,12 @@ def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
     hinfo = net.hashinfo
     owner = hinfo.lookup_established(seg.daddr, seg.dport, seg.saddr, seg.sport)
     if isinstance(owner, RequestSock):
-        return tcp_check_req(net, owner, seg)
+        tcp_check_req(net, owner, seg)
+        if seg.length:      # Linux: tcp_child_process(): the ACK's data goes to the child
+            child = hinfo.lookup_established(seg.daddr, seg.dport, seg.saddr, seg.sport)
+            if isinstance(child, Sock) and child.state == S.TCP_ESTABLISHED:
+                tcp_rcv_state_process(net, child, seg)
+        return
     if owner is not None:
         if owner.state == S.TCP_TIME_WAIT:
             return tcp_v4_do_time_wait(net, owner, seg)
@@ -176,6 +182,7 @@ def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | No
         child.ts_recent_stamp = ktime_get_seconds(net.now())
         child.tsoffset = req.ts_off
     child.state = S.TCP_ESTABLISHED
+    tcp_init_transfer(net, child, 65535)     # sysemu: the peer's window is the SYN's
     net.count("PassiveOpens")
     net.hashinfo.bind_hash(child, sk.bind_bucket, sk.num)     # __inet_inherit_port()
     inet_csk_reqsk_queue_drop(net, req)

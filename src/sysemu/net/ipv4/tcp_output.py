@@ -1,11 +1,18 @@
-"""TCP's segments out: the control segments of sysemu's model and the delayed ACK.
+"""TCP's segments out: control segments, data segments, the delayed ACK.
 
 Linux: net/ipv4/tcp_output.c (tcp_transmit_skb, tcp_connect, tcp_send_fin,
-tcp_send_active_reset, tcp_make_synack / tcp_rtx_synack, tcp_send_delayed_ack).
+tcp_send_active_reset, tcp_make_synack / tcp_rtx_synack, tcp_send_delayed_ack,
+tcp_write_xmit, tcp_nagle_test, __tcp_push_pending_frames, tcp_select_window).
 
-Only control segments travel here (SYN, SYN-ACK, ACK, FIN, RST): the bytes of an
-established connection move natively between placeholders (DESIGN.md), so sequence
-numbers advance by SYN and FIN only.
+In the native data path (the default) only control segments travel here (SYN, SYN-ACK,
+ACK, FIN, RST): the bytes of an established connection move natively between
+placeholders (DESIGN.md), so sequence numbers advance by SYN and FIN only. In the model
+data path tcp_sendmsg() queues the program's bytes on sk.sndq and tcp_write_xmit() cuts
+them into segments of at most the MSS, within the peer's window, with Nagle, TCP_CORK
+and MSG_MORE holding back a partial segment as Linux's tcp_nagle_test() does.
+sysemu: loopback loses nothing unless a fault says so; a timer sends the unacknowledged
+bytes again from snd_una (go-back-N) at the RTO, doubling; SACK, fast retransmit and
+congestion control are not modelled (the window is the peer's receive window).
 """
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ from typing import TYPE_CHECKING
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import SEND_SHUTDOWN
-from sysemu.net.core import TCP_DELACK_MIN, TCP_TIMEOUT_INIT, Segment, tcp_clock_ms
+from sysemu.net.core import (SOCK_SNDBUF_LOCK, TCP_DELACK_MIN, TCP_RTO_MAX, TCP_RTO_MIN,
+                             TCP_TIMEOUT_INIT, WMEM_MAX, Segment, after, s32, tcp_clock_ms)
 from sysemu.net.ipv4.inet_connection_sock import inet_csk_reset_xmit_timer
 
 if TYPE_CHECKING:
@@ -32,14 +40,28 @@ class F:
     RST = int(TcpFlags.RST)
     PSH = int(TcpFlags.PSH)
     ACK = int(TcpFlags.ACK)
+    URG = int(TcpFlags.URG)
+
+
+# Linux: include/net/tcp.h tp->nonagle bits
+TCP_NAGLE_OFF = 1       # TCP_NODELAY
+TCP_NAGLE_CORK = 2      # TCP_CORK (or MSG_MORE for one push)
+TCP_NAGLE_PUSH = 4      # push what is queued now, whatever Nagle says
+
+# Linux: the loopback device's MTU (65536) less the IPv4 and TCP headers; 12 bytes less
+# with the timestamp option (tcpi_snd_mss 65483 on lo, probed on 6.18).
+LOOPBACK_MSS = 65495
+TCPOLEN_TSTAMP_ALIGNED = 12
 
 
 def tcp_transmit(net: "Net", saddr: bytes, sport: int, daddr: bytes, dport: int, seq: int,
-                 ack: int, flags: int, tsval: int | None = None, tsecr: int = 0) -> None:
+                 ack: int, flags: int, tsval: int | None = None, tsecr: int = 0,
+                 payload: bytes = b"", window: int = 65535, urg_ptr: int = 0) -> None:
     """One segment onto the wire (Linux: tcp_transmit_skb() -> ip_queue_xmit()); tsval
     (None: no timestamp option) and tsecr are the timestamp option's."""
     net.transmit(Segment(saddr, sport, daddr, dport, seq & U32_MAX, ack & U32_MAX, flags,
-                         tsval=tsval, tsecr=tsecr))
+                         len(payload), tsval=tsval, tsecr=tsecr, payload=payload,
+                         window=window, urg_ptr=urg_ptr))
 
 
 def tcp_tsval(net: "Net", offset: int) -> int:
@@ -48,17 +70,189 @@ def tcp_tsval(net: "Net", offset: int) -> int:
     return (tcp_clock_ms(net.now()) + offset) & U32_MAX
 
 
-def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None) -> None:
-    """A control segment of `sk` (seq: snd_nxt unless given; ack: rcv_nxt), with the
-    timestamp option when the connection has it (Linux: tcp_established_options() /
-    tcp_syn_options()). One that carries the ACK cancels a pending delayed ACK (Linux:
-    tcp_event_ack_sent())."""
+def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None,
+             payload: bytes = b"", urg_ptr: int = 0) -> None:
+    """A segment of `sk` (seq: snd_nxt unless given; ack: rcv_nxt), with the timestamp
+    option when the connection has it (Linux: tcp_established_options() /
+    tcp_syn_options()) and the receive window (tcp_select_window()). One that carries the
+    ACK cancels a pending delayed ACK (Linux: tcp_event_ack_sent())."""
     if flags & F.ACK and sk.delack is not None:
         sk.delack.cancel()
         sk.delack = None
     tsval = tcp_tsval(net, sk.tsoffset) if sk.tstamp_ok else None
+    window = tcp_select_window(sk)
+    if flags & F.SYN:
+        window = min(window, 65535)     # Linux: a SYN's window is never scaled
+    sk.segs_out += 1
     tcp_transmit(net, sk.wire_local(), sk.num, sk.wire_remote(), sk.dport,
-                 sk.snd_nxt if seq is None else seq, sk.rcv_nxt, flags, tsval, sk.ts_recent)
+                 sk.snd_nxt if seq is None else seq, sk.rcv_nxt, flags, tsval, sk.ts_recent,
+                 payload, window, urg_ptr)
+
+
+def tcp_full_space(sk: "Sock") -> int:
+    """Linux: tcp_full_space(): the receive buffer's room for data.
+    sysemu: the whole SO_RCVBUF value (Linux gives the data about half of it, by its
+    measured skb overhead), and no receive-buffer autotuning."""
+    return sk.rcvbuf
+
+
+def tcp_select_window(sk: "Sock") -> int:
+    """Linux: tcp_select_window(): the free space of the receive queue; the right edge
+    it offers never moves back (the space only grows as the program reads)."""
+    free = max(0, tcp_full_space(sk) - len(sk.rcvq))
+    end = (sk.rcv_nxt + free) & U32_MAX
+    if sk.rcv_wnd_end and after(sk.rcv_wnd_end, end):
+        free = (sk.rcv_wnd_end - sk.rcv_nxt) & U32_MAX
+    else:
+        sk.rcv_wnd_end = end
+    return min(free, 0x7FFFFFFF)
+
+
+def tcp_sndbuf(sk: "Sock") -> int:
+    """The send queue's limit (Linux: sk_sndbuf, compared with sk_wmem_queued).
+    sysemu: SO_SNDBUF's value when the program set it, else net.core.wmem_max's (Linux
+    grows sk_sndbuf with the congestion window up to tcp_wmem[2]); bytes, no skb
+    overhead."""
+    return sk.sndbuf if sk.userlocks & SOCK_SNDBUF_LOCK else WMEM_MAX
+
+
+def sk_stream_is_writeable(sk: "Sock") -> bool:
+    """Linux: __sk_stream_is_writeable(): free send space at least half of what is queued
+    (sk_stream_wspace() >= sk_stream_min_wspace()): POLLOUT, and when writers wake."""
+    queued = len(sk.sndq)
+    return tcp_sndbuf(sk) - queued >= queued // 2
+
+
+def tcp_current_mss(sk: "Sock") -> int:
+    """Linux: tcp_current_mss(): loopback's MSS, less the timestamp option."""
+    return LOOPBACK_MSS - (TCPOLEN_TSTAMP_ALIGNED if sk.tstamp_ok else 0)
+
+
+def tcp_init_transfer(net: "Net", sk: "Sock", peer_window: int) -> None:
+    """Linux: tcp_init_transfer() / tcp_init_wl(): the connection is established, the
+    data path starts at snd_nxt and rcv_nxt with the peer's first window."""
+    sk.snd_una = sk.snd_nxt
+    sk.snd_wnd_end = (sk.snd_nxt + peer_window) & U32_MAX
+    sk.snd_sml = sk.snd_nxt
+    sk.mss_cache = tcp_current_mss(sk)
+    sk.nonagle = (sk.nonagle & ~TCP_NAGLE_OFF) | (TCP_NAGLE_OFF if sk.nodelay else 0)
+
+
+# -- the data path ---------------------------------------------------------------------
+
+def tcp_nagle_test(sk: "Sock", size: int, mss: int, nonagle: int, last: bool) -> bool:
+    """Linux: tcp_nagle_test() / tcp_nagle_check() / tcp_minshall_check(): may a segment
+    of `size` bytes go now? A full one, a pushed one, or the last one carrying the FIN
+    always; a partial one not while corked (TCP_CORK, MSG_MORE), nor, without
+    TCP_NODELAY, while a small segment sent earlier is unacknowledged (Minshall)."""
+    if nonagle & TCP_NAGLE_PUSH or size >= mss:
+        return True
+    if last and sk.fin_pending:
+        return True
+    if nonagle & TCP_NAGLE_CORK:
+        return False
+    if nonagle & TCP_NAGLE_OFF:
+        return True
+    return not (sk.snd_sent and after(sk.snd_sml, sk.snd_una))
+
+
+def tcp_write_xmit(net: "Net", sk: "Sock", nonagle: int) -> None:
+    """Linux: tcp_write_xmit(): send the unsent bytes of sk.sndq as segments of at most
+    the MSS, within the peer's window, as Nagle allows; the FIN goes with the last one
+    (or alone once everything is out). PSH marks the segment that empties the queue
+    (tcp_mark_push of the write's last skb). Re-entered from an ACK that arrives while
+    it sends (loopback delivers at once): every pass reads the queue afresh."""
+    while True:
+        unsent = len(sk.sndq) - sk.snd_sent
+        if unsent <= 0:
+            break
+        usable = s32(sk.snd_wnd_end - sk.snd_nxt)
+        if usable <= 0:
+            break           # sysemu: no zero-window probe; the window update comes in order
+        mss = sk.mss_cache
+        size = min(mss, unsent, usable)
+        last = size == unsent
+        if size < mss and size == unsent and not tcp_nagle_test(sk, size, mss, nonagle, last):
+            break
+        start = sk.snd_sent
+        payload = bytes(sk.sndq[start:start + size])
+        seq = sk.snd_nxt
+        flags = F.ACK | (F.PSH if last else 0)
+        urg_ptr = 0
+        if sk.snd_up and after(sk.snd_up, seq):
+            flags |= F.URG              # Linux: tcp_options_write()'s urgent pointer
+            urg_ptr = min((sk.snd_up - seq) & U32_MAX, 0xFFFF)
+        fin = last and sk.fin_pending
+        if fin:
+            flags |= F.FIN
+            sk.fin_pending = False
+        sk.snd_sent = start + size
+        sk.snd_nxt = (seq + size + (1 if fin else 0)) & U32_MAX
+        if size < mss:
+            sk.snd_sml = (seq + size) & U32_MAX
+        sk.bytes_sent += size
+        sk.data_segs_out += 1
+        if sk.rtx_timer is None:
+            tcp_arm_rtx(net, sk)
+        tcp_send(net, sk, flags, seq=seq, payload=payload, urg_ptr=urg_ptr)
+        if sk.snd_up and not after(sk.snd_up, sk.snd_nxt):
+            sk.snd_up = 0
+    if sk.fin_pending and len(sk.sndq) == sk.snd_sent:
+        sk.fin_pending = False
+        _send_fin_now(net, sk)
+    elif len(sk.sndq) > sk.snd_sent and not sk.snd_sent and sk.rtx_timer is None:
+        # Linux: tcp_check_probe_timer(): bytes held with nothing in flight (corked, or a
+        # zero window) go out at the probe timer (the 200 ms ceiling of tcp(7)'s TCP_CORK)
+        tcp_arm_rtx(net, sk)
+
+
+def tcp_push(net: "Net", sk: "Sock", more: bool = False) -> None:
+    """Linux: tcp_push(): after a write, send what may go; MSG_MORE corks this push
+    (TCP_NAGLE_CORK), TCP_CORK corks every push until it is cleared."""
+    nonagle = sk.nonagle | (TCP_NAGLE_CORK if more else 0)
+    tcp_write_xmit(net, sk, nonagle)
+
+
+def tcp_push_pending_frames(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_push_pending_frames(): TCP_NODELAY set, or TCP_CORK cleared."""
+    tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
+
+
+def tcp_arm_rtx(net: "Net", sk: "Sock") -> None:
+    """The data retransmission timer, at the RTO (TCP_RTO_MIN on loopback, doubling per
+    expiry: Linux's icsk_retransmit_timer for data)."""
+    if sk.rtx_timer is not None:
+        sk.rtx_timer.cancel()
+    delay = min(TCP_RTO_MIN * (1 << min(sk.backoff, 10)), TCP_RTO_MAX)
+    sk.rtx_timer = net.add_timer(delay, lambda now, sk=sk: tcp_data_rtx_timer(net, sk))
+
+
+def tcp_data_rtx_timer(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_retransmit_timer() for data: nothing acknowledged since the RTO, so
+    send again from snd_una (a lost segment, or one a full accept queue dropped); with
+    nothing in flight it is tcp_probe_timer(): what a cork or Nagle held goes now
+    (tcp_write_wakeup())."""
+    sk.rtx_timer = None
+    if sk.state in (S.TCP_CLOSE, S.TCP_TIME_WAIT, S.TCP_LISTEN):
+        return
+    if not sk.snd_sent:
+        if len(sk.sndq):
+            tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
+            if len(sk.sndq) > sk.snd_sent and sk.rtx_timer is None:
+                sk.backoff += 1         # a zero window: probe again, backing off
+                tcp_arm_rtx(net, sk)
+        return
+    if sk.shutdown & SEND_SHUTDOWN and not sk.fin_pending:
+        # the FIN is out too: go back before it as well
+        sk.fin_pending = True
+    net.count("RetransSegs")
+    sk.total_retrans += 1
+    sk.backoff += 1
+    sk.snd_sent = 0
+    sk.snd_nxt = sk.snd_una
+    tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
+    if sk.snd_sent and sk.rtx_timer is None:
+        tcp_arm_rtx(net, sk)
 
 
 def tcp_connect(net: "Net", sk: "Sock") -> None:
@@ -84,8 +278,9 @@ def tcp_connect(net: "Net", sk: "Sock") -> None:
 def tcp_send_synack(net: "Net", req: "RequestSock") -> None:
     """Linux: tcp_v4_send_synack() of tcp_make_synack(): the SYN-ACK of a request."""
     tsval = tcp_tsval(net, req.ts_off) if req.tstamp_ok else None
+    window = min(tcp_full_space(req.listener), 65535)      # the child's receive space
     tcp_transmit(net, req.loc_addr, req.loc_port, req.rmt_addr, req.rmt_port, req.snt_isn,
-                 req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent)
+                 req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent, window=window)
 
 
 def tcp_rtx_synack(net: "Net", req: "RequestSock") -> None:
@@ -95,8 +290,17 @@ def tcp_rtx_synack(net: "Net", req: "RequestSock") -> None:
 
 
 def tcp_send_fin(net: "Net", sk: "Sock") -> None:
-    """Linux: tcp_send_fin(): the FIN takes one sequence number."""
+    """Linux: tcp_send_fin(): the FIN takes one sequence number, after every byte
+    queued before it (it rides on the last data segment when that one is still unsent)."""
     sk.shutdown |= SEND_SHUTDOWN
+    if len(sk.sndq) > sk.snd_sent:
+        sk.fin_pending = True
+        tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
+        return
+    _send_fin_now(net, sk)
+
+
+def _send_fin_now(net: "Net", sk: "Sock") -> None:
     seq = sk.snd_nxt
     sk.snd_nxt = (seq + 1) & U32_MAX
     tcp_send(net, sk, F.FIN | F.ACK, seq=seq)

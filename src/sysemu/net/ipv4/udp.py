@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_UDP, V4MAPPED_PREFIX, TcpState)
 from sysemu.abi.socket import AF_INET, AF_INET6, AF_UNSPEC, SOCK_DGRAM
-from sysemu.kernel.errors import SyscallError, WouldBlock
+from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Proto, mapped, sock_intr_errno
 from sysemu.net.ipv4.inet_connection_sock import inet_rcv_saddr_equal
 from sysemu.net.ipv4.inet_hashtables import inet_get_local_port_range
@@ -375,10 +375,12 @@ def udp_sendmsg(net: "Net", sk: "Sock", read, length: int, addr: bytes | None,
     return udp_send_skb(net, sk, data, saddr, daddr, dport, v4)
 
 
-def udp_sendmsg_ops(net: "Net", sock, read, length: int, addr: bytes | None,
-                    flags: int) -> int:
-    """sock->ops->sendmsg of a UDP socket (inet_sendmsg)."""
-    return udp_sendmsg(net, sock.sk, read, length, addr, flags)
+def udp_sendmsg_ops(task, sock, it, flags: int, nonblock: bool, copied: int,
+                    addr: bytes | None = None):
+    """sock->ops->sendmsg of a UDP socket (inet_sendmsg): one datagram of `it`'s bytes,
+    never a wait: (bytes sent, None)."""
+    return udp_sendmsg(sock.net, sock.sk, lambda: it.read(0, it.count), it.count, addr,
+                       flags), None
 
 
 def udp_recvmsg_ops(net: "Net", sock, flags: int, nonblocking: bool,
@@ -681,6 +683,14 @@ def udp_ioctl(net: "Net", sk: "Sock", inq: bool) -> int:
         return 0
     datagram_sync(net, sk)
     return len(sk.receive_queue[0].data) if sk.receive_queue else 0
+
+
+def udp_ioctl_ops(sock, what: str) -> int:
+    """sock->ops->ioctl of a UDP socket (inet_ioctl -> udp_ioctl()): SIOCINQ, SIOCOUTQ;
+    SIOCATMARK and SIOCOUTQNSD stay the placeholder's (the host answers)."""
+    if what not in ("inq", "outq"):
+        raise HostPassthrough()
+    return udp_ioctl(sock.net, sock.sk, what == "inq")
 
 
 def udp_shutdown(net: "Net", sock, how: int) -> None:
