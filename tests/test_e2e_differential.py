@@ -152,7 +152,7 @@ def test_probe_native_equals_sysemu(name, traced, sysemu_bin, tmp_path):
 def test_probe_native_equals_sysemu_model_datapath(name, traced, sysemu_bin, tmp_path):
     """The same scenarios with every byte through sysemu's TCP (`--datapath model`)."""
     compare_probe(PROBE, name, traced, sysemu_bin, tmp_path, KNOWN_DIFFERENCES.get(name),
-                  ("--datapath", "model"))
+                  mode=("--datapath", "model"))
 
 
 def test_time_wait_rebind_exact_when_sysemu_moves_the_bytes(sysemu_bin, tmp_path):
