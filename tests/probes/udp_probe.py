@@ -525,6 +525,28 @@ def native_and_trapped_reads():
 
 
 @scenario
+def send_then_close():
+    """A connected socket's native write()/send() right before its close (LTP bind05's
+    peer): each datagram was sent at the call, the close loses none."""
+    a = bound()
+    r = {}
+    for i, how in enumerate(("write", "send", "sendto")):
+        b = udp()
+        b.connect(a.getsockname())
+        msg = f"{how}-{i}".encode()
+        if how == "write":
+            os.write(b.fileno(), msg)
+        elif how == "send":
+            b.send(msg)
+        else:
+            b.sendto(msg, a.getsockname())
+        b.close()
+        r[how] = a.recv(100).decode() if readable(a, 2) else None
+    a.close()
+    return r
+
+
+@scenario
 def readiness():
     a, b = bound(), udp()
     ep = select.epoll()

@@ -554,6 +554,8 @@ class NetGlue(HostHooks):
             return
         hung_up = None
         for _ in range(MAX_NATIVE_SENDS):      # bounded: an EOF also reads as b""
+            if ph.kept_fd is None:             # closed meanwhile (a send takes in closes)
+                return
             try:
                 data = os.read(ph.kept_fd, 1 << 17)
             except OSError:
@@ -801,11 +803,12 @@ class NetGlue(HostHooks):
         try:
             if ph.kind == "proc":
                 self._proc_input(ph)
-            elif events & (select.EPOLLHUP | select.EPOLLERR):
-                self._program_closed(ph)
             elif ph.kind == "dgram":
+                # what the program sent before it closed was sent (Linux: at write()):
+                # its records are taken before its close is
                 sock = sock_of(ph.file)
-                if events & select.EPOLLOUT:
+                closed = events & (select.EPOLLHUP | select.EPOLLERR)
+                if events & select.EPOLLOUT and not closed:
                     self._flush_backlog(ph)
                 if events & select.EPOLLIN and sock is not None and not ph.syncing:
                     ph.syncing = True
