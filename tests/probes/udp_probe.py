@@ -525,6 +525,35 @@ def native_and_trapped_reads():
 
 
 @scenario
+def any_destination():
+    """connect()/sendto() 0.0.0.0 (and ::ffff:0.0.0.0) mean this host: the source
+    address, else 127.0.0.1 (LTP send01, sendto01)."""
+    r = {}
+    a = bound(socket.AF_INET, "0.0.0.0")
+    port = a.getsockname()[1]
+    b = udp()
+    b.connect(("0.0.0.0", port))
+    r["peer"], r["name"] = b.getpeername()[0], b.getsockname()[0]
+    b.send(b"x")
+    c = udp()
+    c.sendto(b"y", ("0.0.0.0", port))
+    e = udp(socket.AF_INET6)
+    e.sendto(b"z", ("::ffff:0.0.0.0", port))
+    f = bound(socket.AF_INET, "127.0.0.5")
+    f.connect(("0.0.0.0", port))
+    r["peer_of_bound"] = f.getpeername()[0]
+    got = []
+    for _ in range(3):
+        if readable(a, 2):
+            data, src = a.recvfrom(10)
+            got.append([data.decode(), src[0]])
+    r["got"] = got
+    for s in (a, b, c, e, f):
+        s.close()
+    return r
+
+
+@scenario
 def send_then_close():
     """A connected socket's native write()/send() right before its close (LTP bind05's
     peer): each datagram was sent at the call, the close loses none."""

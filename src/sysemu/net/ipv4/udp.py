@@ -214,16 +214,25 @@ def _route4(sk: "Sock", daddr: bytes) -> bytes:
     raise SyscallError(Errno.ENETUNREACH)
 
 
+def _local_if_any(sk: "Sock", daddr: bytes) -> bytes:
+    """Linux: ip_route_output_key_hash_rcu(): no destination means this host: the source
+    address if there is one, else 127.0.0.1 (so connect/sendto 0.0.0.0 reach it)."""
+    if daddr != INADDR_ANY:
+        return daddr
+    return sk.rcv_saddr if sk.rcv_saddr != INADDR_ANY else INADDR_LOOPBACK
+
+
 def ip4_datagram_connect(net: "Net", sk: "Sock", data: bytes) -> None:
     """Linux: net/ipv4/datagram.c __ip4_datagram_connect(): EINVAL (short), EAFNOSUPPORT,
     the route (source address if unbound), then the peer; the sock is ESTABLISHED."""
     addr = decode_sockaddr_in(data)
     if addr.family != AF_INET:
         raise SyscallError(Errno.EAFNOSUPPORT)
-    saddr = _route4(sk, addr.addr)
+    daddr = _local_if_any(sk, addr.addr)
+    saddr = _route4(sk, daddr)
     if sk.rcv_saddr == INADDR_ANY:
         sk.rcv_saddr = saddr
-    sk.daddr = addr.addr
+    sk.daddr = daddr
     sk.dport = addr.port
     sk.state = S.TCP_ESTABLISHED
 
@@ -251,7 +260,8 @@ def ip6_datagram_connect(net: "Net", sk: "Sock", data: bytes) -> None:
     if kind == IPV6_ADDR_MAPPED:
         if sk.ipv6only:
             raise SyscallError(Errno.ENETUNREACH)
-        v4 = daddr[12:]
+        v4 = _local_if_any(sk, daddr[12:])
+        daddr = mapped(v4)
         saddr = _route4(sk, v4)
         if sk.rcv_saddr == INADDR_ANY:
             sk.rcv_saddr = saddr
@@ -358,6 +368,7 @@ def udp_sendmsg(net: "Net", sk: "Sock", read, length: int, addr: bytes | None,
     inet_autobind(net, sk)
     daddr, dport, v4 = _wire_dest(sk, addr)
     if v4:
+        daddr = mapped(_local_if_any(sk, daddr[12:]))
         saddr = mapped(_route4(sk, daddr[12:]))
     else:
         if ipv6_addr_type(daddr) != IPV6_ADDR_LOOPBACK:
