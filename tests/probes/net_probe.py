@@ -110,6 +110,29 @@ def connected_pair(srv):
     return c, a
 
 
+# --- buffer sizes ---
+
+@scenario
+def buffer_force():
+    """SO_SNDBUFFORCE / SO_RCVBUFFORCE (32, 33): past wmem_max/rmem_max with
+    CAP_NET_ADMIN (EPERM without), doubled, negative as 0; not readable (ENOPROTOOPT);
+    on stream and datagram sockets (LTP setsockopt04)."""
+    r = {}
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        for opt, get in ((32, socket.SO_SNDBUF), (33, socket.SO_RCVBUF)):
+            for v in (1 << 20, 10 << 20, -5, 0):
+                key = f"{int(kind)}.{opt}.{v}"
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, opt, v)
+                    r[key] = s.getsockopt(socket.SOL_SOCKET, get)
+                except OSError as exc:
+                    r[key] = errno.errorcode[exc.errno]
+        r[f"{int(kind)}.get"] = outcome(s.getsockopt, socket.SOL_SOCKET, 32)
+        s.close()
+    return r
+
+
 # --- bind conflicts and reuse rules (inet_csk_get_port, inet_csk_bind_conflict) ---
 
 @scenario

@@ -26,7 +26,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, IFNAMSIZ, SOCK_DGRAM, SOCK_RAW
                                SO_KEEPALIVE, SO_LINGER, SO_MAX_PACING_RATE, SO_PROTOCOL,
                                SO_RCVBUF,
                                SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR, SO_REUSEPORT,
-                               SO_SNDBUF, SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
+                               SO_SNDBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE, SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TYPE,
                                SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SOL_SOCKET, TIMEVAL32,
                                TIMEVAL64)
 from sysemu.abi.limits import HZ, INT_MAX, ULONG_MAX, USEC_PER_SEC
@@ -304,14 +304,24 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         sk.reuseport = valbool
     elif optname == SO_KEEPALIVE:
         sk.keepalive = valbool
-    elif optname == SO_SNDBUF:
-        v = min(val & 0xFFFFFFFF, WMEM_MAX, INT_MAX // 2)
+    elif optname in (SO_SNDBUF, SO_SNDBUFFORCE):
+        if optname == SO_SNDBUF:
+            v = min(val & 0xFFFFFFFF, WMEM_MAX)
+        elif not task.capable(CAP_NET_ADMIN):
+            raise SyscallError(Errno.EPERM)
+        else:
+            v = max(val, 0)                     # SO_SNDBUFFORCE: past wmem_max
         sk.userlocks |= SOCK_SNDBUF_LOCK
-        sk.sndbuf = max(v * 2, SOCK_MIN_SNDBUF)
-    elif optname == SO_RCVBUF:
-        v = min(val & 0xFFFFFFFF, RMEM_MAX, INT_MAX // 2)
+        sk.sndbuf = max(min(v, INT_MAX // 2) * 2, SOCK_MIN_SNDBUF)
+    elif optname in (SO_RCVBUF, SO_RCVBUFFORCE):
+        if optname == SO_RCVBUF:
+            v = min(val & 0xFFFFFFFF, RMEM_MAX)
+        elif not task.capable(CAP_NET_ADMIN):
+            raise SyscallError(Errno.EPERM)
+        else:
+            v = max(val, 0)                     # SO_RCVBUFFORCE: past rmem_max
         sk.userlocks |= SOCK_RCVBUF_LOCK
-        sk.rcvbuf = max(v * 2, SOCK_MIN_RCVBUF)
+        sk.rcvbuf = max(min(v, INT_MAX // 2) * 2, SOCK_MIN_RCVBUF)
     elif optname == SO_LINGER:
         if optlen < LINGER.size:
             raise _einval()
