@@ -28,6 +28,12 @@ import sys
 import threading
 import time
 
+from probekit import Probe      # (tests/probes/, this script's directory)
+
+PROBE = Probe(indent=1, budget=20)
+scenario = PROBE.scenario
+SCENARIOS = PROBE.scenarios
+
 LOOP = "127.0.0.1"
 libc = ctypes.CDLL(None, use_errno=True)
 libc.accept4.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
@@ -36,12 +42,7 @@ libc.connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
 for _name in ("getsockname", "getpeername", "accept"):
     getattr(libc, _name).argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
 
-SCENARIOS = {}
 
-
-def scenario(fn):
-    SCENARIOS[fn.__name__] = fn
-    return fn
 
 
 def outcome(fn, *args):
@@ -1586,20 +1587,7 @@ def tcp_mmsg():
     return r
 
 
-def main(argv):
-    if argv == ["--list"]:
-        print("\n".join(SCENARIOS))
-        return 0
-    out = {}
-    for name in argv:
-        t0 = time.monotonic()
-        try:
-            out[name] = SCENARIOS[name]()
-        except Exception as exc:                 # reported, so the comparison shows it
-            out[name] = {"exception": f"{type(exc).__name__}: {exc}"}
-        assert time.monotonic() - t0 < 20, name
-    print(json.dumps(out, indent=1, sort_keys=True))
-    return 0
+main = PROBE.main
 
 
 if __name__ == "__main__":

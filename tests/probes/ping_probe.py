@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import select
 import socket
@@ -25,9 +24,14 @@ import struct
 import sys
 import time
 
+from probekit import Probe      # (tests/probes/, this script's directory)
+
+PROBE = Probe()
+scenario = PROBE.scenario
+SCENARIOS = PROBE.scenarios
+
 LOOP = "127.0.0.1"
 RANGE = "/proc/sys/net/ipv4/ping_group_range"
-SCENARIOS = {}
 ICMP, ICMPV6 = socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6
 SOL_RAW, ICMP_FILTER = 255, 1
 IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_TTL, IP_TOS = 11, 12, 13, 2, 1
@@ -38,10 +42,6 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
                         ctypes.c_void_p, ctypes.c_uint32]
 
-
-def scenario(fn):
-    SCENARIOS[fn.__name__] = fn
-    return fn
 
 
 def outcome(fn, *args):
@@ -430,18 +430,7 @@ def raw_without_cap():
     return r
 
 
-def main(argv):
-    if argv == ["--list"]:
-        print("\n".join(SCENARIOS))
-        return 0
-    out = {}
-    for name in argv:
-        try:
-            out[name] = SCENARIOS[name]()
-        except Exception as exc:          # the JSON says what broke
-            out[name] = {"exception": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(out, sort_keys=True))
-    return 0
+main = PROBE.main
 
 
 if __name__ == "__main__":

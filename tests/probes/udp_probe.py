@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
-import json
 import os
 import select
 import socket
@@ -24,6 +23,12 @@ import termios
 import time
 
 from net_probe import c_outcome     # (tests/probes/, this script's directory)
+
+from probekit import Probe      # (tests/probes/, this script's directory)
+
+PROBE = Probe()
+scenario = PROBE.scenario
+SCENARIOS = PROBE.scenarios
 
 LOOP = "127.0.0.1"
 libc = ctypes.CDLL(None, use_errno=True)
@@ -37,17 +42,12 @@ libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c
 libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
                           ctypes.c_void_p]
 UNMAPPED = 0x10000          # below mmap_min_addr: never mapped
-SCENARIOS = {}
 MSG_ERRQUEUE = 0x2000
 MSG_WAITFORONE = 0x10000
 IP_PKTINFO, IP_RECVERR, IP_RECVTTL, IP_RECVTOS = 8, 11, 12, 13
 IPV6_RECVPKTINFO = 49
 SO_TIMESTAMP, SO_TIMESTAMPNS = 29, 35
 
-
-def scenario(fn):
-    SCENARIOS[fn.__name__] = fn
-    return fn
 
 
 def outcome(fn, *args):
@@ -642,18 +642,7 @@ def broadcast_on_loopback():
     return r
 
 
-def main(argv):
-    if argv == ["--list"]:
-        print("\n".join(SCENARIOS))
-        return 0
-    out = {}
-    for name in argv:
-        try:
-            out[name] = SCENARIOS[name]()
-        except Exception as exc:          # the JSON says what broke
-            out[name] = {"exception": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(out, sort_keys=True))
-    return 0
+main = PROBE.main
 
 
 if __name__ == "__main__":

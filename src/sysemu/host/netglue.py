@@ -816,6 +816,10 @@ class NetGlue(HostHooks):
                         self._native_sends(ph, sock)
                     finally:
                         ph.syncing = False
+                if closed and not ph.syncing:   # (a send of its own records takes in
+                    self._program_closed(ph)    # closes: this one waits for the drain)
+            elif events & (select.EPOLLHUP | select.EPOLLERR):
+                self._program_closed(ph)
             elif events & select.EPOLLIN and ph.kept_fd is not None and self.model:
                 self._pull(ph)
             elif events & select.EPOLLIN and ph.kept_fd is not None:
