@@ -31,18 +31,14 @@ def churn(env: Env, lfd: int, port: int, n: int, rng: random.Random) -> list:
     return refs
 
 
-def test_closed_sockets_are_freed_without_the_cycle_collector():
-    """After TIME_WAIT is over, every Sock, Socket and File of a churn is gone by reference
-    counting alone (Net.sk_free() cuts sock_orphan()'s and __sock_release()'s links and
-    the peer link): none waits for a collection."""
-    env = Env(seed=3)
-    lfd, port = env.server(backlog=128)
+def assert_freed_without_the_collector(env: Env, make_refs) -> None:
+    """Weak references `make_refs()` returns are all dead once it returns, with the cycle
+    collector off: freed by reference counting alone."""
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        refs = churn(env, lfd, port, 400, random.Random(3))
-        env.advance(121)                 # every TIME_WAIT and FIN_WAIT2 is over
+        refs = make_refs()
         env.hooks.events.clear()         # the test's hooks record the Socks they are told of
         alive = [r() for r in refs if r() is not None]
         assert not alive, f"{len(alive)} of {len(refs)} objects left to the collector: " \
@@ -52,15 +48,27 @@ def test_closed_sockets_are_freed_without_the_cycle_collector():
             gc.enable()
 
 
+def test_closed_sockets_are_freed_without_the_cycle_collector():
+    """After TIME_WAIT is over, every Sock, Socket and File of a churn is gone by reference
+    counting alone (Net.sk_free() cuts sock_orphan()'s and __sock_release()'s links and
+    the peer link): none waits for a collection."""
+    env = Env(seed=3)
+    lfd, port = env.server(backlog=128)
+
+    def make_refs():
+        refs = churn(env, lfd, port, 400, random.Random(3))
+        env.advance(121)                 # every TIME_WAIT and FIN_WAIT2 is over
+        return refs
+    assert_freed_without_the_collector(env, make_refs)
+
+
 def test_closed_datagram_sockets_are_freed_without_the_cycle_collector():
     """UDP, ping and raw sockets closed (sk_common_release()) are gone by reference
     counting alone, as TCP's are: a datagram socket that lived through a full pass is
     frozen, and a cycle left at its close would never be freed."""
     env = Env(seed=4)
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
+
+    def make_refs():
         refs = []
         for i in range(300):
             kind = ((2, 0), (2, 1), (3, 1))[i % 3]     # UDP; ping (ICMP); raw ICMP
@@ -73,14 +81,8 @@ def test_closed_datagram_sockets_are_freed_without_the_cycle_collector():
             sock = env.sock(fd)
             refs += [weakref.ref(sock.sk), weakref.ref(sock), weakref.ref(sock.file)]
             env.close(fd)
-        del sock
-        env.hooks.events.clear()
-        alive = [r() for r in refs if r() is not None]
-        assert not alive, f"{len(alive)} of {len(refs)} objects left to the collector: " \
-                          f"{sorted({type(o).__name__ for o in alive})}"
-    finally:
-        if was_enabled:
-            gc.enable()
+        return refs
+    assert_freed_without_the_collector(env, make_refs)
 
 
 def test_a_full_collection_freezes_what_survives():

@@ -24,7 +24,7 @@ import struct
 import sys
 import time
 
-from probekit import Probe      # (tests/probes/, this script's directory)
+from probekit import Probe, outcome      # (tests/probes/, this script's directory)
 
 PROBE = Probe()
 scenario = PROBE.scenario
@@ -43,15 +43,6 @@ libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c
                         ctypes.c_void_p, ctypes.c_uint32]
 
 
-
-def outcome(fn, *args):
-    try:
-        value = fn(*args)
-    except OSError as exc:
-        return errno.errorcode.get(exc.errno, str(exc.errno))
-    if isinstance(value, bytes):
-        return f"{len(value)} bytes"
-    return value
 
 
 def c_sendto(fd, buf, length, flags, addr, addrlen):

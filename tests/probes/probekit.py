@@ -7,6 +7,7 @@ A scenario is a function returning something JSON can hold; an exception is repo
 {"exception": "Type: message"}, so the comparison with the native run shows it."""
 from __future__ import annotations
 
+import errno
 import json
 import time
 
@@ -36,3 +37,14 @@ class Probe:
                 assert time.monotonic() - t0 < self.budget, name
         print(json.dumps(out, indent=self.indent, sort_keys=True))
         return 0
+
+
+def outcome(fn, *args):
+    """The value (an int, bytes as their length), else the errno name."""
+    try:
+        value = fn(*args)
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes"
+    return value

@@ -24,7 +24,7 @@ import time
 
 from net_probe import c_outcome     # (tests/probes/, this script's directory)
 
-from probekit import Probe      # (tests/probes/, this script's directory)
+from probekit import Probe, outcome      # (tests/probes/, this script's directory)
 
 PROBE = Probe()
 scenario = PROBE.scenario
@@ -49,16 +49,6 @@ IPV6_RECVPKTINFO = 49
 SO_TIMESTAMP, SO_TIMESTAMPNS = 29, 35
 
 
-
-def outcome(fn, *args):
-    """The value (an int, bytes length as is), 0 for other success, else the errno name."""
-    try:
-        value = fn(*args)
-    except OSError as exc:
-        return errno.errorcode.get(exc.errno, str(exc.errno))
-    if isinstance(value, bytes):
-        return f"{len(value)} bytes"
-    return value
 
 
 def udp(family=socket.AF_INET, *opts):

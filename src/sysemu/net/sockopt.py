@@ -305,23 +305,13 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     elif optname == SO_KEEPALIVE:
         sk.keepalive = valbool
     elif optname in (SO_SNDBUF, SO_SNDBUFFORCE):
-        if optname == SO_SNDBUF:
-            v = min(val & 0xFFFFFFFF, WMEM_MAX)
-        elif not task.capable(CAP_NET_ADMIN):
-            raise SyscallError(Errno.EPERM)
-        else:
-            v = max(val, 0)                     # SO_SNDBUFFORCE: past wmem_max
         sk.userlocks |= SOCK_SNDBUF_LOCK
-        sk.sndbuf = max(min(v, INT_MAX // 2) * 2, SOCK_MIN_SNDBUF)
+        sk.sndbuf = max(_buf_size(task, val, optname == SO_SNDBUFFORCE, WMEM_MAX),
+                        SOCK_MIN_SNDBUF)
     elif optname in (SO_RCVBUF, SO_RCVBUFFORCE):
-        if optname == SO_RCVBUF:
-            v = min(val & 0xFFFFFFFF, RMEM_MAX)
-        elif not task.capable(CAP_NET_ADMIN):
-            raise SyscallError(Errno.EPERM)
-        else:
-            v = max(val, 0)                     # SO_RCVBUFFORCE: past rmem_max
         sk.userlocks |= SOCK_RCVBUF_LOCK
-        sk.rcvbuf = max(min(v, INT_MAX // 2) * 2, SOCK_MIN_RCVBUF)
+        sk.rcvbuf = max(_buf_size(task, val, optname == SO_RCVBUFFORCE, RMEM_MAX),
+                        SOCK_MIN_RCVBUF)
     elif optname == SO_LINGER:
         if optlen < LINGER.size:
             raise _einval()
@@ -348,6 +338,19 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     else:
         raise SyscallError(Errno.ENOPROTOOPT)
     return 0
+
+
+def _buf_size(task, val: int, force: bool, limit: int) -> int:
+    """Linux: sk_setsockopt() SO_SNDBUF/SO_RCVBUF (the value capped at the sysctl's
+    maximum, `limit`) and SO_SNDBUFFORCE/SO_RCVBUFFORCE (CAP_NET_ADMIN, else EPERM; no
+    cap, a negative value as 0), then doubled after capping at INT_MAX / 2."""
+    if not force:
+        val = min(val & 0xFFFFFFFF, limit)
+    elif not task.capable(CAP_NET_ADMIN):
+        raise SyscallError(Errno.EPERM)
+    else:
+        val = max(val, 0)
+    return min(val, INT_MAX // 2) * 2
 
 
 def sock_setbindtodevice(task, sk, optval: int, optlen: int) -> int:
