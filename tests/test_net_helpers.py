@@ -9,6 +9,7 @@ import struct
 import sysemu.net  # noqa: F401  (registers the handlers)
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import SOCKADDR_IN, SOCKADDR_IN6
+from sysemu.abi.limits import HZ
 from sysemu.abi.socket import AF_INET, AF_INET6, SOCK_STREAM
 from sysemu.arch.x86.entry import Syscalls, run_model_call
 from sysemu.kernel.clock import FakeClock
@@ -47,6 +48,26 @@ class RecordingHooks(HostHooks):
 
     def kinds(self):
         return [e[0] for e in self.events]
+
+
+def wheel_slack(seconds: float) -> float:
+    """How late a timer armed `seconds` ahead may fire: its timer-wheel level's
+    granularity (kernel/time/timer.c: 1 jiffy below 63 jiffies, 8 below 504, 64 below
+    4032, 512 below 32256), as measured natively (a 1 s SYN retransmission at 1.024 s),
+    plus a microsecond for the float clock."""
+    jiffies, gran = seconds * HZ, 1
+    while jiffies >= 63 * gran:
+        gran *= 8
+    return gran / HZ + 1e-6
+
+
+def assert_wheel_intervals(times: list[float], nominal: list[float]) -> None:
+    """`times` (first at 0) fired `nominal` seconds apart, each interval late by no more
+    than its level's granularity and never early, as Linux's timer wheel fires them."""
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(gaps) == len(nominal), (times, nominal)
+    for gap, want in zip(gaps, nominal):
+        assert want < gap <= want + wheel_slack(want), (times, nominal)
 
 
 def sockaddr(host: str, port: int, scope_id: int = 0) -> bytes:

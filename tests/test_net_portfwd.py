@@ -12,7 +12,7 @@ from sysemu.abi.socket import AF_INET, SO_ERROR, SOCK_NONBLOCK, SOL_SOCKET
 from sysemu.net.core import mapped
 from sysemu.net.ipv4.portfwd import EgressGate, forward_connect
 from sysemu.observe.ss import snapshot
-from test_net_helpers import BLOCK, E, Env
+from test_net_helpers import BLOCK, E, Env, wheel_slack
 
 LO = socket.inet_aton("127.0.0.1")
 HOST_CLIENT = socket.inet_aton("127.0.0.1"), 51234
@@ -60,7 +60,7 @@ def test_forwarded_client_meets_a_full_accept_queue_and_retries(env):
     assert second.state == TcpState.TCP_SYN_SENT          # dropped: backlog 0 holds one
     assert env.net.mib["ListenOverflows"] == 1
     assert env.accept(lfd)[0] >= 0
-    env.advance(1.0)                                       # the SYN is retransmitted
+    env.advance(1 + wheel_slack(1))                        # the SYN is retransmitted
     assert second.state == TcpState.TCP_ESTABLISHED
     assert env.accept(lfd)[1] == ("127.0.0.1", 40001)
 

@@ -12,7 +12,7 @@ from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import SOCK_NONBLOCK
 from sysemu.net.core import Segment, after
 from sysemu.net.secure_seq import secure_tcp_seq
-from test_net_helpers import BLOCK, E, Env
+from test_net_helpers import BLOCK, E, Env, wheel_slack
 
 SYN, ACK, RST, FIN = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST, TcpFlags.FIN
 
@@ -74,7 +74,7 @@ def test_older_syn_gets_an_ack_the_client_resets_and_the_retransmission_connects
     assert rst.flags == RST and rst.seq == tw.rcv_nxt           # tcp_v4_send_reset
     assert tw.state == TcpState.TCP_CLOSE                       # RST in window: killed
     assert env.sk(c).state == TcpState.TCP_SYN_SENT
-    env.advance(1.0)                                            # the SYN again
+    env.advance(1 + wheel_slack(1))                             # the SYN again
     assert env.sk(c).state == TcpState.TCP_ESTABLISHED
     assert env.accept(lfd)[0] >= 0
 
@@ -162,7 +162,7 @@ def test_a_held_socket_hands_time_wait_to_a_timewait_sock(env):
     assert env.getname(a, peer=True) == -E.ENOTCONN
     env.close(a)
     env.close(c)
-    env.advance(61)
+    env.advance(60 + wheel_slack(60))
     assert not hinfo.ehash and list(hinfo.bhash[port].owners) == [env.sk(lfd)]
     assert env.net.socks == {env.sk(lfd)}
 

@@ -13,6 +13,7 @@ and the tables (inet_add_protocol(), tcp_hashinfo), each `Sock` its `sk_prot`.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 import itertools
 from dataclasses import dataclass
@@ -141,6 +142,33 @@ class Segment:
     @property
     def is_v4(self) -> bool:
         return self.saddr[:12] == V4MAPPED_PREFIX
+
+
+# Linux: kernel/time/timer.c, the timer wheel: LVL_DEPTH levels of 64 buckets, each level's
+# granularity 8 times the one below (LVL_CLK_SHIFT); a level takes timers due up to
+# LVL_START(level + 1) jiffies away.
+LVL_CLK_SHIFT = 3
+LVL_SIZE = 64
+LVL_DEPTH = 9           # HZ > 100
+WHEEL_TIMEOUT_CUTOFF = (LVL_SIZE - 1) << ((LVL_DEPTH - 1) * LVL_CLK_SHIFT)
+WHEEL_TIMEOUT_MAX = WHEEL_TIMEOUT_CUTOFF - (1 << ((LVL_DEPTH - 1) * LVL_CLK_SHIFT))
+
+
+def calc_wheel_expiry(expires: int, clk: int) -> int:
+    """Linux: timer.c calc_wheel_index() and calc_index(): the jiffy at which a timer due
+    at jiffy `expires`, armed at jiffy `clk`, fires: rounded up past `expires` to its
+    level's granularity (1 jiffy for timers less than 63 jiffies away, 8 below 504, 64
+    below 4032, ...), never early."""
+    delta = expires - clk
+    if delta < 0:
+        return clk
+    if delta >= WHEEL_TIMEOUT_CUTOFF:
+        expires = clk + WHEEL_TIMEOUT_MAX
+    lvl = 0
+    while lvl < LVL_DEPTH - 1 and delta >= (LVL_SIZE - 1) << (lvl * LVL_CLK_SHIFT):
+        lvl += 1
+    shift = lvl * LVL_CLK_SHIFT
+    return ((expires >> shift) + 1) << shift
 
 
 class Timer:
@@ -378,7 +406,7 @@ class Net:
         self.link_delay = 0.0
         self.drop: Callable[[Segment], bool] | None = None
         self.nf_queue: Callable[[Segment], bool] | None = None
-        self._timers: list[tuple[float, int, Timer]] = []   # (deadline, seq, timer) heap
+        self._timers: list[tuple[float, int, Timer]] = []   # (fires, seq, timer) heap
         self._seq = itertools.count()
         self._rx: deque[Segment] = deque()
         self._delivering = False
@@ -417,6 +445,21 @@ class Net:
 
     # -- timers ----------------------------------------------------------------------
     def add_timer(self, delay: float, fn: Callable[[float], None]) -> Timer:
+        """Linux: kernel/time/timer.c mod_timer() -> internal_add_timer(): the timer is due
+        `delay` seconds from now (its `deadline`, what /proc/net/tcp shows) and fires at
+        its wheel bucket's expiry, the first tick at or after that on its level's
+        granularity, so timers armed close together fire together, in one run_timers."""
+        now = self.now()
+        timer = Timer(now + delay, fn)
+        clk = int((now - self.boot_time) * HZ)
+        expires = clk + max(0, math.ceil(delay * HZ - 1e-9))
+        fires = self.boot_time + calc_wheel_expiry(expires, clk) / HZ
+        heapq.heappush(self._timers, (fires, next(self._seq), timer))
+        return timer
+
+    def add_hrtimer(self, delay: float, fn: Callable[[float], None]) -> Timer:
+        """Linux: kernel/time/hrtimer.c hrtimer_start(): fires `delay` seconds from now,
+        to the clock's resolution (netem's delays; the wire's link delay)."""
         timer = Timer(self.now() + delay, fn)
         heapq.heappush(self._timers, (timer.deadline, next(self._seq), timer))
         return timer
@@ -491,7 +534,7 @@ class Net:
         if self.drop is not None and self.drop(seg):
             return
         if self.link_delay > 0:
-            self.add_timer(self.link_delay, lambda now, seg=seg: self._deliver(seg))
+            self.add_hrtimer(self.link_delay, lambda now, seg=seg: self._deliver(seg))
         else:
             self._deliver(seg)
 

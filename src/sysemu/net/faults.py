@@ -147,7 +147,7 @@ class FaultSet:
             delay = max(self.latency(seg.sport), self.latency(seg.dport))
             # sysemu: Net has one link_delay for all ports; a per-port delay re-delivers
             # the segment from a timer (Net._deliver is the receive half of transmit()).
-            net.add_timer(delay, lambda now, seg=seg: net._deliver(seg))
+            net.add_hrtimer(delay, lambda now, seg=seg: net._deliver(seg))
         return True
 
 
