@@ -692,13 +692,17 @@ def sock_getbindtodevice(task, sk, optval: int, optlen: int, length: int) -> int
 
 def tcp_info(sk) -> bytes:
     """Linux: tcp.c tcp_get_info(), the fields sysemu knows (the rest zero)."""
+    listen = sk.state == TcpState.TCP_LISTEN
     head = TCP_INFO_HEAD.pack(
-        int(sk.state), 0, sk.retransmits, 0, sk.backoff, 0, 0, 0,
-        int((sk.rto if sk.state != TcpState.TCP_LISTEN else TCP_TIMEOUT_INIT) * USEC_PER_SEC),
-        40_000, 65483 if sk.state == TcpState.TCP_ESTABLISHED else 536, 536,
-        sk.ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
-        sk.max_ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
-        *([0] * 17), sk.total_retrans)
+        int(sk.state), sk.ca_state, sk.retransmits, sk.probes_out, sk.backoff, 0, 0, 0,
+        int((sk.rto if not listen else TCP_TIMEOUT_INIT) * USEC_PER_SEC),
+        int((sk.ack_ato or 0.04) * USEC_PER_SEC),
+        65483 if sk.state == TcpState.TCP_ESTABLISHED else 536, sk.rcv_mss,
+        sk.ack_backlog if listen else len(sk.rtx_q),            # unacked
+        sk.max_ack_backlog if listen else 0,                    # sacked
+        0, sk.retrans_out, 0, 0, 0, 0, 0, 0, 0,                 # lost, retrans, ...
+        sk.srtt_us >> 3, sk.mdev_us >> 2, sk.snd_ssthresh, sk.snd_cwnd, 0,
+        int(sk.net.sysctl("net.ipv4.tcp_reordering")), 0, 0, sk.total_retrans)
     # Linux: the byte and segment counts after the head (RFC 4898 names): pacing rates,
     # bytes_acked, bytes_received, segs_out, segs_in, notsent_bytes, min_rtt,
     # data_segs_in, data_segs_out, ... bytes_sent (offset 200), snd_wnd, rcv_wnd (228)

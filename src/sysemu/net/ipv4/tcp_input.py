@@ -145,9 +145,11 @@ def tcp_send_dupack_oow(net: "Net", sk: "Sock") -> None:
 def tcp_ack_snd_check(net: "Net", sk: "Sock") -> None:
     """Linux: __tcp_ack_snd_check(): ACK at once when more than one full segment is
     unacknowledged and the window would not shrink, in quick-ack mode, when told to
-    (ICSK_ACK_NOW) or while segments wait out of order; else the delayed ACK."""
-    if ((sk.rcv_nxt - sk.rcv_wup) & U32_MAX > sk.rcv_mss
-            and tcp_full_space(sk) - len(sk.rcvq) >= sk.rcv_wnd) \
+    (ICSK_ACK_NOW) or while segments wait out of order; else the delayed ACK.
+    sysemu: "would not shrink" compares the right edges (Linux compares the window's
+    size, which its rcv_ssthresh keeps below the free space; sysemu offers all of it)."""
+    unacked = (sk.rcv_nxt - sk.rcv_wup) & U32_MAX
+    if (unacked > sk.rcv_mss and tcp_full_space(sk) - len(sk.rcvq) + unacked >= sk.rcv_wnd) \
             or tcp_in_quickack_mode(sk) or sk.ack_pending & ICSK_ACK_NOW or sk.ofo:
         tcp_send_ack(net, sk)
     else:
@@ -251,7 +253,7 @@ def tcp_clean_rtx_queue(net: "Net", sk: "Sock", ack: int, seg: "Segment") -> int
         pass                    # a partial ACK of the head: it stays in flight
     rtt_us = -1
     if first_sent is not None and not retrans_acked:
-        rtt_us = int((now - first_sent) * 1_000_000)
+        rtt_us = round((now - first_sent) * 1_000_000)
     elif pkts and sk.tstamp_ok and seg.tsecr:
         rtt_us = s32(tcp_tsval(net, sk.tsoffset) - seg.tsecr) * 1000
     if rtt_us >= 0:
@@ -275,7 +277,7 @@ def tcp_synack_rtt(net: "Net", sk: "Sock", sent: float | None, tsecr: int) -> No
     once, else from the timestamp echo; with none the RTO stays TCP_TIMEOUT_INIT."""
     rtt_us = -1
     if sent is not None:
-        rtt_us = int((net.now() - sent) * 1_000_000)
+        rtt_us = round((net.now() - sent) * 1_000_000)
     elif sk.tstamp_ok and tsecr:
         rtt_us = s32(tcp_tsval(net, sk.tsoffset) - tsecr) * 1000
     if rtt_us >= 0:

@@ -119,8 +119,9 @@ def tcp_retransmit_timer(net: "Net", sk: "Sock") -> None:
 
 def tcp_data_retransmit_timer(net: "Net", sk: "Sock") -> None:
     """Linux: tcp_retransmit_timer() for a connection: nothing acknowledged for an RTO.
-    Give up (tcp_write_timeout()), or count it (TCPTimeouts when no recovery was under
-    way; TCPRenoFailures in fast recovery, TCPLossFailures after an earlier RTO), enter
+    Count it (TCPTimeouts), give up (tcp_write_timeout()), or, the first time, count
+    what it ends (TCPRenoRecoveryFail: a fast recovery; TCPLossFailures: an earlier
+    RTO's; TCPRenoFailures: duplicate ACKs short of recovery), enter
     Loss (tcp_enter_loss(): ssthresh halves, the window is one segment, every segment
     in flight counts as lost) and send again from snd_una, backing the RTO off (doubled,
     at most TCP_RTO_MAX). With nothing in flight this is tcp_probe_timer(): what a cork
@@ -132,16 +133,16 @@ def tcp_data_retransmit_timer(net: "Net", sk: "Sock") -> None:
         if len(sk.sndq) > sk.snd_sent:
             tcp_probe_timer(net, sk)
         return
+    net.count("TCPTimeouts")
     if tcp_write_timeout(net, sk):
         return
-    if sk.ca_state == TCP_CA_Recovery:
-        net.count("TCPRenoFailures")
-    elif sk.ca_state == TCP_CA_Loss:
-        net.count("TCPLossFailures")
-    elif sk.ca_state == TCP_CA_Disorder:
-        net.count("TCPRenoFailures")
-    else:
-        net.count("TCPTimeouts")
+    if not sk.retransmits:
+        if sk.ca_state == TCP_CA_Recovery:
+            net.count("TCPRenoRecoveryFail")
+        elif sk.ca_state == TCP_CA_Loss:
+            net.count("TCPLossFailures")
+        elif sk.ca_state == TCP_CA_Disorder or sk.dupacks:
+            net.count("TCPRenoFailures")
     if not sk.retrans_stamp:
         sk.retrans_stamp = sk.rtx_q[0][1]
     tcp_enter_loss(net, sk)
