@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, V4MAPPED_PREFIX,
-                             TcpState)
+from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, TCP_KEEPCNT,
+                             TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2, TCP_USER_TIMEOUT,
+                             V4MAPPED_PREFIX, TcpState)
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import AF_INET, AF_INET6
 from sysemu.kernel.errors import SyscallError
@@ -149,6 +150,9 @@ def tcp_v4_conn_request(net: "Net", sk: "Sock", seg: "Segment") -> None:
 _INHERITED = ("sk_prot", "icsk_af_ops", "reuse", "reuseport", "keepalive", "linger",
               "rcvbuf", "sndbuf", "nodelay", "ipv6only", "bound_dev_if", "rcvtimeo",
               "sndtimeo", "max_pacing_rate")
+# ... and of the stored TCP options (tp->keepalive_time/intvl/probes, icsk_user_timeout,
+# linger2): not the listener's own (TCP_FASTOPEN's queue, TCP_DEFER_ACCEPT)
+_INHERITED_TCP_OPTS = (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT, TCP_LINGER2)
 
 
 def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | None":
@@ -166,6 +170,7 @@ def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | No
     net.socks.add(child)
     for attr in _INHERITED:
         setattr(child, attr, getattr(sk, attr))
+    child.tcp_opts.update((k, v) for k, v in sk.tcp_opts.items() if k in _INHERITED_TCP_OPTS)
     if sk.family == AF_INET:
         child.rcv_saddr = req.loc_addr[12:]
         child.daddr = req.rmt_addr[12:]
