@@ -456,3 +456,28 @@ def test_data_faults_repeat_with_the_seed():
         assert len(_drain(env, s, 15000)) == 15000
         return [(round(seg.time, 6), seg.seq) for seg in _data_from(env, c)]
     assert lost_seqs(3) == lost_seqs(3)
+
+
+def test_latency_fault_delays_the_model_segments_and_the_rto_follows():
+    """latency:port=P:ms=30 on the model's segments: a request/response takes two
+    one-way delays each way, and the RTO follows the measured RTT (srtt + rttvar, the
+    latter at least TCP_RTO_MIN)."""
+    env = DataEnv()
+    lfd, port = env.server()
+    FaultSet.parse([f"latency:port={port}:ms=30"]).install(env.net)
+    c = env.socket(2, 1 | 0o4000)
+    assert env.connect(c, "127.0.0.1", port) == -E.EINPROGRESS
+    env.run_until(env.clock.now() + 0.1)      # SYN, SYN-ACK, ACK: 30 ms each
+    s, _ = env.accept(lfd)
+    assert s >= 0
+    start = env.clock.now()
+    env.send(c, b"ping")
+    assert env.recv(s, 10, MSG_DONTWAIT) == -E.EAGAIN
+    env.run_until(start + 0.031)
+    assert env.recv(s, 10) == b"ping"
+    env.send(s, b"pong")
+    env.run_until(start + 0.061)
+    assert env.recv(c, 10) == b"pong"
+    sk = env.sk(c)
+    assert sk.srtt_us >> 3 == pytest.approx(60_000, abs=1000)
+    assert sk.rto == pytest.approx(0.26, abs=0.005)
