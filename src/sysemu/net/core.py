@@ -319,7 +319,7 @@ class Sock:
         self.urg_seq = 0                      # its sequence number
         self.urg_off = -1                     # where in rcvq the urgent mark is (-1: none)
         self.snd_up = 0                       # the send side's urgent pointer (0: none)
-        self.rtx_timer: Timer | None = None   # data retransmission (go back to snd_una)
+        self.rtx_timer: Timer | None = None   # data retransmission / zero-window probe
         # Loss recovery (tcp_sock): snd_max is the highest sequence number sent (BSD's
         # name: Linux keeps snd_nxt there and resends from its rtx queue; sysemu's snd_nxt
         # goes back to snd_una at an RTO). rtx_q: one [end_seq, sent at, retransmitted]

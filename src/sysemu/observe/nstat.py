@@ -21,7 +21,7 @@ TCPEXT_ORDER = tuple(sorted((
     # loss recovery, delayed ACKs, keepalive (the model data path)
     "DelayedACKs", "DelayedACKLost", "TCPRenoRecovery", "TCPRenoFailures",
     "TCPLossFailures", "TCPFastRetrans", "TCPSlowStartRetrans", "TCPRenoRecoveryFail",
-    "TCPOFOQueue", "TCPOFODrop", "TCPACKSkippedSeq", "TCPKeepAlive"),
+    "TCPOFOQueue", "TCPOFODrop", "TCPACKSkippedSeq", "TCPWinProbe", "TCPKeepAlive"),
     key=proc.TCPEXT_FIELDS.index))
 SKIPPED = {"CurrEstab", "RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn"}
 # Linux: snmp4_tcp_list, without the gauges nstat skips

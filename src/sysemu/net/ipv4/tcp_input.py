@@ -78,7 +78,8 @@ def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:
         if state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and flags & F.ACK:
             tcp_send(net, sk, F.ACK)
         return False
-    if not seg.length and not flags & F.FIN and before(seg.seq, sk.rcv_wup):
+    if not seg.length and not flags & F.FIN and before(seg.seq, sk.rcv_wup) \
+            and (sk.snd_wnd_end or sk.snd_una):
         tcp_send_dupack_oow(net, sk)
         return False
     if flags & F.ACK:
@@ -219,6 +220,8 @@ def tcp_ack(net: "Net", sk: "Sock", seg: "Segment") -> None:
     grew = after(end, sk.snd_wnd_end)
     if grew or delta:
         sk.snd_wnd_end = end if grew else sk.snd_wnd_end
+    if grew and not sk.rtx_q:
+        sk.backoff = 0          # Linux: tcp_ack_probe(): the window opened
     dupack = not delta and not grew and not seg.length and sk.rtx_q \
         and not seg.flags & (F.SYN | F.FIN)
     tcp_fastretrans_alert(net, sk, pkts_acked, dupack)
@@ -249,8 +252,6 @@ def tcp_clean_rtx_queue(net: "Net", sk: "Sock", ack: int, seg: "Segment") -> int
             sk.retrans_out -= 1
         elif first_sent is None:
             first_sent = sent
-    if q and after(ack, (q[0][0] - 1) & U32_MAX) is False and before(sk.snd_una, q[0][0]):
-        pass                    # a partial ACK of the head: it stays in flight
     rtt_us = -1
     if first_sent is not None and not retrans_acked:
         rtt_us = round((now - first_sent) * 1_000_000)
@@ -343,9 +344,7 @@ def tcp_fastretrans_alert(net: "Net", sk: "Sock", pkts_acked: int, dupack: bool)
             sk.dupacks += 1
             sk.snd_cwnd += 1
             return
-        if not pkts_acked and not before(sk.snd_una, sk.high_seq):
-            pass
-        elif not pkts_acked:
+        if not pkts_acked:
             return
         if not before(sk.snd_una, sk.high_seq):
             sk.snd_cwnd = min(sk.snd_cwnd, sk.snd_ssthresh)   # Linux: tcp_end_cwnd_reduction()

@@ -189,6 +189,7 @@ def tcp_probe_timer(net: "Net", sk: "Sock") -> None:
     if len(sk.sndq) > sk.snd_sent and not sk.rtx_q and sk.rtx_timer is None:
         sk.probes_out += 1
         sk.backoff += 1             # a zero window: probe again, backing off
+        net.count("TCPWinProbe")
         tcp_probe_window(net, sk)
         tcp_arm_rtx(net, sk)
 
