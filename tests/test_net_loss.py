@@ -481,3 +481,64 @@ def test_latency_fault_delays_the_model_segments_and_the_rto_follows():
     sk = env.sk(c)
     assert sk.srtt_us >> 3 == pytest.approx(60_000, abs=1000)
     assert sk.rto == pytest.approx(0.26, abs=0.005)
+
+
+try:
+    from hypothesis import given, settings, strategies as st
+except ImportError:         # pragma: no cover
+    given = None
+
+if given is not None:
+    @settings(max_examples=25, deadline=None)
+    @given(seed=st.integers(0, 2**32 - 1),
+           loss=st.sampled_from([0, 2, 10, 25]), dup=st.sampled_from([0, 5, 20]),
+           reorder=st.sampled_from([0, 5, 30]), corrupt=st.sampled_from([0, 5]),
+           writes=st.lists(st.integers(1, 20000), min_size=1, max_size=25),
+           nodelay=st.booleans(), rcvbuf=st.sampled_from([4096, 65536, 1 << 20]))
+    def test_any_bad_link_delivers_the_stream_then_eof(seed, loss, dup, reorder, corrupt,
+                                                       writes, nodelay, rcvbuf):
+        """Whatever a link loses, duplicates, reorders or corrupts (both directions, the
+        FIN too), the reader gets every byte once, in order, then EOF; both ends reach
+        the end of the close."""
+        env = DataEnv(seed=seed)
+        lfd, port = env.server()
+        env.setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, rcvbuf)
+        c = env.socket()
+        assert env.connect(c, "127.0.0.1", port) == 0
+        s, _ = env.accept(lfd)
+        if nodelay:
+            env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1)
+        specs = [f"{k}:pct={v}" for k, v in (("loss", loss), ("duplicate", dup),
+                                             ("reorder", reorder), ("corrupt", corrupt)) if v]
+        if specs:
+            FaultSet.parse(specs).install(env.net)
+        data = hashlib.shake_256(str(seed).encode()).digest(sum(writes))
+        pending = list(writes)
+        sent = off = 0
+        got = b""
+        closed = eof = False
+        for _ in range(5000):
+            if pending:
+                n = pending[0] - off
+                r = env.send(c, data[sent:sent + n], MSG_DONTWAIT)
+                if isinstance(r, int) and r > 0:
+                    sent += r
+                    off += r
+                    if off == pending[0]:
+                        pending.pop(0)
+                        off = 0
+            elif not closed:
+                assert env.call("shutdown", c, 1) == 0
+                closed = True
+            r = env.recv(s, 1 << 20, MSG_DONTWAIT)
+            if isinstance(r, bytes) and r:
+                got += r
+            elif r == b"":
+                eof = True
+                break
+            else:
+                env.run_until(env.clock.now() + 0.3)
+        assert eof and got == data
+        env.close(s)
+        env.run_until(env.clock.now() + 300)
+        assert env.sk(c).state in (TcpState.TCP_TIME_WAIT, TcpState.TCP_CLOSE)

@@ -23,8 +23,9 @@ from sysemu.abi.socket import (AF_INET6, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PE
                                MSG_TRUNC, MSG_WAITALL, RCV_SHUTDOWN, SEND_SHUTDOWN,
                                SHUTDOWN_MASK, SO_OOBINLINE)
 from sysemu.kernel.errors import SyscallError, WouldBlock
-from sysemu.net.core import (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, TCP_RTO_MAX,
-                             TCP_RTO_MIN, TCP_TIMEOUT_INIT, sock_intr_errno)
+from sysemu.net.core import (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, TCP_CA_Open,
+                             TCP_INFINITE_SSTHRESH, TCP_INIT_CWND, TCP_RTO_MAX, TCP_RTO_MIN,
+                             TCP_TIMEOUT_INIT, sock_intr_errno)
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_destroy_sock,
                                                   inet_csk_listen_stop,
@@ -140,6 +141,7 @@ def tcp_disconnect(net: "Net", sk: "Sock") -> None:
     sk.retransmits = 0
     sk.backoff = 0
     sk.rto = TCP_TIMEOUT_INIT
+    tcp_reset_recovery(sk)
     # Linux: the next connect starts above this one (write_seq + max_window + 2).
     # sysemu: max_window (the largest window the peer offered) is not modelled: 0.
     sk.write_seq = ((sk.snd_nxt + 2) & U32_MAX) or 1
@@ -244,6 +246,22 @@ def tcp_purge_queues(sk: "Sock") -> None:
     if sk.rtx_timer is not None:
         sk.rtx_timer.cancel()
         sk.rtx_timer = None
+
+
+def tcp_reset_recovery(sk: "Sock") -> None:
+    """Linux: tcp_disconnect()'s reset of the RTT estimator, the congestion state, the
+    delayed-ACK state and the probes: a new connection starts afresh."""
+    sk.rtx_q.clear()
+    sk.retrans_out = sk.dupacks = sk.probes_out = sk.snd_cwnd_cnt = 0
+    sk.ofo.clear()
+    sk.snd_cwnd = TCP_INIT_CWND
+    sk.snd_ssthresh = TCP_INFINITE_SSTHRESH
+    sk.ca_state = TCP_CA_Open
+    sk.is_cwnd_limited = False
+    sk.srtt_us = sk.mdev_us = sk.mdev_max_us = sk.rttvar_us = 0
+    sk.ack_quick = sk.ack_pingpong = sk.ack_pending = 0
+    sk.ack_ato = 0.0
+    sk.retrans_stamp = 0.0
 
 
 def sock_error(sk: "Sock") -> int:

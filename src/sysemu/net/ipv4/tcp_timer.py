@@ -186,7 +186,7 @@ def tcp_probe_timer(net: "Net", sk: "Sock") -> None:
         tcp_write_err(net, sk)
         return
     tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
-    if len(sk.sndq) > sk.snd_sent and not sk.rtx_q and sk.rtx_timer is None:
+    if len(sk.sndq) > sk.snd_sent and not sk.rtx_q:
         sk.probes_out += 1
         sk.backoff += 1             # a zero window: probe again, backing off
         net.count("TCPWinProbe")
