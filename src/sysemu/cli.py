@@ -114,7 +114,9 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                              "[:delay_exit=D][:when=EXPR] (repeatable)")
     parser.add_argument("--fault", metavar="SPEC", action="append", default=[],
                         help="a network fault (syn-drop:port=P[:count=N], refuse:port=P, "
-                             "rst-after:port=P:bytes=N, latency:port=P:ms=N) or strace's "
+                             "rst-after:port=P:bytes=N, latency:port=P:ms=N, loss:pct=X, "
+                             "duplicate:pct=X, reorder:pct=X[:ms=N], corrupt:pct=X, "
+                             "bandwidth:kbit=N, these five with [:port=P]) or strace's "
                              "SET[:error=E][:when=EXPR] (error defaults to ENOSYS)")
 
 

@@ -830,6 +830,57 @@ def sockopts():
     return result
 
 
+@scenario
+def keepalive_options():
+    """SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, TCP_USER_TIMEOUT and TCP_QUICKACK: defaults,
+    round trips, bounds (Linux: do_tcp_setsockopt(), MAX_TCP_KEEPIDLE 32767,
+    MAX_TCP_KEEPINTVL 32767, MAX_TCP_KEEPCNT 127); then a connection with a 1 s idle
+    time: its probe is answered (tcpi_probes back to 0) and it still carries data."""
+    tcp_, sol = socket.IPPROTO_TCP, socket.SOL_SOCKET
+    r = {}
+    fresh = tcp()
+    r["defaults"] = [fresh.getsockopt(sol, socket.SO_KEEPALIVE)] + [
+        fresh.getsockopt(tcp_, o) for o in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL,
+                                            socket.TCP_KEEPCNT, socket.TCP_USER_TIMEOUT,
+                                            socket.TCP_QUICKACK)]
+    for name, opt, good, bad in (("keepidle", socket.TCP_KEEPIDLE, 60, (0, -1, 32768)),
+                                 ("keepintvl", socket.TCP_KEEPINTVL, 7, (0, 32768)),
+                                 ("keepcnt", socket.TCP_KEEPCNT, 3, (0, 128)),
+                                 ("user_timeout", socket.TCP_USER_TIMEOUT, 1500, (-1,))):
+        r[name] = ([outcome(fresh.setsockopt, tcp_, opt, good), fresh.getsockopt(tcp_, opt)]
+                   + [outcome(fresh.setsockopt, tcp_, opt, v) for v in bad]
+                   + [fresh.getsockopt(tcp_, opt)])
+    r["keepidle_max"] = (outcome(fresh.setsockopt, tcp_, socket.TCP_KEEPIDLE, 32767),
+                         fresh.getsockopt(tcp_, socket.TCP_KEEPIDLE))
+    r["keepalive_on_off"] = [fresh.setsockopt(sol, socket.SO_KEEPALIVE, 5) or
+                             fresh.getsockopt(sol, socket.SO_KEEPALIVE),
+                             fresh.setsockopt(sol, socket.SO_KEEPALIVE, 0) or
+                             fresh.getsockopt(sol, socket.SO_KEEPALIVE)]
+    r["quickack"] = [fresh.setsockopt(tcp_, socket.TCP_QUICKACK, 0) or
+                     fresh.getsockopt(tcp_, socket.TCP_QUICKACK),
+                     fresh.setsockopt(tcp_, socket.TCP_QUICKACK, 2) or
+                     fresh.getsockopt(tcp_, socket.TCP_QUICKACK),
+                     fresh.setsockopt(tcp_, socket.TCP_QUICKACK, 1) or
+                     fresh.getsockopt(tcp_, socket.TCP_QUICKACK)]
+    r["short_optlen"] = outcome(fresh.setsockopt, tcp_, socket.TCP_KEEPIDLE, b"\x01")
+    fresh.close()
+    srv = listener()
+    srv.setsockopt(sol, socket.SO_KEEPALIVE, 1)
+    srv.setsockopt(tcp_, socket.TCP_KEEPIDLE, 1)
+    srv.setsockopt(tcp_, socket.TCP_KEEPINTVL, 1)
+    c, a = connected_pair(srv)
+    r["inherited"] = (a.getsockopt(sol, socket.SO_KEEPALIVE),
+                      a.getsockopt(tcp_, socket.TCP_KEEPIDLE))
+    time.sleep(1.3)                 # the accepted end's first probe, answered
+    info = a.getsockopt(tcp_, socket.TCP_INFO, 104)
+    r["probes_after_answer"] = info[3]
+    c.sendall(b"still")
+    r["after_idle"] = a.recv(16).decode()
+    for s in (c, a, srv):
+        s.close()
+    return r
+
+
 def _group_req(group, ifindex):
     """struct group_req: gr_interface, pad, then a sockaddr_storage holding the group."""
     sin = struct.pack("<H2x4s", socket.AF_INET, socket.inet_aton(group))

@@ -120,6 +120,28 @@ SYSCTLS: dict[str, SysctlDef] = {d.name: d for d in (
     # proc_douintvec_minmax 1..TCP_PAWS_MSL * MSEC_PER_SEC.
     SysctlDef("net.ipv4.tcp_tw_reuse_delay", 1000, "douintvec_minmax", 1, 60000,
               linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: tcp_sk_init(): TCP_RETR1 (3) and TCP_RETR2 (15) retransmissions of data
+    # before the route is doubted and before the connection gives up (as the time the
+    # RTO backoff takes: tcp_model_timeout()), tcp_orphan_retries 0 (8 while the RTO is
+    # under TCP_RTO_MAX), all proc_dou8vec_minmax.
+    SysctlDef("net.ipv4.tcp_retries1", 3, "dou8vec_minmax", 0, 255,
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    SysctlDef("net.ipv4.tcp_retries2", 15, "dou8vec_minmax",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    SysctlDef("net.ipv4.tcp_orphan_retries", 0, "dou8vec_minmax",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: TCP_FASTRETRANS_THRESH (3): duplicate ACKs that start fast retransmit,
+    # proc_dointvec.
+    SysctlDef("net.ipv4.tcp_reordering", 3, "dointvec",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    # Linux: TCP_KEEPALIVE_TIME (2 h) and TCP_KEEPALIVE_INTVL (75 s), proc_dointvec_jiffies;
+    # TCP_KEEPALIVE_PROBES (9), proc_dou8vec_minmax. TCP_KEEPIDLE/INTVL/CNT override them.
+    SysctlDef("net.ipv4.tcp_keepalive_time", 7200, "dointvec_jiffies",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    SysctlDef("net.ipv4.tcp_keepalive_intvl", 75, "dointvec_jiffies",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
+    SysctlDef("net.ipv4.tcp_keepalive_probes", 9, "dou8vec_minmax",
+              linux="net/ipv4/sysctl_net_ipv4.c"),
     # Linux: tcp_sk_init() sysctl_tcp_timestamps = 1 (with per-connection random
     # offsets), proc_dou8vec_minmax.
     SysctlDef("net.ipv4.tcp_timestamps", 1, "dou8vec_minmax",

@@ -40,6 +40,17 @@ TCP_RTO_MAX = 120.0
 TCP_RTO_MIN = 0.2           # the RTO once a round trip was measured
 TCP_TIMEWAIT_LEN = 60.0
 TCP_DELACK_MIN = 0.04       # HZ/25: the delayed ACK of a FIN (ATO on a fresh connection)
+TCP_DELACK_MAX = 0.2        # HZ/5: the longest delayed ACK
+TCP_ATO_MIN = 0.04          # HZ/25: the delayed-ACK timeout a connection starts with
+TCP_MAX_QUICKACKS = 16      # segments ACKed at once in quick-ack mode
+TCP_KEEPALIVE_TIME = 7200   # seconds idle before the first probe (TCP_KEEPIDLE's default)
+TCP_KEEPALIVE_INTVL = 75    # seconds between probes (TCP_KEEPINTVL's default)
+TCP_KEEPALIVE_PROBES = 9    # unanswered probes before ETIMEDOUT (TCP_KEEPCNT's default)
+TCP_RESOURCE_PROBE_INTERVAL = 0.5   # HZ/2: a keepalive probe that could not be sent
+TCP_INIT_CWND = 10          # the initial congestion window, in segments (RFC 6928)
+TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
+# Linux: enum tcp_ca_state (icsk_ca_state)
+TCP_CA_Open, TCP_CA_Disorder, TCP_CA_CWR, TCP_CA_Recovery, TCP_CA_Loss = range(5)
 TCP_PAWS_MSL = 60           # per-host timestamps are invalid after this (seconds)
 TCP_PAWS_WRAP = INT_MAX // HZ   # a ts_recent this old (24 days) no longer rejects
 # Linux: net.ipv4.tcp_invalid_ratelimit's default (HZ/2): at most one ACK per 0.5 s to
@@ -132,6 +143,7 @@ class Segment:
     payload: bytes = b""        # the data bytes (length == len(payload) when carried)
     window: int = 65535         # the receive window offered, in bytes (no scaling)
     urg_ptr: int = 0            # with URG: the urgent pointer (offset past seq)
+    csum_bad: bool = False      # a corrupted copy (the corrupt fault): fails the checksum
 
     @property
     def end_seq(self) -> int:
@@ -335,7 +347,41 @@ class Sock:
         self.urg_seq = 0                      # its sequence number
         self.urg_off = -1                     # where in rcvq the urgent mark is (-1: none)
         self.snd_up = 0                       # the send side's urgent pointer (0: none)
-        self.rtx_timer: Timer | None = None   # data retransmission (go back to snd_una)
+        self.rtx_timer: Timer | None = None   # data retransmission / zero-window probe
+        # Loss recovery (tcp_sock): snd_max is the highest sequence number sent (BSD's
+        # name: Linux keeps snd_nxt there and resends from its rtx queue; sysemu's snd_nxt
+        # goes back to snd_una at an RTO). rtx_q: one [end_seq, sent at, retransmitted]
+        # per segment in flight (packets_out is its length).
+        self.snd_max = 0
+        self.rtx_q: deque = deque()
+        self.retrans_out = 0                  # segments of rtx_q sent more than once
+        self.snd_cwnd = TCP_INIT_CWND         # in segments
+        self.snd_ssthresh = TCP_INFINITE_SSTHRESH
+        self.snd_cwnd_cnt = 0
+        self.is_cwnd_limited = False
+        self.ca_state = TCP_CA_Open
+        self.dupacks = 0                      # Reno's sacked_out: duplicate ACKs counted
+        self.high_seq = 0                     # snd_max when recovery or loss began
+        # the RTT estimator (tcp_rtt_estimator), in microseconds as Linux keeps them
+        self.srtt_us = 0                      # smoothed RTT << 3
+        self.mdev_us = 0                      # mean deviation << 2
+        self.mdev_max_us = 0
+        self.rttvar_us = 0
+        self.rtt_seq = 0
+        # keepalive and the user timeout
+        self.ka_timer: Timer | None = None    # sk_timer while connected (keepalive)
+        self.probes_out = 0                   # icsk_probes_out: unanswered probes
+        self.rcv_tstamp = 0.0                 # when the last ACK came (tp->rcv_tstamp)
+        self.lrcvtime = 0.0                   # when the last segment came (icsk_ack.lrcvtime)
+        # delayed ACKs (icsk_ack): quick-ack segments left, ATO, pingpong, what is owed
+        self.ack_quick = 0
+        self.ack_ato = 0.0
+        self.ack_pingpong = 0
+        self.ack_pending = 0                  # ICSK_ACK_SCHED | ICSK_ACK_TIMER | ...
+        self.rcv_wup = 0                      # rcv_nxt when the last ACK went out
+        self.rcv_wnd = 0                      # the window that ACK offered
+        self.rcv_mss = 536                    # icsk_ack.rcv_mss: the peer's segment size
+        self.ofo: dict[int, bytes] = {}       # out-of-order segments by sequence number
         # tcp_info counters
         self.bytes_sent = 0
         self.bytes_acked = 0

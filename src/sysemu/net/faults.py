@@ -11,12 +11,29 @@ Grammar: KIND:key=value[:key=value...]
     latency:port=P:ms=N         delay each segment of port P by N ms each way (the handshake
                                 here; the data chunks in the Pump)
 
+The data faults act on every TCP segment the model sends (with :port=P, only those of
+connections on port P), as netem on a link would; under `--datapath model` those carry
+the bytes, in the native data path only the handshake and the close:
+
+    loss:pct=X[:port=P]         drop X percent of the segments (X may have decimals)
+    duplicate:pct=X[:port=P]    deliver X percent of them twice
+    reorder:pct=X[:port=P][:ms=N]   hold X percent back by N ms (default 10), so the
+                                segments sent after them overtake them
+    corrupt:pct=X[:port=P]      flip one bit of X percent of them: the receiver's checksum
+                                check drops them (InCsumErrors, InErrs)
+    bandwidth:kbit=N[:port=P]   a link of N kbit/s: each segment takes its size (with
+                                40 bytes of headers) at that rate, one after another in
+                                each direction
+
+The random draws come from the sandbox's random source (`--seed N` repeats them).
+
 A FaultSet decides; the network applies the decision: `install(net)` makes it the net's
 `drop` predicate (chaining one already there). Segments keep their place on net.wire (a
 capture shows them, as tcpdump on lo shows what was sent).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sysemu.abi.inet import TcpFlags
@@ -29,8 +46,19 @@ KINDS = {
     "refuse": ("port",),
     "rst-after": ("port", "bytes"),
     "latency": ("port", "ms"),
+    "loss": ("pct", "port"),
+    "duplicate": ("pct", "port"),
+    "reorder": ("pct", "port", "ms"),
+    "corrupt": ("pct", "port"),
+    "bandwidth": ("kbit", "port"),
 }
-OPTIONAL = {"syn-drop": {"count": 1}}
+# keys a spec may leave out, with their value (port 0: every port)
+OPTIONAL = {"syn-drop": {"count": 1}, "loss": {"port": 0}, "duplicate": {"port": 0},
+            "reorder": {"port": 0, "ms": 10}, "corrupt": {"port": 0},
+            "bandwidth": {"port": 0}}
+DATA_KINDS = ("loss", "duplicate", "reorder", "corrupt", "bandwidth")
+# header bytes a segment takes on the link besides its payload (IPv4 + TCP, no options)
+LINK_HEADER = 40
 
 
 class FaultSpecError(ValueError):
@@ -43,12 +71,18 @@ class Fault:
     port: int
     count: int = 0      # syn-drop: how many SYNs to drop
     bytes: int = 0      # rst-after: client->server bytes before the reset
-    ms: int = 0         # latency: one-way delay
+    ms: int = 0         # latency: one-way delay; reorder: how long a segment is held
     used: int = 0       # syn-drop: SYNs dropped so far
+    pct: float = 0.0    # loss, duplicate, reorder, corrupt: percent of the segments
+    kbit: int = 0       # bandwidth: the link's rate
 
     def spec(self) -> str:
         keys = KINDS[self.kind]
-        return ":".join([self.kind] + [f"{k}={getattr(self, k)}" for k in keys])
+        return ":".join([self.kind] + [f"{k}={getattr(self, k):g}" for k in keys])
+
+    def matches(self, seg: Segment) -> bool:
+        """A data fault's segments: every one, or those of connections on its port."""
+        return not self.port or self.port in (seg.sport, seg.dport)
 
 
 def parse_fault(text: str) -> Fault:
@@ -64,11 +98,13 @@ def parse_fault(text: str) -> Fault:
         if key not in KINDS[kind]:
             raise FaultSpecError(f"{text!r}: {kind} takes {', '.join(KINDS[kind])}, not {key!r}")
         try:
-            number = int(value, 10)
+            number = float(value) if key == "pct" else int(value, 10)
         except ValueError:
-            raise FaultSpecError(f"{text!r}: {key} must be an integer, got {value!r}") from None
-        if number < 0 or (key == "port" and not 0 < number < 65536):
-            raise FaultSpecError(f"{text!r}: {key}={number} is out of range")
+            kind_of = "a number" if key == "pct" else "an integer"
+            raise FaultSpecError(f"{text!r}: {key} must be {kind_of}, got {value!r}") from None
+        if number < 0 or (key == "port" and not 0 < number < 65536) \
+                or (key == "pct" and not number <= 100) or (key == "kbit" and not number):
+            raise FaultSpecError(f"{text!r}: {key}={value} is out of range")
         values[key] = number
     missing = [k for k in KINDS[kind] if k not in values]
     if missing:
@@ -84,6 +120,8 @@ def _is_syn(seg: Segment) -> bool:
 class FaultSet:
     """The faults of one sandbox, and the decisions they make."""
     faults: list[Fault] = field(default_factory=list)
+    # bandwidth: when each (fault, direction of a connection) link is free again
+    link_free: dict = field(default_factory=dict)
 
     @classmethod
     def parse(cls, specs: list[str]) -> "FaultSet":
@@ -135,20 +173,65 @@ class FaultSet:
 
         net.drop = drop
 
+    def data_faults(self, seg: Segment) -> list[Fault]:
+        return [f for f in self.faults if f.kind in DATA_KINDS and f.matches(seg)]
+
     def apply(self, net, seg: Segment) -> bool:
-        """Carry out the verdict on `net`; True when the segment must not be delivered now."""
+        """Carry out the verdict on `net`; True when the segment must not be delivered now
+        (it was dropped, or is delivered later or changed by this function)."""
         verdict = self.verdict(seg)
-        if verdict == "pass":
-            return False
+        if verdict == "drop":
+            return True
         if verdict == "refuse":
             # Linux: tcp_v4_send_reset(), as if no listener had the port.
             tcp_v4_send_reset(net, seg)
-        elif verdict == "delay":
-            delay = max(self.latency(seg.sport), self.latency(seg.dport))
+            return True
+        delay = 0.0
+        if verdict == "delay":
             # sysemu: Net has one link_delay for all ports; a per-port delay re-delivers
             # the segment from a timer (Net._deliver is the receive half of transmit()).
-            net.add_hrtimer(delay, lambda now, seg=seg: net._deliver(seg))
+            delay = max(self.latency(seg.sport), self.latency(seg.dport))
+        copies = 1
+        changed = False
+        rng = net.kernel.rng
+        for fault in self.data_faults(seg):
+            kind = fault.kind
+            if kind == "bandwidth":
+                key = (id(fault), seg.sport, seg.dport)
+                start = max(net.now(), self.link_free.get(key, 0.0))
+                free = start + (seg.length + LINK_HEADER) * 8 / (fault.kbit * 1000.0)
+                self.link_free[key] = free
+                delay += free - net.now()
+            elif rng.random() * 100 >= fault.pct:
+                continue
+            elif kind == "loss":
+                return True
+            elif kind == "duplicate":
+                copies += 1
+            elif kind == "reorder":
+                delay += fault.ms / 1000.0
+            elif kind == "corrupt":
+                seg = corrupt_segment(seg, rng)
+                changed = True
+        if verdict == "pass" and not delay and copies == 1 and not changed:
+            return False
+        for _ in range(copies):
+            if delay > 0:
+                net.add_hrtimer(delay, lambda now, seg=seg: net._deliver(seg))
+            else:
+                net._deliver(seg)
         return True
+
+
+def corrupt_segment(seg: Segment, rng) -> Segment:
+    """A copy of `seg` with one bit of its payload flipped (a bare segment keeps its
+    bytes), marked so the receiver's checksum check fails (sysemu: segments carry no
+    checksum field; the capture shows the segment as it was sent)."""
+    payload = seg.payload
+    if payload:
+        i = rng.randrange(len(payload))
+        payload = payload[:i] + bytes([payload[i] ^ (1 << rng.randrange(8))]) + payload[i + 1:]
+    return dataclasses.replace(seg, payload=payload, csum_bad=True)
 
 
 def reset_connection(net, a, b) -> None:

@@ -35,7 +35,9 @@ from sysemu.kernel.task import CAP_NET_ADMIN, CAP_NET_RAW
 from sysemu.kernel.usermem import get_user_int, put_user_int
 from sysemu.net.core import (RMEM_MAX, SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK, TCP_RTO_MAX,
                              TCP_TIMEOUT_INIT, WMEM_MAX)
-from sysemu.net.ipv4.tcp_output import (TCP_NAGLE_CORK, TCP_NAGLE_OFF,
+from sysemu.net.ipv4.tcp import tcp_sock_set_quickack
+from sysemu.net.ipv4.tcp_timer import tcp_keepidle_changed, tcp_set_keepalive
+from sysemu.net.ipv4.tcp_output import (TCP_NAGLE_CORK, TCP_NAGLE_OFF, inet_csk_in_pingpong_mode,
                                         tcp_push_pending_frames, tcp_write_xmit)
 from sysemu.net.ipv4.route import LOOPBACK_IFINDEX
 
@@ -303,6 +305,8 @@ def sk_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
     elif optname == SO_REUSEPORT:
         sk.reuseport = valbool
     elif optname == SO_KEEPALIVE:
+        if sk.type == SOCK_STREAM and sk.sk_prot is not None and sk.sk_prot.name == "TCP":
+            tcp_set_keepalive(sk.net, sk, valbool)      # Linux: sk->sk_prot->keepalive()
         sk.keepalive = valbool
     elif optname in (SO_SNDBUF, SO_SNDBUFFORCE):
         sk.userlocks |= SOCK_SNDBUF_LOCK
@@ -403,6 +407,7 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         if val < 1 or val > MAX_TCP_KEEPIDLE:
             raise _einval()
         sk.tcp_opts[optname] = val
+        tcp_keepidle_changed(sk.net, sk)
     elif optname == TCP_KEEPINTVL:
         if val < 1 or val > MAX_TCP_KEEPINTVL:
             raise _einval()
@@ -415,7 +420,9 @@ def do_tcp_setsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         if val < 0:
             raise _einval()
         sk.tcp_opts[optname] = val
-    elif optname in (TCP_QUICKACK, TCP_LINGER2):
+    elif optname == TCP_QUICKACK:
+        tcp_sock_set_quickack(sk.net, sk, val)
+    elif optname == TCP_LINGER2:
         sk.tcp_opts[optname] = val
     elif optname == TCP_FASTOPEN:
         # Linux: fastopen_queue_tune(): max_qlen = min(val, somaxconn)
@@ -685,13 +692,17 @@ def sock_getbindtodevice(task, sk, optval: int, optlen: int, length: int) -> int
 
 def tcp_info(sk) -> bytes:
     """Linux: tcp.c tcp_get_info(), the fields sysemu knows (the rest zero)."""
+    listen = sk.state == TcpState.TCP_LISTEN
     head = TCP_INFO_HEAD.pack(
-        int(sk.state), 0, sk.retransmits, 0, sk.backoff, 0, 0, 0,
-        int((sk.rto if sk.state != TcpState.TCP_LISTEN else TCP_TIMEOUT_INIT) * USEC_PER_SEC),
-        40_000, 65483 if sk.state == TcpState.TCP_ESTABLISHED else 536, 536,
-        sk.ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
-        sk.max_ack_backlog if sk.state == TcpState.TCP_LISTEN else 0,
-        *([0] * 17), sk.total_retrans)
+        int(sk.state), sk.ca_state, sk.retransmits, sk.probes_out, sk.backoff, 0, 0, 0,
+        int((sk.rto if not listen else TCP_TIMEOUT_INIT) * USEC_PER_SEC),
+        int((sk.ack_ato or 0.04) * USEC_PER_SEC),
+        65483 if sk.state == TcpState.TCP_ESTABLISHED else 536, sk.rcv_mss,
+        sk.ack_backlog if listen else len(sk.rtx_q),            # unacked
+        sk.max_ack_backlog if listen else 0,                    # sacked
+        0, sk.retrans_out, 0, 0, 0, 0, 0, 0, 0,                 # lost, retrans, ...
+        sk.srtt_us >> 3, sk.mdev_us >> 2, sk.snd_ssthresh, sk.snd_cwnd, 0,
+        int(sk.net.sysctl("net.ipv4.tcp_reordering")), 0, 0, sk.total_retrans)
     # Linux: the byte and segment counts after the head (RFC 4898 names): pacing rates,
     # bytes_acked, bytes_received, segs_out, segs_in, notsent_bytes, min_rtt,
     # data_segs_in, data_segs_out, ... bytes_sent (offset 200), snd_wnd, rcv_wnd (228)
@@ -730,8 +741,10 @@ def do_tcp_getsockopt(task, sk, optname: int, optval: int, optlen: int) -> int:
         val = opts.get(TCP_KEEPCNT, 9)
     elif optname == TCP_MAXSEG:
         val = 65483 if sk.state == TcpState.TCP_ESTABLISHED else 536
-    elif optname in (TCP_USER_TIMEOUT, TCP_CORK, TCP_QUICKACK):
+    elif optname in (TCP_USER_TIMEOUT, TCP_CORK):
         val = opts.get(optname, 0)
+    elif optname == TCP_QUICKACK:
+        val = int(not inet_csk_in_pingpong_mode(sk))
     elif optname == TCP_LINGER2:
         val = opts.get(optname, 0) or int(sk.net.sysctl("net.ipv4.tcp_fin_timeout"))
     elif optname in (TCP_FASTOPEN, TCP_FASTOPEN_CONNECT):

@@ -41,7 +41,9 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      help="write the virtual network's packets to FILE (pcap, raw IP); the "
                           "data of connections then goes through sysemu")
     help_text = ("inject a network fault (repeatable): syn-drop:port=P[:count=N], "
-                 "refuse:port=P, rst-after:port=P:bytes=N, latency:port=P:ms=N")
+                 "refuse:port=P, rst-after:port=P:bytes=N, latency:port=P:ms=N, "
+                 "loss:pct=X, duplicate:pct=X, reorder:pct=X[:ms=N], corrupt:pct=X, "
+                 "bandwidth:kbit=N (these five take [:port=P])")
     try:
         run.add_argument("--net-fault", "--fault", metavar="SPEC", action="append",
                          default=[], type=_fault_spec, dest="net_faults", help=help_text)

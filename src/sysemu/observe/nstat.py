@@ -13,11 +13,16 @@ from __future__ import annotations
 from sysemu.net import proc
 
 # Linux: snmp4_net_list order for the names sysemu's model counts
-TCPEXT_ORDER = ("SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "EmbryonicRsts",
-                "TW", "ListenOverflows", "ListenDrops", "TCPTimeouts", "TCPAbortOnData",
-                "TCPAbortOnClose", "TCPAbortOnMemory", "TCPAbortOnTimeout",
-                "TCPAbortOnLinger", "TCPSynRetrans", "TCPReqQFullDoCookies",
-                "TCPReqQFullDrop")
+TCPEXT_ORDER = tuple(sorted((
+    "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "EmbryonicRsts", "TW",
+    "ListenOverflows", "ListenDrops", "TCPTimeouts", "TCPAbortOnData", "TCPAbortOnClose",
+    "TCPAbortOnMemory", "TCPAbortOnTimeout", "TCPAbortOnLinger", "TCPSynRetrans",
+    "TCPReqQFullDoCookies", "TCPReqQFullDrop",
+    # loss recovery, delayed ACKs, keepalive (the model data path)
+    "DelayedACKs", "DelayedACKLost", "TCPRenoRecovery", "TCPRenoFailures",
+    "TCPLossFailures", "TCPFastRetrans", "TCPSlowStartRetrans", "TCPRenoRecoveryFail",
+    "TCPOFOQueue", "TCPOFODrop", "TCPACKSkippedSeq", "TCPWinProbe", "TCPKeepAlive"),
+    key=proc.TCPEXT_FIELDS.index))
 SKIPPED = {"CurrEstab", "RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn"}
 # Linux: snmp4_tcp_list, without the gauges nstat skips
 TCP_FIELDS = tuple(name for name in proc.TCP_FIELDS if name not in SKIPPED)

@@ -162,13 +162,13 @@ def inet_csk_get_port(net: "Net", sk: "Sock", snum: int) -> None:
 
 def inet_csk_clear_xmit_timers(sk: "Sock") -> None:
     """Linux: inet_csk_clear_xmit_timers(): stop the retransmit (or TIME_WAIT, FIN_WAIT2)
-    timer and the delayed ACK."""
-    if sk.timer is not None:
-        sk.timer.cancel()
-        sk.timer = None
-    if sk.delack is not None:
-        sk.delack.cancel()
-        sk.delack = None
+    timer, the data retransmit timer, the delayed ACK and the keepalive timer."""
+    for name in ("timer", "delack", "rtx_timer", "ka_timer"):
+        timer = getattr(sk, name)
+        if timer is not None:
+            timer.cancel()
+            setattr(sk, name, None)
+    sk.ack_pending = 0
 
 
 def inet_csk_reset_xmit_timer(net: "Net", sk: "Sock", when: float) -> None:

@@ -34,7 +34,7 @@ class RequestSock:
 
     __slots__ = ("listener", "rsk_ops", "loc_addr", "loc_port", "rmt_addr", "rmt_port",
                  "snt_isn", "rcv_isn", "num_timeout", "timer", "sk", "tstamp_ok",
-                 "ts_recent", "ts_off")
+                 "ts_recent", "ts_off", "snt_synack")
     state = TcpState.TCP_NEW_SYN_RECV      # what ehash lookups see (sk_state)
 
     def __init__(self, listener: "Sock", rsk_ops: RequestSockOps, loc_addr: bytes,
@@ -51,6 +51,7 @@ class RequestSock:
         self.tstamp_ok = False
         self.ts_recent = 0
         self.ts_off = 0
+        self.snt_synack = 0.0           # when the last SYN-ACK went (an RTT sample)
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:

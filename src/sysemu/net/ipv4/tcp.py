@@ -23,13 +23,16 @@ from sysemu.abi.socket import (AF_INET6, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PE
                                MSG_TRUNC, MSG_WAITALL, RCV_SHUTDOWN, SEND_SHUTDOWN,
                                SHUTDOWN_MASK, SO_OOBINLINE)
 from sysemu.kernel.errors import SyscallError, WouldBlock
-from sysemu.net.core import (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, TCP_RTO_MAX,
-                             TCP_RTO_MIN, TCP_TIMEOUT_INIT, sock_intr_errno)
+from sysemu.net.core import (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, TCP_CA_Open,
+                             TCP_INFINITE_SSTHRESH, TCP_INIT_CWND, TCP_RTO_MAX, TCP_RTO_MIN,
+                             TCP_TIMEOUT_INIT, sock_intr_errno)
 from sysemu.net.ipv4.inet_connection_sock import (inet_csk_clear_xmit_timers,
                                                   inet_csk_destroy_sock,
                                                   inet_csk_listen_stop,
                                                   inet_csk_reset_keepalive_timer)
-from sysemu.net.ipv4.tcp_output import (F, sk_stream_is_writeable, tcp_full_space,
+from sysemu.net.ipv4.tcp_output import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED,
+                                        TCP_PINGPONG_THRESH, F, inet_csk_in_pingpong_mode,
+                                        sk_stream_is_writeable, tcp_full_space,
                                         tcp_push, tcp_send, tcp_send_active_reset,
                                         tcp_send_fin, tcp_sndbuf)
 
@@ -138,6 +141,7 @@ def tcp_disconnect(net: "Net", sk: "Sock") -> None:
     sk.retransmits = 0
     sk.backoff = 0
     sk.rto = TCP_TIMEOUT_INIT
+    tcp_reset_recovery(sk)
     # Linux: the next connect starts above this one (write_seq + max_window + 2).
     # sysemu: max_window (the largest window the peer offered) is not modelled: 0.
     sk.write_seq = ((sk.snd_nxt + 2) & U32_MAX) or 1
@@ -242,6 +246,22 @@ def tcp_purge_queues(sk: "Sock") -> None:
     if sk.rtx_timer is not None:
         sk.rtx_timer.cancel()
         sk.rtx_timer = None
+
+
+def tcp_reset_recovery(sk: "Sock") -> None:
+    """Linux: tcp_disconnect()'s reset of the RTT estimator, the congestion state, the
+    delayed-ACK state and the probes: a new connection starts afresh."""
+    sk.rtx_q.clear()
+    sk.retrans_out = sk.dupacks = sk.probes_out = sk.snd_cwnd_cnt = 0
+    sk.ofo.clear()
+    sk.snd_cwnd = TCP_INIT_CWND
+    sk.snd_ssthresh = TCP_INFINITE_SSTHRESH
+    sk.ca_state = TCP_CA_Open
+    sk.is_cwnd_limited = False
+    sk.srtt_us = sk.mdev_us = sk.mdev_max_us = sk.rttvar_us = 0
+    sk.ack_quick = sk.ack_pingpong = sk.ack_pending = 0
+    sk.ack_ato = 0.0
+    sk.retrans_stamp = 0.0
 
 
 def sock_error(sk: "Sock") -> int:
@@ -393,17 +413,45 @@ def tcp_recv_urg(sk: "Sock", it, flags: int) -> tuple[int, int]:
 
 
 def tcp_cleanup_rbuf(net: "Net", sk: "Sock", copied: int) -> None:
-    """Linux: tcp_cleanup_rbuf(): after a read, ACK at once if that at least doubles the
-    window the peer knows of (and it was at most half the space): a window update."""
-    if sk.shutdown & RCV_SHUTDOWN or sk.state not in (S.TCP_ESTABLISHED, S.TCP_FIN_WAIT1,
-                                                      S.TCP_FIN_WAIT2):
+    """Linux: tcp_cleanup_rbuf(): after a read, send the ACK that is owed when more than
+    one full segment is unacknowledged, or when the read emptied the queue of a small
+    pushed segment (not in pingpong mode); else ACK anyway if the read at least doubles
+    the window the peer knows of (and it was at most half the space): a window update."""
+    if sk.state not in (S.TCP_ESTABLISHED, S.TCP_FIN_WAIT1, S.TCP_FIN_WAIT2,
+                        S.TCP_CLOSE_WAIT):
         return
-    now = (sk.rcv_wnd_end - sk.rcv_nxt) & U32_MAX if sk.rcv_wnd_end else 0
-    if now > 0x7FFFFFFF:
-        now = 0
-    space = tcp_full_space(sk)
-    if 2 * now <= space and space - len(sk.rcvq) >= 2 * now:
+    time_to_ack = False
+    if sk.ack_pending & ICSK_ACK_SCHED:
+        if (sk.rcv_nxt - sk.rcv_wup) & U32_MAX > sk.rcv_mss or (
+                copied > 0 and not sk.rcvq
+                and (sk.ack_pending & ICSK_ACK_PUSHED2
+                     or (sk.ack_pending & ICSK_ACK_PUSHED
+                         and not inet_csk_in_pingpong_mode(sk)))):
+            time_to_ack = True
+    if copied > 0 and not time_to_ack and not sk.shutdown & RCV_SHUTDOWN:
+        now = (sk.rcv_wnd_end - sk.rcv_nxt) & U32_MAX if sk.rcv_wnd_end else 0
+        if now > 0x7FFFFFFF:
+            now = 0
+        space = tcp_full_space(sk)
+        if 2 * now <= space and space - len(sk.rcvq) >= 2 * now:
+            time_to_ack = True
+    if time_to_ack:
         tcp_send(net, sk, F.ACK)
+
+
+def tcp_sock_set_quickack(net: "Net", sk: "Sock", val: int) -> None:
+    """Linux: __tcp_sock_set_quickack() (TCP_QUICKACK): 0 enters pingpong mode (ACKs
+    wait for data to ride on); nonzero leaves it and sends an owed ACK now (an even
+    value then enters it again)."""
+    if not val:
+        sk.ack_pingpong = TCP_PINGPONG_THRESH
+        return
+    sk.ack_pingpong = 0
+    if sk.state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and sk.ack_pending & ICSK_ACK_SCHED:
+        sk.ack_pending |= ICSK_ACK_PUSHED
+        tcp_cleanup_rbuf(net, sk, 1)
+        if not val & 1:
+            sk.ack_pingpong = TCP_PINGPONG_THRESH
 
 
 def tcp_inq(sk: "Sock") -> int:

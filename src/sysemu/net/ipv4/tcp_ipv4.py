@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, V4MAPPED_PREFIX,
-                             TcpState)
+from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, TCP_KEEPCNT,
+                             TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2, TCP_USER_TIMEOUT,
+                             V4MAPPED_PREFIX, TcpState)
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import AF_INET, AF_INET6
 from sysemu.kernel.errors import SyscallError
@@ -27,12 +28,13 @@ from sysemu.net.ipv4.inet_timewait_sock import inet_twsk_deschedule_put
 from sysemu.net.ipv4.request_sock import RequestSock, RequestSockOps
 from sysemu.net.ipv4.route import INADDR_LOOPBACK, LOOPBACK_IFINDEX, ip_route_connect
 from sysemu.net.ipv4.tcp import tcp_close, tcp_connect_failed, tcp_disconnect
-from sysemu.net.ipv4.tcp_input import tcp_conn_request, tcp_rcv_state_process
+from sysemu.net.ipv4.tcp_input import tcp_conn_request, tcp_rcv_state_process, tcp_synack_rtt
 from sysemu.net.ipv4.tcp_minisocks import (TcpTwStatus, tcp_check_req,
                                            tcp_timewait_state_process)
 from sysemu.net.ipv4.tcp_output import (F, tcp_connect, tcp_init_transfer, tcp_rtx_synack,
                                         tcp_transmit, tcp_tsval)
-from sysemu.net.ipv4.tcp_timer import tcp_orphan_expire, tcp_retransmit_timer
+from sysemu.net.ipv4.tcp_timer import (keepalive_time_when, tcp_orphan_expire,
+                                       tcp_reset_keepalive_timer, tcp_retransmit_timer)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                            LOOPBACK4_IPV6, ipv6_addr_type)
 from sysemu.net.secure_seq import secure_tcp_seq, secure_tcp_ts_off
@@ -48,8 +50,13 @@ S = TcpState
 
 def tcp_v4_rcv(net: "Net", seg: "Segment") -> None:
     """Linux: tcp_v4_rcv() / tcp_v6_rcv(): find the owner (established, then request,
-    then listener) of a segment; no owner answers RST (tcp_v4_send_reset)."""
+    then listener) of a segment; no owner answers RST (tcp_v4_send_reset). A segment
+    whose checksum fails (the corrupt fault) is dropped first (csum_error)."""
     net.count("InSegs")
+    if seg.csum_bad:
+        net.count("InCsumErrors")
+        net.count("InErrs")
+        return
     hinfo = net.hashinfo
     owner = hinfo.lookup_established(seg.daddr, seg.dport, seg.saddr, seg.sport)
     if isinstance(owner, RequestSock):
@@ -143,6 +150,9 @@ def tcp_v4_conn_request(net: "Net", sk: "Sock", seg: "Segment") -> None:
 _INHERITED = ("sk_prot", "icsk_af_ops", "reuse", "reuseport", "keepalive", "linger",
               "rcvbuf", "sndbuf", "nodelay", "ipv6only", "bound_dev_if", "rcvtimeo",
               "sndtimeo", "max_pacing_rate")
+# ... and of the stored TCP options (tp->keepalive_time/intvl/probes, icsk_user_timeout,
+# linger2): not the listener's own (TCP_FASTOPEN's queue, TCP_DEFER_ACCEPT)
+_INHERITED_TCP_OPTS = (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT, TCP_LINGER2)
 
 
 def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | None":
@@ -160,6 +170,7 @@ def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | No
     net.socks.add(child)
     for attr in _INHERITED:
         setattr(child, attr, getattr(sk, attr))
+    child.tcp_opts.update((k, v) for k, v in sk.tcp_opts.items() if k in _INHERITED_TCP_OPTS)
     if sk.family == AF_INET:
         child.rcv_saddr = req.loc_addr[12:]
         child.daddr = req.rmt_addr[12:]
@@ -182,7 +193,10 @@ def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | No
         child.ts_recent_stamp = ktime_get_seconds(net.now())
         child.tsoffset = req.ts_off
     child.state = S.TCP_ESTABLISHED
+    tcp_synack_rtt(net, child, req.snt_synack if not req.num_timeout else None, 0)
     tcp_init_transfer(net, child, 65535)     # sysemu: the peer's window is the SYN's
+    if child.keepalive:
+        tcp_reset_keepalive_timer(net, child, keepalive_time_when(net, child))
     net.count("PassiveOpens")
     net.hashinfo.bind_hash(child, sk.bind_bucket, sk.num)     # __inet_inherit_port()
     inet_csk_reqsk_queue_drop(net, req)

@@ -10,19 +10,22 @@ placeholders (DESIGN.md), so sequence numbers advance by SYN and FIN only. In th
 data path tcp_sendmsg() queues the program's bytes on sk.sndq and tcp_write_xmit() cuts
 them into segments of at most the MSS, within the peer's window, with Nagle, TCP_CORK
 and MSG_MORE holding back a partial segment as Linux's tcp_nagle_test() does.
-sysemu: loopback loses nothing unless a fault says so; a timer sends the unacknowledged
-bytes again from snd_una (go-back-N) at the RTO, doubling; SACK, fast retransmit and
-congestion control are not modelled (the window is the peer's receive window).
+Segments in flight are also limited by the congestion window (tcp_cwnd_test(), Reno:
+net/ipv4/tcp_cong.py); a segment below snd_max is a retransmission (RetransSegs). Loss
+recovery (fast retransmit, the RTO) is in tcp_input.py and tcp_timer.py.
+sysemu: no SACK (Linux with net.ipv4.tcp_sack=0), no TSO/GSO, no pacing.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sysemu.abi.inet import TcpFlags, TcpState
-from sysemu.abi.limits import U32_MAX
+from sysemu.abi.inet import TCP_USER_TIMEOUT, TcpFlags, TcpState
+from sysemu.abi.limits import HZ, U32_MAX
 from sysemu.abi.socket import SEND_SHUTDOWN
-from sysemu.net.core import (SOCK_SNDBUF_LOCK, TCP_DELACK_MIN, TCP_RTO_MAX, TCP_RTO_MIN,
-                             TCP_TIMEOUT_INIT, WMEM_MAX, Segment, after, s32, tcp_clock_ms)
+from sysemu.net.core import (SOCK_SNDBUF_LOCK, TCP_ATO_MIN, TCP_CA_Disorder, TCP_CA_Loss,
+                             TCP_DELACK_MAX, TCP_DELACK_MIN, TCP_INIT_CWND, TCP_MAX_QUICKACKS, TCP_RTO_MAX,
+                             TCP_RTO_MIN, TCP_TIMEOUT_INIT, WMEM_MAX, Segment, after, before,
+                             s32, tcp_clock_ms)
 from sysemu.net.ipv4.inet_connection_sock import inet_csk_reset_xmit_timer
 
 if TYPE_CHECKING:
@@ -76,16 +79,20 @@ def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None,
     option when the connection has it (Linux: tcp_established_options() /
     tcp_syn_options()) and the receive window (tcp_select_window()). One that carries the
     ACK cancels a pending delayed ACK (Linux: tcp_event_ack_sent())."""
-    if flags & F.ACK and sk.delack is not None:
-        sk.delack.cancel()
-        sk.delack = None
+    if flags & F.ACK:
+        tcp_event_ack_sent(sk)
+    if seq is None:
+        seq = sk.snd_nxt
+        if not payload and after(sk.snd_max, seq) \
+                and sk.state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV, S.TCP_CLOSE):
+            seq = sk.snd_max        # Linux: tcp_acceptable_seq(), its snd_nxt never goes back
     tsval = tcp_tsval(net, sk.tsoffset) if sk.tstamp_ok else None
     window = tcp_select_window(sk)
     if flags & F.SYN:
         window = min(window, 65535)     # Linux: a SYN's window is never scaled
     sk.segs_out += 1
     tcp_transmit(net, sk.wire_local(), sk.num, sk.wire_remote(), sk.dport,
-                 sk.snd_nxt if seq is None else seq, sk.rcv_nxt, flags, tsval, sk.ts_recent,
+                 seq, sk.rcv_nxt, flags, tsval, sk.ts_recent,
                  payload, window, urg_ptr)
 
 
@@ -105,7 +112,8 @@ def tcp_select_window(sk: "Sock") -> int:
         free = (sk.rcv_wnd_end - sk.rcv_nxt) & U32_MAX
     else:
         sk.rcv_wnd_end = end
-    return min(free, 0x7FFFFFFF)
+    sk.rcv_wnd = min(free, 0x7FFFFFFF)
+    return sk.rcv_wnd
 
 
 def tcp_sndbuf(sk: "Sock") -> int:
@@ -131,11 +139,19 @@ def tcp_current_mss(sk: "Sock") -> int:
 def tcp_init_transfer(net: "Net", sk: "Sock", peer_window: int) -> None:
     """Linux: tcp_init_transfer() / tcp_init_wl(): the connection is established, the
     data path starts at snd_nxt and rcv_nxt with the peer's first window."""
-    sk.snd_una = sk.snd_nxt
+    sk.snd_una = sk.snd_max = sk.snd_nxt
     sk.snd_wnd_end = (sk.snd_nxt + peer_window) & U32_MAX
+    sk.rcv_wup = sk.rcv_nxt
+    sk.rcv_tstamp = sk.lrcvtime = net.now()
     sk.snd_sml = sk.snd_nxt
     sk.mss_cache = tcp_current_mss(sk)
     sk.nonagle = (sk.nonagle & ~TCP_NAGLE_OFF) | (TCP_NAGLE_OFF if sk.nodelay else 0)
+    # Linux: RFC 5681's window of one segment when the SYN (or SYN-ACK) had to be sent
+    # more than once, else TCP_INIT_CWND; the handshake's retransmissions are over
+    sk.snd_cwnd = 1 if sk.total_retrans > 1 else TCP_INIT_CWND
+    sk.retransmits = 0
+    sk.backoff = 0
+    sk.retrans_stamp = 0.0
 
 
 # -- the data path ---------------------------------------------------------------------
@@ -166,9 +182,12 @@ def tcp_write_xmit(net: "Net", sk: "Sock", nonagle: int) -> None:
         unsent = len(sk.sndq) - sk.snd_sent
         if unsent <= 0:
             break
+        if tcp_packets_in_flight(sk) >= sk.snd_cwnd:
+            sk.is_cwnd_limited = True       # Linux: tcp_cwnd_test()
+            break
         usable = s32(sk.snd_wnd_end - sk.snd_nxt)
         if usable <= 0:
-            break           # sysemu: no zero-window probe; the window update comes in order
+            break           # the probe timer asks again (tcp_check_probe_timer() below)
         mss = sk.mss_cache
         size = min(mss, unsent, usable)
         last = size == unsent
@@ -190,20 +209,72 @@ def tcp_write_xmit(net: "Net", sk: "Sock", nonagle: int) -> None:
         sk.snd_nxt = (seq + size + (1 if fin else 0)) & U32_MAX
         if size < mss:
             sk.snd_sml = (seq + size) & U32_MAX
-        sk.bytes_sent += size
         sk.data_segs_out += 1
-        if sk.rtx_timer is None:
-            tcp_arm_rtx(net, sk)
+        tcp_event_data_sent(net, sk)
+        if not tcp_rtx_counted(net, sk, seq):
+            sk.bytes_sent += size
+        tcp_event_new_data_sent(net, sk, seq, sk.snd_nxt)
         tcp_send(net, sk, flags, seq=seq, payload=payload, urg_ptr=urg_ptr)
         if sk.snd_up and not after(sk.snd_up, sk.snd_nxt):
             sk.snd_up = 0
     if sk.fin_pending and len(sk.sndq) == sk.snd_sent:
         sk.fin_pending = False
         _send_fin_now(net, sk)
-    elif len(sk.sndq) > sk.snd_sent and not sk.snd_sent and sk.rtx_timer is None:
+    elif len(sk.sndq) > sk.snd_sent and not sk.rtx_q and sk.rtx_timer is None:
         # Linux: tcp_check_probe_timer(): bytes held with nothing in flight (corked, or a
         # zero window) go out at the probe timer (the 200 ms ceiling of tcp(7)'s TCP_CORK)
         tcp_arm_rtx(net, sk)
+
+
+def tcp_packets_in_flight(sk: "Sock") -> int:
+    """Linux: tcp_packets_in_flight(): segments out (packets_out); in Disorder the
+    duplicate ACKs (Reno's sacked_out) left the network: limited transmit (RFC 3042)."""
+    if sk.ca_state == TCP_CA_Disorder:
+        return max(len(sk.rtx_q) - sk.dupacks, 0)
+    return len(sk.rtx_q)
+
+
+def tcp_event_new_data_sent(net: "Net", sk: "Sock", seq: int, end_seq: int) -> None:
+    """Linux: tcp_event_new_data_sent() / tcp_rearm_rto(): the segment [seq, end_seq)
+    joins the ones in flight; the retransmission timer runs while any is."""
+    sk.rtx_q.append([end_seq, net.now(), before(seq, sk.snd_max)])
+    if after(end_seq, sk.snd_max):
+        sk.snd_max = end_seq
+    if sk.rtx_timer is None:
+        tcp_arm_rtx(net, sk)
+
+
+def tcp_rtx_counted(net: "Net", sk: "Sock", seq: int) -> bool:
+    """A segment from below snd_max is a retransmission: RetransSegs, tcpi_total_retrans,
+    and in the Loss state, but for the first (the timer's own), TCPSlowStartRetrans
+    (Linux: tcp_retransmit_skb() / tcp_xmit_retransmit_queue()). True if it was one."""
+    if not before(seq, sk.snd_max):
+        return False
+    net.count("RetransSegs")
+    sk.total_retrans += 1
+    sk.retrans_out += 1
+    if sk.ca_state == TCP_CA_Loss and sk.rtx_q:
+        net.count("TCPSlowStartRetrans")
+    return True
+
+
+def tcp_retransmit_head(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_retransmit_skb() of the head of the rtx queue (fast retransmit, a
+    NewReno partial ACK): the first unacknowledged segment again, snd_nxt unmoved."""
+    if not sk.rtx_q:
+        return
+    head = sk.rtx_q[0]
+    size = min(sk.mss_cache, len(sk.sndq), (head[0] - sk.snd_una) & U32_MAX)
+    fin = size < (head[0] - sk.snd_una) & U32_MAX and size == len(sk.sndq) \
+        and sk.shutdown & SEND_SHUTDOWN and not sk.fin_pending
+    if not head[2]:
+        sk.retrans_out += 1
+    head[1], head[2] = net.now(), True
+    net.count("RetransSegs")
+    net.count("TCPFastRetrans")
+    sk.total_retrans += 1
+    flags = F.ACK | (F.PSH if size == len(sk.sndq) else 0) | (F.FIN if fin else 0)
+    tcp_send(net, sk, flags, seq=sk.snd_una, payload=bytes(sk.sndq[:size]))
 
 
 def tcp_push(net: "Net", sk: "Sock", more: bool = False) -> None:
@@ -219,40 +290,38 @@ def tcp_push_pending_frames(net: "Net", sk: "Sock") -> None:
 
 
 def tcp_arm_rtx(net: "Net", sk: "Sock") -> None:
-    """The data retransmission timer, at the RTO (TCP_RTO_MIN on loopback, doubling per
-    expiry: Linux's icsk_retransmit_timer for data)."""
+    """Linux: tcp_rearm_rto() / tcp_reset_xmit_timer(): the retransmission timer at the
+    RTO (icsk_rto: the estimator's, doubled per expiry, clamped to what is left of
+    TCP_USER_TIMEOUT), or, with nothing in flight, the probe timer (what a cork or a
+    zero window holds: tcp_probe0_when()). The protocol's write timer handles both."""
     if sk.rtx_timer is not None:
         sk.rtx_timer.cancel()
-    delay = min(TCP_RTO_MIN * (1 << min(sk.backoff, 10)), TCP_RTO_MAX)
-    sk.rtx_timer = net.add_timer(delay, lambda now, sk=sk: tcp_data_rtx_timer(net, sk))
+    if sk.rtx_q:
+        delay = tcp_clamp_rto_to_user_timeout(net, sk)
+    else:
+        delay = min(max(sk.rto, TCP_RTO_MIN) * (1 << min(sk.backoff, 16)), TCP_RTO_MAX)
+    write_timer = sk.sk_prot.write_timer
+    sk.rtx_timer = net.add_timer(delay, lambda now, sk=sk: write_timer(net, sk))
 
 
-def tcp_data_rtx_timer(net: "Net", sk: "Sock") -> None:
-    """Linux: tcp_retransmit_timer() for data: nothing acknowledged since the RTO, so
-    send again from snd_una (a lost segment, or one a full accept queue dropped); with
-    nothing in flight it is tcp_probe_timer(): what a cork or Nagle held goes now
-    (tcp_write_wakeup())."""
-    sk.rtx_timer = None
-    if sk.state in (S.TCP_CLOSE, S.TCP_TIME_WAIT, S.TCP_LISTEN):
-        return
-    if not sk.snd_sent:
-        if len(sk.sndq):
-            tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
-            if len(sk.sndq) > sk.snd_sent and sk.rtx_timer is None:
-                sk.backoff += 1         # a zero window: probe again, backing off
-                tcp_arm_rtx(net, sk)
-        return
-    if sk.shutdown & SEND_SHUTDOWN and not sk.fin_pending:
-        # the FIN is out too: go back before it as well
-        sk.fin_pending = True
-    net.count("RetransSegs")
-    sk.total_retrans += 1
-    sk.backoff += 1
-    sk.snd_sent = 0
-    sk.snd_nxt = sk.snd_una
-    tcp_write_xmit(net, sk, sk.nonagle | TCP_NAGLE_PUSH)
-    if sk.snd_sent and sk.rtx_timer is None:
-        tcp_arm_rtx(net, sk)
+def tcp_stop_rtx(sk: "Sock") -> None:
+    if sk.rtx_timer is not None:
+        sk.rtx_timer.cancel()
+        sk.rtx_timer = None
+
+
+def tcp_user_timeout(sk: "Sock") -> float:
+    """TCP_USER_TIMEOUT in seconds (0: not set)."""
+    return sk.tcp_opts.get(TCP_USER_TIMEOUT, 0) / 1000.0
+
+
+def tcp_clamp_rto_to_user_timeout(net: "Net", sk: "Sock") -> float:
+    """Linux: tcp_clamp_rto_to_user_timeout(): never wait past the user timeout."""
+    user_timeout = tcp_user_timeout(sk)
+    if not user_timeout or not sk.retrans_stamp:
+        return sk.rto
+    remaining = user_timeout - (net.now() - sk.retrans_stamp)
+    return min(sk.rto, max(remaining, 1.0 / HZ))
 
 
 def tcp_connect(net: "Net", sk: "Sock") -> None:
@@ -278,6 +347,7 @@ def tcp_connect(net: "Net", sk: "Sock") -> None:
 def tcp_send_synack(net: "Net", req: "RequestSock") -> None:
     """Linux: tcp_v4_send_synack() of tcp_make_synack(): the SYN-ACK of a request."""
     tsval = tcp_tsval(net, req.ts_off) if req.tstamp_ok else None
+    req.snt_synack = net.now()
     window = min(tcp_full_space(req.listener), 65535)      # the child's receive space
     tcp_transmit(net, req.loc_addr, req.loc_port, req.rmt_addr, req.rmt_port, req.snt_isn,
                  req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent, window=window)
@@ -301,8 +371,12 @@ def tcp_send_fin(net: "Net", sk: "Sock") -> None:
 
 
 def _send_fin_now(net: "Net", sk: "Sock") -> None:
+    """The FIN alone, once every byte is out: it takes a sequence number and is
+    retransmitted like data (Linux: it is the last skb of the write queue)."""
     seq = sk.snd_nxt
     sk.snd_nxt = (seq + 1) & U32_MAX
+    tcp_rtx_counted(net, sk, seq)
+    tcp_event_new_data_sent(net, sk, seq, sk.snd_nxt)
     tcp_send(net, sk, F.FIN | F.ACK, seq=seq)
 
 
@@ -312,13 +386,109 @@ def tcp_send_active_reset(net: "Net", sk: "Sock") -> None:
     tcp_send(net, sk, F.RST | F.ACK)
 
 
-def tcp_send_delayed_ack(net: "Net", sk: "Sock") -> None:
-    """Linux: tcp_send_delayed_ack(), and tcp_delack_timer() when it fires."""
+# Linux: include/net/inet_connection_sock.h icsk_ack.pending bits
+ICSK_ACK_SCHED = 1      # an ACK is owed
+ICSK_ACK_TIMER = 2      # the delayed-ACK timer runs
+ICSK_ACK_PUSHED = 4     # a small (pushed) segment came
+ICSK_ACK_PUSHED2 = 8    # and another
+ICSK_ACK_NOW = 16       # send the next ACK at once
+TCP_PINGPONG_THRESH = 1
+
+
+def inet_csk_in_pingpong_mode(sk: "Sock") -> bool:
+    """Linux: inet_csk_in_pingpong_mode(): an interactive connection (our data answers
+    the peer's within the ATO): its ACKs wait to ride on our next data."""
+    return sk.ack_pingpong >= TCP_PINGPONG_THRESH
+
+
+def tcp_in_quickack_mode(sk: "Sock") -> bool:
+    """Linux: tcp_in_quickack_mode(): every segment is ACKed at once (the first ones of a
+    connection, after a gap, after loss), unless in pingpong mode."""
+    return bool(sk.ack_quick) and not inet_csk_in_pingpong_mode(sk)
+
+
+def tcp_incr_quickack(sk: "Sock", max_quickacks: int = TCP_MAX_QUICKACKS) -> None:
+    """Linux: tcp_incr_quickack(): quick ACKs for about half a window of segments."""
+    quickacks = min(tcp_full_space(sk) // (2 * max(sk.rcv_mss, 1)) or 2, max_quickacks)
+    sk.ack_quick = max(sk.ack_quick, quickacks)
+
+
+def tcp_enter_quickack_mode(sk: "Sock", max_quickacks: int = TCP_MAX_QUICKACKS) -> None:
+    """Linux: tcp_enter_quickack_mode(): out of pingpong, quick ACKs from now."""
+    tcp_incr_quickack(sk, max_quickacks)
+    sk.ack_pingpong = 0
+    sk.ack_ato = TCP_ATO_MIN
+
+
+def tcp_event_ack_sent(sk: "Sock") -> None:
+    """Linux: tcp_event_ack_sent(): an ACK went (alone or on data): one quick ACK fewer,
+    the delayed ACK is off, the window the peer knows starts at rcv_nxt (rcv_wup)."""
+    if sk.ack_quick:
+        if sk.ack_pending & ICSK_ACK_SCHED:
+            sk.ack_quick -= 1
+        if not sk.ack_quick:
+            sk.ack_ato = TCP_ATO_MIN
+    sk.ack_pending = 0
     if sk.delack is not None:
-        return
+        sk.delack.cancel()
+        sk.delack = None
+    sk.rcv_wup = sk.rcv_nxt
+
+
+def tcp_event_data_sent(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_event_data_sent(): data that answers the peer's within the ATO makes
+    the connection interactive (pingpong)."""
+    if net.now() - sk.lrcvtime < sk.ack_ato:
+        sk.ack_pingpong += 1
+
+
+def tcp_send_ack(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_send_ack(): a bare ACK now."""
+    tcp_send(net, sk, F.ACK)
+
+
+def tcp_send_delayed_ack(net: "Net", sk: "Sock") -> None:
+    """Linux: tcp_send_delayed_ack(): the ACK waits the ATO (bounded by the RTT and
+    TCP_DELACK_MAX in pingpong mode or after a small segment, by HZ/2 otherwise) for
+    data to ride on; an earlier deadline already set is kept, and one about to pass
+    sends the ACK now."""
+    ato = sk.ack_ato or TCP_DELACK_MIN
+    if ato > TCP_DELACK_MIN:
+        max_ato = 0.5
+        if inet_csk_in_pingpong_mode(sk) or sk.ack_pending & ICSK_ACK_PUSHED:
+            max_ato = TCP_DELACK_MAX
+        if sk.srtt_us:
+            max_ato = min(max_ato, max(usecs_to_jiffies(sk.srtt_us >> 3) / HZ, TCP_DELACK_MIN))
+        ato = min(ato, max_ato)
+    ato = min(ato, TCP_DELACK_MAX)
+    now = net.now()
+    timeout = now + ato
+    if sk.delack is not None:
+        if sk.delack.deadline <= now + ato / 4:
+            tcp_send_ack(net, sk)
+            return
+        if timeout >= sk.delack.deadline:
+            timeout = sk.delack.deadline
+        sk.delack.cancel()
+    sk.ack_pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER
 
     def tcp_delack_timer(now, sk=sk):
+        """Linux: tcp_delack_timer_handler(): the ACK was not carried by data in time:
+        send it (DelayedACKs); the ATO grows, or pingpong mode ends."""
         sk.delack = None
-        if sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN, S.TCP_SYN_SENT):
-            tcp_send(net, sk, F.ACK)
-    sk.delack = net.add_timer(TCP_DELACK_MIN, tcp_delack_timer)
+        if sk.state in (S.TCP_CLOSE, S.TCP_LISTEN, S.TCP_SYN_SENT) \
+                or not sk.ack_pending & ICSK_ACK_SCHED:
+            return
+        if not inet_csk_in_pingpong_mode(sk):
+            sk.ack_ato = min(sk.ack_ato * 2, sk.rto)
+        else:
+            sk.ack_pingpong = 0
+            sk.ack_ato = TCP_ATO_MIN
+        net.count("DelayedACKs")
+        tcp_send_ack(net, sk)
+    sk.delack = net.add_timer(timeout - now, tcp_delack_timer)
+
+
+def usecs_to_jiffies(us: int) -> int:
+    """Linux: usecs_to_jiffies(): rounded up."""
+    return -(-us * HZ // 1_000_000)
