@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -q -n 2 --timeout=300
 # Debian packages the tests need. `make deps` installs the missing ones when run as root.
-APT_PACKAGES ?= gcc gcc-multilib libc6-dev libseccomp2 curl strace python3 python3-venv make nginx-light redis-server redis-tools wrk iproute2 tshark binutils dnsutils socat iperf3 memcached iputils-ping
+APT_PACKAGES ?= gcc gcc-multilib libc6-dev libseccomp2 curl strace python3 python3-venv make nginx-light redis-server redis-tools wrk iproute2 tshark binutils dnsutils socat iperf3 memcached iputils-ping nodejs
 
 all: test
 

@@ -116,11 +116,20 @@ class RecordingSupervisor(Supervisor):
     def handle(self, notif):
         self.seen.append(notif)
         if notif.args[0] == 4:   # hold the answer until a signal has cancelled the call
-            for _ in range(500):
+            for _ in range(500 if not self.filter.wait_killable else 35):
                 if not self.listener.id_valid(notif.id):
                     break
                 time.sleep(0.01)
         super().handle(notif)
+
+
+class InterruptibleSupervisor(RecordingSupervisor):
+    """The filter loaded without WAIT_KILLABLE_RECV (as on Linux before 5.19): any signal
+    ends the wait of a received call."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.filter.wait_killable = False
 
 
 def run_probe(probe, tmp_path, mode, world=None, supervisor_cls=Supervisor, keep=False):
@@ -171,9 +180,24 @@ def test_interrupted_call_commits_nothing(probe, tmp_path):
         sup.detach()
 
 
-def test_answer_to_a_cancelled_call_runs_no_commit(probe, tmp_path):
+def test_a_signal_does_not_interrupt_a_received_call(probe, tmp_path):
+    """SIGALRM every 100 ms while sysemu holds the answer for 0.35 s: the wait is killable
+    only (WAIT_KILLABLE_RECV), so the call returns the handler's value and its commit runs,
+    as a Linux call that does not wait is not interrupted (the handler runs after it)."""
+    release = tuple(int(part) for part in os.uname().release.split(".")[:2])
+    if release < (5, 19):
+        pytest.skip(f"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs Linux 5.19 (this: {release})")
     status, out, world, sup = run_probe(probe, tmp_path, "slow",
                                         supervisor_cls=RecordingSupervisor)
+    assert status == 0, out
+    assert lines(out)["slow"] == "4"
+    assert [n.args[0] for n in sup.seen].count(4) == 1        # no restart
+    assert "committed-4" in world.log
+
+
+def test_answer_to_a_cancelled_call_runs_no_commit(probe, tmp_path):
+    status, out, world, sup = run_probe(probe, tmp_path, "slow",
+                                        supervisor_cls=InterruptibleSupervisor)
     assert status == 0, out
     # The handler did run and returned 4 with a commit; the kernel refused the answer
     # (ENOENT: interrupted), so the program saw EINTR and the commit never ran.

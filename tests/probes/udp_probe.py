@@ -632,6 +632,86 @@ def broadcast_on_loopback():
     return r
 
 
+def _timer_signals(restart: bool, body):
+    """body() under a SIGALRM every 200 us, its handler installed with SA_RESTART or
+    without (Python's default; siginterrupt)."""
+    import signal
+    hits = [0]
+
+    def tick(signum, frame):
+        hits[0] += 1
+    old = signal.signal(signal.SIGALRM, tick)
+    signal.siginterrupt(signal.SIGALRM, not restart)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    try:
+        result = body()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    result["signals"] = hits[0] > 10
+    return result
+
+
+@scenario
+def signals_during_calls():
+    """Datagrams go back and forth under a timer signal (SA_RESTART, as Go's SIGURG,
+    Java's and libuv's handlers): sendto and recvfrom (sysemu's calls) interrupted at any
+    point lose or repeat nothing, and bind, setsockopt and getsockname act once (Linux: a
+    call a signal interrupts has done nothing; these never wait)."""
+    a, b = bound(), bound()
+    a.settimeout(2)
+    count = 1500
+
+    def body():
+        got, errors = [], {}
+        for start in range(0, count, 50):
+            for seq in range(start, start + 50):
+                b.sendto(str(seq).encode(), a.getsockname())
+            for _ in range(50):
+                try:
+                    data, _ = a.recvfrom(64)
+                except socket.timeout:
+                    break
+                got.append(int(data))
+        for _ in range(300):
+            s = udp()
+            for name, call in (("bind", lambda: s.bind((LOOP, 0))),
+                               ("setsockopt", lambda: s.setsockopt(
+                                   socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)),
+                               ("getsockname", s.getsockname)):
+                err = outcome(call)
+                if isinstance(err, str):
+                    errors[f"{name} {err}"] = errors.get(f"{name} {err}", 0) + 1
+            s.close()
+        return {"received": len(got), "in_order": got == sorted(got),
+                "missing": count - len(set(got)), "repeated": len(got) - len(set(got)),
+                "errors": errors}
+    try:
+        return _timer_signals(True, body)
+    finally:
+        a.close()
+        b.close()
+
+
+@scenario
+def signals_without_restart():
+    """The same calls under a timer signal whose handler lacks SA_RESTART (Python's
+    default): Linux never fails them with EINTR (they do not wait)."""
+    def body():
+        errors = {}
+        for _ in range(1000):
+            for name, call in (("socket", udp), ("bind", None)):
+                try:
+                    s = udp() if call is None else call()
+                    if call is None:
+                        s.bind((LOOP, 0))
+                    s.close()
+                except OSError as exc:
+                    key = f"{name} {errno.errorcode.get(exc.errno, exc.errno)}"
+                    errors[key] = errors.get(key, 0) + 1
+        return {"errors": errors}
+    return _timer_signals(False, body)
+
 main = PROBE.main
 
 

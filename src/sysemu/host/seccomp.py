@@ -12,7 +12,7 @@ import ctypes
 import os
 
 from sysemu.arch.x86.entry import X32_SYSCALL_BIT, Syscalls
-from sysemu.host.libc import LIBC
+from sysemu.host.libc import LIBC, NR_SECCOMP, PR_SET_NO_NEW_PRIVS, prctl
 
 SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_ALLOW = 0x7FFF0000
@@ -26,6 +26,12 @@ SCMP_FLTATR_ACT_BADARCH = 2
 SCMP_FLTATR_CTL_NNP = 3
 SCMP_FLTATR_CTL_SSB = 7
 SCMP_FLTATR_CTL_OPTIMIZE = 8
+
+# include/uapi/linux/seccomp.h
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5      # Linux 5.19+
 
 # enum scmp_compare
 SCMP_CMP = {"ne": 1, "lt": 2, "le": 3, "eq": 4, "ge": 5, "gt": 6, "masked_eq": 7}
@@ -83,6 +89,11 @@ def _compare(rule: tuple) -> ScmpArgCmp:
     return ScmpArgCmp(arg, SCMP_CMP[op], value & (2**64 - 1), 0)
 
 
+class SockFprog(ctypes.Structure):
+    """struct sock_fprog."""
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
 class Filter:
     """A built (not yet loaded) filter. Build it in the supervisor before fork; the child
     calls load() between fork and exec and gets the listener fd."""
@@ -90,6 +101,7 @@ class Filter:
     def __init__(self, rules: dict[str, list[tuple[int, tuple[tuple, ...] | None]]]):
         # rules: table abi -> [(raw nr, trap_when)], the plan, kept for tests and export.
         self.rules = rules
+        self.wait_killable = True       # load() asks for WAIT_KILLABLE_RECV (tests clear it)
         self.skipped: list[tuple[str, int]] = []   # (abi, nr) libseccomp cannot name
         self.ctx = None
         lib = libseccomp()
@@ -109,6 +121,7 @@ class Filter:
             else:
                 _check(lib.seccomp_merge(merged, ctx), "merge")
         self.ctx = merged
+        self.bpf = self._export_bpf() if merged is not None else b""
 
     @staticmethod
     def _context(lib, arch: int):
@@ -160,13 +173,44 @@ class Filter:
         return not any(self.rules.values())
 
     def load(self) -> int:
-        """seccomp_load() (sets no_new_privs) and return the listener fd (close-on-exec).
-        Called in the child only. With nothing to trap no filter is loaded and -1 returned."""
+        """Load the filter (no_new_privs first) and return the listener fd (close-on-exec).
+        Called in the child only. With nothing to trap no filter is loaded and -1 returned.
+
+        The program libseccomp built is loaded with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+        (Linux 5.19+; libseccomp 2.5 cannot set it): once sysemu has received a
+        notification, only a fatal signal ends the caller's wait (seccomp.c
+        should_sleep_killable()). Without it any signal would end the wait of every trapped
+        call, even one Linux never interrupts (socket, bind, a UDP recvfrom that has its
+        datagram): the call would fail with EINTR, or restart after sysemu had already
+        acted on it (a second bind: EINVAL), which Go's SIGURG preemption and any
+        timer signal make happen. A parked call sysemu interrupts itself when a signal is
+        pending for the thread (Supervisor._check_parked). On an older kernel (EINVAL)
+        the filter is loaded as libseccomp loads it."""
         if self.empty:
             return -1
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        code = (ctypes.c_char * len(self.bpf)).from_buffer_copy(self.bpf)
+        fprog = SockFprog(len(self.bpf) // 8, ctypes.cast(code, ctypes.c_void_p))
+        flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW
+        if self.wait_killable:
+            fd = LIBC.syscall(NR_SECCOMP, SECCOMP_SET_MODE_FILTER,
+                              flags | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+                              ctypes.byref(fprog))
+            if fd >= 0:
+                return fd
         lib = libseccomp()
         _check(lib.seccomp_load(self.ctx), "load")
         return _check(lib.seccomp_notify_fd(self.ctx), "notify_fd")
+
+    def _export_bpf(self) -> bytes:
+        """The BPF program libseccomp built (struct sock_filter[], 8 bytes each)."""
+        fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+        try:
+            _check(libseccomp().seccomp_export_bpf(self.ctx, fd), "export_bpf")
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
 
     def export_pfc(self) -> str:
         """The filter as libseccomp's pseudo-C, for tests and debugging."""

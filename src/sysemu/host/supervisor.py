@@ -61,7 +61,8 @@ from sysemu.trace.decode import errno_text
 from sysemu.trace.inject import Injection, Injector
 from sysemu.trace.strace import Tracer, socket_subcall
 
-PARKED_CHECK_INTERVAL = 0.1   # seconds between ID_VALID sweeps of parked calls
+PARKED_CHECK_INTERVAL = 0.05  # seconds between sweeps of parked calls (signals, ID_VALID)
+PARKED_CHECK_COST = 0.0005    # ... at least this much per parked call (bounds their cost)
 TASK_SWEEP_INTERVAL = 1.0     # seconds between sweeps forgetting exited threads
 # Developers' switch for A/B measurements: SYSEMU_SYNC_WAKEUP=0 leaves the flag unset.
 SYNC_WAKEUP = os.environ.get("SYSEMU_SYNC_WAKEUP", "1") != "0"
@@ -106,6 +107,25 @@ def read_task_status(tid: int) -> tuple[int, frozenset[int], str]:
     except OSError:
         pass
     return tgid, caps, comm
+
+
+def read_signals(tid: int) -> tuple[int, int]:
+    """(signals pending for the thread, for its process), each without those the thread
+    blocks, from /proc/TID/status (SigPnd, ShdPnd, SigBlk); (0, 0) if it is gone."""
+    pending = shared = blocked = 0
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigPnd:"):
+                    pending = int(line[7:], 16)
+                elif line.startswith(b"ShdPnd:"):
+                    shared = int(line[7:], 16)
+                elif line.startswith(b"SigBlk:"):
+                    blocked = int(line[7:], 16)
+                    break
+    except (OSError, ValueError):
+        return 0, 0
+    return pending & ~blocked, shared & ~blocked
 
 
 def read_task_groups(tid: int) -> tuple[int, tuple[int, ...]]:
@@ -339,6 +359,7 @@ class Supervisor:
                 if flight is not None and flight.injection is not None \
                         and flight.injection.signal and not flight.signalled:
                     self._signal(flight)    # as strace's: it interrupts a call that waits
+                    self._check_soon()
                 return
             except Exception as exc:  # the supervisor never dies of what a program does
                 self._internal_error(self._call_name(notif), exc)
@@ -623,9 +644,7 @@ class Supervisor:
                                                 lambda: self._timed_out(parked))
         self.parked[notif.id] = parked
         self._parked_of_tid[notif.pid] = parked
-        if self._check_timer is None:
-            self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
-                                                        self._check_parked)
+        self._arm_check()
 
     def _unpark(self, parked: Parked) -> bool:
         if self.parked.pop(parked.notif.id, None) is None:
@@ -666,14 +685,57 @@ class Supervisor:
             self.answer(parked.notif, ERROR, int(parked.on_timeout), [], flight)
 
     def _check_parked(self) -> None:
-        """Drop parked calls a signal interrupted (the kernel restarts or fails them)."""
+        """Each parked call: gone (a fatal signal, or without WAIT_KILLABLE_RECV any
+        signal ended it: the kernel restarts or fails it), or interrupted by sysemu when
+        a signal it would have to act on is pending for its thread (Filter.load: the
+        kernel no longer ends the wait itself)."""
         self._check_timer = None
-        for parked in list(self.parked.values()):
+        taken_shared: set[int] = set()          # processes whose shared signals woke one
+        for parked in sorted(self.parked.values(),
+                             key=lambda p: p.notif.pid != p.task.pid):   # main threads first
+            if parked.notif.id not in self.parked:
+                continue
             if not self.listener.id_valid(parked.notif.id):
                 self._interrupted_wait(parked)
-        if self.parked:
-            self._check_timer = self.reactor.call_later(PARKED_CHECK_INTERVAL,
-                                                        self._check_parked)
+                continue
+            own, shared = read_signals(parked.notif.pid)
+            if shared and parked.task.pid not in taken_shared:
+                # Linux: complete_signal() wakes one thread for a process's signal
+                taken_shared.add(parked.task.pid)
+            elif not own:
+                continue
+            self._signal_wait(parked)
+        self._arm_check()
+
+    def _check_soon(self) -> None:
+        """Look at the parked calls' signals now (sysemu just sent one)."""
+        if self._check_timer is not None:
+            self._check_timer.cancel()
+            self._check_timer = None
+        self._arm_check(0.0)
+
+    def _arm_check(self, delay: float | None = None) -> None:
+        if self._check_timer is not None or not self.parked:
+            return
+        if delay is None:
+            delay = max(PARKED_CHECK_INTERVAL, PARKED_CHECK_COST * len(self.parked))
+        self._check_timer = self.reactor.call_later(delay, self._check_parked)
+
+    def _signal_wait(self, parked: Parked) -> None:
+        """A signal is pending for a parked call's thread: end the wait as Linux's
+        signal_pending() check in it does, with ERESTARTSYS (the kernel then restarts the
+        call after the handler if SA_RESTART, or after a stop, else fails it with EINTR;
+        with no signal left to deliver it restarts it) or, for a socket wait with a
+        timeout (sock_intr_errno()), EINTR."""
+        if not self._unpark(parked):
+            return
+        flight = self._flights.get(parked.notif.id) if self._flights else None
+        if parked.intr_errno == Errno.EINTR:
+            self.answer(parked.notif, ERROR, int(Errno.EINTR), [], flight)
+            return
+        if self.listener is not None:
+            self.listener.send_error(parked.notif.id, ERESTARTSYS)
+        self._interrupted(parked.notif.id)
 
     # -- running a program -----------------------------------------------------------
     def spawn(self, argv: list[str], stdio: tuple[int | None, int | None, int | None] = (
