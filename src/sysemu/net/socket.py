@@ -415,7 +415,11 @@ MSG_CMSG_COMPAT = 0x80000000
 # here (_recv_one). A stream (TCP) socket's: under `--datapath model`, sock->ops->sendmsg
 # / recvmsg (tcp_sendmsg / tcp_recvmsg) move the bytes; in the native data path they are
 # the placeholder's, answered by the host (HostPassthrough), but MSG_ERRQUEUE
-# (inet_recv_error()).
+# (inet_recv_error()) and the trapped sends: a send whose address the placeholder would
+# refuse (an AF_UNIX stream answers EISCONN) is tcp_sendmsg()'s, which checks the state
+# as Linux (EPIPE unconnected ...) and puts the bytes into the placeholder
+# (tcp.py _native_sendmsg); so is every sendmsg and sendmmsg (their address is in user
+# memory, which never decides a CONTINUE).
 #
 # What the filter traps (Handler.trap_when, for the native data path): sendto only with a
 # destination, recvfrom only with an address buffer, MSG_ERRQUEUE or MSG_OOB (send() and
@@ -587,7 +591,7 @@ def sys_sendto(task, fd: CInt, buff: UserPtr, len: CULong, flags: CUInt, addr: U
     """sendto(2). Linux: net/socket.c __sys_sendto(): the buffer range (import_ubuf:
     EFAULT), the socket, the address (move_addr_to_kernel: EINVAL, EFAULT), then
     sock_sendmsg()."""
-    sock = _data_socket(task, fd)
+    sock = sockfd_lookup(task, fd)
     it = import_ubuf(task.mem, buff, len)
     address = move_addr_to_kernel(task.mem, addr, addr_len) if addr else None
     return sock_sendmsg(task, sock, it, flags, address)
@@ -667,7 +671,7 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
         raise HostPassthrough()
     if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
-    sock = _data_socket(task, fd)
+    sock = sockfd_lookup(task, fd)
     umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
     return sock_sendmsg(task, sock, umsg.iov, flags & ~MSG_CMSG_COMPAT,
                         _msg_address(task, umsg))
@@ -714,7 +718,7 @@ def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
 @syscall("sendmmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
     """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
-    sock = _data_socket(task, fd)
+    sock = sockfd_lookup(task, fd)
 
     def one(done: int, umsg: UserMsghdr) -> int:
         return sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
