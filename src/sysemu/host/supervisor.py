@@ -661,8 +661,15 @@ class Supervisor:
         self._interrupted(parked.notif.id)
 
     def _timed_out(self, parked: Parked) -> None:
+        """The wait's timeout (SO_RCVTIMEO, SO_SNDTIMEO ...) ends the call: with the bytes
+        its earlier attempts moved, if any (Task.partial; Linux: a stream send or receive
+        returns what it copied before its wait timed out), else with its timeout errno."""
         if self._unpark(parked):
             flight = self._flights.get(parked.notif.id) if self._flights else None
+            partial, parked.task.partial = parked.task.partial, None
+            if partial is not None and partial[1] > 0:
+                self.answer(parked.notif, VALUE, partial[1], [], flight)
+                return
             self.answer(parked.notif, ERROR, int(parked.on_timeout), [], flight)
 
     def _check_parked(self) -> None:
