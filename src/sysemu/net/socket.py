@@ -845,18 +845,19 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE): send,
-# sendto, sendmsg, sendmmsg and socketpair, and call numbers outside 1..20, run on the
-# host untrapped (the number is a register: no user memory decides it).
+# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE; the
+# sends on a sysemu socket are sysemu's, in both data paths: sock_sendmsg()): send and
+# call numbers outside 1..20 run on the host untrapped (the number is a register: no
+# user memory decides it).
 _SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
 
 
 @syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED)
 def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
-    words): EINVAL for call outside 1..20, EFAULT copying the arguments. The data calls
-    (send, recv, socketpair, *msg) go to the host; the receives only without
-    MSG_ERRQUEUE, which sysemu answers.
+    words): EINVAL for call outside 1..20, EFAULT copying the arguments. On a sysemu
+    socket the sends (sendto, sendmsg, sendmmsg) are sysemu's (sock_sendmsg()) and a
+    TCP socket's receives the host's, but MSG_ERRQUEUE, which sysemu answers.
     sysemu: deciding "host" after reading args from memory races with the program
     rewriting them; only calls sysemu never serves (host fds, receives without
     MSG_ERRQUEUE) are passed on, and socket() of other families is made from the copy
