@@ -1593,15 +1593,17 @@ BAD_PTR = 8                 # in the unmapped page at 0: EFAULT, and not NULL
 
 
 def _sendto(s, data, flags, addr, addrlen):
-    """libc sendto(2) with the address as given: bytes, or an int pointer (BAD_PTR)."""
+    """libc sendto(2) as given: `data` and `addr` are bytes, or an int pointer (BAD_PTR;
+    4 bytes of data then)."""
     libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
                             ctypes.c_void_p, ctypes.c_uint32]
     libc.sendto.restype = ctypes.c_ssize_t
-    buf = data if isinstance(data, int) else ctypes.create_string_buffer(data, len(data))
+    if isinstance(data, int):
+        buf, size = data, 4
+    else:
+        buf, size = ctypes.create_string_buffer(data, len(data)), len(data)
     name = addr if isinstance(addr, int) else ctypes.create_string_buffer(addr, max(len(addr), 1))
-    return c_outcome(libc.sendto, s.fileno(), buf, 0 if isinstance(data, int) else len(data),
-                     flags, name, addrlen) if not isinstance(data, int) else \
-        c_outcome(libc.sendto, s.fileno(), buf, 4, flags, name, addrlen)
+    return c_outcome(libc.sendto, s.fileno(), buf, size, flags, name, addrlen)
 
 
 def _sigpipe_taken():
