@@ -545,6 +545,7 @@ def sock_sendmsg(task, sock: Socket, it: IovIter, flags: int,
                                address)
     if wait is not None:
         task.partial = (key, copied + n)
+        wait.moved = copied + n
         raise wait
     return copied + n
 
@@ -567,6 +568,7 @@ def sock_recvmsg(task, sock: Socket, it: IovIter, flags: int, uaddr: int = 0,
                                           copied)
     if wait is not None:
         task.partial = (key, copied + n)
+        wait.moved = copied + n
         raise wait
     if uaddr:
         move_addr_to_user(task.mem, b"", uaddr, uaddr_len)
