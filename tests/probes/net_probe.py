@@ -1741,6 +1741,27 @@ def tcp_sendto_blocking_slow_reader():
     return r
 
 
+@scenario
+def tcp_sendto_interrupted():
+    # A blocking sendto with an address that a signal (a handler without SA_RESTART, as
+    # Python installs them) interrupts after part of its bytes were queued returns that
+    # part: tcp_sendmsg_locked() answers what it copied over sk_stream_wait_memory()'s
+    # error. The peer never reads.
+    srv = listener()
+    c, a = connected_pair(srv)
+    c.settimeout(None)
+    peer = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    data = bytes(16 << 20)
+    old = signal.signal(signal.SIGALRM, lambda *args: None)
+    signal.setitimer(signal.ITIMER_REAL, 0.3, 0.3)       # again, until the send is in
+    n = _sendto(c, data, 0, peer, len(peer))
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+    for s in (c, a, srv):
+        s.close()
+    return {"result": "part" if isinstance(n, int) and 0 < n < len(data) else n}
+
+
 main = PROBE.main
 
 
