@@ -162,6 +162,16 @@ static void tcp(void)
     show("recvfrom.peek", r, "data=%s len=%u", buf, len);
     r = SC(SYS_RECVFROM, acc, buf, sizeof buf, 0, NULL, NULL);
     show("recvfrom", r, "data=%.5s", buf);
+    /* TCP ignores sendto's address on a connected socket (tcp_sendmsg_locked()); an
+       unconnected one fails EPIPE (sk_stream_wait_connect()) */
+    show("sendto.addr", SC(SYS_SENDTO, c, "named", 5, MSG_NOSIGNAL, &a, sizeof a), NULL);
+    memset(buf, 0, sizeof buf);
+    r = SC(SYS_RECVFROM, acc, buf, 5, MSG_WAITALL, NULL, NULL);
+    show("recv.addr", r, "data=%.5s", buf);
+    long unc = SC(SYS_SOCKET, AF_INET, SOCK_STREAM, 0);
+    show("sendto.addr.unconnected", SC(SYS_SENDTO, unc, "x", 1, MSG_NOSIGNAL, &a, sizeof a),
+         NULL);
+    close(unc);
 
     struct iovec iov[2] = {{"ab", 2}, {"cde", 3}};
     struct msghdr m = {0};

@@ -1638,6 +1638,181 @@ def tcp_mmsg():
     return r
 
 
+# --- sendto() with an address on a TCP socket ---
+
+BAD_PTR = 8                 # in the unmapped page at 0: EFAULT, and not NULL
+
+
+def _sendto(s, data, flags, addr, addrlen):
+    """libc sendto(2) as given: `data` and `addr` are bytes, or an int pointer (BAD_PTR;
+    4 bytes of data then)."""
+    libc.sendto.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                            ctypes.c_void_p, ctypes.c_uint32]
+    libc.sendto.restype = ctypes.c_ssize_t
+    if isinstance(data, int):
+        buf, size = data, 4
+    else:
+        buf, size = ctypes.create_string_buffer(data, len(data)), len(data)
+    name = addr if isinstance(addr, int) else ctypes.create_string_buffer(addr, max(len(addr), 1))
+    return c_outcome(libc.sendto, s.fileno(), buf, size, flags, name, addrlen)
+
+
+def _sigpipe_taken():
+    """Whether a SIGPIPE (blocked by the caller) is pending; taken if so."""
+    if signal.SIGPIPE in signal.sigpending():
+        signal.sigtimedwait([signal.SIGPIPE], 0)
+        return True
+    return False
+
+
+@scenario
+def tcp_sendto_address_ignored():
+    # tcp_sendmsg_locked() ignores msg_name (but for fastopen): on a connected socket
+    # sendto/sendmsg/sendmmsg with any address send the bytes. __sys_sendto() still
+    # copies the address in first (move_addr_to_kernel(): EINVAL above
+    # sizeof(sockaddr_storage) or negative, EFAULT for an unreadable one); length 0 and
+    # a short or foreign address are fine. The peer gets every byte sent, in order.
+    srv = listener()
+    c, a = connected_pair(srv)
+    peer = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    r = {"peer": _sendto(c, b"hello", 0, peer, len(peer)),
+         "elsewhere": _sendto(c, b"abc", 0, sockaddr_in(socket.AF_INET, 1, "10.9.9.9"), 16),
+         "v6_name": _sendto(c, b"v6", 0, struct.pack("=H", socket.AF_INET6) + bytes(9)
+                            + b"\1" + bytes(16), 28),
+         "garbage_short": _sendto(c, b"g", 0, b"\xff\x07\x01", 3),
+         "addrlen0": _sendto(c, b"zero", 0, peer, 0),
+         "addrlen128": _sendto(c, b"s", 0, peer + bytes(112), 128),
+         "addrlen129": _sendto(c, b"x", 0, peer + bytes(113), 129),
+         "addrlen_neg": _sendto(c, b"x", 0, peer, 0xFFFFFFFF),
+         "bad_address": _sendto(c, b"x", 0, BAD_PTR, 16),
+         "bad_address_len0": _sendto(c, b"0", 0, BAD_PTR, 0),
+         "bad_buffer": _sendto(c, BAD_PTR, 0, peer, 16),
+         "empty": _sendto(c, b"", 0, peer, 16),
+         "dontwait": _sendto(c, b"dw", socket.MSG_DONTWAIT, peer, 16),
+         "nosignal": _sendto(c, b"ns", socket.MSG_NOSIGNAL, peer, 16)}
+    r["sendmsg"] = outcome(c.sendmsg, [b"m1", b"m2"], [], 0, ("127.0.0.1", 9))
+    r["sendmsg_unnamed"] = outcome(c.sendmsg, [b"m3"])
+    bufs = [ctypes.create_string_buffer(f"q{i}".encode(), 2) for i in range(2)]
+    names = [ctypes.create_string_buffer(peer, 16) for _ in range(2)]
+    vec, keep = _tcp_mmsg_vec(bufs, names)
+    libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    r["sendmmsg"] = c_outcome(libc.sendmmsg, c.fileno(), vec, 2, 0)
+    c.shutdown(socket.SHUT_WR)
+    r["stream"] = _read_all(a, 1 << 16).decode("latin-1")
+    for s in (c, a, srv):
+        s.close()
+    return r
+
+
+@scenario
+def tcp_sendto_not_connected():
+    # sk_stream_wait_connect(): a socket neither connected nor connecting gets EPIPE,
+    # and sk_stream_error() raises SIGPIPE unless MSG_NOSIGNAL (seen here pending, with
+    # SIGPIPE blocked): fresh, bound, listening, and after shutdown(SHUT_WR) of a
+    # connected one (sendto and sendmsg). The address never connects it.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGPIPE])
+    srv = listener()
+    peer = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    bound = tcp()
+    bound.bind((LOOP, 0))
+    c, a = connected_pair(srv)
+    c.shutdown(socket.SHUT_WR)
+    srv.settimeout(None)        # (a Python timeout would poll before sending)
+    r = {}
+    for name, s in (("fresh", tcp()), ("bound", bound), ("listener", srv), ("shut_wr", c)):
+        r[name] = (_sendto(s, b"x", 0, peer, len(peer)), _sigpipe_taken())
+        r[name + "_nosignal"] = (_sendto(s, b"x", socket.MSG_NOSIGNAL, peer, len(peer)),
+                                 _sigpipe_taken())
+        r[name + "_sendmsg"] = (outcome(s.sendmsg, [b"y"], [], 0, (LOOP, 1)),
+                                _sigpipe_taken())
+    r["fresh_bad_address"] = (_sendto(tcp(), b"x", 0, BAD_PTR, 16), _sigpipe_taken())
+    r["fresh_still_unconnected"] = outcome(tcp().getpeername)
+    r["peer_got"] = outcome(a.recv, 16)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    for s in (c, a, srv, bound):
+        s.close()
+    return r
+
+
+@scenario
+def tcp_sendto_nonblocking_full():
+    # A non-blocking sendto on a connected socket whose peer does not read: the send
+    # space runs out and the call fails EAGAIN (sk_stream_wait_memory() with no timeout)
+    # after short counts; every byte it took arrives once the peer reads. (How many fit
+    # is the buffers' business: not compared.)
+    srv = listener()
+    c, a = connected_pair(srv)
+    peer = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    c.setblocking(False)
+    sent, last = 0, None
+    for _ in range(10000):
+        last = _sendto(c, b"z" * 65536, 0, peer, len(peer))
+        if not isinstance(last, int):
+            break
+        sent += last
+    r = {"ended_with": last, "some_sent": sent > 0}
+    c.setblocking(True)
+    c.shutdown(socket.SHUT_WR)
+    r["all_arrived"] = len(_read_all(a, sent + 1)) == sent
+    for s in (c, a, srv):
+        s.close()
+    return r
+
+
+@scenario
+def tcp_sendto_blocking_slow_reader():
+    # A blocking sendto of 8 MB with an address whose peer reads slowly: the call waits
+    # for send space as often as it must (sk_stream_wait_memory()) and returns the whole
+    # length; the bytes arrive whole and in order. With SO_SNDTIMEO and a peer that
+    # stops reading, it returns what it sent before the timeout (not EAGAIN).
+    srv = listener()
+    c, a = connected_pair(srv)
+    c.settimeout(None)
+    peer = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    data = hashlib.sha256(b"seed").digest() * (8 << 15)         # 8 MB
+    got = bytearray()
+
+    def reader():
+        while len(got) < len(data):
+            time.sleep(0.002)
+            chunk = a.recv(1 << 16)
+            if not chunk:
+                break
+            got.extend(chunk)
+    t = threading.Thread(target=reader)
+    t.start()
+    r = {"sent": _sendto(c, data, 0, peer, len(peer))}
+    t.join(10)
+    r["arrived"] = hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.3))
+    n = _sendto(c, data, 0, peer, len(peer))
+    r["timed_out_partial"] = isinstance(n, int) and 0 < n < len(data)
+    for s in (c, a, srv):
+        s.close()
+    return r
+
+
+@scenario
+def tcp_sendto_interrupted():
+    # A blocking sendto with an address that a signal (a handler without SA_RESTART, as
+    # Python installs them) interrupts after part of its bytes were queued returns that
+    # part: tcp_sendmsg_locked() answers what it copied over sk_stream_wait_memory()'s
+    # error. The peer never reads.
+    srv = listener()
+    c, a = connected_pair(srv)
+    c.settimeout(None)
+    peer = sockaddr_in(socket.AF_INET, srv.getsockname()[1], LOOP)
+    data = bytes(16 << 20)
+    old = signal.signal(signal.SIGALRM, lambda *args: None)
+    signal.setitimer(signal.ITIMER_REAL, 0.3, 0.3)       # again, until the send is in
+    n = _sendto(c, data, 0, peer, len(peer))
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+    for s in (c, a, srv):
+        s.close()
+    return {"result": "part" if isinstance(n, int) and 0 < n < len(data) else n}
+
+
 main = PROBE.main
 
 

@@ -76,6 +76,7 @@ from collections import deque
 from typing import Callable
 
 import sysemu.net
+from sysemu.abi.errno import Errno
 from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
 from sysemu.abi.socket import (AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW,
                                TIMEVAL64)
@@ -90,6 +91,7 @@ from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.host.files import HostFileReader
 from sysemu.host.libc import tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
+from sysemu.kernel.wait import WaitQueue
 from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
 from sysemu.net.scm import KvecIter
 
@@ -940,6 +942,29 @@ class NetGlue(HostHooks):
                 return
             ph.unsent = data
         self.placeholders.rearm(ph, select.EPOLLIN)
+
+    # -- the native data path's trapped sends -----------------------------------------
+    def stream_send(self, task, sk, data: bytes, flags: int) -> int:
+        """tcp.py _native_sendmsg(): `data` into the program's end as the caller's own
+        send() would put it, through a copy of the caller's descriptor (the lookup of
+        this call just named it: Placeholder.holder, checked by inode: a dup2 in between
+        finds no end); never waiting, and no SIGPIPE of sysemu's own (the caller's is
+        tcp.py's). No end: EPIPE, as a send on a closed pair."""
+        end = self.placeholders.program_end(self.placeholders.of_sock(sk))
+        if end is None:
+            raise SyscallError(Errno.EPIPE)
+        try:
+            return end.send(data, flags | socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            raise SyscallError(exc.errno or Errno.EIO) from None
+        finally:
+            end.close()
+
+    def stream_writable(self, sk) -> WaitQueue:
+        phs = self.placeholders
+        return phs.writable_wait(phs.program_end(phs.of_sock(sk)))
 
     def file_reader(self, task, fd: int) -> HostFileReader:
         return HostFileReader(task.pid, fd)

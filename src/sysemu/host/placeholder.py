@@ -26,6 +26,7 @@ from sysemu.host.control import sandbox_pids, socket_users
 from sysemu.host.libc import getfd_of
 from sysemu.host.sockdiag import UnixDiag
 from sysemu.kernel.errors import SyscallError
+from sysemu.kernel.wait import WaitQueue
 
 # The sweep's period adapts to its cost: a dump of the host's AF_UNIX sockets is cheap
 # when there are few (~0.1 ms), ~8 ms with 10,000. Sweeping every SWEEP_COST_FACTOR
@@ -71,6 +72,41 @@ class Placeholder:
         self.mirror_bytes = 0
         self.backlog = None
         self.syncing = False
+
+
+class EndWritable(WaitQueue):
+    """Woken once a program's end (`end`, sysemu's copy of it) takes bytes again
+    (EPOLLOUT): a trapped send that must wait for send space (netglue's stream_writable).
+    The copy is held and watched only while a call waits: it goes when the queue is
+    woken or its last waiter leaves (an answer, a timeout, a signal), so a program's
+    close still shows. No end (the program has none any more): woken at once, and the
+    call runs again to meet that."""
+
+    __slots__ = ("_reactor", "_end")
+
+    def __init__(self, reactor, end: socket.socket | None):
+        super().__init__("placeholder writable")
+        self._reactor = reactor
+        self._end = end
+        if end is None:
+            reactor.call_soon(self.wake_up)
+        else:
+            reactor.add_writer(end.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        self._let_go()
+        self.wake_up()
+
+    def remove(self, waiter) -> None:
+        super().remove(waiter)
+        if not len(self):
+            self._let_go()
+
+    def _let_go(self) -> None:
+        end, self._end = self._end, None
+        if end is not None:
+            self._reactor.remove_writer(end.fileno())
+            end.close()
 
 
 DGRAM_SNDBUF = 8 << 20
@@ -238,6 +274,11 @@ class Placeholders:
                 return socket.socket(fileno=dup)
             os.close(dup)
         return None
+
+    def writable_wait(self, end: socket.socket | None) -> EndWritable:
+        """A wait queue woken once `end` (a program end from program_end(), now the
+        queue's) takes bytes again."""
+        return EndWritable(self.reactor, end)
 
     @staticmethod
     def _find_holder(inode: int) -> tuple[int, int] | None:

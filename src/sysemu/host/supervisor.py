@@ -150,13 +150,14 @@ class Parked:
     """An unanswered notification waiting on a WaitQueue."""
 
     __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout", "deadline",
-                 "intr_errno")
+                 "intr_errno", "moved")
 
     def __init__(self, notif: Notification, task: Task, waitqueue: WaitQueue,
-                 on_timeout: int, intr_errno: int = ERESTARTSYS):
+                 on_timeout: int, intr_errno: int = ERESTARTSYS, moved: int = 0):
         self.notif, self.task, self.waitqueue = notif, task, waitqueue
         self.on_timeout = on_timeout
         self.intr_errno = intr_errno
+        self.moved = moved              # bytes moved before this wait (WouldBlock.moved)
         self.deadline: float | None = None
         self.waiter: Callable[[], None] | None = None
         self.timer: TimerHandle | None = None
@@ -630,7 +631,7 @@ class Supervisor:
     # -- parking ---------------------------------------------------------------------
     def _park(self, notif: Notification, task: Task, wb: WouldBlock,
               deadline: float | None = None) -> None:
-        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno)
+        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno, wb.moved)
         parked.deadline = deadline if deadline is not None else wb.deadline
 
         def waiter() -> None:
@@ -680,8 +681,16 @@ class Supervisor:
         self._interrupted(parked.notif.id)
 
     def _timed_out(self, parked: Parked) -> None:
+        """The wait's timeout (SO_RCVTIMEO, SO_SNDTIMEO ...) ends the call: with the bytes
+        its earlier attempts moved, if any (WouldBlock.moved; Linux: a stream send or
+        receive returns what it copied before its wait timed out), else with its timeout
+        errno. The call is over: its progress (Task.partial) goes."""
         if self._unpark(parked):
             flight = self._flights.get(parked.notif.id) if self._flights else None
+            if parked.moved:
+                parked.task.partial = None
+                self.answer(parked.notif, VALUE, parked.moved, [], flight)
+                return
             self.answer(parked.notif, ERROR, int(parked.on_timeout), [], flight)
 
     def _check_parked(self) -> None:

@@ -28,7 +28,10 @@ class WouldBlock(Exception):
     `on_timeout` is the errno returned when the deadline passes (EAGAIN for SO_RCVTIMEO,
     ETIMEDOUT for connect ...). `intr_errno` is what a signal makes of the wait:
     ERESTARTSYS (restarted under SA_RESTART, else EINTR) or EINTR (never restarted: a
-    socket wait with a timeout, Linux's sock_intr_errno())."""
+    socket wait with a timeout, Linux's sock_intr_errno()). `moved`: the bytes the call
+    has moved so far (a stream send or receive, Task.partial): what it returns when the
+    deadline passes, if any (Linux: sk_stream_wait_memory() or sk_wait_data() timing out
+    after a partial copy)."""
 
     def __init__(self, waitqueue: "WaitQueue", deadline: float | None = None,
                  on_timeout: int = Errno.EAGAIN, intr_errno: int = ERESTARTSYS):
@@ -37,6 +40,7 @@ class WouldBlock(Exception):
         self.deadline = deadline
         self.on_timeout = on_timeout
         self.intr_errno = intr_errno
+        self.moved = 0
 
 
 class HostPassthrough(Exception):

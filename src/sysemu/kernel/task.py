@@ -9,6 +9,7 @@ from sysemu.kernel.clock import Clock, FakeClock
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import FdTable, FileTable
 from sysemu.kernel.usermem import BufferMemory, UserMemory
+from sysemu.kernel.wait import WaitQueue
 
 CAP_NET_BIND_SERVICE = 10
 CAP_NET_ADMIN = 12
@@ -51,6 +52,15 @@ class HostHooks:
     pull_sent(sock)              (model data path) take in bytes the program wrote to its
                                  placeholder with calls sysemu does not trap (sendfile,
                                  splice), before a trapped send adds its own
+    stream_send(task, sk, data, flags) -> int
+                                 (native data path) put `data` into the stream socket's
+                                 placeholder as the program's own send(flags) would,
+                                 without waiting: the bytes taken (0 when its buffer is
+                                 full), or SyscallError (EPIPE, ECONNRESET ...) with no
+                                 signal sent
+    stream_writable(sk) -> WaitQueue
+                                 (native data path) a wait queue woken once the stream
+                                 socket's placeholder takes bytes again
     file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
                                  read from (sendfile): readable, seekable, read(n, pos),
                                  close(); SyscallError(EBADF) when there is none
@@ -102,6 +112,12 @@ class HostHooks:
     def readiness(self, sock) -> None: ...
     def pull_sent(self, sock) -> None: ...
     def send_sig(self, task, sig: int) -> None: ...
+
+    def stream_send(self, task, sk, data: bytes, flags: int) -> int:
+        return len(data)                            # no placeholder here: all taken
+
+    def stream_writable(self, sk) -> WaitQueue:
+        return WaitQueue("stream writable")
 
     def file_reader(self, task, fd: int):
         raise SyscallError(Errno.EBADF)             # no host files here (in-process models)

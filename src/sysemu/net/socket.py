@@ -415,7 +415,11 @@ MSG_CMSG_COMPAT = 0x80000000
 # here (_recv_one). A stream (TCP) socket's: under `--datapath model`, sock->ops->sendmsg
 # / recvmsg (tcp_sendmsg / tcp_recvmsg) move the bytes; in the native data path they are
 # the placeholder's, answered by the host (HostPassthrough), but MSG_ERRQUEUE
-# (inet_recv_error()).
+# (inet_recv_error()) and the trapped sends: a send whose address the placeholder would
+# refuse (an AF_UNIX stream answers EISCONN) is tcp_sendmsg()'s, which checks the state
+# as Linux (EPIPE unconnected ...) and puts the bytes into the placeholder
+# (tcp.py _native_sendmsg); so is every sendmsg and sendmmsg (their address is in user
+# memory, which never decides a CONTINUE).
 #
 # What the filter traps (Handler.trap_when, for the native data path): sendto only with a
 # destination, recvfrom only with an address buffer, MSG_ERRQUEUE or MSG_OOB (send() and
@@ -541,6 +545,7 @@ def sock_sendmsg(task, sock: Socket, it: IovIter, flags: int,
                                address)
     if wait is not None:
         task.partial = (key, copied + n)
+        wait.moved = copied + n
         raise wait
     return copied + n
 
@@ -563,6 +568,7 @@ def sock_recvmsg(task, sock: Socket, it: IovIter, flags: int, uaddr: int = 0,
                                           copied)
     if wait is not None:
         task.partial = (key, copied + n)
+        wait.moved = copied + n
         raise wait
     if uaddr:
         move_addr_to_user(task.mem, b"", uaddr, uaddr_len)
@@ -587,7 +593,7 @@ def sys_sendto(task, fd: CInt, buff: UserPtr, len: CULong, flags: CUInt, addr: U
     """sendto(2). Linux: net/socket.c __sys_sendto(): the buffer range (import_ubuf:
     EFAULT), the socket, the address (move_addr_to_kernel: EINVAL, EFAULT), then
     sock_sendmsg()."""
-    sock = _data_socket(task, fd)
+    sock = sockfd_lookup(task, fd)
     it = import_ubuf(task.mem, buff, len)
     address = move_addr_to_kernel(task.mem, addr, addr_len) if addr else None
     return sock_sendmsg(task, sock, it, flags, address)
@@ -667,7 +673,7 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
         raise HostPassthrough()
     if flags & MSG_CMSG_COMPAT and not _compat(task):
         raise SyscallError(Errno.EINVAL)
-    sock = _data_socket(task, fd)
+    sock = sockfd_lookup(task, fd)
     umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
     return sock_sendmsg(task, sock, umsg.iov, flags & ~MSG_CMSG_COMPAT,
                         _msg_address(task, umsg))
@@ -714,7 +720,7 @@ def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
 @syscall("sendmmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
     """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
-    sock = _data_socket(task, fd)
+    sock = sockfd_lookup(task, fd)
 
     def one(done: int, umsg: UserMsghdr) -> int:
         return sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
@@ -841,18 +847,19 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE): send,
-# sendto, sendmsg, sendmmsg and socketpair, and call numbers outside 1..20, run on the
-# host untrapped (the number is a register: no user memory decides it).
+# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE; the
+# sends on a sysemu socket are sysemu's, in both data paths: sock_sendmsg()): send and
+# call numbers outside 1..20 run on the host untrapped (the number is a register: no
+# user memory decides it).
 _SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
 
 
 @syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED)
 def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
-    words): EINVAL for call outside 1..20, EFAULT copying the arguments. The data calls
-    (send, recv, socketpair, *msg) go to the host; the receives only without
-    MSG_ERRQUEUE, which sysemu answers.
+    words): EINVAL for call outside 1..20, EFAULT copying the arguments. On a sysemu
+    socket the sends (sendto, sendmsg, sendmmsg) are sysemu's (sock_sendmsg()) and a
+    TCP socket's receives the host's, but MSG_ERRQUEUE, which sysemu answers.
     sysemu: deciding "host" after reading args from memory races with the program
     rewriting them; only calls sysemu never serves (host fds, receives without
     MSG_ERRQUEUE) are passed on, and socket() of other families is made from the copy

@@ -23,6 +23,7 @@ from sysemu.abi.socket import (AF_INET6, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PE
                                MSG_TRUNC, MSG_WAITALL, RCV_SHUTDOWN, SEND_SHUTDOWN,
                                SHUTDOWN_MASK, SO_OOBINLINE)
 from sysemu.kernel.errors import SyscallError, WouldBlock
+from sysemu.kernel.task import DATAPATH_MODEL
 from sysemu.net.core import (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, TCP_CA_Open,
                              TCP_INFINITE_SSTHRESH, TCP_INIT_CWND, TCP_RTO_MAX, TCP_RTO_MIN,
                              TCP_TIMEOUT_INIT, sock_intr_errno)
@@ -317,6 +318,8 @@ def tcp_sendmsg(task, net: "Net", sk: "Sock", it, flags: int, nonblock: bool,
     left = it.count - copied
     if left <= 0:
         return 0, None
+    if net.kernel.datapath != DATAPATH_MODEL:
+        return _native_sendmsg(task, net, sk, it, flags, timeo, copied)
     room = tcp_sndbuf(sk) - len(sk.sndq)
     n = min(left, max(room, 0))
     if n:
@@ -336,6 +339,46 @@ def tcp_sendmsg(task, net: "Net", sk: "Sock", it, flags: int, nonblock: bool,
             return n, None
         raise SyscallError(Errno.EAGAIN)
     return n, _wait(net, sk, timeo)          # Linux: sk_stream_wait_memory()
+
+
+NATIVE_SEND_CHUNK = 1 << 18     # bytes read from the program's memory per host send
+
+
+def _native_sendmsg(task, net: "Net", sk: "Sock", it, flags: int, timeo: float | None,
+                    copied: int) -> tuple[int, WouldBlock | None]:
+    """tcp_sendmsg_locked()'s copy loop in the native data path: the connection's bytes
+    are the placeholder's (DESIGN.md), so the caller's go into its placeholder as its own
+    send() would put them (HostHooks.stream_send), after the checks above. A trapped send
+    with an address reaches here (sendto, sendmsg): TCP ignores the address. As Linux:
+    what does not fit waits for send space (sk_stream_wait_memory(): SO_SNDTIMEO, EAGAIN
+    when non-blocking); an error or a fault ends the call with the bytes sent so far, or
+    fails it when there are none (sk_stream_error(): EPIPE raises SIGPIPE unless
+    MSG_NOSIGNAL); MSG_OOB marks the last byte only."""
+    host = net.kernel.host
+    left = it.count - copied
+    sent = 0
+    while sent < left:
+        n = min(left - sent, NATIVE_SEND_CHUNK)
+        last = sent + n == left
+        try:
+            chunk = it.read(copied + sent, n)
+            took = host.stream_send(task, sk, chunk, flags if last else flags & ~MSG_OOB)
+        except SyscallError as err:
+            if copied or sent:
+                return sent, None
+            raise sk_stream_error(task, sk, flags, err.errno) from None
+        sent += took
+        if took < n:
+            break
+    if sent == left:
+        return sent, None
+    if timeo == 0:
+        if sent or copied:
+            return sent, None
+        raise SyscallError(Errno.EAGAIN)
+    deadline = None if timeo is None else net.now() + timeo
+    return sent, WouldBlock(host.stream_writable(sk), deadline, Errno.EAGAIN,
+                            sock_intr_errno(timeo))
 
 
 def tcp_recvmsg(net: "Net", sk: "Sock", it, flags: int, nonblock: bool,
