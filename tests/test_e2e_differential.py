@@ -89,9 +89,6 @@ XFAIL = {
                     "counts them)",
     "urgent_data": "the native data path's urgent byte is AF_UNIX's: SO_OOBINLINE is not "
                    "applied to the placeholder (--datapath model has TCP's urgent data)",
-    "tcp_sendto_interrupted": "a signal ends a parked call's notification in the kernel: a "
-                              "blocking send it interrupts after part of the bytes went "
-                              "fails EINTR (Linux returns the part)",
 }
 
 
@@ -103,7 +100,6 @@ MODEL_XFAIL = {
     "unconnected_socket_calls": "a socket neither connected nor listening is an AF_UNIX "
                                 "pair end: poll shows POLLOUT without POLLHUP (and select "
                                 "not readable)",
-    "tcp_sendto_interrupted": XFAIL["tcp_sendto_interrupted"],
 }
 
 

@@ -735,10 +735,15 @@ class Supervisor:
         signal_pending() check in it does, with ERESTARTSYS (the kernel then restarts the
         call after the handler if SA_RESTART, or after a stop, else fails it with EINTR;
         with no signal left to deliver it restarts it) or, for a socket wait with a
-        timeout (sock_intr_errno()), EINTR."""
+        timeout (sock_intr_errno()), EINTR; a stream send or receive that moved bytes
+        before it waited returns their count (tcp_sendmsg(), tcp_recvmsg(): `copied`)."""
         if not self._unpark(parked):
             return
         flight = self._flights.get(parked.notif.id) if self._flights else None
+        if parked.moved:
+            parked.task.partial = None
+            self.answer(parked.notif, VALUE, parked.moved, [], flight)
+            return
         if parked.intr_errno == Errno.EINTR:
             self.answer(parked.notif, ERROR, int(Errno.EINTR), [], flight)
             return
