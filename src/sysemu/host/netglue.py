@@ -80,7 +80,7 @@ from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
 from sysemu.abi.socket import (AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW,
                                TIMEVAL64)
 from sysemu.abi.inet import TcpState
-from sysemu.host import rights
+from sysemu.host import hostpoll, rights
 from sysemu.host.notify import ReplaceFd
 from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
@@ -90,7 +90,8 @@ from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.host.files import HostFileReader
 from sysemu.host.libc import tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
-from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
+from sysemu.net.ipv4.tcp import (tcp_data_pending, tcp_placeholder_poll,
+                                  tcp_sendpage)
 from sysemu.net.scm import KvecIter
 
 
@@ -869,7 +870,7 @@ class NetGlue(HostHooks):
             return
         if ph.unsent:
             self._pull(ph)
-        readable, rdhup, writable = tcp_poll(sock)
+        readable, rdhup, writable = tcp_placeholder_poll(sock)
         if sock.state in (TcpState.TCP_ESTABLISHED, TcpState.TCP_CLOSE_WAIT):
             if not writable and not ph.filler:
                 self._pull(ph)          # the kept end must hold nothing of the program's
@@ -943,6 +944,15 @@ class NetGlue(HostHooks):
 
     def file_reader(self, task, fd: int) -> HostFileReader:
         return HostFileReader(task.pid, fd)
+
+    def poll_host(self, task, fds, wake):
+        return hostpoll.poll_host(self.placeholders.reactor, task.pid, fds, wake)
+
+    def rlimit_nofile(self, task) -> int:
+        return hostpoll.rlimit_nofile(task.pid)
+
+    def max_fds(self, task) -> int:
+        return hostpoll.max_fds(task.pid)
 
     def send_sig(self, task, sig: int) -> None:
         """Linux's send_sig() makes the signal pending before the call returns. A signal

@@ -130,13 +130,15 @@ class Parked:
     """An unanswered notification waiting on a WaitQueue."""
 
     __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout", "deadline",
-                 "intr_errno")
+                 "intr_errno", "cleanup")
 
     def __init__(self, notif: Notification, task: Task, waitqueue: WaitQueue,
-                 on_timeout: int, intr_errno: int = ERESTARTSYS):
+                 on_timeout: int | None, intr_errno: int = ERESTARTSYS,
+                 cleanup: Callable[[], None] | None = None):
         self.notif, self.task, self.waitqueue = notif, task, waitqueue
         self.on_timeout = on_timeout
         self.intr_errno = intr_errno
+        self.cleanup = cleanup
         self.deadline: float | None = None
         self.waiter: Callable[[], None] | None = None
         self.timer: TimerHandle | None = None
@@ -315,6 +317,7 @@ class Supervisor:
             kind, value, commits = INJECTED, flight.injection.result, []
         else:
             task.commits = []
+            task.deadline = deadline
             try:
                 try:
                     result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
@@ -609,7 +612,7 @@ class Supervisor:
     # -- parking ---------------------------------------------------------------------
     def _park(self, notif: Notification, task: Task, wb: WouldBlock,
               deadline: float | None = None) -> None:
-        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno)
+        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno, wb.cleanup)
         parked.deadline = deadline if deadline is not None else wb.deadline
 
         def waiter() -> None:
@@ -635,6 +638,12 @@ class Supervisor:
         parked.waitqueue.remove(parked.waiter)
         if parked.timer is not None:
             parked.timer.cancel()
+        if parked.cleanup is not None:
+            cleanup, parked.cleanup = parked.cleanup, None
+            try:
+                cleanup()
+            except Exception as exc:
+                self._internal_error("the end of a wait", exc)
         # the waiter and the timer's callback refer back to `parked`: no cycle is left
         # for the collector (host/collector.py)
         parked.waiter = parked.timer = None
@@ -661,6 +670,9 @@ class Supervisor:
         self._interrupted(parked.notif.id)
 
     def _timed_out(self, parked: Parked) -> None:
+        if parked.on_timeout is None:       # the call answers for itself (poll)
+            self._woken(parked)
+            return
         if self._unpark(parked):
             flight = self._flights.get(parked.notif.id) if self._flights else None
             self.answer(parked.notif, ERROR, int(parked.on_timeout), [], flight)
