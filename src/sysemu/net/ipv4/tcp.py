@@ -486,7 +486,7 @@ def tcp_poll(sk: "Sock") -> int:
     if state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
         target = max(sk.rcvlowat, 1)
         inline = sk.sockflags.get(SO_OOBINLINE)
-        if sk.urg_data is not None and sk.urg_off == 0 and not inline:
+        if sk.urg_off == 0 and not inline:     # the mark next, its byte read or not
             target += 1
         if tcp_inq(sk) >= target:
             mask |= POLLIN | POLLRDNORM
