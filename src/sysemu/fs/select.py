@@ -191,6 +191,18 @@ def _model(task) -> None:
         raise HostPassthrough()
 
 
+def _timespec_timeout(task, tsp: int, sigmask: int) -> Timeout | None:
+    """ppoll's and pselect6's start: the host's outside the model data path or with a
+    signal mask (a register: never decided from user memory), then the timespec read
+    (get_timespec64(): EFAULT) and checked (EINVAL); None for a NULL one."""
+    _model(task)
+    if sigmask:
+        raise HostPassthrough()
+    if not tsp:
+        return None
+    return poll_select_set_timeout(task, *TIMESPEC.unpack(task.mem.read(tsp, TIMESPEC.size)))
+
+
 # -- poll -----------------------------------------------------------------------------
 
 def do_sys_poll(task, ufds: int, nfds: int, timeout: Timeout | None) -> int:
@@ -245,12 +257,7 @@ def sys_ppoll(task, ufds: UserPtr, nfds: CUInt, tsp: UserPtr, sigmask: UserPtr,
     timespec read (EFAULT) and checked (EINVAL), do_sys_poll(), the time left written
     back (poll_select_finish()). With a mask the host runs it (the filter does not trap
     it; the handler checks the register too)."""
-    _model(task)
-    if sigmask:
-        raise HostPassthrough()
-    timeout = None
-    if tsp:
-        timeout = poll_select_set_timeout(task, *TIMESPEC.unpack(task.mem.read(tsp, 16)))
+    timeout = _timespec_timeout(task, tsp, sigmask)
     return _finishing(task, timeout, tsp, False, do_sys_poll, ufds, nfds, timeout)
 
 
@@ -352,11 +359,6 @@ def sys_pselect6(task, n: CInt, inp: UserPtr, outp: UserPtr, exp: UserPtr, tsp: 
     """pselect6(2) without its sigmask block. Linux: fs/select.c do_pselect(): the timespec
     read (EFAULT) and checked (EINVAL), core_sys_select(), the time left written back.
     With the block (which may name a mask) the host runs it."""
-    _model(task)
-    if sig:
-        raise HostPassthrough()
-    timeout = None
-    if tsp:
-        timeout = poll_select_set_timeout(task, *TIMESPEC.unpack(task.mem.read(tsp, 16)))
+    timeout = _timespec_timeout(task, tsp, sig)
     return _finishing(task, timeout, tsp, False, core_sys_select, n, inp, outp, exp, timeout)
 
