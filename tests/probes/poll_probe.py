@@ -296,6 +296,16 @@ def select_timeouts():
     result["usec_carry"] = [got, tv(buf)[0]]
     buf = timeval(0, 0)
     result["zero"] = [raw(NR_SELECT, fa + 1, addr(fdset(fa)), 0, 0, addr(buf)), tv(buf)]
+    # a pipe whose writer closed: POLLHUP is in no write set (POLLOUT_SET), so select
+    # waits out its timeout for it; poll counts the POLLHUP
+    r, w = os.pipe()
+    os.close(w)
+    buf = timeval(0, 50000)
+    wr = fdset(r)
+    result["hup_not_writable"] = [raw(NR_SELECT, r + 1, 0, addr(wr), 0, addr(buf)), tv(buf),
+                                  members(wr)]
+    result["hup_polled"] = poll([(r, POLLOUT)], 50)
+    os.close(r)
     # EBADF after the timeout was taken: the time left is written back all the same
     closed = os.dup(fa)
     os.close(closed)

@@ -134,12 +134,10 @@ def vfs_poll_fds(task, fds: list[tuple[int, int]], pt: PollWqueues | None) -> li
     """One pass over (fd, events): each descriptor's mask (Linux: vfs_poll()), limited to
     `events` | POLLERR | POLLHUP for the host's; POLLNVAL for a descriptor that is not
     open, 0 for a negative one. A sysemu socket answers from the model; the others in
-    one go from the host. With `pt` and nothing ready, the call's wake-ups are set up
-    (poll_wait() on each socket, the host's watch of its descriptors)."""
+    one go from the host. With `pt`, the call's wake-ups are set up too (poll_wait() on
+    each socket, the host's watch of its descriptors)."""
     masks = [0] * len(fds)
     host: list[int] = []
-    socks: list[Socket] = []
-    ready = False
     for i, (fd, events) in enumerate(fds):
         if fd < 0:
             continue
@@ -150,27 +148,44 @@ def vfs_poll_fds(task, fds: list[tuple[int, int]], pt: PollWqueues | None) -> li
             continue
         except SyscallError:
             masks[i] = POLLNVAL
-            ready = True
             continue
         sock = file.private_data
         if not isinstance(sock, Socket):
             host.append(i)          # a /proc file's placeholder holds its bytes
             continue
-        masks[i] = mask = sock_poll(sock)
-        socks.append(sock)
-        ready = ready or bool(mask & (events | POLLERR | POLLHUP))
+        masks[i] = sock_poll(sock)
+        if pt is not None:
+            pt.poll_wait(sock.wait)
     if host:
-        wake = pt.wake if pt is not None and not ready else None
-        revents, cancel = task.kernel.host.poll_host(task, [fds[i] for i in host], wake)
+        revents, cancel = task.kernel.host.poll_host(task, [fds[i] for i in host],
+                                                     pt.wake if pt is not None else None)
         for i, mask in zip(host, revents):
             masks[i] = mask
-            ready = ready or bool(mask)
         if cancel is not None:
             pt.unwatch = cancel
-    if pt is not None and not ready:
-        for sock in socks:
-            pt.poll_wait(sock.wait)
     return masks
+
+
+def poll_or_wait(task, fds: list[tuple[int, int]], timeout: Timeout | None,
+                 count) -> list[int]:
+    """One attempt of do_poll()'s and do_select()'s loop: the masks if `count(masks)`
+    finds one ready or the time is up; else a second pass that sets up the wake-ups
+    (Linux's first pass does both; here a call that will not wait pays for none) and,
+    if still nothing, the wait (WouldBlock)."""
+    masks = vfs_poll_fds(task, fds, None)
+    if count(masks) or _timed_out(task, timeout):
+        return masks
+    pt = PollWqueues()
+    try:
+        masks = vfs_poll_fds(task, fds, pt)
+        ready = count(masks)
+    except BaseException:
+        pt.freewait()
+        raise
+    if ready:
+        pt.freewait()
+        return masks
+    raise _wait(task, pt, timeout)
 
 
 def _wait(task, pt: PollWqueues, timeout: Timeout | None) -> WouldBlock:
@@ -216,16 +231,13 @@ def do_sys_poll(task, ufds: int, nfds: int, timeout: Timeout | None) -> int:
     raw = task.mem.read(ufds, nfds * POLLFD.size) if nfds else b""
     entries = [POLLFD.unpack_from(raw, i * POLLFD.size) for i in range(nfds)]
     fds = [(fd, events & 0xFFFF) for fd, events, _ in entries]
-    timed_out = _timed_out(task, timeout)
-    pt = None if timed_out else PollWqueues()
-    masks = vfs_poll_fds(task, fds, pt)
-    revents = [mask if mask == POLLNVAL else mask & (events | POLLERR | POLLHUP)
-               for mask, (fd, events) in zip(masks, fds)]
+
+    def polled(masks: list[int]) -> list[int]:
+        return [mask if mask == POLLNVAL else mask & (events | POLLERR | POLLHUP)
+                for mask, (fd, events) in zip(masks, fds)]
+
+    revents = polled(poll_or_wait(task, fds, timeout, lambda m: any(polled(m))))
     count = sum(1 for r in revents if r)
-    if not count and not timed_out:
-        raise _wait(task, pt, timeout)
-    if pt is not None:
-        pt.freewait()
     if nfds:
         task.mem.write(ufds, b"".join(POLLFD.pack(fd, _s16(events), _s16(r))
                                       for (fd, events, _), r in zip(entries, revents)))
@@ -292,30 +304,26 @@ def do_select(task, n: int, inp: int, outp: int, exp: int,
             | (POLLEX_SET if exp & low else 0)
         fds.append((fd, events & SELECT_EVENTS))
         bits ^= low
-    timed_out = _timed_out(task, timeout)
-    pt = None if timed_out else PollWqueues()
-    masks = vfs_poll_fds(task, fds, pt)
-    if POLLNVAL in masks:
-        if pt is not None:
-            pt.freewait()
-        raise SyscallError(Errno.EBADF)
-    res_in = res_out = res_ex = count = 0
-    for (fd, _), mask in zip(fds, masks):
-        bit = 1 << fd
-        if inp & bit and mask & POLLIN_SET:
-            res_in |= bit
-            count += 1
-        if outp & bit and mask & POLLOUT_SET:
-            res_out |= bit
-            count += 1
-        if exp & bit and mask & POLLEX_SET:
-            res_ex |= bit
-            count += 1
-    if not count and not timed_out:
-        raise _wait(task, pt, timeout)
-    if pt is not None:
-        pt.freewait()
-    return count, res_in, res_out, res_ex
+
+    def ready(masks: list[int]) -> tuple[int, int, int, int]:
+        """(count, res_in, res_out, res_ex); EBADF for a closed descriptor."""
+        if POLLNVAL in masks:
+            raise SyscallError(Errno.EBADF)
+        res_in = res_out = res_ex = count = 0
+        for (fd, _), mask in zip(fds, masks):
+            bit = 1 << fd
+            if inp & bit and mask & POLLIN_SET:
+                res_in |= bit
+                count += 1
+            if outp & bit and mask & POLLOUT_SET:
+                res_out |= bit
+                count += 1
+            if exp & bit and mask & POLLEX_SET:
+                res_ex |= bit
+                count += 1
+        return count, res_in, res_out, res_ex
+
+    return ready(poll_or_wait(task, fds, timeout, lambda masks: ready(masks)[0]))
 
 
 def core_sys_select(task, n: int, inp: int, outp: int, exp: int,

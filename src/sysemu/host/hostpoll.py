@@ -3,9 +3,9 @@
 fs/select.py asks the model's sockets themselves and the host for the rest
 (HostHooks.poll_host): each descriptor is copied out of the program (pidfd_getfd: the
 same open file description, so the same readiness) and the copies are polled once with
-poll(2). If none is ready and the call will wait, the copies go into an epoll of their
-own, which the reactor watches: the first readiness wakes the call, which then polls
-everything again. The copies are closed when the call stops waiting (cancel).
+poll(2). When the call is about to wait (fs/select.py's second pass, `wake` given), the
+copies go into an epoll of their own, which the reactor watches: the first readiness
+wakes the call, which then polls everything again. The copies are closed when the call stops waiting (cancel).
 
 sysemu: a signalfd reports the signals pending for the thread that polls it, here the
 supervisor's, not the program's (README: Limitations). While the copies are held, the
@@ -32,8 +32,9 @@ def _close_all(fds: list[int]) -> None:
 
 def poll_host(reactor, pid: int, fds: list[tuple[int, int]],
               wake: Callable[[], None] | None):
-    """(revents for each (fd, events) of process `pid`, cancel or None); see the module
-    docstring. A descriptor that cannot be copied (not open) is POLLNVAL."""
+    """(revents for each (fd, events) of process `pid`, cancel or None); with `wake`, the
+    watch that calls it (see the module docstring) and its cancel. A descriptor that
+    cannot be copied (not open) is POLLNVAL."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -56,11 +57,16 @@ def poll_host(reactor, pid: int, fds: list[tuple[int, int]],
     except OSError:
         ready = {}
     revents = [POLLNVAL if copy < 0 else ready.get(copy, 0) for copy in copies]
-    if wake is None or any(revents):
+    if wake is None:
         _close_all(copies)
         return revents, None
     ep = select.epoll()
-    for copy, (_, events) in zip(copies, fds):
+    for copy, (_, events), shown in zip(copies, fds, revents):
+        if shown:
+            # sysemu: already showing what the call does not count (select's write set
+            # on a hung-up pipe): watched, it would wake the call at once, again and
+            # again; Linux would wake on its next change
+            continue
         try:
             ep.register(copy, events)       # POLL* and EPOLL* bits are the same numbers
         except OSError:

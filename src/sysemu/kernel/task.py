@@ -58,9 +58,9 @@ class HostHooks:
     poll_host(task, fds, wake) -> (revents, cancel)
                                  (model data path) poll(2) of the caller's host
                                  descriptors [(fd, events)] on its behalf: each one's
-                                 revents (POLLNVAL when it is not open); with `wake` and
-                                 none ready, wake() is called once any becomes ready
-                                 until cancel() (None when nothing was set up)
+                                 revents (POLLNVAL when it is not open); with `wake`,
+                                 wake() is called once any becomes ready, until
+                                 cancel() (None when nothing was set up)
     rlimit_nofile(task)          the caller's RLIMIT_NOFILE (soft)
     max_fds(task)                the size of the caller's descriptor table (select caps
                                  its nfds there)
