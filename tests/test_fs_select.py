@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import sysemu.fs.select  # noqa: F401  (registers poll, ppoll, select, pselect6)
 from sysemu.abi.errno import Errno
@@ -12,7 +13,7 @@ from sysemu.abi.poll import POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM, POLL
 from sysemu.arch.x86.entry import AUDIT_ARCH_X86_64, Syscalls
 from sysemu.fs.select import PollWqueues
 from sysemu.host.seccomp import plan
-from sysemu.kernel.errors import HostPassthrough
+from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from test_net_datapath import DataEnv
 from test_net_helpers import BLOCK
 
@@ -142,3 +143,33 @@ def test_outside_the_model_data_path_the_host_answers(env):
     ufds = pollfds(env, (c, POLLOUT))
     with pytest.raises(HostPassthrough):
         env.sc.dispatch(env.task, AUDIT_ARCH_X86_64, NR["poll"], [ufds, 1, 0, 0, 0, 0])
+
+
+# -- the decoders fuzzed: a value or SyscallError, nothing else; never a wait for ever ----
+
+WORDS = st.one_of(st.integers(-2**63, 2**64 - 1), st.sampled_from([0, 1, 64, 1024, -1]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=96), nfds=WORDS, timeout=WORDS, nr=st.sampled_from(list(NR)),
+       extra=st.lists(WORDS, min_size=3, max_size=3))
+def test_fuzzed_arguments_give_a_value_an_error_or_a_wait(data, nfds, timeout, nr, extra):
+    env = DataEnv()
+    _, c, s = env.pair()
+    buf = env.mem.alloc(data or b"\0")
+    tbuf = env.mem.alloc((data[:16] or b"\0").ljust(16, b"\0"))
+    args = {"poll": (buf, nfds, timeout),
+            "ppoll": (buf, nfds, tbuf if extra[0] & 1 else 0, 0, extra[1]),
+            "select": (nfds, buf, buf if extra[0] & 2 else 0, 0, tbuf if extra[0] & 1 else 0),
+            "pselect6": (nfds, buf, 0, buf if extra[0] & 2 else 0, tbuf, 0)}[nr]
+    try:
+        result = env.sc.dispatch(env.task, AUDIT_ARCH_X86_64, NR[nr],
+                                 [a & (2**64 - 1) for a in args] + [0] * (6 - len(args)))
+    except SyscallError:
+        return
+    except WouldBlock as wb:
+        wb.cleanup()
+        sk = env.task.files.lookup(s).private_data.sk
+        assert len(sk.wait) == 0
+        return
+    assert isinstance(result, int) and result >= 0
