@@ -42,7 +42,9 @@ The model data path (`sysemu run --datapath model`, kernel.datapath): the progra
 calls are trapped and served by the model (fs/read_write.py, net/socket.py), so nothing is
 handed off: every socket keeps a pair of its own, and each program's last close shows as
 the hang-up of its kept end when it happens (TIME_WAIT goes to the side that closed
-first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
+first). select and poll are sysemu's there (fs/select.py, from the model's tcp_poll()); the
+placeholder only shows readiness to what is not trapped (epoll, ppoll and pselect6 with a
+signal mask), as tcp_poll() says (`readiness`):
 - readable: a token byte sits in the program's end while the model's receive queue holds
   bytes or an error (written into the kept end; taken out of the program's end when the
   queue empties);
