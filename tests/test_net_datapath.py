@@ -18,7 +18,8 @@ from sysemu.net.socket import SIOCATMARK, SIOCINQ, SIOCOUTQ
 from test_net_helpers import BLOCK, E, Env
 
 NR_DATA = {"read": 0, "write": 1, "readv": 19, "writev": 20, "sendto": 44, "recvfrom": 45,
-           "sendmsg": 46, "recvmsg": 47, "ioctl": 16, "recvmmsg": 299, "sendmmsg": 307}
+           "sendmsg": 46, "recvmsg": 47, "ioctl": 16, "recvmmsg": 299, "sendmmsg": 307,
+           "poll": 7, "select": 23, "pselect6": 270, "ppoll": 271}
 SOL_SOCKET, SO_RCVBUF, SO_SNDBUF, SO_OOBINLINE = 1, 8, 7, 10
 IPPROTO_TCP, TCP_NODELAY, TCP_CORK, TCP_INFO = 6, 1, 3, 11
 

@@ -42,7 +42,9 @@ The model data path (`sysemu run --datapath model`, kernel.datapath): the progra
 calls are trapped and served by the model (fs/read_write.py, net/socket.py), so nothing is
 handed off: every socket keeps a pair of its own, and each program's last close shows as
 the hang-up of its kept end when it happens (TIME_WAIT goes to the side that closed
-first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
+first). select and poll are sysemu's there (fs/select.py, from the model's tcp_poll()); the
+placeholder only shows readiness to what is not trapped (epoll, ppoll and pselect6 with a
+signal mask), as tcp_poll() says (`readiness`):
 - readable: a token byte sits in the program's end while the model's receive queue holds
   bytes or an error (written into the kept end; taken out of the program's end when the
   queue empties);
@@ -81,7 +83,7 @@ from sysemu.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
 from sysemu.abi.socket import (AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW,
                                TIMEVAL64)
 from sysemu.abi.inet import TcpState
-from sysemu.host import rights
+from sysemu.host import hostpoll, rights
 from sysemu.host.notify import ReplaceFd
 from sysemu.host.placeholder import Placeholder, Placeholders
 from sysemu.host.pump import Pump
@@ -92,7 +94,7 @@ from sysemu.host.files import HostFileReader
 from sysemu.host.libc import tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
 from sysemu.kernel.wait import WaitQueue
-from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_poll, tcp_sendpage
+from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_placeholder_poll, tcp_sendpage
 from sysemu.net.scm import KvecIter
 
 
@@ -871,7 +873,7 @@ class NetGlue(HostHooks):
             return
         if ph.unsent:
             self._pull(ph)
-        readable, rdhup, writable = tcp_poll(sock)
+        readable, rdhup, writable = tcp_placeholder_poll(sock)
         if sock.state in (TcpState.TCP_ESTABLISHED, TcpState.TCP_CLOSE_WAIT):
             if not writable and not ph.filler:
                 self._pull(ph)          # the kept end must hold nothing of the program's
@@ -968,6 +970,15 @@ class NetGlue(HostHooks):
 
     def file_reader(self, task, fd: int) -> HostFileReader:
         return HostFileReader(task.pid, fd)
+
+    def poll_host(self, task, fds, wake):
+        return hostpoll.poll_host(self.placeholders.reactor, task.pid, fds, wake)
+
+    def rlimit_nofile(self, task) -> int:
+        return hostpoll.rlimit_nofile(task.pid)
+
+    def max_fds(self, task) -> int:
+        return hostpoll.max_fds(task.pid)
 
     def send_sig(self, task, sig: int) -> None:
         """Linux's send_sig() makes the signal pending before the call returns. A signal

@@ -237,12 +237,15 @@ def narrow(handler, datapath_model: bool = False) -> tuple | None:
     only, a masked equality: the kernel ignores the upper half, so `socket(0x100000002,
     ...)` is socket(AF_INET, ...) and must be trapped as such. Only equalities can be
     narrowed this way (libseccomp has no masked ne/lt/ge)."""
-    if handler is None or handler.trap_when is None:
+    if handler is None:
         return None
+    rules = handler.trap_when
     if datapath_model and handler.datapath:
-        return None                     # the model data path: every invocation
+        rules = handler.datapath_when   # the model data path: None, every invocation
+    if rules is None:
+        return None
     narrowed = []
-    for conjunction in handler.trap_when:
+    for conjunction in rules:
         cmps = []
         for arg, op, value, *mask in conjunction:
             if handler.arg_bits(arg) == 32:

@@ -150,14 +150,16 @@ class Parked:
     """An unanswered notification waiting on a WaitQueue."""
 
     __slots__ = ("notif", "task", "waitqueue", "waiter", "timer", "on_timeout", "deadline",
-                 "intr_errno", "moved")
+                 "intr_errno", "moved", "cleanup")
 
     def __init__(self, notif: Notification, task: Task, waitqueue: WaitQueue,
-                 on_timeout: int, intr_errno: int = ERESTARTSYS, moved: int = 0):
+                 on_timeout: int | None, intr_errno: int = ERESTARTSYS, moved: int = 0,
+                 cleanup: Callable[[], None] | None = None):
         self.notif, self.task, self.waitqueue = notif, task, waitqueue
         self.on_timeout = on_timeout
         self.intr_errno = intr_errno
         self.moved = moved              # bytes moved before this wait (WouldBlock.moved)
+        self.cleanup = cleanup
         self.deadline: float | None = None
         self.waiter: Callable[[], None] | None = None
         self.timer: TimerHandle | None = None
@@ -336,6 +338,7 @@ class Supervisor:
             kind, value, commits = INJECTED, flight.injection.result, []
         else:
             task.commits = []
+            task.deadline = deadline
             try:
                 try:
                     result = self.syscalls.dispatch(task, notif.arch, notif.nr, notif.args)
@@ -631,7 +634,8 @@ class Supervisor:
     # -- parking ---------------------------------------------------------------------
     def _park(self, notif: Notification, task: Task, wb: WouldBlock,
               deadline: float | None = None) -> None:
-        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno, wb.moved)
+        parked = Parked(notif, task, wb.waitqueue, wb.on_timeout, wb.intr_errno, wb.moved,
+                        wb.cleanup)
         parked.deadline = deadline if deadline is not None else wb.deadline
 
         def waiter() -> None:
@@ -655,6 +659,12 @@ class Supervisor:
         parked.waitqueue.remove(parked.waiter)
         if parked.timer is not None:
             parked.timer.cancel()
+        if parked.cleanup is not None:
+            cleanup, parked.cleanup = parked.cleanup, None
+            try:
+                cleanup()
+            except Exception as exc:
+                self._internal_error("the end of a wait", exc)
         # the waiter and the timer's callback refer back to `parked`: no cycle is left
         # for the collector (host/collector.py)
         parked.waiter = parked.timer = None
@@ -684,7 +694,11 @@ class Supervisor:
         """The wait's timeout (SO_RCVTIMEO, SO_SNDTIMEO ...) ends the call: with the bytes
         its earlier attempts moved, if any (WouldBlock.moved; Linux: a stream send or
         receive returns what it copied before its wait timed out), else with its timeout
-        errno. The call is over: its progress (Task.partial) goes."""
+        errno. The call is over: its progress (Task.partial) goes. A call without a
+        timeout errno (poll) answers for itself in one more attempt."""
+        if parked.on_timeout is None:       # the call answers for itself (poll)
+            self._woken(parked)
+            return
         if self._unpark(parked):
             flight = self._flights.get(parked.notif.id) if self._flights else None
             if parked.moved:

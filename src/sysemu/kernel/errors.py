@@ -1,7 +1,7 @@
 """How kernel code fails or waits. Only dispatch turns these into a syscall result."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from sysemu.abi.errno import ERESTARTSYS, Errno
 
@@ -31,16 +31,20 @@ class WouldBlock(Exception):
     socket wait with a timeout, Linux's sock_intr_errno()). `moved`: the bytes the call
     has moved so far (a stream send or receive, Task.partial): what it returns when the
     deadline passes, if any (Linux: sk_stream_wait_memory() or sk_wait_data() timing out
-    after a partial copy)."""
+    after a partial copy). `on_timeout` None: at the deadline the attempt runs once more
+    (with Task.deadline set, it knows its time is up: poll's last pass). `cleanup` runs
+    when the wait ends, however it ends (poll's poll_freewait())."""
 
     def __init__(self, waitqueue: "WaitQueue", deadline: float | None = None,
-                 on_timeout: int = Errno.EAGAIN, intr_errno: int = ERESTARTSYS):
+                 on_timeout: int | None = Errno.EAGAIN, intr_errno: int = ERESTARTSYS,
+                 cleanup: Callable[[], None] | None = None):
         super().__init__()
         self.waitqueue = waitqueue
         self.deadline = deadline
         self.on_timeout = on_timeout
         self.intr_errno = intr_errno
         self.moved = 0
+        self.cleanup = cleanup
 
 
 class HostPassthrough(Exception):

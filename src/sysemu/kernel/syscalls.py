@@ -106,6 +106,8 @@ class Handler:
     # A data call (read, write, send*, recv* ...): under the model data path the filter
     # traps it on every invocation (trap_when applies to the native data path only).
     datapath: bool = False
+    # With datapath: the rules the model data path traps it by (None: every invocation).
+    datapath_when: tuple[tuple[tuple, ...], ...] | None = None
     # func with its arguments narrowed inline: call(task, args) (built in __post_init__).
     call: Callable = field(init=False, repr=False, compare=False)
 
@@ -130,11 +132,12 @@ NEVER = ()     # trap_when that traps nothing (a data call of the model data pat
 
 
 def syscall(name: str, *, abis: tuple[str, ...] = ("64", "x32", "i386"),
-            trap_when: tuple[tuple[tuple, ...], ...] | None = None, datapath: bool = False):
+            trap_when: tuple[tuple[tuple, ...], ...] | None = None, datapath: bool = False,
+            datapath_when: tuple[tuple[tuple, ...], ...] | None = None):
     """Register `func` as the handler of the tbl entry `name`. `trap_when` narrows what the
     filter traps (see Handler); a handler must then raise HostPassthrough itself for
     anything else that reaches it. `datapath`: trapped always under the model data path
-    (Handler.datapath)."""
+    (Handler.datapath), or as `datapath_when` says there."""
 
     def register(func):
         params = list(inspect.signature(func).parameters.values())[1:]  # skip task
@@ -144,7 +147,8 @@ def syscall(name: str, *, abis: tuple[str, ...] = ("64", "x32", "i386"),
             raise TypeError(f"{func.__name__}: undeclared argument type {exc}") from None
         if name in HANDLERS:
             raise ValueError(f"two handlers for {name}")
-        HANDLERS[name] = Handler(name, func, decoders, frozenset(abis), trap_when, datapath)
+        HANDLERS[name] = Handler(name, func, decoders, frozenset(abis), trap_when, datapath,
+                                 datapath_when)
         return func
 
     return register

@@ -5,6 +5,7 @@ import random
 from typing import Callable
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.poll import POLLNVAL
 from sysemu.kernel.clock import Clock, FakeClock
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import FdTable, FileTable
@@ -64,6 +65,15 @@ class HostHooks:
     file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
                                  read from (sendfile): readable, seekable, read(n, pos),
                                  close(); SyscallError(EBADF) when there is none
+    poll_host(task, fds, wake) -> (revents, cancel)
+                                 (model data path) poll(2) of the caller's host
+                                 descriptors [(fd, events)] on its behalf: each one's
+                                 revents (POLLNVAL when it is not open); with `wake`,
+                                 wake() is called once any becomes ready, until
+                                 cancel() (None when nothing was set up)
+    rlimit_nofile(task)          the caller's RLIMIT_NOFILE (soft)
+    max_fds(task)                the size of the caller's descriptor table (select caps
+                                 its nfds there)
     send_sig(task, sig)          send signal `sig` to the calling thread as its call
                                  returns (SIGPIPE with EPIPE: Linux's send_sig() before
                                  the return; the host may defer it with task.on_commit)
@@ -118,6 +128,15 @@ class HostHooks:
 
     def stream_writable(self, sk) -> WaitQueue:
         return WaitQueue("stream writable")
+
+    def poll_host(self, task, fds, wake):
+        return [POLLNVAL] * len(fds), None          # no host files here (in-process models)
+
+    def rlimit_nofile(self, task) -> int:
+        return getattr(task.files, "max_fds", 1024)
+
+    def max_fds(self, task) -> int:
+        return getattr(task.files, "max_fds", 1024)
 
     def file_reader(self, task, fd: int):
         raise SyscallError(Errno.EBADF)             # no host files here (in-process models)
@@ -175,7 +194,7 @@ class Task:
     cancel a call up to that point, and then nothing may have changed)."""
 
     __slots__ = ("pid", "tid", "mem", "files", "kernel", "caps", "read_caps", "abi",
-                 "commits", "comm", "read_groups", "partial")
+                 "commits", "comm", "read_groups", "partial", "deadline")
 
     def __init__(self, kernel: Kernel, pid: int = 1, tid: int | None = None,
                  mem: UserMemory | None = None, files: FileTable | None = None,
@@ -198,6 +217,9 @@ class Task:
         # attempt that runs again when woken goes on from there (a thread is in one call
         # at a time; a restarted call has the same key).
         self.partial: tuple | None = None
+        # When a call that waited runs again: its first attempt's deadline (clock
+        # seconds), which a timeout keeps counting to; None on a first attempt.
+        self.deadline: float | None = None
 
     def capable(self, cap: int) -> bool:
         """Linux: ns_capable(net->user_ns, cap): the credentials as they are now."""

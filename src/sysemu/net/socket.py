@@ -61,6 +61,9 @@ class ProtoOps:
     sendmsg: Callable | None = None
     recvmsg: Callable | None = None
     ioctl: Callable | None = None
+    # poll(sk) -> the POLL* mask (tcp_poll, datagram_poll); None: the family has
+    # none here (sock_poll() answers 0, as Linux's sock_poll() without ops->poll).
+    poll: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -527,6 +530,13 @@ def _resume(task, key: tuple) -> int:
     """Bytes an earlier attempt of this same call moved (Task.partial), 0 for a new call."""
     partial, task.partial = task.partial, None
     return partial[1] if partial is not None and partial[0] == key else 0
+
+
+def sock_poll(sock: Socket) -> int:
+    """Linux: net/socket.c sock_poll() -> sock->ops->poll: the socket's POLL* mask now
+    (select, poll and ppoll read it; the caller waits on sock.wait)."""
+    poll = sock.ops.poll
+    return poll(sock.sk) if poll is not None else 0
 
 
 def sock_sendmsg(task, sock: Socket, it: IovIter, flags: int,

@@ -22,14 +22,14 @@ from sysemu.net.ipv4.inet_connection_sock import (inet_csk_accept, inet_csk_get_
 from sysemu.net.ipv4.request_sock import reqsk_queue_remove
 from sysemu.net.ipv4.route import (LOOPBACK_IFINDEX, RTN_BROADCAST, RTN_LOCAL,
                                    RTN_MULTICAST, inet_addr_type)
-from sysemu.net.ipv4.tcp import (tcp_disconnect, tcp_ioctl, tcp_recvmsg, tcp_sendmsg,
-                                 tcp_shutdown)
+from sysemu.net.ipv4.tcp import (tcp_disconnect, tcp_ioctl, tcp_poll, tcp_recvmsg,
+                                 tcp_sendmsg, tcp_shutdown)
 from sysemu.net.ipv4.tcp_ipv4 import tcp_v4_connect, tcp_v4_init_sock, tcp_v6_connect
 from sysemu.net.ipv4.ping import (ping_bind, ping_init_sock, ping_recvmsg,
                                   ping_sendmsg_ops)
 from sysemu.net.ipv4.raw import (RAW_SERVED, raw_bind, raw_init, raw_recvmsg,
                                  raw_sendmsg_ops)
-from sysemu.net.ipv4.udp import (inet_dgram_connect, udp_init_sock, udp_ioctl_ops,
+from sysemu.net.ipv4.udp import (datagram_poll, inet_dgram_connect, udp_init_sock, udp_ioctl_ops,
                                  udp_recvmsg_ops, udp_sendmsg_ops, udp_shutdown)
 from sysemu.net.ipv6.addrconf_core import (IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL,
                                            IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
@@ -348,11 +348,13 @@ def inet_ioctl(sock: Socket, what: str) -> int:
 inet_stream_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
-    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl)
+    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl,
+    poll=tcp_poll)
 inet6_stream_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
     accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
-    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl)
+    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl,
+    poll=tcp_poll)
 
 
 
@@ -365,31 +367,31 @@ inet_dgram_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl_ops)
+    ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet6_dgram_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl_ops)
+    ioctl=udp_ioctl_ops, poll=datagram_poll)
 
 # Linux: inet_sockraw_ops / inet6_sockraw_ops and the ping entries of inetsw_array
 # (inet_dgram_ops with ping_prot): send and receive are the protocol's, over UDP's queue
 inet_ping_ops = ProtoOps(
     family=AF_INET, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops)
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet6_ping_ops = ProtoOps(
     family=AF_INET6, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops)
+    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet_raw_ops = ProtoOps(
     family=AF_INET, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops)
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet6_raw_ops = ProtoOps(
     family=AF_INET6, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
     accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops)
+    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))

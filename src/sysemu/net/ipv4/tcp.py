@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpState
 from sysemu.abi.limits import U32_MAX
+from sysemu.abi.poll import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP,
+                             POLLRDNORM, POLLWRNORM)
 from sysemu.abi.socket import (AF_INET6, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK,
                                MSG_TRUNC, MSG_WAITALL, RCV_SHUTDOWN, SEND_SHUTDOWN,
                                SHUTDOWN_MASK, SO_OOBINLINE)
@@ -541,8 +543,8 @@ def tcp_sendpage(net: "Net", sk: "Sock", data: bytes) -> int:
     return n
 
 
-def tcp_poll(sk: "Sock") -> tuple[bool, bool, bool]:
-    """Linux: tcp_poll(), the parts a placeholder shows: (readable: bytes to read or an
+def tcp_placeholder_poll(sk: "Sock") -> tuple[bool, bool, bool]:
+    """What of tcp_poll() a placeholder shows (host/netglue.py): (readable: bytes to read or an
     error, read side shut: EOF/POLLRDHUP, writable: POLLOUT)."""
     readable = bool(sk.rcvq) or bool(sk.sk_err)
     rdhup = bool(sk.shutdown & RCV_SHUTDOWN)
@@ -553,3 +555,36 @@ def tcp_poll(sk: "Sock") -> tuple[bool, bool, bool]:
     else:
         writable = sk_stream_is_writeable(sk)
     return readable, rdhup, writable
+
+
+def tcp_poll(sk: "Sock") -> int:
+    """Linux: net/ipv4/tcp.c tcp_poll(): the POLL* mask of a TCP socket. A listener is
+    readable while its accept queue holds a child (inet_csk_listen_poll()); POLLHUP once
+    both directions are shut or the socket is closed (a fresh socket too); POLLIN with
+    SO_RCVLOWAT bytes to read (one more while the urgent byte is next and not inline),
+    or once the read side is shut (with POLLRDHUP); POLLOUT with send space outside the
+    handshake; POLLPRI while an urgent byte is unread; POLLERR with a pending error."""
+    state = sk.state
+    if state == S.TCP_LISTEN:
+        queue = sk.accept_queue
+        return POLLIN | POLLRDNORM if queue is not None and not queue.empty() else 0
+    mask = 0
+    shutdown = sk.shutdown
+    if shutdown == SHUTDOWN_MASK or state == S.TCP_CLOSE:
+        mask |= POLLHUP
+    if shutdown & RCV_SHUTDOWN:
+        mask |= POLLIN | POLLRDNORM | POLLRDHUP
+    if state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        target = max(sk.rcvlowat, 1)
+        inline = sk.sockflags.get(SO_OOBINLINE)
+        if sk.urg_off == 0 and not inline:     # the mark next, its byte read or not
+            target += 1
+        if tcp_inq(sk) >= target:
+            mask |= POLLIN | POLLRDNORM
+        if shutdown & SEND_SHUTDOWN or sk_stream_is_writeable(sk):
+            mask |= POLLOUT | POLLWRNORM
+        if sk.urg_data is not None:
+            mask |= POLLPRI
+    if sk.sk_err:
+        mask |= POLLERR
+    return mask

@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_UDP, V4MAPPED_PREFIX, TcpState)
-from sysemu.abi.socket import AF_INET, AF_INET6, AF_UNSPEC, SOCK_DGRAM
+from sysemu.abi.poll import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM,
+                             POLLWRBAND, POLLWRNORM)
+from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, RCV_SHUTDOWN, SHUTDOWN_MASK,
+                               SOCK_DGRAM)
 from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.net.core import SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, Proto, mapped, sock_intr_errno
 from sysemu.net.ipv4.inet_connection_sock import inet_rcv_saddr_equal
@@ -578,6 +581,26 @@ def datagram_sync(net: "Net", sk: "Sock") -> None:
         sk.rmem_alloc -= skb.truesize
         if sk.sk_prot is udp_prot:
             net.count("Udp.InDatagrams" if skb.v4 else "Udp6.InDatagrams")
+
+
+def datagram_poll(sk: "Sock") -> int:
+    """Linux: net/core/datagram.c datagram_poll() (with udp_poll()'s reader queue, one
+    queue here): POLLERR with a pending error or a queued ICMP error, POLLIN|POLLRDHUP
+    once the read side is shut, POLLHUP once both are, POLLIN with a datagram queued
+    (after taking out those the program read natively), POLLOUT always (sock_writeable():
+    a datagram leaves at once over the loopback, nothing stays charged to SO_SNDBUF)."""
+    mask = POLLOUT | POLLWRNORM | POLLWRBAND
+    if sk.sk_err or getattr(sk, "error_queue", None):
+        mask |= POLLERR
+    if sk.shutdown & RCV_SHUTDOWN:
+        mask |= POLLRDHUP | POLLIN | POLLRDNORM
+    if sk.shutdown == SHUTDOWN_MASK:
+        mask |= POLLHUP
+    if getattr(sk, "receive_queue", None):
+        datagram_sync(sk.net, sk)
+        if sk.receive_queue:
+            mask |= POLLIN | POLLRDNORM
+    return mask
 
 
 def udp_sync_all(net: "Net") -> None:
