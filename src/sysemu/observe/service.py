@@ -4,6 +4,7 @@ Requests are JSON objects with "op":
 
     {"op": "info"}    {"id", "pid", "supervisor", "command", "sockets"}
     {"op": "ss"}      {"rows": ss.snapshot(net), "pids": [sandbox pids]}
+    {"op": "ss", "ports": [P, ...]}   the TCP rows of those local or peer ports only
     {"op": "nstat"}   {"mib": net.mib}
 
 Anything else gets {"error": "..."}. The host side (host/control.py) adds the transport.
@@ -37,7 +38,13 @@ class ObserveService:
             return dict(self.info, pid=pids[0] if pids else self.info.get("supervisor"),
                         sockets=len(snapshot(net)) if net is not None else 0)
         if op == "ss":
-            return {"rows": snapshot(net) if net is not None else [], "pids": self.pids()}
+            ports = request.get("ports")
+            if ports is not None and (not isinstance(ports, list) or not all(
+                    isinstance(p, int) and not isinstance(p, bool) for p in ports)):
+                return {"error": "ports is a list of port numbers"}
+            ports = set(ports) if ports is not None else None
+            return {"rows": snapshot(net, ports) if net is not None else [],
+                    "pids": self.pids()}
         if op == "nstat":
             return {"mib": net.mib if net is not None else {}}
         return {"error": f"unknown op {op!r}"}
