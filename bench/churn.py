@@ -714,7 +714,10 @@ def main(argv: list[str] | None = None) -> int:
                         [str(args.sysemu), "run", "--id", sandbox_id, "--"] + cmd,
                         phase_wall(args), Looker(sandbox_id, args.looks))
                 results.append(row)
-                print(f"  done {order}/{mode}", file=sys.stderr, flush=True)
+                print(f"  done {order}/{mode}: " + ", ".join(
+                    f"{side} {fmt_side(row[side])[0]} c/s, stalls {fmt_side(row[side])[1]}, "
+                    f"load {fmt_load(row[side])}" for side in ("native", "sysemu")
+                    if side in row), file=sys.stderr, flush=True)
     finally:
         stop_hogs(hogs)
     if args.json:
