@@ -531,11 +531,13 @@ class Looker:
         return rows, {k: mib[k] for k in COUNTERS if mib.get(k)}
 
 
-def run_inner(cmd: list[str], wall: float, looker: Looker | None = None) -> dict:
+def run_inner(cmd: list[str], wall: float, looker: Looker | None = None,
+              env: dict | None = None) -> dict:
     """Run one inner phase in its own process group; kill the group at `wall` seconds.
-    Its STALL lines go to `looker` as they come; its views join the stall details."""
+    Its STALL lines go to `looker` as they come; its views join the stall details, and
+    the supervisor's notes of slow callbacks (SYSEMU_DEBUG_SLOW) join the result."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, env=env)
     lines: list[str] = []
     err: list[str] = []
 
@@ -563,7 +565,10 @@ def run_inner(cmd: list[str], wall: float, looker: Looker | None = None) -> dict
         t.join(10)
     if looker is not None:
         looker.close()
-    stderr = "".join(err)[-400:]
+    slow = [line[len("sysemu: slow: "):] for line in "".join(err).splitlines()
+            if line.startswith("sysemu: slow: ")]
+    stderr = "\n".join(line for line in "".join(err).splitlines()
+                       if not line.startswith("sysemu: slow: "))[-400:]
     if killed:
         return {"error": f"wall bound {wall:.0f} s reached, killed", "stderr": stderr}
     for line in reversed(lines):
@@ -572,6 +577,8 @@ def run_inner(cmd: list[str], wall: float, looker: Looker | None = None) -> dict
             for detail in result.get("stall_details", []):
                 if looker is not None and detail["cid"] in looker.views:
                     detail["net"] = looker.views[detail["cid"]]
+            if slow:
+                result["slow_count"], result["slow_notes"] = len(slow), slow[:40]
             return result
     return {"error": f"exit {proc.returncode}, no result", "stderr": stderr}
 
@@ -628,6 +635,11 @@ def print_table(results: list[dict], args: argparse.Namespace) -> None:
             r = row.get(side) or {}
             if r.get("stalls"):
                 print_stalls(f"{row['order']}/{row['mode']} {side}", r, args.show)
+            if r.get("slow_count"):
+                print(f"  {row['order']}/{row['mode']} {side}: {r['slow_count']} slow "
+                      f"callbacks (over {args.debug_slow:g} s):")
+                for note in r["slow_notes"][:args.show * 2]:
+                    print(f"    {note}")
 
 
 def print_stalls(where: str, r: dict, show: int) -> None:
@@ -686,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show", type=int, default=5, help="stalls of a phase printed in detail")
     p.add_argument("--hog", type=int, default=0,
                    help="run this many busy loops throughout (an overloaded machine)")
+    p.add_argument("--debug-slow", type=float, default=0.0, metavar="S",
+                   help="under sysemu, note the supervisor's callbacks and collections "
+                        "that held its loop over S s (SYSEMU_DEBUG_SLOW)")
     p.add_argument("--native-only", action="store_true")
     p.add_argument("--sysemu", type=Path, default=SYSEMU, help="the sysemu script")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -710,9 +725,11 @@ def main(argv: list[str] | None = None) -> int:
                        "native": run_inner(cmd, phase_wall(args), Looker(None, args.looks))}
                 if not args.native_only:
                     sandbox_id = f"churn-{os.getpid()}-{order}-{mode}"
+                    env = dict(os.environ, SYSEMU_DEBUG_SLOW=str(args.debug_slow)) \
+                        if args.debug_slow else None
                     row["sysemu"] = run_inner(
                         [str(args.sysemu), "run", "--id", sandbox_id, "--"] + cmd,
-                        phase_wall(args), Looker(sandbox_id, args.looks))
+                        phase_wall(args), Looker(sandbox_id, args.looks), env)
                 results.append(row)
                 print(f"  done {order}/{mode}: " + ", ".join(
                     f"{side} {fmt_side(row[side])[0]} c/s, stalls {fmt_side(row[side])[1]}, "
