@@ -53,6 +53,7 @@ import argparse
 import json
 import os
 import queue
+import select
 import signal
 import socket
 import struct
@@ -152,6 +153,8 @@ class Churn:
         self.inflight: dict[int, Conn] = {}
         self.served: dict[int, list] = {}
         self.acceptor_state = ["start", self.start, 0]
+        # the acceptor's poll()s that timed out, and accept()s that found nothing
+        self.acceptor_misses = {"poll-timeout": 0, "eagain": 0}
         self.print_lock = threading.Lock()
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -226,20 +229,34 @@ class Churn:
             "steps": dict(conn.steps), "lport": lport, "sport": self.address[1],
             "server": ({"step": server[0], "for": round(now - server[1], 3),
                         "cid": server[2]} if server else "not accepted"),
-            "acceptor": {"step": step, "for": round(now - since, 3), "accepts": accepts},
+            "acceptor": {"step": step, "for": round(now - since, 3), "accepts": accepts,
+                         **self.acceptor_misses},
+            "listener_readable": bool(self.listener_poll.poll(0)),
             "handoff_queue": self.handoff.qsize(), "inflight": len(self.inflight),
             "load": os.getloadavg()[0],
         }
 
     # -- server ---------------------------------------------------------------------
     def acceptor(self, listener: socket.socket) -> None:
-        listener.settimeout(0.2)
-        state = self.acceptor_state
-        while not self.stop.is_set():
+        """poll() the listener (at most 0.2 s), then accept(): what socket.accept() with
+        a timeout does, written out to count the polls that time out and the accepts
+        that find nothing."""
+        listener.setblocking(False)
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        state, misses = self.acceptor_state, self.acceptor_misses
+        # (until the clients are done: a phase stopped early at --max-stalls still serves
+        # the connections in flight, or they would all time out waiting for a response)
+        while not self.finished.is_set():
+            state[0], state[1] = "poll", time.monotonic()
+            if not poller.poll(200):
+                misses["poll-timeout"] += 1
+                continue
             state[0], state[1] = "accept", time.monotonic()
             try:
                 conn, peer = listener.accept()
-            except (socket.timeout, BlockingIOError):
+            except BlockingIOError:
+                misses["eagain"] += 1
                 continue
             except OSError as e:
                 self.count_in(self.server_failures, f"accept:{type(e).__name__}")
@@ -357,6 +374,8 @@ class Churn:
         listener.bind(("127.0.0.1", 0))
         listener.listen(4096)
         self.address = listener.getsockname()
+        self.listener_poll = select.poll()          # the watchdog's look at the listener
+        self.listener_poll.register(listener, select.POLLIN)
         load = os.getloadavg()[0]
         server = [threading.Thread(target=self.acceptor, args=(listener,), daemon=True)]
         server += [threading.Thread(target=self.worker, daemon=True)
@@ -443,11 +462,15 @@ def host_counters() -> dict[str, int]:
 
 class Looker:
     """Looks at the network when the workload reports a stall (a `STALL` line), while it
-    stalls: natively `ss -tanoe` of the stalled client's port and the listener, and the
+    stalls: natively `ss -tano` of the stalled client's port and the listener, and the
     host's counters (as deltas from the phase's start); under sysemu the same through
     the sandbox's control socket (rows with their timers, the sandbox's counters, and
     how long the supervisor took to answer). At most `limit` looks a phase; reports
-    that arrive together share one look."""
+    that arrive together share one look.
+    Under sysemu it also samples the supervisor's /proc/PID/schedstat (time on a CPU,
+    time runnable but waiting for one) every 50 ms, and gives each stall the
+    supervisor's share over the stall: `ran` s on a CPU and `waited` s in the run queue
+    out of `over` s. A supervisor that waited most of a stall was starved of CPU."""
 
     def __init__(self, sandbox_id: str | None, limit: int) -> None:
         self.sandbox_id = sandbox_id
@@ -456,15 +479,53 @@ class Looker:
         self.views: dict[int, dict] = {}
         self.pending: queue.Queue = queue.Queue()
         self.base = host_counters() if sandbox_id is None else {}
+        self.samples: list[tuple[float, int, int]] = []     # (when, run ns, wait ns)
+        self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
+        self.sampler = None
+        if sandbox_id is not None:
+            self.sampler = threading.Thread(target=self.sample, daemon=True)
+            self.sampler.start()
 
     def report(self, report: dict) -> None:
+        report["arrived"] = time.monotonic()
         self.pending.put(report)
 
     def close(self) -> None:
+        self.done.set()
         self.pending.put(None)
         self.thread.join(10)
+        if self.sampler is not None:
+            self.sampler.join(2)
+
+    def sample(self) -> None:
+        from sysemu.host.control import find_sandbox, request
+        pid = None
+        while pid is None and not self.done.wait(0.05):
+            try:
+                pid = request(find_sandbox(self.sandbox_id), {"op": "info"})["supervisor"]
+            except Exception:
+                continue
+        while not self.done.wait(0.05):
+            try:
+                run, wait = map(int, Path(f"/proc/{pid}/schedstat").read_text().split()[:2])
+            except (OSError, ValueError):
+                return
+            self.samples.append((time.monotonic(), run, wait))
+
+    def supervisor_share(self, report: dict) -> dict | None:
+        """How the supervisor spent the stall (up to the report): on a CPU or waiting."""
+        t1 = report["arrived"]
+        t0 = t1 - report.get("age", 0.0)
+        samples = self.samples[:]
+        before = [s for s in samples if s[0] <= t0] or samples[:1]
+        upto = [s for s in samples if s[0] <= t1] or samples[-1:]
+        if not before or not upto or upto[-1][0] <= before[-1][0]:
+            return None
+        (a, run0, wait0), (b, run1, wait1) = before[-1], upto[-1]
+        return {"over": round(b - a, 3), "ran": round((run1 - run0) / 1e9, 3),
+                "waited": round((wait1 - wait0) / 1e9, 3)}
 
     def run(self) -> None:
         while True:
@@ -501,6 +562,8 @@ class Looker:
                     or {w[w.rfind(":"):] for w in row.split()[3:5]} == pair]
             self.views[r["cid"]] = {"rows": mine, "counters": counters, "look_ms": took,
                                     "load": os.getloadavg()[0]}
+            if self.sampler is not None:
+                self.views[r["cid"]]["supervisor"] = self.supervisor_share(r)
 
     def native(self, ports: set[int], sport: int) -> tuple[list[str], dict]:
         filt = " or ".join(f"( sport = :{p} and dport = :{sport} ) or "
@@ -655,11 +718,18 @@ def print_stalls(where: str, r: dict, show: int) -> None:
                 f"{d['server']['step']} {d['server']['for']} s"
             line += (f"; at {d['at']} s in {d['step']} {d['in_step']} s, port "
                      f"{d['lport']}, server: {server}, acceptor {d['acceptor']['step']} "
-                     f"{d['acceptor']['for']} s, queued {d['handoff_queue']}, in flight "
+                     f"{d['acceptor']['for']} s (accepts {d['acceptor']['accepts']}, "
+                     f"empty polls {d['acceptor'].get('poll-timeout')}, EAGAIN "
+                     f"{d['acceptor'].get('eagain')}), listener readable "
+                     f"{d.get('listener_readable')}, queued {d['handoff_queue']}, in flight "
                      f"{d['inflight']}, load {d['load']:.1f}")
         print(line)
         net = d.get("net")
         if net:
+            share = net.get("supervisor")
+            if share:
+                print(f"      the supervisor over {share['over']} s of it: on a CPU "
+                      f"{share['ran']} s, waiting for one {share['waited']} s")
             print(f"      look {net['look_ms']} ms, counters {json.dumps(net['counters'])}")
             for text in net["rows"][:6]:
                 print(f"      {text}")

@@ -4,7 +4,8 @@ Requests are JSON objects with "op":
 
     {"op": "info"}    {"id", "pid", "supervisor", "command", "sockets"}
     {"op": "ss"}      {"rows": ss.snapshot(net), "pids": [sandbox pids]}
-    {"op": "ss", "ports": [P, ...]}   the TCP rows of those local or peer ports only
+    {"op": "ss", "ports": [P, ...]}   {"rows": the listeners on those ports and the
+                      connections of those client ports (ss.of_ports()), "pids": []}
     {"op": "nstat"}   {"mib": net.mib}
 
 Anything else gets {"error": "..."}. The host side (host/control.py) adds the transport.
@@ -42,9 +43,10 @@ class ObserveService:
             if ports is not None and (not isinstance(ports, list) or not all(
                     isinstance(p, int) and not isinstance(p, bool) for p in ports)):
                 return {"error": "ports is a list of port numbers"}
-            ports = set(ports) if ports is not None else None
-            return {"rows": snapshot(net, ports) if net is not None else [],
-                    "pids": self.pids()}
+            if ports is not None:       # a quick look: no walk of /proc either
+                return {"rows": snapshot(net, set(ports)) if net is not None else [],
+                        "pids": []}
+            return {"rows": snapshot(net) if net is not None else [], "pids": self.pids()}
         if op == "nstat":
             return {"mib": net.mib if net is not None else {}}
         return {"error": f"unknown op {op!r}"}

@@ -79,17 +79,38 @@ def _requests(sk, now: float, ports=None) -> list[dict]:
         if ports is None or req.rmt_port in ports]
 
 
+def of_ports(net, ports) -> list:
+    """The socks of `ports`, found as the kernel finds them (no walk of every socket):
+    the listeners on each port (listening hash), and on a port no listener has, its
+    bind bucket's owners (connecting, connected, TIME_WAIT) with the other end of each
+    of their connections (established hash). Every listener comes too, for the
+    SYN_RECV requests of those ports (snapshot() shows only theirs)."""
+    hinfo = net.hashinfo
+    found = {sk for group in hinfo.listening.values() for sk in group}
+    for port in ports:
+        tb = hinfo.bhash.get(port)
+        if tb is None or port in hinfo.listening:
+            continue        # (a listener's bucket holds its children: their ends come
+        for sk in tb.owners:                # from the client side's port)
+            found.add(sk)
+            if sk.dport:
+                found.add(hinfo.lookup_established(sk.wire_remote(), sk.dport,
+                                                   sk.wire_local(), sk.num))
+    found.discard(None)
+    return [sk for sk in found if sk in net.socks]
+
+
 def snapshot(net, ports=None) -> list[dict]:
     """The rows (JSON-ready dicts) of every socket inet_diag would report, in ss's order
     (listeners first, then the established hash), with SYN_RECV requests of listeners,
-    each with its timer (ss -o; None when none is armed). `ports`: only the rows whose
-    local or peer port is one of them (ss's `sport = :P or dport = :P`)."""
+    each with its timer (ss -o; None when none is armed). `ports`: only the listeners
+    on those ports and the connections whose client end is on one of them, both ends
+    (of_ports(); a bench's look at one stalled connection must not walk the tens of
+    thousands of TIME_WAIT socks a churn holds)."""
     from sysemu.abi.socket import AF_INET6
     rows = []
     now = net.now()
-    socks = net.socks if ports is None else [       # (a listener's requests: below)
-        s for s in net.socks if s.num in ports or s.dport in ports
-        or s.state == TcpState.TCP_LISTEN]
+    socks = net.socks if ports is None else of_ports(net, ports)
     socks = sorted(socks, key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
     for sk in socks:
         if sk.state == TcpState.TCP_CLOSE or (sk.num == 0 and sk.state != TcpState.TCP_LISTEN):
