@@ -472,9 +472,10 @@ class Looker:
     supervisor's share over the stall: `ran` s on a CPU and `waited` s in the run queue
     out of `over` s. A supervisor that waited most of a stall was starved of CPU."""
 
-    def __init__(self, sandbox_id: str | None, limit: int) -> None:
+    def __init__(self, sandbox_id: str | None, limit: int, nice: int | None = None) -> None:
         self.sandbox_id = sandbox_id
         self.limit = limit
+        self.nice = nice
         self.looks = 0
         self.views: dict[int, dict] = {}
         self.pending: queue.Queue = queue.Queue()
@@ -507,6 +508,8 @@ class Looker:
                 pid = request(find_sandbox(self.sandbox_id), {"op": "info"})["supervisor"]
             except Exception:
                 continue
+        if pid is not None and self.nice is not None:
+            os.setpriority(os.PRIO_PROCESS, pid, self.nice)
         while not self.done.wait(0.05):
             try:
                 run, wait = map(int, Path(f"/proc/{pid}/schedstat").read_text().split()[:2])
@@ -590,7 +593,7 @@ class Looker:
             rows.append(f"{r['state']} {r['recv_q']} {r['send_q']} "
                         f"{r['local'][0]}:{r['local'][1]} {r['peer'][0]}:{r['peer'][1]}"
                         f"{timer}")
-        mib = request(path, {"op": "nstat"}, timeout=10).get("mib", {})
+        mib = request(path, {"op": "nstat", "names": list(COUNTERS)}, timeout=10).get("mib", {})
         return rows, {k: mib[k] for k in COUNTERS if mib.get(k)}
 
 
@@ -771,6 +774,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug-slow", type=float, default=0.0, metavar="S",
                    help="under sysemu, note the supervisor's callbacks and collections "
                         "that held its loop over S s (SYSEMU_DEBUG_SLOW)")
+    p.add_argument("--supervisor-nice", type=int, default=None, metavar="N",
+                   help="renice the supervisor to N at its start (an experiment: does a "
+                        "larger share of the CPU remove the stalls?)")
     p.add_argument("--native-only", action="store_true")
     p.add_argument("--sysemu", type=Path, default=SYSEMU, help="the sysemu script")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -799,7 +805,8 @@ def main(argv: list[str] | None = None) -> int:
                         if args.debug_slow else None
                     row["sysemu"] = run_inner(
                         [str(args.sysemu), "run", "--id", sandbox_id, "--"] + cmd,
-                        phase_wall(args), Looker(sandbox_id, args.looks), env)
+                        phase_wall(args), Looker(sandbox_id, args.looks,
+                                                 args.supervisor_nice), env)
                 results.append(row)
                 print(f"  done {order}/{mode}: " + ", ".join(
                     f"{side} {fmt_side(row[side])[0]} c/s, stalls {fmt_side(row[side])[1]}, "

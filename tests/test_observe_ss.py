@@ -150,3 +150,39 @@ def test_ss_request_with_ports():
         "error": "ports is a list of port numbers"}
     rows = service.handle({"op": "ss", "ports": [9090]})["rows"]
     assert [(r["state"], r["local"][1]) for r in rows] == [("LISTEN", 9090)]
+
+
+def test_snapshot_of_a_client_port_shows_both_ends():
+    """A client port's rows: the client's end and the server's (found in the established
+    hash, not by walking every socket), here the server's TIME_WAIT after it closed first;
+    other connections of the same listener are not shown."""
+    env = Env()
+    lfd, port = env.server()
+    pairs = []
+    for _ in range(3):
+        c = env.socket()
+        assert env.connect(c, "127.0.0.1", port) == 0
+        pairs.append((c, env.accept(lfd)[0]))
+    c, a = pairs[1]
+    cport = env.getname(c)[1]
+    env.close(a)
+    env.advance(0.05)
+    env.close(c)
+    rows = snapshot(env.net, {cport, port})
+    assert [(r["state"], r["local"][1], r["peer"][1]) for r in rows] == [
+        ("LISTEN", port, "*"), ("TIME-WAIT", port, cport)]
+    assert rows[1]["timer"][0] == "timewait"
+    c0 = env.getname(pairs[0][0])[1]
+    assert sorted((r["state"], r["local"][1]) for r in snapshot(env.net, {c0})) == [
+        ("ESTAB", port), ("ESTAB", c0)]
+
+
+def test_nstat_request_with_names():
+    env, *_ = queue_env()
+    service = ObserveService(env.kernel, {"id": "t"})
+    assert service.handle({"op": "nstat", "names": "TW"}) == {
+        "error": "names is a list of counter names"}
+    mib = service.handle({"op": "nstat", "names": ["ListenOverflows", "CurrEstab", "TW"]})
+    assert mib == {"mib": {"ListenOverflows": env.net.mib["ListenOverflows"],
+                           "CurrEstab": env.net.mib["CurrEstab"], "TW": 0}}
+    assert mib["mib"]["CurrEstab"] == 4

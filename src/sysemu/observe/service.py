@@ -7,6 +7,7 @@ Requests are JSON objects with "op":
     {"op": "ss", "ports": [P, ...]}   {"rows": the listeners on those ports and the
                       connections of those client ports (ss.of_ports()), "pids": []}
     {"op": "nstat"}   {"mib": net.mib}
+    {"op": "nstat", "names": [...]}   {"mib": those counters only (Net.counters())}
 
 Anything else gets {"error": "..."}. The host side (host/control.py) adds the transport.
 """
@@ -48,5 +49,11 @@ class ObserveService:
                         "pids": []}
             return {"rows": snapshot(net) if net is not None else [], "pids": self.pids()}
         if op == "nstat":
-            return {"mib": net.mib if net is not None else {}}
+            names = request.get("names")
+            if names is not None and (not isinstance(names, list)
+                                      or not all(isinstance(n, str) for n in names)):
+                return {"error": "names is a list of counter names"}
+            if net is None:
+                return {"mib": {}}
+            return {"mib": net.mib if names is None else net.counters(names)}
         return {"error": f"unknown op {op!r}"}

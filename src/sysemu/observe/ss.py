@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from sysemu.abi.inet import TcpState
+from sysemu.abi.inet import IN6ADDR_LOOPBACK, TcpState
+from sysemu.net.core import mapped
 
 # Linux: iproute2 misc/ss.c sstate_name[]
 STATE_NAMES = {
@@ -79,14 +80,21 @@ def _requests(sk, now: float, ports=None) -> list[dict]:
         if ports is None or req.rmt_port in ports]
 
 
+LOOPBACKS = (mapped(bytes([127, 0, 0, 1])), IN6ADDR_LOOPBACK)
+
+
 def of_ports(net, ports) -> list:
     """The socks of `ports`, found as the kernel finds them (no walk of every socket):
     the listeners on each port (listening hash), and on a port no listener has, its
     bind bucket's owners (connecting, connected, TIME_WAIT) with the other end of each
-    of their connections (established hash). Every listener comes too, for the
-    SYN_RECV requests of those ports (snapshot() shows only theirs)."""
+    of their connections (established hash). The server's end of a connection whose
+    client end is gone (its TIME_WAIT after closing first) is looked up by 4-tuple
+    between a listener's port and a client port of `ports`, on loopback addresses (or
+    the listener's own). Every listener comes too, for the SYN_RECV requests of those
+    ports (snapshot() shows only theirs)."""
     hinfo = net.hashinfo
-    found = {sk for group in hinfo.listening.values() for sk in group}
+    listeners = {sk for group in hinfo.listening.values() for sk in group}
+    found = set(listeners)
     for port in ports:
         tb = hinfo.bhash.get(port)
         if tb is None or port in hinfo.listening:
@@ -96,6 +104,14 @@ def of_ports(net, ports) -> list:
             if sk.dport:
                 found.add(hinfo.lookup_established(sk.wire_remote(), sk.dport,
                                                    sk.wire_local(), sk.num))
+    for lsk in listeners:
+        if lsk.num not in ports:
+            continue
+        addrs = set(LOOPBACKS) | {lsk.wire_local()}
+        for port in ports:
+            for laddr in addrs:
+                for raddr in addrs:
+                    found.add(hinfo.lookup_established(laddr, lsk.num, raddr, port))
     found.discard(None)
     return [sk for sk in found if sk in net.socks]
 
