@@ -85,6 +85,25 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return b"".join(chunks)
 
 
+def thread_state(tid: int | None) -> dict | None:
+    """A thread as /proc shows it: its state (R runnable, S sleeping ...), the system
+    call it is in (its number, or "running"), and its time on a CPU and waiting for
+    one (schedstat, s)."""
+    if tid is None:
+        return None
+    try:
+        base = f"/proc/self/task/{tid}"
+        with open(f"{base}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"{base}/syscall") as f:
+            call = f.read().split()[0]
+        with open(f"{base}/schedstat") as f:
+            run, wait = (int(v) / 1e9 for v in f.read().split()[:2])
+    except (OSError, IndexError, ValueError):
+        return None
+    return {"state": state, "syscall": call, "ran": round(run, 3), "waited": round(wait, 3)}
+
+
 def drain_to_eof(sock: socket.socket) -> str:
     """Read until the peer's FIN ('eof') or RST ('reset')."""
     try:
@@ -155,6 +174,7 @@ class Churn:
         self.acceptor_state = ["start", self.start, 0]
         # the acceptor's poll()s that timed out, and accept()s that found nothing
         self.acceptor_misses = {"poll-timeout": 0, "eagain": 0}
+        self.acceptor_tid: int | None = None
         self.print_lock = threading.Lock()
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -232,6 +252,7 @@ class Churn:
             "acceptor": {"step": step, "for": round(now - since, 3), "accepts": accepts,
                          **self.acceptor_misses},
             "listener_readable": bool(self.listener_poll.poll(0)),
+            "acceptor_thread": thread_state(self.acceptor_tid),
             "handoff_queue": self.handoff.qsize(), "inflight": len(self.inflight),
             "load": os.getloadavg()[0],
         }
@@ -245,6 +266,7 @@ class Churn:
         poller = select.poll()
         poller.register(listener, select.POLLIN)
         state, misses = self.acceptor_state, self.acceptor_misses
+        self.acceptor_tid = threading.get_native_id()
         # (until the clients are done: a phase stopped early at --max-stalls still serves
         # the connections in flight, or they would all time out waiting for a response)
         while not self.finished.is_set():
@@ -481,6 +503,7 @@ class Looker:
         self.pending: queue.Queue = queue.Queue()
         self.base = host_counters() if sandbox_id is None else {}
         self.samples: list[tuple[float, int, int]] = []     # (when, run ns, wait ns)
+        self.supervisor_state: str | None = None    # the last sample's state and call
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -513,8 +536,11 @@ class Looker:
         while not self.done.wait(0.05):
             try:
                 run, wait = map(int, Path(f"/proc/{pid}/schedstat").read_text().split()[:2])
-            except (OSError, ValueError):
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                call = Path(f"/proc/{pid}/syscall").read_text().split()[0]
+            except (OSError, ValueError, IndexError):
                 return
+            self.supervisor_state = f"{state} in {call}"
             self.samples.append((time.monotonic(), run, wait))
 
     def supervisor_share(self, report: dict) -> dict | None:
@@ -567,6 +593,7 @@ class Looker:
                                     "load": os.getloadavg()[0]}
             if self.sampler is not None:
                 self.views[r["cid"]]["supervisor"] = self.supervisor_share(r)
+                self.views[r["cid"]]["supervisor_now"] = self.supervisor_state
 
     def native(self, ports: set[int], sport: int) -> tuple[list[str], dict]:
         filt = " or ".join(f"( sport = :{p} and dport = :{sport} ) or "
@@ -726,13 +753,16 @@ def print_stalls(where: str, r: dict, show: int) -> None:
                      f"{d['acceptor'].get('eagain')}), listener readable "
                      f"{d.get('listener_readable')}, queued {d['handoff_queue']}, in flight "
                      f"{d['inflight']}, load {d['load']:.1f}")
+            if d.get("acceptor_thread"):
+                line += f"\n      the acceptor's thread: {json.dumps(d['acceptor_thread'])}"
         print(line)
         net = d.get("net")
         if net:
             share = net.get("supervisor")
             if share:
                 print(f"      the supervisor over {share['over']} s of it: on a CPU "
-                      f"{share['ran']} s, waiting for one {share['waited']} s")
+                      f"{share['ran']} s, waiting for one {share['waited']} s; "
+                      f"at the look: {net.get('supervisor_now')}")
             print(f"      look {net['look_ms']} ms, counters {json.dumps(net['counters'])}")
             for text in net["rows"][:6]:
                 print(f"      {text}")
