@@ -494,10 +494,9 @@ class Looker:
     supervisor's share over the stall: `ran` s on a CPU and `waited` s in the run queue
     out of `over` s. A supervisor that waited most of a stall was starved of CPU."""
 
-    def __init__(self, sandbox_id: str | None, limit: int, nice: int | None = None) -> None:
+    def __init__(self, sandbox_id: str | None, limit: int) -> None:
         self.sandbox_id = sandbox_id
         self.limit = limit
-        self.nice = nice
         self.looks = 0
         self.views: dict[int, dict] = {}
         self.pending: queue.Queue = queue.Queue()
@@ -531,8 +530,6 @@ class Looker:
                 pid = request(find_sandbox(self.sandbox_id), {"op": "info"})["supervisor"]
             except Exception:
                 continue
-        if pid is not None and self.nice is not None:
-            os.setpriority(os.PRIO_PROCESS, pid, self.nice)
         while not self.done.wait(0.05):
             try:
                 run, wait = map(int, Path(f"/proc/{pid}/schedstat").read_text().split()[:2])
@@ -805,8 +802,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="under sysemu, note the supervisor's callbacks and collections "
                         "that held its loop over S s (SYSEMU_DEBUG_SLOW)")
     p.add_argument("--supervisor-nice", type=int, default=None, metavar="N",
-                   help="renice the supervisor to N at its start (an experiment: does a "
-                        "larger share of the CPU remove the stalls?)")
+                   help="sysemu run --supervisor-nice N (the supervisor's share of a "
+                        "loaded machine's CPUs)")
     p.add_argument("--native-only", action="store_true")
     p.add_argument("--sysemu", type=Path, default=SYSEMU, help="the sysemu script")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -833,10 +830,11 @@ def main(argv: list[str] | None = None) -> int:
                     sandbox_id = f"churn-{os.getpid()}-{order}-{mode}"
                     env = dict(os.environ, SYSEMU_DEBUG_SLOW=str(args.debug_slow)) \
                         if args.debug_slow else None
+                    nice = [] if args.supervisor_nice is None else \
+                        ["--supervisor-nice", str(args.supervisor_nice)]
                     row["sysemu"] = run_inner(
-                        [str(args.sysemu), "run", "--id", sandbox_id, "--"] + cmd,
-                        phase_wall(args), Looker(sandbox_id, args.looks,
-                                                 args.supervisor_nice), env)
+                        [str(args.sysemu), "run", "--id", sandbox_id, *nice, "--"] + cmd,
+                        phase_wall(args), Looker(sandbox_id, args.looks), env)
                 results.append(row)
                 print(f"  done {order}/{mode}: " + ", ".join(
                     f"{side} {fmt_side(row[side])[0]} c/s, stalls {fmt_side(row[side])[1]}, "
