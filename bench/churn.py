@@ -44,8 +44,12 @@ counters; how long the supervisor took to answer is itself a measure), natively 
 `ss -tanoi` on the two ports and reads the host's counters. When the connection ends,
 each step's duration is added. The details of the first --details stalls of a phase are
 in the JSON (`stall_details`) and printed under the table, with the load average at the
-stall. `--hog N` runs N busy loops (`sh -c 'while :; do :; done'`) through every phase,
-natively and under sysemu, to reproduce an overloaded machine.
+stall. Under sysemu the driver also samples the supervisor's /proc/PID/schedstat, so a
+stall says how long the supervisor ran and waited for a CPU meanwhile; `--debug-slow S`
+has the supervisor name the callbacks that held its loop over S s (SYSEMU_DEBUG_SLOW).
+`--hog N` runs N busy loops (`sh -c 'while :; do :; done'`) through every phase,
+natively and under sysemu, to reproduce an overloaded machine; `--supervisor-nice N`
+runs `sysemu run --supervisor-nice N`.
 """
 from __future__ import annotations
 
