@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sysemu.abi.socket import AF_INET, SOCK_NONBLOCK
 from sysemu.observe.nstat import format_nstat, nstat_rows
+from sysemu.observe.service import ObserveService
 from sysemu.observe.ss import format_addr, format_ss, select_rows, snapshot
 from test_net_helpers import Env
 
@@ -109,3 +110,79 @@ def test_nstat_layout_and_order():
     overflow = [l for l in lines if l.startswith("TcpExtListenOverflows ")]
     assert overflow == [f"{'TcpExtListenOverflows':<32}{mib['ListenOverflows']:<19}0.0"]
     assert mib["ListenOverflows"] >= 1
+
+
+def test_snapshot_of_ports_with_timers():
+    """`{"op": "ss", "ports": [...]}` (bench/churn.py's look at a stalled connection): only
+    the rows of those ports, with ss -o's timers: a client retrying its SYN ("on", its
+    retransmissions), a TIME_WAIT ("timewait", up to 60 s)."""
+    env, lfd, clients, a = queue_env()
+    cport = env.getname(clients[2])[1]
+    rows = snapshot(env.net, {cport})
+    assert [(r["state"], r["local"][1]) for r in rows] == [("SYN-SENT", cport)]
+    name, expires, retrans = rows[0]["timer"]
+    assert name == "on" and 0 < expires <= 1.0 and retrans == 0
+    # The SYNs went again together: both clients are established, one child is queued,
+    # the other's final ACK met the full queue: its request retries the SYN-ACK
+    env.advance(1.5)
+    after = snapshot(env.net, {env.getname(c)[1] for c in clients[2:]})
+    assert [r["state"] for r in after] == ["SYN-RECV", "ESTAB", "ESTAB", "ESTAB"]
+    assert after[0]["local"] == ["127.0.0.1", 8080] and after[0]["timer"][0] == "on"
+    assert [r["timer"] for r in after[1:]] == [None] * 3
+    # the accepted connection: the client closes first and keeps TIME_WAIT
+    aport = env.getname(clients[0])[1]
+    env.close(clients[0])
+    env.close(a)
+    env.advance(0.5)
+    rows = {r["state"]: r for r in snapshot(env.net, {aport})}
+    assert set(rows) == {"TIME-WAIT"}, rows
+    name, expires, _ = rows["TIME-WAIT"]["timer"]
+    assert name == "timewait" and 50 < expires <= 60
+    listener = snapshot(env.net, {8080})
+    assert listener[0]["state"] == "LISTEN" and listener[0]["timer"] is None
+    assert all(r["timer"] is None for r in snapshot(env.net, {9090}))
+
+
+def test_ss_request_with_ports():
+    env, *_ = queue_env()
+    service = ObserveService(env.kernel, {"id": "t"})
+    assert service.handle({"op": "ss", "ports": "8080"}) == {
+        "error": "ports is a list of port numbers"}
+    rows = service.handle({"op": "ss", "ports": [9090]})["rows"]
+    assert [(r["state"], r["local"][1]) for r in rows] == [("LISTEN", 9090)]
+
+
+def test_snapshot_of_a_client_port_shows_both_ends():
+    """A client port's rows: the client's end and the server's (found in the established
+    hash, not by walking every socket), here the server's TIME_WAIT after it closed first;
+    other connections of the same listener are not shown."""
+    env = Env()
+    lfd, port = env.server()
+    pairs = []
+    for _ in range(3):
+        c = env.socket()
+        assert env.connect(c, "127.0.0.1", port) == 0
+        pairs.append((c, env.accept(lfd)[0]))
+    c, a = pairs[1]
+    cport = env.getname(c)[1]
+    env.close(a)
+    env.advance(0.05)
+    env.close(c)
+    rows = snapshot(env.net, {cport, port})
+    assert [(r["state"], r["local"][1], r["peer"][1]) for r in rows] == [
+        ("LISTEN", port, "*"), ("TIME-WAIT", port, cport)]
+    assert rows[1]["timer"][0] == "timewait"
+    c0 = env.getname(pairs[0][0])[1]
+    assert sorted((r["state"], r["local"][1]) for r in snapshot(env.net, {c0})) == [
+        ("ESTAB", port), ("ESTAB", c0)]
+
+
+def test_nstat_request_with_names():
+    env, *_ = queue_env()
+    service = ObserveService(env.kernel, {"id": "t"})
+    assert service.handle({"op": "nstat", "names": "TW"}) == {
+        "error": "names is a list of counter names"}
+    mib = service.handle({"op": "nstat", "names": ["ListenOverflows", "CurrEstab", "TW"]})
+    assert mib == {"mib": {"ListenOverflows": env.net.mib["ListenOverflows"],
+                           "CurrEstab": env.net.mib["CurrEstab"], "TW": 0}}
+    assert mib["mib"]["CurrEstab"] == 4

@@ -43,6 +43,7 @@ def setup_supervisor(supervisor, args: argparse.Namespace) -> None:
     from sysemu.observe.cli import is_net_fault
     glue = attach_network(supervisor)
     supervisor.verbose = supervisor.verbose or getattr(args, "verbose", False)
+    supervisor.nice = getattr(args, "supervisor_nice", None)
     trace = getattr(args, "trace_options", None)
     if trace is not None:
         from sysemu.host import tracing
@@ -205,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "trace=) selects them, and its calls are trapped too")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="say how sysemu serves the program (the listener's wake-up mode)")
+    run.add_argument("--supervisor-nice", metavar="N", type=int, default=None,
+                     help="the supervisor's nice value (-20..19) once the program has "
+                          "started; the program keeps its own. On a loaded machine a "
+                          "negative value (CAP_SYS_NICE) gives the one task that serves "
+                          "every sandbox thread's calls a larger share of the CPUs")
     add_trace_options(run)
     add_datapath_option(run)
     add_contain_option(run)

@@ -22,6 +22,9 @@ collect).
 from __future__ import annotations
 
 import gc
+import time
+
+from sysemu.host.reactor import SLOW_SECONDS, slow_note
 
 FULL_PASS_INTERVAL = 1.0        # seconds between the supervisor's own full passes
 
@@ -45,6 +48,16 @@ def install(reactor=None) -> None:
         reactor.call_later(FULL_PASS_INTERVAL, full_pass)
 
 
+_started = [0.0, 0.0]            # the running pass's start: wall, CPU (SLOW_SECONDS)
+
+
 def _after_collection(phase: str, info: dict) -> None:
+    if SLOW_SECONDS:
+        if phase == "start":
+            _started[:] = time.perf_counter(), time.thread_time()
+        elif time.perf_counter() - _started[0] > SLOW_SECONDS:
+            slow_note(f"a generation {info['generation']} collection ({info['collected']} "
+                      f"collected, {len(gc.get_objects(info['generation']))} left)",
+                      time.perf_counter() - _started[0], time.thread_time() - _started[1])
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()

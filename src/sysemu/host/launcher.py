@@ -183,6 +183,7 @@ def _supervisor_main(argv, syscalls, kernel, setup, watchdog: int, report_w: int
         os.write(report_w, str(EX_CONTAIN).encode())
         return EX_CONTAIN
     child.append(pid)
+    sup.renice()                        # run --supervisor-nice: the program keeps its own
     done: list[int] = []
 
     pidfd = os.pidfd_open(pid)

@@ -22,6 +22,16 @@ _READABLE = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 _WRITABLE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 
 SPIN_SECONDS = float(__import__("os").environ.get("SYSEMU_SPIN_US", "50")) / 1e6
+# SYSEMU_DEBUG_SLOW=S: say on stderr which callback (fd readiness, timer) held the loop for
+# over S seconds, and the CPU time it used meanwhile: wall time far above the CPU time
+# means the supervisor was not running (other work had the CPUs, or it waited in a
+# system call), wall time near it that it was busy (bench/churn.py --debug-slow).
+SLOW_SECONDS = float(__import__("os").environ.get("SYSEMU_DEBUG_SLOW", "0") or 0)
+
+
+def slow_note(what: str, wall: float, cpu: float) -> None:
+    print(f"sysemu: slow: {what} held the loop {wall:.3f} s (CPU {cpu:.3f} s)",
+          file=sys.stderr, flush=True)
 
 
 class TimerHandle:
@@ -44,6 +54,7 @@ class Reactor:
         self._watches: dict[int, Callable[[int], None]] = {}
         self._failed: set[str] = set()
         self.spin = SPIN_SECONDS
+        self.slow = SLOW_SECONDS
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._soon: list[Callable[[], None]] = []
         self._seq = itertools.count()
@@ -72,8 +83,24 @@ class Reactor:
             if mask:
                 raise
 
+    def _timed(self, callback: Callable) -> Callable:
+        """`callback`, saying when it holds the loop over `slow` seconds (SLOW_SECONDS)."""
+        if not self.slow:
+            return callback
+        slow, name = self.slow, getattr(callback, "__qualname__", repr(callback))
+        perf, thread_time = time.perf_counter, time.thread_time
+
+        def timed(*args):
+            t0, c0 = perf(), thread_time()
+            try:
+                return callback(*args)
+            finally:
+                if perf() - t0 > slow:
+                    slow_note(name, perf() - t0, thread_time() - c0)
+        return timed
+
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
-        self._readers[fd] = callback
+        self._readers[fd] = self._timed(callback)
         self._update(fd)
 
     def remove_reader(self, fd: int) -> None:
@@ -81,7 +108,7 @@ class Reactor:
             self._update(fd)
 
     def add_writer(self, fd: int, callback: Callable[[], None]) -> None:
-        self._writers[fd] = callback
+        self._writers[fd] = self._timed(callback)
         self._update(fd)
 
     def remove_writer(self, fd: int) -> None:
@@ -91,7 +118,7 @@ class Reactor:
     def add_watch(self, fd: int, events: int, callback: Callable[[int], None]) -> None:
         """Watch `fd` for `events` (0: only EPOLLHUP/EPOLLERR, which epoll always
         reports); callback(mask). For fds with no reader or writer."""
-        self._watches[fd] = callback
+        self._watches[fd] = self._timed(callback)
         try:
             self._epoll.register(fd, events)
         except FileExistsError:
@@ -106,7 +133,7 @@ class Reactor:
 
     # -- time ----------------------------------------------------------------------
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = TimerHandle(when, callback)
+        handle = TimerHandle(when, self._timed(callback))
         heapq.heappush(self._timers, (when, next(self._seq), handle))
         return handle
 

@@ -224,6 +224,23 @@ class Supervisor:
         self.program_pid: int | None = None  # spawn()'s program, as we number it
         # `sysemu run -v` (or SYSEMU_VERBOSE=1): say how the listener is served.
         self.verbose = bool(os.environ.get("SYSEMU_VERBOSE"))
+        # `sysemu run --supervisor-nice N`: this process's nice value once the program
+        # has started (renice()); None: left as it is
+        self.nice: int | None = None
+
+    def renice(self) -> None:
+        """Set this process's nice value to `nice` (after the program has started: it
+        keeps its own). Linux does a call's kernel work in the calling thread, with that
+        thread's share of the CPUs; sysemu does every sandbox thread's here, in one
+        task, which a loaded machine gives one task's share (README: Performance,
+        connection churn). A negative value needs CAP_SYS_NICE (or RLIMIT_NICE)."""
+        if self.nice is None:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, self.nice)
+        except OSError as exc:
+            self.log(f"--supervisor-nice {self.nice}: {exc.strerror}; the supervisor's nice "
+                     f"value stays {os.getpriority(os.PRIO_PROCESS, 0)}")
 
     # -- logging -------------------------------------------------------------------
     def log(self, text: str) -> None:

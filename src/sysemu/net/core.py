@@ -475,6 +475,11 @@ class Net:
                                (TcpState.TCP_ESTABLISHED, TcpState.TCP_CLOSE_WAIT))
         return out
 
+    def counters(self, names) -> dict[str, int]:
+        """The counters `names`, as `mib` has them (only CurrEstab walks the sockets)."""
+        return {name: self.mib[name] if name == "CurrEstab" else self._mib.get(name, 0)
+                for name in names}
+
     def count(self, name: str, n: int = 1) -> None:
         self._mib[name] = self._mib.get(name, 0) + n
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from sysemu.abi.inet import TcpState
+from sysemu.abi.inet import IN6ADDR_LOOPBACK, TcpState
+from sysemu.net.core import mapped
 
 # Linux: iproute2 misc/ss.c sstate_name[]
 STATE_NAMES = {
@@ -50,19 +51,93 @@ def _wire_addr(raw: bytes, v6: bool) -> str:
     return format_addr(raw if v6 else raw[12:], v6)
 
 
-def snapshot(net) -> list[dict]:
+def timer_of(sk, now: float) -> list | None:
+    """ss -o's timer:(name,expires,retrans) of a sock or request: the armed retransmit
+    ("on"), TIME_WAIT ("timewait") or FIN_WAIT2 ("timewait", tcp_time_wait() with the
+    FIN_WAIT2 substate) timer, None when none is armed.
+    Linux: net/ipv4/inet_diag.c inet_sk_diag_fill() (r->idiag_timer, idiag_expires,
+    idiag_retrans), iproute2 misc/ss.c print_timer()."""
+    timer = sk.timer
+    if timer is None or timer.cancelled:
+        return None
+    state = getattr(sk, "state", None)
+    name = "timewait" if state in (TcpState.TCP_TIME_WAIT, TcpState.TCP_FIN_WAIT2) else "on"
+    retrans = sk.num_timeout if hasattr(sk, "num_timeout") else sk.retransmits
+    return [name, round(max(0.0, timer.deadline - now), 3), retrans]
+
+
+def _requests(sk, now: float, ports=None) -> list[dict]:
+    """The SYN_RECV rows of listener `sk` (of peer ports in `ports`, when given)."""
+    from sysemu.abi.socket import AF_INET6
+    v6 = sk.family == AF_INET6
+    queue = sk.accept_queue
+    return [{
+        "state": "SYN-RECV", "recv_q": 0, "send_q": 0,
+        "local": [_wire_addr(req.loc_addr, v6), req.loc_port],
+        "peer": [_wire_addr(req.rmt_addr, v6), req.rmt_port],
+        "inode": 0, "uid": sk.uid, "netid": "tcp", "timer": timer_of(req, now),
+    } for req in (queue.syn.values() if queue is not None else ())
+        if ports is None or req.rmt_port in ports]
+
+
+LOOPBACKS = (mapped(bytes([127, 0, 0, 1])), IN6ADDR_LOOPBACK)
+
+
+def of_ports(net, ports) -> list:
+    """The socks of `ports`, found as the kernel finds them (no walk of every socket):
+    the listeners on each port (listening hash), and on a port no listener has, its
+    bind bucket's owners (connecting, connected, TIME_WAIT) with the other end of each
+    of their connections (established hash). The server's end of a connection whose
+    client end is gone (its TIME_WAIT after closing first) is looked up by 4-tuple
+    between a listener's port and a client port of `ports`, on loopback addresses (or
+    the listener's own). Every listener comes too, for the SYN_RECV requests of those
+    ports (snapshot() shows only theirs)."""
+    hinfo = net.hashinfo
+    listeners = {sk for group in hinfo.listening.values() for sk in group}
+    found = set(listeners)
+    for port in ports:
+        tb = hinfo.bhash.get(port)
+        if tb is None or port in hinfo.listening:
+            continue        # (a listener's bucket holds its children: their ends come
+        for sk in tb.owners:                # from the client side's port)
+            found.add(sk)
+            if sk.dport:
+                found.add(hinfo.lookup_established(sk.wire_remote(), sk.dport,
+                                                   sk.wire_local(), sk.num))
+    for lsk in listeners:
+        if lsk.num not in ports:
+            continue
+        addrs = set(LOOPBACKS) | {lsk.wire_local()}
+        for port in ports:
+            for laddr in addrs:
+                for raddr in addrs:
+                    found.add(hinfo.lookup_established(laddr, lsk.num, raddr, port))
+    found.discard(None)
+    return [sk for sk in found if sk in net.socks]
+
+
+def snapshot(net, ports=None) -> list[dict]:
     """The rows (JSON-ready dicts) of every socket inet_diag would report, in ss's order
-    (listeners first, then the established hash), with SYN_RECV requests of listeners."""
+    (listeners first, then the established hash), with SYN_RECV requests of listeners,
+    each with its timer (ss -o; None when none is armed). `ports`: only the listeners
+    on those ports and the connections whose client end is on one of them, both ends
+    (of_ports(); a bench's look at one stalled connection must not walk the tens of
+    thousands of TIME_WAIT socks a churn holds)."""
     from sysemu.abi.socket import AF_INET6
     rows = []
-    socks = sorted(net.socks, key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
+    now = net.now()
+    socks = net.socks if ports is None else of_ports(net, ports)
+    socks = sorted(socks, key=lambda s: (s.state != TcpState.TCP_LISTEN, s.id))
     for sk in socks:
         if sk.state == TcpState.TCP_CLOSE or (sk.num == 0 and sk.state != TcpState.TCP_LISTEN):
+            continue
+        listening = sk.state == TcpState.TCP_LISTEN
+        if listening and ports is not None and sk.num not in ports:
+            rows.extend(_requests(sk, now, ports))
             continue
         v6 = sk.family == AF_INET6
         laddr, lport = sk.local()
         remote = sk.remote()
-        listening = sk.state == TcpState.TCP_LISTEN
         rows.append({
             "state": STATE_NAMES.get(sk.state, sk.state.name),
             "recv_q": sk.ack_backlog if listening else len(sk.rcvq),
@@ -71,16 +146,12 @@ def snapshot(net) -> list[dict]:
             "peer": [format_addr(remote[0], v6), remote[1]] if remote
             else [format_addr(b"", v6), "*"],
             "inode": 0 if sk.state == TcpState.TCP_TIME_WAIT else net.kernel.host.sock_inode(sk),
-            "uid": sk.uid, "netid": "tcp",
+            "uid": sk.uid, "netid": "tcp", "timer": timer_of(sk, now),
         })
-        queue = sk.accept_queue if listening else None
-        for req in (queue.syn.values() if queue is not None else ()):
-            rows.append({
-                "state": "SYN-RECV", "recv_q": 0, "send_q": 0,
-                "local": [_wire_addr(req.loc_addr, v6), req.loc_port],
-                "peer": [_wire_addr(req.rmt_addr, v6), req.rmt_port],
-                "inode": 0, "uid": sk.uid, "netid": "tcp",
-            })
+        if listening:
+            rows.extend(_requests(sk, now, ports))
+    if ports is not None:
+        return rows
     for port in sorted(net.udp_table.ports if net.udp_table is not None else ()):
         for sk in net.udp_table.ports[port]:
             v6 = sk.family == AF_INET6
