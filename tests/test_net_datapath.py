@@ -11,7 +11,8 @@ import sysemu.fs.read_write  # noqa: F401  (registers read/write/readv/writev)
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.socket import (MSG_DONTWAIT, MSG_MORE, MSG_OOB, MSG_PEEK, MSG_TRUNC,
                                MSG_WAITALL, SHUTDOWN_MASK)
-from sysemu.arch.x86.entry import Syscalls, run_model_call
+from sysemu.arch.x86.entry import (AUDIT_ARCH_I386, X32_SYSCALL_BIT, Syscalls,
+                                   run_model_call)
 from sysemu.kernel.errors import WouldBlock
 from sysemu.kernel.task import DATAPATH_MODEL, Task
 from sysemu.net.socket import SIOCATMARK, SIOCINQ, SIOCOUTQ
@@ -343,6 +344,26 @@ if given is not None:
             off = (seg.seq - start) & 0xFFFFFFFF
             assert off <= end
             end = max(end, off + seg.length)
+
+
+def test_i386_and_x32_readv_writev_take_compat_iovecs(env):
+    """i386's readv/writev (145, 146) and x32's (515, 516) are sys_readv/sys_writev,
+    whose import_iovec() reads compat_iovecs (in_compat_syscall()): 32-bit base and
+    length, a negative length EINVAL."""
+    _, c, s = env.pair()
+    env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1)
+    data = env.mem.alloc(b"abcdef")
+    vec = env.mem.alloc(struct.pack("<IiIi", data, 2, data + 2, 4))
+    assert run_model_call(env.sc, env.task, X32_SYSCALL_BIT | 516, c, vec, 2) == 6
+    assert run_model_call(env.sc, env.task, 146, c, vec, 1, arch=AUDIT_ARCH_I386) == 2
+    buf = env.mem.alloc(bytes(8))
+    rvec = env.mem.alloc(struct.pack("<IiIi", buf, 3, buf + 3, 5))
+    assert run_model_call(env.sc, env.task, 145, s, rvec, 2, arch=AUDIT_ARCH_I386) == 8
+    assert env.mem.read(buf, 8) == b"abcdefab"
+    neg = env.mem.alloc(struct.pack("<Ii", data, -1))
+    assert run_model_call(env.sc, env.task, X32_SYSCALL_BIT | 515, s, neg, 1) == -E.EINVAL
+    assert run_model_call(env.sc, env.task, 146, c, neg, 1, arch=AUDIT_ARCH_I386) \
+        == -E.EINVAL
 
 
 def _mmsgs(env, sizes):

@@ -126,6 +126,12 @@ class HostHooks:
         raise HostPassthrough()
 
 
+def in_compat_syscall(task) -> bool:
+    """Linux: in_compat_syscall(): the call came from an i386 or x32 program, whose
+    structures (iovec, msghdr, cmsghdr, off_t ...) have the 32-bit layouts."""
+    return task.abi != "64"
+
+
 DATAPATH_NATIVE = "native"
 DATAPATH_MODEL = "model"
 

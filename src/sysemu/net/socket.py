@@ -17,7 +17,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_RECV, SYS_RECVFROM, SYS_RECVMMSG, SYS_RECVMSG,
-                               SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_SETSOCKOPT,
+                               SYS_SEND, SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_SETSOCKOPT,
                                SYS_SHUTDOWN, SYS_SOCKET, SYS_SOCKETPAIR, SO_PASSRIGHTS,
                                SOL_SOCKET, TIMEVAL64, MSG_DONTWAIT, MSG_OOB, MSG_PEEK,
                                MSG_TRUNC,
@@ -25,7 +25,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS,
 from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
-from sysemu.kernel.task import DATAPATH_MODEL
+from sysemu.kernel.task import DATAPATH_MODEL, in_compat_syscall
 from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
 from sysemu.net.scm import (UIO_MAXIOV, IovIter, UserMsghdr, copy_msghdr_from_user,
@@ -608,16 +608,12 @@ def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
     return sock_recvmsg(task, sock, it, flags, addr, addr_len)[1]
 
 
-def _compat(task) -> bool:
-    return task.abi in ("i386", "x32")
-
-
 def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) -> int:
     """Linux: ____sys_recvmsg(): sock_recvmsg() (data, address, control messages), then
     msg_namelen, msg_controllen and msg_flags written back."""
     skb, result, msg_flags = sock_recvmsg(task, sock, msg.iov, flags, msg.name,
                                           msg.namelen_addr, index)
-    cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, _compat(task)) \
+    cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, in_compat_syscall(task)) \
         if skb is not None else []
     used, ctrunc = put_cmsgs(task.mem, msg, cmsgs)
     put_user_int(task.mem, msg.flags_addr, msg_flags | ctrunc)
@@ -634,10 +630,10 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     from a 64-bit program, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user():
     EFAULT, EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV
     segments, import_iovec(): EFAULT, EINVAL for a negative segment length."""
-    if flags & MSG_CMSG_COMPAT and not _compat(task):
+    if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
     sock = _data_socket(task, fd, flags)
-    umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
+    umsg = copy_msghdr_from_user(task.mem, msg, in_compat_syscall(task))
     return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)
 
 
@@ -665,10 +661,10 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     read."""
     if flags & MSG_PROBE:
         raise HostPassthrough()
-    if flags & MSG_CMSG_COMPAT and not _compat(task):
+    if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
     sock = _data_socket(task, fd)
-    umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
+    umsg = copy_msghdr_from_user(task.mem, msg, in_compat_syscall(task))
     return sock_sendmsg(task, sock, umsg.iov, flags & ~MSG_CMSG_COMPAT,
                         _msg_address(task, umsg))
 
@@ -684,7 +680,7 @@ def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
     (with the bytes it moved, if any, as its msg_len): the call cannot be run again
     from the start, the earlier entries' bytes are gone (Linux waits in that entry). A
     datagram socket's waits (its datagrams leave the queue only once the answer is in)."""
-    compat = _compat(task)
+    compat = in_compat_syscall(task)
     step = MMSGHDR_SIZE[compat]
     done = 0
     for i in range(min(vlen, UIO_MAXIOV)):
@@ -741,7 +737,7 @@ def _recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int,
     0). A TCP socket's is the host's in the native data path but with MSG_ERRQUEUE.
     `timespec` is the timeout's layout. sysemu: the timeout is not applied (the call
     waits as recvmsg does)."""
-    if flags & MSG_CMSG_COMPAT and not _compat(task):
+    if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
     if timeout:
         sec, nsec = timespec.unpack(task.mem.read(timeout, timespec.size))
@@ -818,6 +814,7 @@ _SOCKETCALL = {
     # sysemu: SYS_RECV is served for a TCP socket only with MSG_ERRQUEUE (see
     # sys_recvfrom); the flags word is read from memory, so a thread rewriting it races
     # only with its own error-queue read.
+    SYS_SEND: lambda t, a: sys_sendto(t, a[0], a[1], a[2], a[3], 0, 0),
     SYS_RECV: lambda t, a: sys_recvfrom(t, a[0], a[1], a[2], a[3], 0, 0),
     SYS_SENDTO: lambda t, a: sys_sendto(t, *a[:6]),
     SYS_RECVFROM: lambda t, a: sys_recvfrom(t, *a[:6]),
@@ -833,7 +830,7 @@ _SOCKETCALL_INTS = {
     SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2),
     SYS_LISTEN: (0, 1), SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,),
     SYS_SHUTDOWN: (0, 1), SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2),
-    SYS_ACCEPT4: (0, 3), SYS_RECV: (0,), SYS_SENDTO: (0, 5), SYS_RECVFROM: (0,),
+    SYS_ACCEPT4: (0, 3), SYS_SEND: (0,), SYS_RECV: (0,), SYS_SENDTO: (0, 5), SYS_RECVFROM: (0,),
     SYS_SENDMSG: (0,), SYS_RECVMSG: (0,), SYS_SENDMMSG: (0,), SYS_RECVMMSG: (0,)}
 
 
@@ -841,13 +838,17 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE): send,
-# sendto, sendmsg, sendmmsg and socketpair, and call numbers outside 1..20, run on the
-# host untrapped (the number is a register: no user memory decides it).
-_SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
+# In the native data path the filter traps every call number sysemu serves but SYS_SEND
+# (the data call of a connected socket, the placeholder's there: nothing about it is
+# sysemu's but a UDP socket's, which sys_sendto's own trap leaves native too); call numbers
+# outside 1..20 run on the host untrapped (the number is a register: no user memory
+# decides it). Under `--datapath model` every socketcall is trapped (datapath=True), so
+# SYS_SEND reaches tcp_sendmsg as send() does.
+_SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL)
+                            if call != SYS_SEND)
 
 
-@syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED)
+@syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED, datapath=True)
 def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
     words): EINVAL for call outside 1..20, EFAULT copying the arguments. The data calls
