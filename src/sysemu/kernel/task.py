@@ -54,6 +54,11 @@ class HostHooks:
     file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
                                  read from (sendfile): readable, seekable, read(n, pos),
                                  close(); SyscallError(EBADF) when there is none
+    pipe_file(task, fd)          (model data path) the host descriptor at the caller's
+                                 `fd` that splice() finds opposite a sysemu socket: pipe,
+                                 readable, writable, nonblocking, queued(), space(),
+                                 poll(), read(n), write(data) (never waiting), wait(events)
+                                 -> a WaitQueue, close(); SyscallError(EBADF) when none
     send_sig(task, sig)          send signal `sig` to the calling thread as its call
                                  returns (SIGPIPE with EPIPE: Linux's send_sig() before
                                  the return; the host may defer it with task.on_commit)
@@ -105,6 +110,9 @@ class HostHooks:
 
     def file_reader(self, task, fd: int):
         raise SyscallError(Errno.EBADF)             # no host files here (in-process models)
+
+    def pipe_file(self, task, fd: int):
+        raise SyscallError(Errno.EBADF)
 
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
