@@ -1728,6 +1728,107 @@ def _wait_readable(sock):
     time.sleep(0.05)                # the rest of what was sent
 
 
+@scenario
+def mmsg_waits_and_ends():
+    # __sys_sendmmsg() / do_recvmmsg() on blocking sockets: an entry after the first
+    # that must wait waits (TCP: the second recvmmsg entry until more bytes come, a
+    # sendmmsg message until there is send space; UDP: the second datagram); a zero
+    # timeout ends recvmmsg after one message and writes back 0; an error in a later
+    # entry (an unreadable msghdr) ends the call with the count so far and becomes the
+    # socket's error (SO_ERROR, then the next read); a pending error (a reset) is the
+    # call's before any queued bytes.
+    libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
+                              ctypes.c_void_p]
+    result = {}
+    srv = listener()
+    c, a = connected_pair(srv)
+    for s in (c, a):
+        s.setblocking(True)
+        for opt in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            s.setsockopt(socket.SOL_SOCKET, opt, struct.pack("qq", 5, 0))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sendall(b"abc")
+    _wait_readable(a)
+    bufs = [ctypes.create_string_buffer(8) for _ in range(2)]
+    vec, keep = _tcp_mmsg_vec(bufs, [None, None])
+    later = threading.Timer(0.1, lambda: c.sendall(b"defg"))
+    later.start()
+    result["recvmmsg_waits"] = c_outcome(libc.recvmmsg, a.fileno(), vec, 2, 0, None)
+    later.join()
+    result["recvmmsg_waits_got"] = [b.raw.rstrip(b"\0").decode() for b in bufs]
+    result["recvmmsg_waits_lens"] = _mmsg_lens(vec, 2)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    big = [ctypes.create_string_buffer(bytes([i + 65]) * n, n)
+           for i, n in enumerate((100, 300000, 5))]
+    svec, skeep = _tcp_mmsg_vec(big, [None] * 3)
+    got = bytearray()
+    reader = threading.Thread(target=lambda: got.extend(_recv_exactly(a, 300105)))
+    reader.start()
+    result["sendmmsg_waits"] = c_outcome(libc.sendmmsg, c.fileno(), svec, 3, 0)
+    reader.join()
+    result["sendmmsg_waits_lens"] = _mmsg_lens(svec, 3)
+    result["sendmmsg_waits_intact"] = bytes(got) == b"".join(b.raw for b in big)
+    c.sendall(b"hijkl")
+    _wait_readable(a)
+    ts = (ctypes.c_int64 * 2)(0, 0)
+    small = [ctypes.create_string_buffer(2) for _ in range(2)]
+    vec2, keep2 = _tcp_mmsg_vec(small, [None, None])
+    result["zero_timeout"] = (c_outcome(libc.recvmmsg, a.fileno(), vec2, 2, 0, ts),
+                              list(ts))
+    ts = (ctypes.c_int64 * 2)(5, 0)
+    n = c_outcome(libc.recvmmsg, a.fileno(), vec2, 2, socket.MSG_DONTWAIT, ts)
+    result["timeout_left"] = (n, 0 < ts[0] * 10**9 + ts[1] <= 5 * 10**9)
+    c.sendall(b"mnop")
+    _wait_readable(a)
+    raw = bytearray(vec2)
+    raw[64:128] = bytes(64)
+    struct.pack_into("<QQ", raw, 64 + 16, 8, 1)         # msg_iov of entry 2: unmapped
+    bad = ctypes.create_string_buffer(bytes(raw), len(raw))
+    result["later_efault"] = c_outcome(libc.recvmmsg, a.fileno(), bad, 2, 0, None)
+    result["later_efault_so_error"] = a.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    c.sendall(b"qr")
+    _wait_readable(a)
+    result["after_efault_recv"] = _recv_text(a)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.sendall(b"st")
+    time.sleep(0.05)
+    c.close()
+    _wait_readable(a)
+    result["reset_first"] = c_outcome(libc.recvmmsg, a.fileno(), vec, 2, 0, None)
+    result["reset_then_recv"] = _recv_text(a)
+    a.close()
+    srv.close()
+    u1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u1.bind((LOOP, 0))
+    u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u2.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("qq", 5, 0))
+    u2.bind((LOOP, 0))
+    u1.sendto(b"one", u2.getsockname())
+    time.sleep(0.05)
+    later = threading.Timer(0.1, lambda: u1.sendto(b"two", u2.getsockname()))
+    later.start()
+    ubufs = [ctypes.create_string_buffer(8) for _ in range(2)]
+    uvec, ukeep = _tcp_mmsg_vec(ubufs, [None, None])
+    result["udp_recvmmsg_waits"] = c_outcome(libc.recvmmsg, u2.fileno(), uvec, 2, 0, None)
+    later.join()
+    result["udp_recvmmsg_got"] = [b.raw.rstrip(b"\0").decode() for b in ubufs]
+    u1.close()
+    u2.close()
+    return result
+
+
+def _recv_text(sock):
+    try:
+        return sock.recv(16).decode()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+
+def _mmsg_lens(vec, n):
+    return [struct.unpack_from("<I", bytes(vec), 64 * i + 56)[0] for i in range(n)]
+
+
 def _read_all(sock, size):
     data = bytearray()
     while len(data) < size:

@@ -608,9 +608,10 @@ def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
     return sock_recvmsg(task, sock, it, flags, addr, addr_len)[1]
 
 
-def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) -> int:
+def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int,
+             index: int = 0) -> tuple[int, int]:
     """Linux: ____sys_recvmsg(): sock_recvmsg() (data, address, control messages), then
-    msg_namelen, msg_controllen and msg_flags written back."""
+    msg_namelen, msg_controllen and msg_flags written back: (the result, msg_flags)."""
     skb, result, msg_flags = sock_recvmsg(task, sock, msg.iov, flags, msg.name,
                                           msg.namelen_addr, index)
     cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, in_compat_syscall(task)) \
@@ -621,7 +622,7 @@ def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) ->
         put_user_int(task.mem, msg.controllen_addr, used)
     else:
         task.mem.write(msg.controllen_addr, used.to_bytes(8, "little"))
-    return result
+    return result, msg_flags | ctrunc
 
 
 @syscall("recvmsg", abis=("64", "x32", "i386"), datapath=True)
@@ -634,7 +635,7 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
         raise SyscallError(Errno.EINVAL)
     sock = _data_socket(task, fd, flags)
     umsg = copy_msghdr_from_user(task.mem, msg, in_compat_syscall(task))
-    return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)
+    return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)[0]
 
 
 MSG_PROBE = 0x10
@@ -672,35 +673,43 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
 MMSGHDR_SIZE = {False: 64, True: 32}     # struct mmsghdr / compat_mmsghdr
 
 
-def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
-    """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(index, msghdr) for each of at
-    most UIO_MAXIOV entries, its result written to msg_len; an error after the first
-    ends the loop with the count so far.
-    sysemu: a stream socket's entry after the first that must wait ends the loop too
-    (with the bytes it moved, if any, as its msg_len): the call cannot be run again
-    from the start, the earlier entries' bytes are gone (Linux waits in that entry). A
-    datagram socket's waits (its datagrams leave the queue only once the answer is in)."""
+def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, key: tuple, one,
+               after=None) -> int:
+    """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(done, taken, msghdr) -> (its
+    result, whether the loop ends after it) for each of at most UIO_MAXIOV entries
+    (`done`: entries finished, `taken`: those of them this attempt finished), the result
+    written to msg_len; an error after the first ends the loop with the count so far
+    (after(err) first: do_recvmmsg() keeps it as the socket's error). An entry that must
+    wait waits, as Linux's does in it: the entries done (their datagrams leave the
+    queue now) and the waiting entry's own progress are kept (Task.partial, under
+    `key`), and the attempt run again when woken goes on from there."""
     compat = in_compat_syscall(task)
     step = MMSGHDR_SIZE[compat]
     done = 0
-    for i in range(min(vlen, UIO_MAXIOV)):
+    partial, task.partial = task.partial, None
+    if partial is not None and partial[0] == key:
+        done, task.partial = partial[1], partial[2]
+    start = done
+    for i in range(done, min(vlen, UIO_MAXIOV)):
         entry = mmsg + i * step
-        last = False
         try:
             try:
-                n = one(done, copy_msghdr_from_user(task.mem, entry, compat))
+                n, last = one(done, done - start,
+                              copy_msghdr_from_user(task.mem, entry, compat))
             except WouldBlock:
-                if not done or _datagram(sock):
-                    raise
-                partial, task.partial = task.partial, None
-                if partial is None or not partial[1]:
-                    return done
-                n, last = partial[1], True
+                if done > start:        # what the entries took is theirs now
+                    commits, task.commits = task.commits, []
+                    for action in commits:
+                        action()
+                task.partial = (key, done, task.partial)
+                raise
             put_user_int(task.mem, entry + msghdr_size(compat), n)
-        except SyscallError:
-            if done:
-                return done
-            raise
+        except SyscallError as err:
+            if not done:
+                raise
+            if after is not None:
+                after(err)
+            return done
         done += 1
         if last:
             break
@@ -709,12 +718,14 @@ def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
 
 @syscall("sendmmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
-    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
+    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg; one
+    sent in part (a non-blocking stream without room for all) is the last."""
     sock = _data_socket(task, fd)
 
-    def one(done: int, umsg: UserMsghdr) -> int:
-        return sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
-    return _each_mmsg(task, sock, mmsg, vlen, one)
+    def one(done: int, taken: int, umsg: UserMsghdr) -> tuple[int, bool]:
+        n = sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
+        return n, n < umsg.iov.count
+    return _each_mmsg(task, sock, mmsg, vlen, ("sendmmsg", id(sock), mmsg, vlen, flags), one)
 
 
 def inet_recv_error(sock: Socket) -> int:
@@ -731,25 +742,73 @@ NSEC_PER_SEC = 1_000_000_000
 def _recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int,
               timespec) -> int:
     """recvmmsg(2). Linux: net/socket.c __sys_recvmmsg(): the timeout (EFAULT), then
-    do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout), the socket, then
-    messages into the vector until it is full (MSG_WAITFORONE: without waiting after the
-    first); the first entry's error is the call's when nothing came (vlen 0 reads none:
-    0). A TCP socket's is the host's in the native data path but with MSG_ERRQUEUE.
-    `timespec` is the timeout's layout. sysemu: the timeout is not applied (the call
-    waits as recvmsg does)."""
+    do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout), the socket, its
+    pending error first (but with MSG_ERRQUEUE), then messages into the vector until it
+    is full (MSG_WAITFORONE: without waiting after the first), one with urgent data
+    (MSG_OOB) ending it, or the timeout: it is looked at after each message (the waits
+    are not bounded by it, as on Linux) and the time left written back once a message
+    came; the first entry's error is the call's when nothing came (vlen 0 reads none:
+    0), a later one's not EAGAIN becomes the socket's error (sk_err). A TCP socket's is
+    the host's in the native data path but with MSG_ERRQUEUE. `timespec` is the
+    timeout's layout."""
     if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
+    key = ("recvmmsg", fd, mmsg, vlen, flags, timeout)
+    partial = task.partial
+    resumed = partial is not None and partial[0] == key
+    end = None
     if timeout:
         sec, nsec = timespec.unpack(task.mem.read(timeout, timespec.size))
         if sec < 0 or not 0 <= nsec < NSEC_PER_SEC:
             raise SyscallError(Errno.EINVAL)
+        # Linux: a zero timeout ends at once (end_time 0), else now + timeout; a call
+        # that waited and runs again keeps the end of its first attempt
+        if resumed:
+            end = partial[3]
+            task.partial = partial[:3]
+        else:
+            end = task.kernel.clock.now() + sec + nsec / NSEC_PER_SEC if sec or nsec else 0.0
     sock = _data_socket(task, fd, flags)
+    sk = sock.sk
+    if not flags & MSG_ERRQUEUE and sk.sk_err and not resumed:
+        err, sk.sk_err = sk.sk_err, 0           # Linux: sock_error()
+        _error_changed(sock)
+        raise SyscallError(err)
+    left = [None]
 
-    def one(done: int, umsg: UserMsghdr) -> int:
+    def one(done: int, taken: int, umsg: UserMsghdr) -> tuple[int, bool]:
         this = flags | (MSG_DONTWAIT if done and flags & MSG_WAITFORONE else 0)
-        return _recvmsg(task, sock, umsg, this & ~(MSG_WAITFORONE | MSG_CMSG_COMPAT),
-                        0 if flags & MSG_PEEK else done)
-    return _each_mmsg(task, sock, mmsg, vlen, one)
+        n, msg_flags = _recvmsg(task, sock, umsg, this & ~(MSG_WAITFORONE | MSG_CMSG_COMPAT),
+                                0 if flags & MSG_PEEK else taken)
+        last = bool(msg_flags & MSG_OOB)
+        if end is not None:
+            left[0] = max(end - task.kernel.clock.now(), 0.0)
+            last = last or not left[0]
+        return n, last
+
+    def after(err: SyscallError) -> None:
+        if err.errno != Errno.EAGAIN:
+            sk.sk_err = err.errno
+            _error_changed(sock)
+
+    try:
+        done = _each_mmsg(task, sock, mmsg, vlen, key, one, after)
+    except WouldBlock:
+        if end is not None and task.partial is not None:
+            task.partial = task.partial + (end,)
+        raise
+    if done and left[0] is not None:
+        ns = round(left[0] * NSEC_PER_SEC)
+        task.mem.write(timeout, timespec.pack(ns // NSEC_PER_SEC, ns % NSEC_PER_SEC))
+    return done
+
+
+def _error_changed(sock: Socket) -> None:
+    """The socket's pending error was set or taken: its placeholder shows it (or not)."""
+    if _datagram(sock):
+        sock.net.kernel.host.datagram_error(sock.sk)
+    else:
+        sock.net.kernel.host.readiness(sock.sk)
 
 
 @syscall("recvmmsg", abis=("64", "x32", "i386"), datapath=True)
