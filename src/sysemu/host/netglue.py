@@ -49,8 +49,8 @@ first). The placeholder only shows readiness, as tcp_poll() says (`readiness`):
 - EOF (POLLIN|POLLRDHUP): the kept end shuts its sending side once a FIN came or the
   program shut its reading side;
 - a reset: the placeholder breaks as before (POLLERR|POLLHUP; the model answers reads);
-- bytes the program writes with calls that are not trapped (splice, vmsplice, sendmmsg,
-  i386 socketcall) reach the kept end: sysemu reads them and queues them in the model's
+- bytes the program writes with calls that are not trapped (sendmsg with MSG_PROBE,
+  pwritev2 with offset -1) reach the kept end: sysemu reads them and queues them in the model's
   send queue (tcp_sendpage), after whatever it already holds, and before any trapped send
   that follows (pull_sent).
 - writable: while the model's send queue has room (sk_stream_is_writeable()), else the

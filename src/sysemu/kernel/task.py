@@ -49,8 +49,9 @@ class HostHooks:
                                  have changed: data or EOF came or was read, an error,
                                  send space
     pull_sent(sock)              (model data path) take in bytes the program wrote to its
-                                 placeholder with calls sysemu does not trap (sendfile,
-                                 splice), before a trapped send adds its own
+                                 placeholder with calls sysemu does not trap (sendmsg
+                                 with MSG_PROBE, pwritev2), before a trapped send adds its
+                                 own
     file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
                                  read from (sendfile): readable, seekable, read(n, pos),
                                  close(); SyscallError(EBADF) when there is none
