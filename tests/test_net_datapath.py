@@ -8,13 +8,19 @@ import pytest
 
 import sysemu.fs.fcntl  # noqa: F401  (ioctl)
 import sysemu.fs.read_write  # noqa: F401  (registers read/write/readv/writev)
+import sysemu.fs.splice  # noqa: F401  (registers splice)
+from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.socket import (MSG_DONTWAIT, MSG_MORE, MSG_OOB, MSG_PEEK, MSG_TRUNC,
                                MSG_WAITALL, SHUTDOWN_MASK)
 from sysemu.arch.x86.entry import (AUDIT_ARCH_I386, X32_SYSCALL_BIT, Syscalls,
                                    run_model_call)
-from sysemu.kernel.errors import WouldBlock
+from sysemu.fs.splice import (POLLERR, POLLHUP, POLLIN, POLLOUT, SPLICE_F_MORE,
+                              SPLICE_F_NONBLOCK)
+from sysemu.kernel.errors import SyscallError, WouldBlock
+from sysemu.kernel.file import File
 from sysemu.kernel.task import DATAPATH_MODEL, Task
+from sysemu.kernel.wait import WaitQueue
 from sysemu.net.socket import SIOCATMARK, SIOCINQ, SIOCOUTQ
 from test_net_helpers import BLOCK, E, Env
 
@@ -459,3 +465,126 @@ def test_recvmmsg_timeout_looked_at_after_each_message(env):
     assert env.dcall("recvmmsg", s, rvec, 2, MSG_DONTWAIT, ts) == 1      # then EAGAIN
     sec, nsec = struct.unpack("<qq", env.mem.read(ts, 16))
     assert 0 < sec * 10**9 + nsec <= 5 * 10**9
+
+
+# -- splice between a socket and a pipe (fs/splice.py), the pipe a stand-in ---------------
+
+NR_SPLICE = 275
+PIPE_SIZE = 65536
+
+
+class FakePipe:
+    """What HostHooks.pipe_file gives for a program's pipe (host/files.py HostPipe),
+    over bytes held here: one end of a 64 KiB pipe."""
+
+    def __init__(self, data=b"", readable=True, writable=True):
+        self.buf = bytearray(data)
+        self.pipe, self.readable, self.writable = True, readable, writable
+        self.nonblocking = False
+        self.readers = self.writers = True
+        self.queue = WaitQueue("pipe")
+        self.waited = []
+
+    def queued(self):
+        return len(self.buf)
+
+    def space(self):
+        return max(PIPE_SIZE - len(self.buf), 0)
+
+    def poll(self):
+        return ((POLLIN if self.buf else 0) | (POLLOUT if self.space() else 0)
+                | (0 if self.writers else POLLHUP) | (0 if self.readers else POLLERR))
+
+    def read(self, n):
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def write(self, data):
+        if not self.readers:
+            raise SyscallError(Errno.EPIPE)
+        n = min(len(data), self.space())
+        self.buf += data[:n]
+        return n
+
+    def wait(self, events):
+        self.waited.append(events)
+        return self.queue
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def spliced():
+    """A connected pair and a stand-in pipe at descriptor `p` (a file that is not a
+    socket: splice asks the host for it)."""
+    env = DataEnv()
+    _, c, s = env.pair()
+    env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1)
+    pipe = FakePipe()
+    p = env.task.files.install(File(object()))
+    env.hooks.pipe_file = lambda task, fd: pipe
+    signals = []
+    env.hooks.send_sig = lambda task, sig: signals.append(sig)
+    return env, c, s, p, pipe, signals
+
+
+def splice(env, fd_in, fd_out, length, flags=0, off_in=0, off_out=0):
+    try:
+        return run_model_call(env.sc, env.task, NR_SPLICE, fd_in, off_in, fd_out, off_out,
+                              length, flags)
+    except WouldBlock:
+        return BLOCK
+
+
+def test_splice_pipe_to_socket_sends_what_the_pipe_holds(spliced):
+    env, c, s, p, pipe, _ = spliced
+    pipe.buf += b"hello pipe"
+    assert splice(env, p, c, 5) == 5
+    assert splice(env, p, c, 100, SPLICE_F_MORE) == 5 and not pipe.buf
+    env.run_until(env.clock.now() + 1)          # MSG_MORE's held segment goes at 200 ms
+    assert env.recv(s, 100) == b"hello pipe"
+    assert splice(env, p, c, 10, SPLICE_F_NONBLOCK) == -E.EAGAIN
+    pipe.nonblocking = True
+    assert splice(env, p, c, 10) == -E.EAGAIN
+    pipe.nonblocking = False
+    assert splice(env, p, c, 10) is BLOCK and pipe.waited == [POLLIN]
+    pipe.buf += b"late"
+    assert splice(env, p, c, 10) == 4
+    pipe.writers = False
+    assert splice(env, p, c, 10) == 0                       # no writer: the end
+
+
+def test_splice_socket_to_pipe_takes_only_what_fits(spliced):
+    env, c, s, p, pipe, signals = spliced
+    assert splice(env, s, p, 10) is BLOCK                   # waits as a read does
+    env.send(c, b"to the pipe")
+    assert splice(env, s, p, 5) == 5 and bytes(pipe.buf) == b"to th"
+    pipe.buf[:] = b"x" * (PIPE_SIZE - 2)
+    assert splice(env, s, p, 100) == 2                      # the room left
+    assert splice(env, s, p, 100, SPLICE_F_NONBLOCK) == -E.EAGAIN    # full
+    assert splice(env, s, p, 100) is BLOCK and pipe.waited == [POLLOUT]
+    pipe.buf.clear()
+    assert splice(env, s, p, 100) == 4 and bytes(pipe.buf) == b"pipe"
+    env.send(c, b"z")
+    pipe.readers = False
+    assert splice(env, s, p, 1) == -E.EPIPE and signals == [13]
+    assert env.recv(s, 10) == b"z"                          # still queued
+
+
+def test_splice_checks_in_linuxs_order(spliced):
+    env, c, s, p, pipe, _ = spliced
+    off = env.mem.alloc(bytes(8))
+    assert splice(env, s, p, 0, 0x100) == 0                 # len 0 before the flags
+    assert splice(env, s, p, 1, 0x100) == -E.EINVAL
+    assert splice(env, 99, p, 1) == -E.EBADF
+    assert splice(env, p, c, 1, off_in=off) == -E.ESPIPE    # an offset on the pipe
+    assert splice(env, p, c, 1, off_out=0x8) == -E.EFAULT   # read before do_splice()
+    assert splice(env, p, c, 1, off_out=off) == -E.EINVAL   # the socket: no pwrite
+    assert splice(env, s, p, 1, off_in=off) == -E.EINVAL
+    assert splice(env, s, c, 1) == -E.EINVAL                # no pipe at all
+    pipe.readable = False
+    assert splice(env, p, c, 1) == -E.EBADF                 # the pipe's write end
+    pipe.readable, pipe.pipe = True, False
+    assert splice(env, p, c, 1) == -E.EINVAL                # a file, not a pipe
