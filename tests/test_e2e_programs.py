@@ -236,6 +236,7 @@ error_log {d}/error.log notice;
 events {{ worker_connections 128; }}
 http {{
     access_log off;
+    sendfile on;
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
@@ -430,6 +431,85 @@ def test_sendto_with_address_rpc(cc, sysemu_bin, options):
     assert (native.returncode, text(native)) == (0, RPC_WANT), report(native)
     got = run_sh(f'"{rpc}" 5 400', sysemu_bin, options=options)
     assert (got.returncode, text(got)) == (0, RPC_WANT), report(got)
+
+
+# --- haproxy (splice) and socat (read/write) relays in front of http.server ---
+
+HAPROXY_CONF = """
+global
+    maxconn 100
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+    option splice-request
+    option splice-response
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s1 127.0.0.1:{backend}
+"""
+
+RELAY_SCRIPT = """
+"$PY" -m http.server --bind 127.0.0.1 "$BPORT" --directory "$D/www" >/dev/null 2>&1 &
+web=$!
+case "$RELAY" in
+haproxy) haproxy -f "$D/haproxy.cfg" -db >"$D/relay.log" 2>&1 & ;;
+socat) socat TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:"$BPORT" \
+           >"$D/relay.log" 2>&1 & ;;
+esac
+relay=$!
+until_ok 100 curl -sf -o /dev/null "http://127.0.0.1:$PORT/big.bin" ||
+    echo "the relay never answered"
+curl -s "http://127.0.0.1:$PORT/big.bin" -o "$D/got.bin"
+echo "curl rc=$?"
+kill $relay $web
+wait
+"""
+
+
+def relay_run(workdir, sysemu_bin, relay: str, options=()):
+    port, backend = free_port(), free_port()
+    (workdir / "www").mkdir(exist_ok=True)
+    want = known_file(workdir / "www" / "big.bin", 3_000_000)
+    (workdir / "haproxy.cfg").write_text(HAPROXY_CONF.format(port=port, backend=backend))
+    done = run_sh(RELAY_SCRIPT, sysemu_bin, options=options, timeout=60,
+                  env={"D": str(workdir), "PORT": str(port), "BPORT": str(backend),
+                       "RELAY": relay, "PY": sys.executable})
+    got = (workdir / "got.bin").read_bytes() if (workdir / "got.bin").exists() else None
+    return done, got == want
+
+
+@pytest.mark.parametrize("options", [(), MODEL], ids=["native", "model"])
+def test_haproxy_splice_relay(workdir, sysemu_bin, options):
+    """haproxy in TCP mode with splice-request/splice-response moves a 3 MB reply
+    socket -> pipe -> socket with splice(2): natively, under sysemu, and under
+    --datapath model (where sysemu serves those splices: the trace shows them)."""
+    need("haproxy", package="haproxy")
+    need("curl", package="curl")
+    native, same = relay_run(workdir, None, "haproxy")
+    assert (native.returncode, text(native), same) == (0, "curl rc=0\n", True), \
+        report(native)
+    trace = workdir / "trace.txt"
+    done, same = relay_run(workdir, sysemu_bin, "haproxy",
+                           [*options, "--strace=splice", "-o", str(trace)])
+    assert (done.returncode, text(done), same) == (0, "curl rc=0\n", True), report(done)
+    if options:
+        moved = [int(m) for m in re.findall(r"splice\(.*\) = (\d+)$", trace.read_text(),
+                                            re.M)]
+        assert sum(moved) >= 2 * 3_000_000, moved[-20:]    # in and out of the pipe
+
+
+@pytest.mark.parametrize("options", [(), MODEL], ids=["native", "model"])
+def test_socat_relay(workdir, sysemu_bin, options):
+    """socat between curl and http.server (read/write on both sockets)."""
+    need("socat", package="socat")
+    need("curl", package="curl")
+    done, same = relay_run(workdir, sysemu_bin, "socat", options)
+    assert (done.returncode, text(done), same) == (0, "curl rc=0\n", True), report(done)
 
 
 # --- demo/accept_queue.py ---

@@ -8,12 +8,19 @@ import pytest
 
 import sysemu.fs.fcntl  # noqa: F401  (ioctl)
 import sysemu.fs.read_write  # noqa: F401  (registers read/write/readv/writev)
+import sysemu.fs.splice  # noqa: F401  (registers splice)
+from sysemu.abi.errno import Errno
 from sysemu.abi.inet import TcpFlags, TcpState
 from sysemu.abi.socket import (MSG_DONTWAIT, MSG_MORE, MSG_OOB, MSG_PEEK, MSG_TRUNC,
                                MSG_WAITALL, SHUTDOWN_MASK)
-from sysemu.arch.x86.entry import Syscalls, run_model_call
-from sysemu.kernel.errors import WouldBlock
+from sysemu.arch.x86.entry import (AUDIT_ARCH_I386, X32_SYSCALL_BIT, Syscalls,
+                                   run_model_call)
+from sysemu.fs.splice import (POLLERR, POLLHUP, POLLIN, POLLOUT, SPLICE_F_MORE,
+                              SPLICE_F_NONBLOCK)
+from sysemu.kernel.errors import SyscallError, WouldBlock
+from sysemu.kernel.file import File
 from sysemu.kernel.task import DATAPATH_MODEL, Task
+from sysemu.kernel.wait import WaitQueue
 from sysemu.net.socket import SIOCATMARK, SIOCINQ, SIOCOUTQ
 from test_net_helpers import BLOCK, E, Env
 
@@ -37,8 +44,14 @@ class DataEnv(Env):
             self.last_block = wb
             return BLOCK
 
-    def send(self, fd, data: bytes, flags=0):
-        return self.dcall("sendto", fd, self.mem.alloc(data), len(data), flags, 0, 0)
+    def send(self, fd, data: bytes, flags=0, task=None):
+        return self.dcall("sendto", fd, self.mem.alloc(data), len(data), flags, 0, 0,
+                          task=task)
+
+    def thread(self):
+        """Another thread of the same program (its own Task.partial)."""
+        return Task(self.kernel, pid=self.task.pid, tid=self.task.pid + 1000, mem=self.mem,
+                    files=self.task.files)
 
     def write(self, fd, data: bytes):
         return self.dcall("write", fd, self.mem.alloc(data), len(data))
@@ -346,6 +359,26 @@ if given is not None:
             end = max(end, off + seg.length)
 
 
+def test_i386_and_x32_readv_writev_take_compat_iovecs(env):
+    """i386's readv/writev (145, 146) and x32's (515, 516) are sys_readv/sys_writev,
+    whose import_iovec() reads compat_iovecs (in_compat_syscall()): 32-bit base and
+    length, a negative length EINVAL."""
+    _, c, s = env.pair()
+    env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1)
+    data = env.mem.alloc(b"abcdef")
+    vec = env.mem.alloc(struct.pack("<IiIi", data, 2, data + 2, 4))
+    assert run_model_call(env.sc, env.task, X32_SYSCALL_BIT | 516, c, vec, 2) == 6
+    assert run_model_call(env.sc, env.task, 146, c, vec, 1, arch=AUDIT_ARCH_I386) == 2
+    buf = env.mem.alloc(bytes(8))
+    rvec = env.mem.alloc(struct.pack("<IiIi", buf, 3, buf + 3, 5))
+    assert run_model_call(env.sc, env.task, 145, s, rvec, 2, arch=AUDIT_ARCH_I386) == 8
+    assert env.mem.read(buf, 8) == b"abcdefab"
+    neg = env.mem.alloc(struct.pack("<Ii", data, -1))
+    assert run_model_call(env.sc, env.task, X32_SYSCALL_BIT | 515, s, neg, 1) == -E.EINVAL
+    assert run_model_call(env.sc, env.task, 146, c, neg, 1, arch=AUDIT_ARCH_I386) \
+        == -E.EINVAL
+
+
 def _mmsgs(env, sizes):
     """struct mmsghdr[len(sizes)] in env.mem, one iovec of each size, no names: (the
     vector, the buffers)."""
@@ -371,13 +404,188 @@ def test_recvmmsg_and_sendmmsg_on_tcp_one_stream(env):
     assert env.dcall("recvmmsg", s, rvec, 2, MSG_DONTWAIT, 0) == -E.EAGAIN
 
 
-@pytest.mark.xfail(strict=True, reason="README: Limitations, the model data path: a TCP "
-                   "recvmmsg entry after the first that must wait ends the call")
 def test_recvmmsg_on_tcp_waits_in_the_second_entry(env):
     """Linux waits in the second entry (no MSG_WAITFORONE) once the first took all that
-    was queued; sysemu returns 1 (it cannot run the call again from its start: the first
-    entry's bytes are gone)."""
+    was queued; the attempt run again when bytes come goes on with the second entry (the
+    first entry's bytes are not read twice)."""
     _, c, s = env.pair()
     env.send(c, b"abc")
     rvec, rbufs = _mmsgs(env, [8, 8])
     assert env.dcall("recvmmsg", s, rvec, 2, 0, 0) is BLOCK
+    env.send(c, b"defg", task=env.thread())
+    assert env.dcall("recvmmsg", s, rvec, 2, 0, 0) == 2
+    assert env.mem.read(rbufs[0], 3) == b"abc" and env.mem.read(rbufs[1], 4) == b"defg"
+    lens = [struct.unpack_from("<I", env.mem.read(rvec + 64 * i + 56, 4))[0] for i in (0, 1)]
+    assert lens == [3, 4]
+
+
+def test_sendmmsg_on_tcp_waits_in_a_later_entry(env):
+    """A blocking sendmmsg whose second message finds no send space waits in it (Linux:
+    sk_stream_wait_memory()); woken, it sends the rest of that message and goes on."""
+    _, c, s = env.pair()
+    env.setsockopt(s, SOL_SOCKET, SO_RCVBUF, 4096)
+    env.setsockopt(c, SOL_SOCKET, SO_SNDBUF, 4096)
+    sizes = [100, 300000, 5]
+    vec, bufs = _mmsgs(env, sizes)
+    for b, n in zip(bufs, sizes):
+        env.mem.write(b, bytes([n % 251]) * n)
+    r = env.dcall("sendmmsg", c, vec, 3, 0)
+    got = bytearray()
+    reader = env.thread()
+    for _ in range(2000):
+        if r is not BLOCK:
+            break
+        buf = env.mem.alloc(bytes(1 << 16))
+        n = env.dcall("recvfrom", s, buf, 1 << 16, MSG_DONTWAIT, 0, 0, task=reader)
+        chunk = env.mem.read(buf, n) if n is not BLOCK and n > 0 else None
+        if isinstance(chunk, bytes):
+            got += chunk
+        env.run_until(env.clock.now() + 0.01)
+        r = env.dcall("sendmmsg", c, vec, 3, 0)
+    assert r == 3
+    env.run_until(env.clock.now() + 1)
+    while True:
+        chunk = env.recv(s, 1 << 20, MSG_DONTWAIT)
+        if not isinstance(chunk, bytes) or not chunk:
+            break
+        got += chunk
+    assert bytes(got) == b"".join(bytes([n % 251]) * n for n in sizes)
+
+
+def test_recvmmsg_timeout_looked_at_after_each_message(env):
+    """do_recvmmsg(): a zero timeout ends the call after the first message (end_time 0),
+    and the time left, 0, is written back."""
+    _, c, s = env.pair()
+    env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1)
+    env.send(c, b"abc")
+    rvec, rbufs = _mmsgs(env, [2, 8])
+    ts = env.mem.alloc(struct.pack("<qq", 0, 0))
+    assert env.dcall("recvmmsg", s, rvec, 2, MSG_DONTWAIT, ts) == 1
+    assert struct.unpack("<qq", env.mem.read(ts, 16)) == (0, 0)
+    env.mem.write(ts, struct.pack("<qq", 5, 0))
+    assert env.dcall("recvmmsg", s, rvec, 2, MSG_DONTWAIT, ts) == 1      # then EAGAIN
+    sec, nsec = struct.unpack("<qq", env.mem.read(ts, 16))
+    assert 0 < sec * 10**9 + nsec <= 5 * 10**9
+
+
+# -- splice between a socket and a pipe (fs/splice.py), the pipe a stand-in ---------------
+
+NR_SPLICE = 275
+PIPE_SIZE = 65536
+
+
+class FakePipe:
+    """What HostHooks.pipe_file gives for a program's pipe (host/files.py HostPipe),
+    over bytes held here: one end of a 64 KiB pipe."""
+
+    def __init__(self, data=b"", readable=True, writable=True):
+        self.buf = bytearray(data)
+        self.pipe, self.readable, self.writable = True, readable, writable
+        self.nonblocking = False
+        self.readers = self.writers = True
+        self.queue = WaitQueue("pipe")
+        self.waited = []
+
+    def queued(self):
+        return len(self.buf)
+
+    def space(self):
+        return max(PIPE_SIZE - len(self.buf), 0)
+
+    def poll(self):
+        return ((POLLIN if self.buf else 0) | (POLLOUT if self.space() else 0)
+                | (0 if self.writers else POLLHUP) | (0 if self.readers else POLLERR))
+
+    def read(self, n):
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def write(self, data):
+        if not self.readers:
+            raise SyscallError(Errno.EPIPE)
+        n = min(len(data), self.space())
+        self.buf += data[:n]
+        return n
+
+    def wait(self, events):
+        self.waited.append(events)
+        return self.queue
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def spliced():
+    """A connected pair and a stand-in pipe at descriptor `p` (a file that is not a
+    socket: splice asks the host for it)."""
+    env = DataEnv()
+    _, c, s = env.pair()
+    env.setsockopt(c, IPPROTO_TCP, TCP_NODELAY, 1)
+    pipe = FakePipe()
+    p = env.task.files.install(File(object()))
+    env.hooks.pipe_file = lambda task, fd: pipe
+    signals = []
+    env.hooks.send_sig = lambda task, sig: signals.append(sig)
+    return env, c, s, p, pipe, signals
+
+
+def splice(env, fd_in, fd_out, length, flags=0, off_in=0, off_out=0):
+    try:
+        return run_model_call(env.sc, env.task, NR_SPLICE, fd_in, off_in, fd_out, off_out,
+                              length, flags)
+    except WouldBlock:
+        return BLOCK
+
+
+def test_splice_pipe_to_socket_sends_what_the_pipe_holds(spliced):
+    env, c, s, p, pipe, _ = spliced
+    pipe.buf += b"hello pipe"
+    assert splice(env, p, c, 5) == 5
+    assert splice(env, p, c, 100, SPLICE_F_MORE) == 5 and not pipe.buf
+    env.run_until(env.clock.now() + 1)          # MSG_MORE's held segment goes at 200 ms
+    assert env.recv(s, 100) == b"hello pipe"
+    assert splice(env, p, c, 10, SPLICE_F_NONBLOCK) == -E.EAGAIN
+    pipe.nonblocking = True
+    assert splice(env, p, c, 10) == -E.EAGAIN
+    pipe.nonblocking = False
+    assert splice(env, p, c, 10) is BLOCK and pipe.waited == [POLLIN]
+    pipe.buf += b"late"
+    assert splice(env, p, c, 10) == 4
+    pipe.writers = False
+    assert splice(env, p, c, 10) == 0                       # no writer: the end
+
+
+def test_splice_socket_to_pipe_takes_only_what_fits(spliced):
+    env, c, s, p, pipe, signals = spliced
+    assert splice(env, s, p, 10) is BLOCK                   # waits as a read does
+    env.send(c, b"to the pipe")
+    assert splice(env, s, p, 5) == 5 and bytes(pipe.buf) == b"to th"
+    pipe.buf[:] = b"x" * (PIPE_SIZE - 2)
+    assert splice(env, s, p, 100) == 2                      # the room left
+    assert splice(env, s, p, 100, SPLICE_F_NONBLOCK) == -E.EAGAIN    # full
+    assert splice(env, s, p, 100) is BLOCK and pipe.waited == [POLLOUT]
+    pipe.buf.clear()
+    assert splice(env, s, p, 100) == 4 and bytes(pipe.buf) == b"pipe"
+    env.send(c, b"z")
+    pipe.readers = False
+    assert splice(env, s, p, 1) == -E.EPIPE and signals == [13]
+    assert env.recv(s, 10) == b"z"                          # still queued
+
+
+def test_splice_checks_in_linuxs_order(spliced):
+    env, c, s, p, pipe, _ = spliced
+    off = env.mem.alloc(bytes(8))
+    assert splice(env, s, p, 0, 0x100) == 0                 # len 0 before the flags
+    assert splice(env, s, p, 1, 0x100) == -E.EINVAL
+    assert splice(env, 99, p, 1) == -E.EBADF
+    assert splice(env, p, c, 1, off_in=off) == -E.ESPIPE    # an offset on the pipe
+    assert splice(env, p, c, 1, off_out=0x8) == -E.EFAULT   # read before do_splice()
+    assert splice(env, p, c, 1, off_out=off) == -E.EINVAL   # the socket: no pwrite
+    assert splice(env, s, p, 1, off_in=off) == -E.EINVAL
+    assert splice(env, s, c, 1) == -E.EINVAL                # no pipe at all
+    pipe.readable = False
+    assert splice(env, p, c, 1) == -E.EBADF                 # the pipe's write end
+    pipe.readable, pipe.pipe = True, False
+    assert splice(env, p, c, 1) == -E.EINVAL                # a file, not a pipe

@@ -24,6 +24,7 @@ def load_handlers() -> None:
     import sysemu.fs.procfs  # noqa: F401
     import sysemu.fs.read_write  # noqa: F401
     import sysemu.fs.select  # noqa: F401
+    import sysemu.fs.splice  # noqa: F401
     import sysemu.net  # noqa: F401
 
 

@@ -109,6 +109,17 @@ static const char *addr_text(const struct sockaddr_in *a)
     return buf;
 }
 
+/* wait (up to a second) until `fd` has `n` bytes to read */
+static void wait_avail(int fd, int n)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int avail = 0;
+        if (ioctl(fd, FIONREAD, &avail) == 0 && avail >= n)
+            return;
+        usleep(10000);
+    }
+}
+
 /* a page that is not mapped, and one whose last 4 bytes are the end of a mapping */
 static char *unmapped, *edge;
 
@@ -246,6 +257,50 @@ static void tcp(void)
          NULL);
     r = SC(SYS_RECV, acc, buf, sizeof buf, MSG_DONTWAIT);
     show("recv.after_errqueue", r, "data=%.*s", r > 0 ? (int)r : 0, buf);
+
+    /* read/write/readv/writev and sendfile of an i386 program: compat_iovec, and i386's
+     * own sendfile (a 32-bit off_t, cut at MAX_NON_LFS) and sendfile64 */
+    struct iovec wv[3] = {{"rv", 2}, {"", 0}, {"wxyz", 4}};
+    show("writev", ret(syscall(__NR_writev, c, wv, 3)), NULL);
+    wait_avail(acc, 6);
+    char v1[3] = {0}, v2[8] = {0};
+    struct iovec rv[2] = {{v1, 2}, {v2, sizeof v2 - 1}};
+    r = ret(syscall(__NR_readv, acc, rv, 2));
+    show("readv", r, "data=%s|%s", v1, v2);
+    struct iovec neg[1] = {{"x", (size_t)-1}};
+    show("writev.neglen", ret(syscall(__NR_writev, c, neg, 1)), NULL);
+    show("readv.efault", ret(syscall(__NR_readv, acc, unmapped, 1)), NULL);
+    show("readv.empty", ret(syscall(__NR_readv, acc, rv, 0)), NULL);
+    show("write", ret(syscall(__NR_write, c, "wr", 2)), NULL);
+    wait_avail(acc, 2);
+    r = ret(syscall(__NR_read, acc, buf, sizeof buf));
+    show("read", r, "data=%.*s", r > 0 ? (int)r : 0, buf);
+    int mfd = syscall(__NR_memfd_create, "sendfile32", 0);
+    if (write(mfd, "0123456789", 10) != 10)
+        show("memfd.write", -errno, NULL);
+    int32_t off32 = 2;
+    r = ret(syscall(__NR_sendfile, c, mfd, &off32, 4));
+    show("sendfile", r, "off=%d", off32);
+    int64_t off64 = 8;
+    r = ret(syscall(__NR_sendfile64, c, mfd, &off64, 100));
+    show("sendfile64", r, "off=%lld", (long long)off64);
+    off32 = 0x7fffffff;
+    r = ret(syscall(__NR_sendfile, c, mfd, &off32, 1));
+    show("sendfile.at_max", r, "off=%d", off32);
+    off32 = 0x7ffffff0;
+    r = ret(syscall(__NR_sendfile, c, mfd, &off32, 100));
+    show("sendfile.near_max", r, "off=%d", off32);
+    off32 = -1;
+    show("sendfile.negative", ret(syscall(__NR_sendfile, c, mfd, &off32, 1)), NULL);
+    show("sendfile.efault", ret(syscall(__NR_sendfile, c, mfd, unmapped, 1)), NULL);
+    lseek(mfd, 5, SEEK_SET);
+    r = ret(syscall(__NR_sendfile, c, mfd, NULL, 3));
+    show("sendfile.nooffset", r, "pos=%ld", (long)lseek(mfd, 0, SEEK_CUR));
+    close(mfd);
+    wait_avail(acc, 9);
+    memset(buf, 0, sizeof buf);
+    r = ret(syscall(__NR_read, acc, buf, sizeof buf));
+    show("read.sendfile", r, "data=%.*s", r > 0 ? (int)r : 0, buf);
 
     /* options with 32-bit layouts */
     int v = -1;

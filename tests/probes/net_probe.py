@@ -1585,6 +1585,301 @@ def sendfile_edges():
     return result
 
 
+@scenario
+def sendfile_limits():
+    # do_sendfile()'s other edges: rw_verify_area() (EINVAL for a negative offset, a
+    # count past SSIZE_MAX, an offset the count carries past LLONG_MAX), an offset past
+    # the file's end (0, the offset kept), EFAULT for an unreadable offset pointer, and
+    # EINVAL for an O_APPEND socket (do_splice_direct()); the offset written back.
+    import tempfile
+    srv = listener()
+    c, a = connected_pair(srv)
+    result = {}
+    libc.sendfile.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "f")
+        with open(path, "wb") as f:
+            f.write(b"0123456789")
+        fd = os.open(path, os.O_RDONLY)
+        for label, start, count in (("negative", -1, 1), ("ssize_max", 0, 1 << 63),
+                                    ("past_llong_max", (1 << 63) - 10, 100),
+                                    ("past_end", 100, 5), ("tail", 7, 100)):
+            off = ctypes.c_int64(start)
+            result[label] = (c_outcome(libc.sendfile, c.fileno(), fd, ctypes.byref(off),
+                                       count), off.value)
+        result["offset_efault"] = c_outcome(libc.sendfile, c.fileno(), fd, 8, 1)
+        flags = fcntl.fcntl(c.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(c.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+        result["append"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 5)
+        result["append_count0"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 0)
+        fcntl.fcntl(c.fileno(), fcntl.F_SETFL, flags)
+        result["after_append"] = c_outcome(libc.sendfile, c.fileno(), fd, None, 2)
+        os.close(fd)
+    c.shutdown(socket.SHUT_WR)
+    result["stream"] = _read_all(a, 1 << 16).decode()
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+def _splice(fd_in, fd_out, length, flags=0, off_in=None, off_out=None):
+    """splice(2) through libc (offsets as loff_t pointers): the value or the errno name."""
+    libc.splice.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_size_t, ctypes.c_uint]
+    libc.splice.restype = ctypes.c_ssize_t
+    return c_outcome(libc.splice, fd_in, off_in, fd_out, off_out, length, flags)
+
+
+SPLICE_F_NONBLOCK, SPLICE_F_MORE = 2, 4
+
+
+@scenario
+def splice_socket_pipe():
+    # splice(2) with a connected TCP socket at one end and a pipe at the other, both
+    # ways: splice_to_socket() takes the pipe's bytes (no more than asked), an empty
+    # pipe waits for a writer, is EAGAIN non-blocking and 0 once no writer is left;
+    # tcp_splice_read() gives what is queued (no more than asked), waits for data, EAGAIN
+    # on an O_NONBLOCK socket, 0 at EOF; EPIPE (SIGPIPE ignored) for a pipe with no
+    # reader. Then the checks: len 0, unknown flags, EBADF (a bad descriptor, the wrong
+    # end of the pipe), ESPIPE for an offset on the pipe, EINVAL for one on the socket,
+    # for no pipe at all (socket to socket, file to socket), for an O_APPEND socket.
+    import tempfile
+    import threading
+    srv = listener()
+    c, a = connected_pair(srv)
+    for s in (c, a):                # blocking descriptors, each wait bounded by 5 s
+        s.setblocking(True)
+        for opt in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            s.setsockopt(socket.SOL_SOCKET, opt, struct.pack("qq", 5, 0))
+    r, w = os.pipe()
+    result = {}
+    os.write(w, b"hello pipe")
+    result["to_socket"] = _splice(r, c.fileno(), 5)
+    result["to_socket_rest"] = _splice(r, c.fileno(), 100, SPLICE_F_MORE)
+    result["to_socket_got"] = _recv_exactly(a, 10).decode()
+    c.sendall(b"to the pipe")
+    _wait_readable(a)
+    result["from_socket"] = _splice(a.fileno(), w, 5)
+    result["from_socket_rest"] = _splice(a.fileno(), w, 100)
+    result["pipe_got"] = os.read(r, 100).decode()
+    a.setblocking(False)
+    result["from_socket_empty_nonblock"] = _splice(a.fileno(), w, 100)
+    a.setblocking(True)
+    result["to_socket_empty_nonblock"] = _splice(r, c.fileno(), 100, SPLICE_F_NONBLOCK)
+    os.set_blocking(r, False)
+    result["to_socket_empty_o_nonblock"] = _splice(r, c.fileno(), 100)
+    os.set_blocking(r, True)
+    # the waits: a thread writes a little later
+    later = threading.Timer(0.1, lambda: os.write(w, b"late"))
+    later.start()
+    result["to_socket_waits"] = _splice(r, c.fileno(), 100)
+    later.join()
+    result["waited_got"] = _recv_exactly(a, 4).decode()
+    later = threading.Timer(0.1, lambda: c.sendall(b"later"))
+    later.start()
+    result["from_socket_waits"] = _splice(a.fileno(), w, 100)
+    later.join()
+    result["waited_pipe"] = os.read(r, 100).decode()
+    # a bigger stream through a pipe each way
+    blob = bytes(range(256)) * 1024
+    sender = threading.Thread(target=lambda: (os.write(w, blob[:65536]),))
+    moved, chunks = 0, []
+    sender.start()
+    while moved < 65536:
+        n = _splice(r, c.fileno(), 65536 - moved)
+        if not isinstance(n, int) or n <= 0:
+            break
+        moved += n
+    sender.join()
+    result["to_socket_64k"] = moved
+    got = _recv_exactly(a, moved)
+    result["to_socket_64k_intact"] = got == blob[:65536]
+    back = threading.Thread(target=lambda: a.sendall(blob))
+    back.start()
+    moved = 0
+    while moved < len(blob):
+        n = _splice(c.fileno(), w, len(blob) - moved)
+        if not isinstance(n, int) or n <= 0:
+            result["from_socket_stopped"] = n
+            break
+        moved += n
+        while n:
+            chunk = os.read(r, n)
+            chunks.append(chunk)
+            n -= len(chunk)
+    back.join()
+    result["from_socket_256k_intact"] = b"".join(chunks) == blob
+    # the checks
+    result["len0"] = _splice(a.fileno(), w, 0, 0x100)
+    result["bad_flags"] = _splice(a.fileno(), w, 1, 0x100)
+    result["bad_fd_in"] = _splice(9999, c.fileno(), 1)
+    result["bad_fd_out"] = _splice(a.fileno(), 9999, 1)
+    result["read_end_out"] = _splice(a.fileno(), r, 1)
+    result["write_end_in"] = _splice(w, c.fileno(), 1)
+    off = ctypes.c_int64(0)
+    result["offset_on_pipe"] = _splice(r, c.fileno(), 1, off_in=ctypes.byref(off))
+    result["offset_on_socket_out"] = _splice(r, c.fileno(), 1, off_out=ctypes.byref(off))
+    result["offset_on_socket_in"] = _splice(a.fileno(), w, 1, off_in=ctypes.byref(off))
+    result["offset_efault"] = _splice(a.fileno(), w, 1, off_in=8)
+    result["socket_to_socket"] = _splice(a.fileno(), c.fileno(), 1)
+    with tempfile.TemporaryFile() as f:
+        f.write(b"file")
+        f.seek(0)
+        result["file_to_socket"] = _splice(f.fileno(), c.fileno(), 4)
+        result["socket_to_file"] = _splice(a.fileno(), f.fileno(), 4)
+    flags = fcntl.fcntl(c.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(c.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    os.write(w, b"x")
+    result["append_socket"] = _splice(r, c.fileno(), 1)
+    fcntl.fcntl(c.fileno(), fcntl.F_SETFL, flags)
+    result["after_append"] = _splice(r, c.fileno(), 1)
+    result["after_append_got"] = _recv_exactly(a, 1).decode()
+    # tee wants two pipes, vmsplice a pipe: a socket is neither
+    libc.tee.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
+    result["tee_from_socket"] = c_outcome(libc.tee, a.fileno(), w, 1, 0)
+    result["tee_to_socket"] = c_outcome(libc.tee, r, c.fileno(), 1, 0)
+    result["tee_len0"] = c_outcome(libc.tee, a.fileno(), w, 0, 0)
+    iov = (ctypes.c_uint64 * 2)(ctypes.addressof(ctypes.create_string_buffer(b"v", 1)), 1)
+    libc.vmsplice.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
+    result["vmsplice_socket"] = c_outcome(libc.vmsplice, c.fileno(), iov, 1, 0)
+    result["vmsplice_socket_empty"] = c_outcome(libc.vmsplice, c.fileno(), iov, 0, 0)
+    # the ends going away
+    c.sendall(b"z")
+    _wait_readable(a)
+    os.close(r)
+    result["no_reader"] = _splice(a.fileno(), w, 1)
+    result["kept_byte"] = a.recv(10).decode()
+    os.close(w)
+    r, w = os.pipe()
+    os.close(w)
+    result["no_writer"] = _splice(r, c.fileno(), 1)
+    os.close(r)
+    r, w = os.pipe()
+    c.shutdown(socket.SHUT_WR)
+    result["from_socket_eof"] = _splice(a.fileno(), w, 1)
+    for x in (r, w):
+        os.close(x)
+    for s in (c, a, srv):
+        s.close()
+    return result
+
+
+def _recv_exactly(sock, n):
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def _wait_readable(sock):
+    wait_fd(sock.fileno(), select.POLLIN, 5)
+    time.sleep(0.05)                # the rest of what was sent
+
+
+@scenario
+def mmsg_waits_and_ends():
+    # __sys_sendmmsg() / do_recvmmsg() on blocking sockets: an entry after the first
+    # that must wait waits (TCP: the second recvmmsg entry until more bytes come, a
+    # sendmmsg message until there is send space; UDP: the second datagram); a zero
+    # timeout ends recvmmsg after one message and writes back 0; an error in a later
+    # entry (an unreadable msghdr) ends the call with the count so far and becomes the
+    # socket's error (SO_ERROR, then the next read); a pending error (a reset) is the
+    # call's before any queued bytes.
+    libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
+                              ctypes.c_void_p]
+    result = {}
+    srv = listener()
+    c, a = connected_pair(srv)
+    for s in (c, a):
+        s.setblocking(True)
+        for opt in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            s.setsockopt(socket.SOL_SOCKET, opt, struct.pack("qq", 5, 0))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sendall(b"abc")
+    _wait_readable(a)
+    bufs = [ctypes.create_string_buffer(8) for _ in range(2)]
+    vec, keep = _tcp_mmsg_vec(bufs, [None, None])
+    later = threading.Timer(0.1, lambda: c.sendall(b"defg"))
+    later.start()
+    result["recvmmsg_waits"] = c_outcome(libc.recvmmsg, a.fileno(), vec, 2, 0, None)
+    later.join()
+    result["recvmmsg_waits_got"] = [b.raw.rstrip(b"\0").decode() for b in bufs]
+    result["recvmmsg_waits_lens"] = _mmsg_lens(vec, 2)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    big = [ctypes.create_string_buffer(bytes([i + 65]) * n, n)
+           for i, n in enumerate((100, 300000, 5))]
+    svec, skeep = _tcp_mmsg_vec(big, [None] * 3)
+    got = bytearray()
+    reader = threading.Thread(target=lambda: got.extend(_recv_exactly(a, 300105)))
+    reader.start()
+    result["sendmmsg_waits"] = c_outcome(libc.sendmmsg, c.fileno(), svec, 3, 0)
+    reader.join()
+    result["sendmmsg_waits_lens"] = _mmsg_lens(svec, 3)
+    result["sendmmsg_waits_intact"] = bytes(got) == b"".join(b.raw for b in big)
+    c.sendall(b"hijkl")
+    _wait_readable(a)
+    ts = (ctypes.c_int64 * 2)(0, 0)
+    small = [ctypes.create_string_buffer(2) for _ in range(2)]
+    vec2, keep2 = _tcp_mmsg_vec(small, [None, None])
+    result["zero_timeout"] = (c_outcome(libc.recvmmsg, a.fileno(), vec2, 2, 0, ts),
+                              list(ts))
+    ts = (ctypes.c_int64 * 2)(5, 0)
+    n = c_outcome(libc.recvmmsg, a.fileno(), vec2, 2, socket.MSG_DONTWAIT, ts)
+    result["timeout_left"] = (n, 0 < ts[0] * 10**9 + ts[1] <= 5 * 10**9)
+    c.sendall(b"mnop")
+    _wait_readable(a)
+    raw = bytearray(vec2)
+    raw[64:128] = bytes(64)
+    struct.pack_into("<QQ", raw, 64 + 16, 8, 1)         # msg_iov of entry 2: unmapped
+    bad = ctypes.create_string_buffer(bytes(raw), len(raw))
+    result["later_efault"] = c_outcome(libc.recvmmsg, a.fileno(), bad, 2, 0, None)
+    result["later_efault_so_error"] = a.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    c.sendall(b"qr")
+    _wait_readable(a)
+    result["after_efault_recv"] = _recv_text(a)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.sendall(b"st")
+    time.sleep(0.05)
+    c.close()
+    _wait_readable(a)
+    result["reset_first"] = c_outcome(libc.recvmmsg, a.fileno(), vec, 2, 0, None)
+    result["reset_then_recv"] = _recv_text(a)
+    a.close()
+    srv.close()
+    u1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u1.bind((LOOP, 0))
+    u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u2.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("qq", 5, 0))
+    u2.bind((LOOP, 0))
+    u1.sendto(b"one", u2.getsockname())
+    time.sleep(0.05)
+    later = threading.Timer(0.1, lambda: u1.sendto(b"two", u2.getsockname()))
+    later.start()
+    ubufs = [ctypes.create_string_buffer(8) for _ in range(2)]
+    uvec, ukeep = _tcp_mmsg_vec(ubufs, [None, None])
+    result["udp_recvmmsg_waits"] = c_outcome(libc.recvmmsg, u2.fileno(), uvec, 2, 0, None)
+    later.join()
+    result["udp_recvmmsg_got"] = [b.raw.rstrip(b"\0").decode() for b in ubufs]
+    u1.close()
+    u2.close()
+    return result
+
+
+def _recv_text(sock):
+    try:
+        return sock.recv(16).decode()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+
+def _mmsg_lens(vec, n):
+    return [struct.unpack_from("<I", bytes(vec), 64 * i + 56)[0] for i in range(n)]
+
+
 def _read_all(sock, size):
     data = bytearray()
     while len(data) < size:

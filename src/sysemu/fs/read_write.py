@@ -16,11 +16,12 @@ on a socket they fail with ESPIPE there as in sock_read_iter().
 from __future__ import annotations
 
 from sysemu.abi.errno import Errno
+from sysemu.abi.fcntl import O_APPEND
 from sysemu.abi.socket import MSG_DONTWAIT
 from sysemu.kernel.errors import HostPassthrough, SyscallError
-from sysemu.kernel.usermem import S64
+from sysemu.kernel.usermem import S32, S64
 from sysemu.kernel.syscalls import NEVER, CInt, CULong, CUInt, UserPtr, syscall
-from sysemu.kernel.task import DATAPATH_MODEL
+from sysemu.kernel.task import DATAPATH_MODEL, in_compat_syscall
 from sysemu.net.scm import MAX_RW_COUNT, import_iovec, import_ubuf
 from sysemu.net.socket import Socket, sock_read_iter, sock_sendmsg, sock_write_iter
 
@@ -51,21 +52,23 @@ def sys_write(task, fd: CUInt, buf: UserPtr, count: CULong) -> int:
     return sock_write_iter(task, sock, import_ubuf(task.mem, buf, count))
 
 
-@syscall("readv", abis=("64",), trap_when=NEVER, datapath=True)
+@syscall("readv", trap_when=NEVER, datapath=True)
 def sys_readv(task, fd: CULong, vec: UserPtr, vlen: CULong) -> int:
     """readv(2). Linux: fs/read_write.c do_readv() -> vfs_readv(): import_iovec()
-    (EINVAL, EFAULT), nothing to read returns 0, then sock_read_iter()."""
+    (EINVAL, EFAULT; compat_iovec for an i386 or x32 program, whose readv is this same
+    sys_readv: in_compat_syscall()), nothing to read returns 0, then sock_read_iter()."""
     sock = sock_file(task, fd & 0xFFFFFFFF)
-    it = import_iovec(task.mem, vec, vlen)
+    it = import_iovec(task.mem, vec, vlen, in_compat_syscall(task))
     return sock_read_iter(task, sock, it) if it.count else 0
 
 
-@syscall("writev", abis=("64",), trap_when=NEVER, datapath=True)
+@syscall("writev", trap_when=NEVER, datapath=True)
 def sys_writev(task, fd: CULong, vec: UserPtr, vlen: CULong) -> int:
-    """writev(2). Linux: fs/read_write.c do_writev() -> vfs_writev(): import_iovec(),
-    nothing to write returns 0 (do_iter_write()), then sock_write_iter()."""
+    """writev(2). Linux: fs/read_write.c do_writev() -> vfs_writev(): import_iovec()
+    (compat_iovec for i386 and x32), nothing to write returns 0 (do_iter_write()), then
+    sock_write_iter()."""
     sock = sock_file(task, fd & 0xFFFFFFFF)
-    it = import_iovec(task.mem, vec, vlen)
+    it = import_iovec(task.mem, vec, vlen, in_compat_syscall(task))
     return sock_write_iter(task, sock, it) if it.count else 0
 
 
@@ -84,42 +87,77 @@ class FileIter:
         return self.src.read(n, None if self.pos is None else self.pos + offset)
 
 
-def do_sendfile(task, sock: Socket, in_fd: int, pos: int | None, count: int) -> int:
+MAX_NON_LFS = (1 << 31) - 1        # Linux: include/linux/fs.h, the offset limit of
+                                   # i386's sendfile (a 32-bit off_t)
+LLONG_MAX = (1 << 63) - 1
+
+
+def do_sendfile(task, sock: Socket, in_fd: int, pos: int | None, count: int,
+                max_pos: int = LLONG_MAX) -> tuple[int, int | None]:
     """Linux: fs/read_write.c do_sendfile() into a socket: the source first (EBADF unless
     open for reading; ESPIPE for an offset on an unseekable file; rw_verify_area():
-    EINVAL for a negative count or offset), count clamped to MAX_RW_COUNT, EINVAL for a
-    source that is not a regular file (splice_direct_to_actor()), then
-    do_splice_direct() -> splice_to_socket() -> sock_sendmsg(), MSG_DONTWAIT for an
-    O_NONBLOCK socket (EPIPE and SIGPIPE on a socket that cannot send). Bytes a send
-    cannot take are not read. Returns the bytes sent."""
+    EINVAL for a negative count or offset, or one the count carries past LLONG_MAX),
+    count clamped to MAX_RW_COUNT; EOVERFLOW for an offset at or past `max_pos` (i386's sendfile:
+    MAX_NON_LFS), else the count cut to end there; EINVAL for an O_APPEND
+    socket (do_splice_direct()), then for a source that is not a regular file
+    (splice_direct_to_actor()), then do_splice_direct() -> splice_to_socket() ->
+    sock_sendmsg(), MSG_DONTWAIT for an O_NONBLOCK socket (EPIPE and SIGPIPE on a socket
+    that cannot send). Bytes a send cannot take are not read. Returns (the bytes sent,
+    the offset past them).
+    sysemu: the file systems' own limit (s_maxbytes: EOVERFLOW for an offset beyond the
+    largest file) is not known here: a read there returns nothing."""
     src = task.kernel.host.file_reader(task, in_fd)
     try:
         if not src.readable:
             raise SyscallError(Errno.EBADF)
         if pos is not None and not src.seekable:
             raise SyscallError(Errno.ESPIPE)
-        if count >= 1 << 63 or (pos is not None and pos < 0):
+        if count > LLONG_MAX or (pos is not None and (pos < 0 or pos + count > LLONG_MAX)):
             raise SyscallError(Errno.EINVAL)
         count = min(count, MAX_RW_COUNT)
+        if pos is not None and pos + count > max_pos:
+            if pos >= max_pos:
+                raise SyscallError(Errno.EOVERFLOW)
+            count = max_pos - pos
+        if sock.file is not None and sock.file.f_flags & O_APPEND:
+            raise SyscallError(Errno.EINVAL)        # Linux: do_splice_direct_actor()
         if not src.regular:
-            raise SyscallError(Errno.EINVAL)    # Linux: splice_direct_to_actor()
+            raise SyscallError(Errno.EINVAL)        # Linux: splice_direct_to_actor()
         if not count:
-            return 0
+            return 0, pos
         flags = MSG_DONTWAIT if sock.file is not None and sock.file.nonblocking else 0
-        return sock_sendmsg(task, sock, FileIter(src, pos, count), flags)
+        sent = sock_sendmsg(task, sock, FileIter(src, pos, count), flags)
+        return sent, None if pos is None else pos + sent
     finally:
         src.close()
 
 
-@syscall("sendfile", abis=("64", "x32"), trap_when=NEVER, datapath=True)
-def sys_sendfile64(task, out_fd: CInt, in_fd: CInt, offset: UserPtr, count: CULong) -> int:
-    """sendfile(2) into a sysemu socket. Linux: fs/read_write.c SYSCALL_DEFINE4(sendfile64):
-    the offset read (EFAULT), do_sendfile(), the offset written back past what was sent.
-    Any other destination is the host's (from the lookup, before the offset is read)."""
+def _sendfile(task, out_fd: int, in_fd: int, offset: int, count: int, layout,
+              max_pos: int) -> int:
+    """SYSCALL_DEFINE4(sendfile64) and i386's compat_sys_sendfile (a 32-bit offset, cut
+    at MAX_NON_LFS): the offset read (EFAULT), do_sendfile(), the offset written back
+    past what was sent. Any other destination is the host's (from the lookup, before the
+    offset is read)."""
     sock = sock_file(task, out_fd)
     if not offset:
-        return do_sendfile(task, sock, in_fd, None, count)
-    pos = S64.unpack(task.mem.read(offset, 8))[0]
-    sent = do_sendfile(task, sock, in_fd, pos, count)
-    task.mem.write(offset, S64.pack(pos + sent))
+        return do_sendfile(task, sock, in_fd, None, count)[0]
+    pos = layout.unpack(task.mem.read(offset, layout.size))[0]
+    sent, pos = do_sendfile(task, sock, in_fd, pos, count, max_pos)
+    task.mem.write(offset, layout.pack(pos))
     return sent
+
+
+@syscall("sendfile", trap_when=NEVER, datapath=True)
+def sys_sendfile(task, out_fd: CInt, in_fd: CInt, offset: UserPtr, count: CULong) -> int:
+    """sendfile(2) into a sysemu socket. The 64-bit and x32 table's sendfile is
+    sys_sendfile64 (a 64-bit offset); i386's is compat_sys_sendfile (compat_off_t)."""
+    if task.abi == "i386":
+        return _sendfile(task, out_fd, in_fd, offset, count, S32, MAX_NON_LFS)
+    return _sendfile(task, out_fd, in_fd, offset, count, S64, LLONG_MAX)
+
+
+@syscall("sendfile64", abis=("i386",), trap_when=NEVER, datapath=True)
+def sys_sendfile64(task, out_fd: CInt, in_fd: CInt, offset: UserPtr, count: CULong) -> int:
+    """i386's sendfile64(2): compat_sys_sendfile64, a 64-bit offset. Linux:
+    fs/read_write.c."""
+    return _sendfile(task, out_fd, in_fd, offset, count, S64, LLONG_MAX)

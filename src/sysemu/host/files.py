@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import stat
+import termios
 
 from sysemu.abi.errno import Errno
 from sysemu.host.libc import getfd_of
@@ -140,3 +142,83 @@ class HostFileReader:
 
 
 O_PATH = 0o10000000
+
+
+F_GETPIPE_SZ = 1032
+
+
+class HostPipe:
+    """A program's descriptor that splice() finds opposite a sysemu socket (the model
+    data path), reached through a copy of it (pidfd_getfd): reads and writes are on the
+    program's own pipe and open file description. pipe: a pipe or FIFO (Linux:
+    get_pipe_info()); readable, writable: FMODE_READ, FMODE_WRITE; nonblocking: its
+    O_NONBLOCK. read() and write() never wait (RWF_NOWAIT, which pipes honour);
+    wait(events) is a wait queue woken once the pipe shows `events` (or an error or
+    hang-up), through `watch` (NetGlue: the supervisor's reactor)."""
+
+    def __init__(self, pid: int, fd: int, watch):
+        try:
+            self.fd = getfd_of(pid, fd)
+        except OSError:
+            raise SyscallError(Errno.EBADF) from None
+        self._watch = watch
+        try:
+            flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+            mode = os.fstat(self.fd).st_mode
+        except OSError:
+            self.close()
+            raise SyscallError(Errno.EBADF) from None
+        access = flags & os.O_ACCMODE
+        self.pipe = stat.S_ISFIFO(mode)
+        self.readable = access in (os.O_RDONLY, os.O_RDWR) and not flags & O_PATH
+        self.writable = access in (os.O_WRONLY, os.O_RDWR) and not flags & O_PATH
+        self.nonblocking = bool(flags & os.O_NONBLOCK)
+
+    def queued(self) -> int:
+        """Bytes in the pipe (FIONREAD)."""
+        buf = bytearray(4)
+        fcntl.ioctl(self.fd, termios.FIONREAD, buf)
+        return int.from_bytes(buf, "little", signed=True)
+
+    def space(self) -> int:
+        """Bytes the pipe has room for: its size (F_GETPIPE_SZ) less what it holds.
+        sysemu: Linux counts free slots (pages); a pipe holding partly filled buffers
+        takes fewer bytes than this says, and a write then stops short."""
+        return max(fcntl.fcntl(self.fd, F_GETPIPE_SZ) - self.queued(), 0)
+
+    def poll(self) -> int:
+        """The pipe's poll mask now (pipe_poll(): POLLIN, POLLOUT, POLLHUP with no
+        writers, POLLERR with no readers)."""
+        p = select.poll()
+        p.register(self.fd, select.POLLIN | select.POLLOUT)
+        for _, events in p.poll(0):
+            return events
+        return 0
+
+    def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        try:
+            got = os.preadv(self.fd, [buf], -1, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise SyscallError(exc.errno or Errno.EIO) from None
+        return bytes(buf[:got])
+
+    def write(self, data: bytes) -> int:
+        """Bytes written (0 when the pipe is full); EPIPE with no reader (the caller sends
+        SIGPIPE, as pipe_write() does)."""
+        try:
+            return os.pwritev(self.fd, [data], -1, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise SyscallError(exc.errno or Errno.EIO) from None
+
+    def wait(self, events: int):
+        return self._watch(self.fd, events)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -51,8 +51,8 @@ signal mask), as tcp_poll() says (`readiness`):
 - EOF (POLLIN|POLLRDHUP): the kept end shuts its sending side once a FIN came or the
   program shut its reading side;
 - a reset: the placeholder breaks as before (POLLERR|POLLHUP; the model answers reads);
-- bytes the program writes with calls that are not trapped (splice, vmsplice, sendmmsg,
-  i386 socketcall) reach the kept end: sysemu reads them and queues them in the model's
+- bytes the program writes with calls that are not trapped (sendmsg with MSG_PROBE,
+  pwritev2 with offset -1) reach the kept end: sysemu reads them and queues them in the model's
   send queue (tcp_sendpage), after whatever it already holds, and before any trapped send
   that follows (pull_sent).
 - writable: while the model's send queue has room (sk_stream_is_writeable()), else the
@@ -90,10 +90,10 @@ from sysemu.host.pump import Pump
 from sysemu.kernel.errors import HostPassthrough, SyscallError
 from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import InstallFd, InstallFds
-from sysemu.host.files import HostFileReader
+from sysemu.kernel.wait import WaitQueue
+from sysemu.host.files import HostFileReader, HostPipe
 from sysemu.host.libc import tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
-from sysemu.kernel.wait import WaitQueue
 from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_placeholder_poll, tcp_sendpage
 from sysemu.net.scm import KvecIter
 
@@ -979,6 +979,41 @@ class NetGlue(HostHooks):
 
     def max_fds(self, task) -> int:
         return hostpoll.max_fds(task.pid)
+
+    def pipe_file(self, task, fd: int) -> HostPipe:
+        return HostPipe(task.pid, fd, self._watch_pipe)
+
+    def _watch_pipe(self, fd: int, events: int) -> WaitQueue:
+        """A wait queue woken once the pipe behind our copy `fd` shows `events` (or an
+        error or hang-up): a copy of its own is watched by the reactor until then, or
+        until nobody waits on the queue any more (a signal ended the call; looked at
+        each second)."""
+        queue = WaitQueue("pipe")
+        watched = os.dup(fd)
+        reactor = self.placeholders.reactor
+        timer = None
+
+        def done() -> None:
+            reactor.remove_watch(watched)
+            os.close(watched)
+            if timer is not None:
+                timer.cancel()
+
+        def ready(mask: int) -> None:
+            done()
+            queue.wake_up()
+
+        def check() -> None:
+            nonlocal timer
+            if len(queue):
+                timer = reactor.call_later(1.0, check)
+            else:
+                timer = None
+                done()
+
+        reactor.add_watch(watched, events, ready)
+        timer = reactor.call_later(1.0, check)
+        return queue
 
     def send_sig(self, task, sig: int) -> None:
         """Linux's send_sig() makes the signal pending before the call returns. A signal

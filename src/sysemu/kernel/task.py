@@ -51,8 +51,9 @@ class HostHooks:
                                  have changed: data or EOF came or was read, an error,
                                  send space
     pull_sent(sock)              (model data path) take in bytes the program wrote to its
-                                 placeholder with calls sysemu does not trap (sendfile,
-                                 splice), before a trapped send adds its own
+                                 placeholder with calls sysemu does not trap (sendmsg
+                                 with MSG_PROBE, pwritev2), before a trapped send adds its
+                                 own
     stream_send(task, sk, data, flags) -> int
                                  (native data path) put `data` into the stream socket's
                                  placeholder as the program's own send(flags) would,
@@ -65,6 +66,11 @@ class HostHooks:
     file_reader(task, fd)        (model data path) the host file at the caller's `fd`, to
                                  read from (sendfile): readable, seekable, read(n, pos),
                                  close(); SyscallError(EBADF) when there is none
+    pipe_file(task, fd)          (model data path) the host descriptor at the caller's
+                                 `fd` that splice() finds opposite a sysemu socket: pipe,
+                                 readable, writable, nonblocking, queued(), space(),
+                                 poll(), read(n), write(data) (never waiting), wait(events)
+                                 -> a WaitQueue, close(); SyscallError(EBADF) when none
     poll_host(task, fds, wake) -> (revents, cancel)
                                  (model data path) poll(2) of the caller's host
                                  descriptors [(fd, events)] on its behalf: each one's
@@ -141,6 +147,9 @@ class HostHooks:
     def file_reader(self, task, fd: int):
         raise SyscallError(Errno.EBADF)             # no host files here (in-process models)
 
+    def pipe_file(self, task, fd: int):
+        raise SyscallError(Errno.EBADF)
+
     def passthrough_socket(self, family: int, type_: int, protocol: int):
         raise SyscallError(Errno.EAFNOSUPPORT)      # no host here (in-process models)
 
@@ -159,6 +168,12 @@ class HostHooks:
 
     def socketpair(self, task, family: int, type_: int, protocol: int, usockvec: int):
         raise HostPassthrough()
+
+
+def in_compat_syscall(task) -> bool:
+    """Linux: in_compat_syscall(): the call came from an i386 or x32 program, whose
+    structures (iovec, msghdr, cmsghdr, off_t ...) have the 32-bit layouts."""
+    return task.abi != "64"
 
 
 DATAPATH_NATIVE = "native"

@@ -17,7 +17,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS,
                                SYS_ACCEPT, SYS_ACCEPT4, SYS_BIND, SYS_CONNECT,
                                SYS_GETPEERNAME, SYS_GETSOCKNAME, SYS_GETSOCKOPT, SYS_LISTEN,
                                SYS_RECV, SYS_RECVFROM, SYS_RECVMMSG, SYS_RECVMSG,
-                               SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_SETSOCKOPT,
+                               SYS_SEND, SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_SETSOCKOPT,
                                SYS_SHUTDOWN, SYS_SOCKET, SYS_SOCKETPAIR, SO_PASSRIGHTS,
                                SOL_SOCKET, TIMEVAL64, MSG_DONTWAIT, MSG_OOB, MSG_PEEK,
                                MSG_TRUNC,
@@ -25,7 +25,7 @@ from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNIX, AF_VSOCK, LAYOUTS,
 from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.file import O_NONBLOCK, O_RDWR, File
 from sysemu.kernel.syscalls import CInt, CUInt, CULong, InstallFd, UserPtr, syscall
-from sysemu.kernel.task import DATAPATH_MODEL
+from sysemu.kernel.task import DATAPATH_MODEL, in_compat_syscall
 from sysemu.kernel.usermem import S32, get_user_int, put_user_int
 from sysemu.net.core import Net, Sock
 from sysemu.net.scm import (UIO_MAXIOV, IovIter, UserMsghdr, copy_msghdr_from_user,
@@ -624,16 +624,13 @@ def sys_recvfrom(task, fd: CInt, ubuf: UserPtr, size: CULong, flags: CUInt,
     return sock_recvmsg(task, sock, it, flags, addr, addr_len)[1]
 
 
-def _compat(task) -> bool:
-    return task.abi in ("i386", "x32")
-
-
-def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) -> int:
+def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int,
+             index: int = 0) -> tuple[int, int]:
     """Linux: ____sys_recvmsg(): sock_recvmsg() (data, address, control messages), then
-    msg_namelen, msg_controllen and msg_flags written back."""
+    msg_namelen, msg_controllen and msg_flags written back: (the result, msg_flags)."""
     skb, result, msg_flags = sock_recvmsg(task, sock, msg.iov, flags, msg.name,
                                           msg.namelen_addr, index)
-    cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, _compat(task)) \
+    cmsgs = sock.sk.sk_prot.cmsgs(sock.net, sock.sk, skb, in_compat_syscall(task)) \
         if skb is not None else []
     used, ctrunc = put_cmsgs(task.mem, msg, cmsgs)
     put_user_int(task.mem, msg.flags_addr, msg_flags | ctrunc)
@@ -641,7 +638,7 @@ def _recvmsg(task, sock: Socket, msg: UserMsghdr, flags: int, index: int = 0) ->
         put_user_int(task.mem, msg.controllen_addr, used)
     else:
         task.mem.write(msg.controllen_addr, used.to_bytes(8, "little"))
-    return result
+    return result, msg_flags | ctrunc
 
 
 @syscall("recvmsg", abis=("64", "x32", "i386"), datapath=True)
@@ -650,11 +647,11 @@ def sys_recvmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     from a 64-bit program, the socket, then ___sys_recvmsg() -> copy_msghdr_from_user():
     EFAULT, EINVAL for a negative msg_namelen with a name, EMSGSIZE above UIO_MAXIOV
     segments, import_iovec(): EFAULT, EINVAL for a negative segment length."""
-    if flags & MSG_CMSG_COMPAT and not _compat(task):
+    if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
     sock = _data_socket(task, fd, flags)
-    umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
-    return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)
+    umsg = copy_msghdr_from_user(task.mem, msg, in_compat_syscall(task))
+    return _recvmsg(task, sock, umsg, flags & ~MSG_CMSG_COMPAT)[0]
 
 
 MSG_PROBE = 0x10
@@ -681,10 +678,10 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
     read."""
     if flags & MSG_PROBE:
         raise HostPassthrough()
-    if flags & MSG_CMSG_COMPAT and not _compat(task):
+    if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
     sock = sockfd_lookup(task, fd)
-    umsg = copy_msghdr_from_user(task.mem, msg, _compat(task))
+    umsg = copy_msghdr_from_user(task.mem, msg, in_compat_syscall(task))
     return sock_sendmsg(task, sock, umsg.iov, flags & ~MSG_CMSG_COMPAT,
                         _msg_address(task, umsg))
 
@@ -692,35 +689,43 @@ def sys_sendmsg(task, fd: CInt, msg: UserPtr, flags: CUInt) -> int:
 MMSGHDR_SIZE = {False: 64, True: 32}     # struct mmsghdr / compat_mmsghdr
 
 
-def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
-    """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(index, msghdr) for each of at
-    most UIO_MAXIOV entries, its result written to msg_len; an error after the first
-    ends the loop with the count so far.
-    sysemu: a stream socket's entry after the first that must wait ends the loop too
-    (with the bytes it moved, if any, as its msg_len): the call cannot be run again
-    from the start, the earlier entries' bytes are gone (Linux waits in that entry). A
-    datagram socket's waits (its datagrams leave the queue only once the answer is in)."""
-    compat = _compat(task)
+def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, key: tuple, one,
+               after=None) -> int:
+    """Linux: __sys_sendmmsg() / do_recvmmsg()'s loop: one(done, taken, msghdr) -> (its
+    result, whether the loop ends after it) for each of at most UIO_MAXIOV entries
+    (`done`: entries finished, `taken`: those of them this attempt finished), the result
+    written to msg_len; an error after the first ends the loop with the count so far
+    (after(err) first: do_recvmmsg() keeps it as the socket's error). An entry that must
+    wait waits, as Linux's does in it: the entries done (their datagrams leave the
+    queue now) and the waiting entry's own progress are kept (Task.partial, under
+    `key`), and the attempt run again when woken goes on from there."""
+    compat = in_compat_syscall(task)
     step = MMSGHDR_SIZE[compat]
     done = 0
-    for i in range(min(vlen, UIO_MAXIOV)):
+    partial, task.partial = task.partial, None
+    if partial is not None and partial[0] == key:
+        done, task.partial = partial[1], partial[2]
+    start = done
+    for i in range(done, min(vlen, UIO_MAXIOV)):
         entry = mmsg + i * step
-        last = False
         try:
             try:
-                n = one(done, copy_msghdr_from_user(task.mem, entry, compat))
+                n, last = one(done, done - start,
+                              copy_msghdr_from_user(task.mem, entry, compat))
             except WouldBlock:
-                if not done or _datagram(sock):
-                    raise
-                partial, task.partial = task.partial, None
-                if partial is None or not partial[1]:
-                    return done
-                n, last = partial[1], True
+                if done > start:        # what the entries took is theirs now
+                    commits, task.commits = task.commits, []
+                    for action in commits:
+                        action()
+                task.partial = (key, done, task.partial)
+                raise
             put_user_int(task.mem, entry + msghdr_size(compat), n)
-        except SyscallError:
-            if done:
-                return done
-            raise
+        except SyscallError as err:
+            if not done:
+                raise
+            if after is not None:
+                after(err)
+            return done
         done += 1
         if last:
             break
@@ -729,12 +734,14 @@ def _each_mmsg(task, sock: Socket, mmsg: int, vlen: int, one) -> int:
 
 @syscall("sendmmsg", abis=("64", "x32", "i386"), datapath=True)
 def sys_sendmmsg(task, fd: CInt, mmsg: UserPtr, vlen: CUInt, flags: CUInt) -> int:
-    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg."""
+    """sendmmsg(2). Linux: net/socket.c __sys_sendmmsg(): each message as sendmsg; one
+    sent in part (a non-blocking stream without room for all) is the last."""
     sock = sockfd_lookup(task, fd)
 
-    def one(done: int, umsg: UserMsghdr) -> int:
-        return sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
-    return _each_mmsg(task, sock, mmsg, vlen, one)
+    def one(done: int, taken: int, umsg: UserMsghdr) -> tuple[int, bool]:
+        n = sock_sendmsg(task, sock, umsg.iov, flags, _msg_address(task, umsg))
+        return n, n < umsg.iov.count
+    return _each_mmsg(task, sock, mmsg, vlen, ("sendmmsg", id(sock), mmsg, vlen, flags), one)
 
 
 def inet_recv_error(sock: Socket) -> int:
@@ -751,25 +758,73 @@ NSEC_PER_SEC = 1_000_000_000
 def _recvmmsg(task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int,
               timespec) -> int:
     """recvmmsg(2). Linux: net/socket.c __sys_recvmmsg(): the timeout (EFAULT), then
-    do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout), the socket, then
-    messages into the vector until it is full (MSG_WAITFORONE: without waiting after the
-    first); the first entry's error is the call's when nothing came (vlen 0 reads none:
-    0). A TCP socket's is the host's in the native data path but with MSG_ERRQUEUE.
-    `timespec` is the timeout's layout. sysemu: the timeout is not applied (the call
-    waits as recvmsg does)."""
-    if flags & MSG_CMSG_COMPAT and not _compat(task):
+    do_recvmmsg(): EINVAL for an invalid one (poll_select_set_timeout), the socket, its
+    pending error first (but with MSG_ERRQUEUE), then messages into the vector until it
+    is full (MSG_WAITFORONE: without waiting after the first), one with urgent data
+    (MSG_OOB) ending it, or the timeout: it is looked at after each message (the waits
+    are not bounded by it, as on Linux) and the time left written back once a message
+    came; the first entry's error is the call's when nothing came (vlen 0 reads none:
+    0), a later one's not EAGAIN becomes the socket's error (sk_err). A TCP socket's is
+    the host's in the native data path but with MSG_ERRQUEUE. `timespec` is the
+    timeout's layout."""
+    if flags & MSG_CMSG_COMPAT and not in_compat_syscall(task):
         raise SyscallError(Errno.EINVAL)
+    key = ("recvmmsg", fd, mmsg, vlen, flags, timeout)
+    partial = task.partial
+    resumed = partial is not None and partial[0] == key
+    end = None
     if timeout:
         sec, nsec = timespec.unpack(task.mem.read(timeout, timespec.size))
         if sec < 0 or not 0 <= nsec < NSEC_PER_SEC:
             raise SyscallError(Errno.EINVAL)
+        # Linux: a zero timeout ends at once (end_time 0), else now + timeout; a call
+        # that waited and runs again keeps the end of its first attempt
+        if resumed:
+            end = partial[3]
+            task.partial = partial[:3]
+        else:
+            end = task.kernel.clock.now() + sec + nsec / NSEC_PER_SEC if sec or nsec else 0.0
     sock = _data_socket(task, fd, flags)
+    sk = sock.sk
+    if not flags & MSG_ERRQUEUE and sk.sk_err and not resumed:
+        err, sk.sk_err = sk.sk_err, 0           # Linux: sock_error()
+        _error_changed(sock)
+        raise SyscallError(err)
+    left = [None]
 
-    def one(done: int, umsg: UserMsghdr) -> int:
+    def one(done: int, taken: int, umsg: UserMsghdr) -> tuple[int, bool]:
         this = flags | (MSG_DONTWAIT if done and flags & MSG_WAITFORONE else 0)
-        return _recvmsg(task, sock, umsg, this & ~(MSG_WAITFORONE | MSG_CMSG_COMPAT),
-                        0 if flags & MSG_PEEK else done)
-    return _each_mmsg(task, sock, mmsg, vlen, one)
+        n, msg_flags = _recvmsg(task, sock, umsg, this & ~(MSG_WAITFORONE | MSG_CMSG_COMPAT),
+                                0 if flags & MSG_PEEK else taken)
+        last = bool(msg_flags & MSG_OOB)
+        if end is not None:
+            left[0] = max(end - task.kernel.clock.now(), 0.0)
+            last = last or not left[0]
+        return n, last
+
+    def after(err: SyscallError) -> None:
+        if err.errno != Errno.EAGAIN:
+            sk.sk_err = err.errno
+            _error_changed(sock)
+
+    try:
+        done = _each_mmsg(task, sock, mmsg, vlen, key, one, after)
+    except WouldBlock:
+        if end is not None and task.partial is not None:
+            task.partial = task.partial + (end,)
+        raise
+    if done and left[0] is not None:
+        ns = round(left[0] * NSEC_PER_SEC)
+        task.mem.write(timeout, timespec.pack(ns // NSEC_PER_SEC, ns % NSEC_PER_SEC))
+    return done
+
+
+def _error_changed(sock: Socket) -> None:
+    """The socket's pending error was set or taken: its placeholder shows it (or not)."""
+    if _datagram(sock):
+        sock.net.kernel.host.datagram_error(sock.sk)
+    else:
+        sock.net.kernel.host.readiness(sock.sk)
 
 
 @syscall("recvmmsg", abis=("64", "x32", "i386"), datapath=True)
@@ -834,6 +889,7 @@ _SOCKETCALL = {
     # sysemu: SYS_RECV is served for a TCP socket only with MSG_ERRQUEUE (see
     # sys_recvfrom); the flags word is read from memory, so a thread rewriting it races
     # only with its own error-queue read.
+    SYS_SEND: lambda t, a: sys_sendto(t, a[0], a[1], a[2], a[3], 0, 0),
     SYS_RECV: lambda t, a: sys_recvfrom(t, a[0], a[1], a[2], a[3], 0, 0),
     SYS_SENDTO: lambda t, a: sys_sendto(t, *a[:6]),
     SYS_RECVFROM: lambda t, a: sys_recvfrom(t, *a[:6]),
@@ -849,7 +905,7 @@ _SOCKETCALL_INTS = {
     SYS_SOCKET: (0, 1, 2), SYS_SOCKETPAIR: (0, 1, 2), SYS_BIND: (0, 2), SYS_CONNECT: (0, 2),
     SYS_LISTEN: (0, 1), SYS_ACCEPT: (0,), SYS_GETSOCKNAME: (0,), SYS_GETPEERNAME: (0,),
     SYS_SHUTDOWN: (0, 1), SYS_SETSOCKOPT: (0, 1, 2, 4), SYS_GETSOCKOPT: (0, 1, 2),
-    SYS_ACCEPT4: (0, 3), SYS_RECV: (0,), SYS_SENDTO: (0, 5), SYS_RECVFROM: (0,),
+    SYS_ACCEPT4: (0, 3), SYS_SEND: (0,), SYS_RECV: (0,), SYS_SENDTO: (0, 5), SYS_RECVFROM: (0,),
     SYS_SENDMSG: (0,), SYS_RECVMSG: (0,), SYS_SENDMMSG: (0,), SYS_RECVMMSG: (0,)}
 
 
@@ -857,14 +913,18 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-# The filter traps the calls sysemu serves (and the receives, for MSG_ERRQUEUE; the
-# sends on a sysemu socket are sysemu's, in both data paths: sock_sendmsg()): send and
-# call numbers outside 1..20 run on the host untrapped (the number is a register: no
-# user memory decides it).
-_SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL))
+# In the native data path the filter traps every call number sysemu serves but SYS_SEND
+# (the data call of a connected socket without an address, the placeholder's there, as
+# send() is; a UDP socket's too, which sys_sendto's own trap leaves native); the other
+# sends on a sysemu socket are sysemu's in both data paths (sock_sendmsg()). Call numbers
+# outside 1..20 run on the host untrapped (the number is a register: no user memory
+# decides it). Under `--datapath model` every socketcall is trapped (datapath=True), so
+# SYS_SEND reaches tcp_sendmsg as send() does.
+_SOCKETCALL_TRAPPED = tuple(((0, "eq", call),) for call in sorted(_SOCKETCALL)
+                            if call != SYS_SEND)
 
 
-@syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED)
+@syscall("socketcall", abis=("i386",), trap_when=_SOCKETCALL_TRAPPED, datapath=True)
 def sys_socketcall(task, call: CInt, args: UserPtr) -> int:
     """socketcall(2). Linux: net/socket.c SYSCALL_DEFINE2(socketcall) (compat: 32-bit
     words): EINVAL for call outside 1..20, EFAULT copying the arguments. On a sysemu

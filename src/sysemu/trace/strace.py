@@ -502,6 +502,23 @@ def _pipe2(c: Call) -> str:          # pipe(fds) / pipe2(fds, flags)
     return fds
 
 
+SPLICE_FLAGS = ((1, "SPLICE_F_MOVE"), (2, "SPLICE_F_NONBLOCK"), (4, "SPLICE_F_MORE"),
+                (8, "SPLICE_F_GIFT"))
+
+
+def _loff(c: Call, addr: int) -> str:
+    """strace printnum_int64(): NULL, [value], or the address when unreadable."""
+    data = d.umove(c.mem, addr, 8) if addr else None
+    return f"[{int.from_bytes(data, 'little', signed=True)}]" if data is not None \
+        else printaddr(addr)
+
+
+@_all_on_entry
+def _splice(c: Call) -> str:         # splice(fd_in, off_in, fd_out, off_out, len, flags)
+    return (f"{c.fd(0)}, {_loff(c, c.u(1))}, {c.fd(2)}, {_loff(c, c.u(3))}, {c.u(4)}, "
+            f"{d.flags(SPLICE_FLAGS, u32(c.args[5]), 'SPLICE_F_???')}")
+
+
 def _sendfile(c: Call) -> str:       # sendfile(out, in, offset, count)
     # i386 sendfile takes a 32-bit off_t (compat_sys_sendfile); sendfile64 a loff_t
     size = 4 if c.abi == "i386" and c.name == "sendfile" else 8
@@ -547,6 +564,7 @@ DECODERS: dict[str, Decoder] = {
     "sendto": _sendto, "recvfrom": _recvfrom, "sendmsg": _sendmsg, "recvmsg": _recvmsg,
     "sendmmsg": _sendmmsg, "recvmmsg": _recvmmsg, "recvmmsg_time64": _recvmmsg,
     "sendfile": _sendfile, "sendfile64": _sendfile, "send": _send, "recv": _recv,
+    "splice": _splice,
     "socketcall": _socketcall,
     # i386 names of the same calls
     "fcntl64": _fcntl, "_newselect": _select, "pselect6_time64": _select,
