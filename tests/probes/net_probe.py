@@ -1072,6 +1072,26 @@ def unconnected_socket_calls():
 
 
 @scenario
+def accept_efault_loses_the_connection():
+    """Linux's do_accept() dequeues the child and makes its file before it copies the
+    peer's address out: a copy that faults puts both, so the connection is gone (the
+    next accept has nothing; the client reads EOF) though accept said EFAULT."""
+    srv = listener()
+    srv.setblocking(False)
+    c = socket.create_connection(srv.getsockname(), timeout=5)
+    wait_fd(srv.fileno(), select.POLLIN, 5)
+    addrlen = ctypes.c_uint32(16)
+    result = {"accept_bad_addr": c_outcome(libc.accept4, srv.fileno(), 16,
+                                           ctypes.byref(addrlen), 0)}
+    result["next_accept"] = outcome(srv.accept)
+    c.settimeout(2)
+    result["client_reads"] = outcome(lambda: len(c.recv(10)))
+    c.close()
+    srv.close()
+    return result
+
+
+@scenario
 def listener_calls():
     # A listener: inet_csk_listen_poll gives POLLIN only while a connection is queued and
     # never POLLOUT; tcp_sendmsg EPIPE (+SIGPIPE); tcp_ioctl EINVAL; sendfile EPIPE.
