@@ -78,6 +78,47 @@ def getfd_of(pid: int, fd: int) -> int:
         os.close(pidfd)
 
 
+class Pidfds:
+    """getfd_of() with the pidfds kept (at most `limit`, the oldest closed first): a
+    borrow of a program's descriptor is then one system call instead of three
+    (pidfd_open, pidfd_getfd, close), on the paths that borrow per call (a datagram
+    socket's recvfrom, an accept's listen token). A pidfd names its process, not its
+    number: once that process is gone pidfd_getfd fails (ESRCH, or EBADF while it is a
+    zombie), and the call is made again with a pidfd opened now, which names whatever
+    process has the number then, as getfd_of() would."""
+
+    def __init__(self, limit: int = 64):
+        self.limit = limit
+        self._fds: dict[int, int] = {}
+
+    def getfd(self, pid: int, fd: int) -> int:
+        pidfd = self._fds.get(pid)
+        if pidfd is not None:
+            try:
+                return pidfd_getfd(pidfd, fd)
+            except OSError:
+                self.forget(pid)
+        pidfd = os.pidfd_open(pid)
+        try:
+            got = pidfd_getfd(pidfd, fd)
+        except BaseException:
+            os.close(pidfd)
+            raise
+        if len(self._fds) >= self.limit:
+            self.forget(next(iter(self._fds)))
+        self._fds[pid] = pidfd
+        return got
+
+    def forget(self, pid: int) -> None:
+        pidfd = self._fds.pop(pid, None)
+        if pidfd is not None:
+            os.close(pidfd)
+
+    def close(self) -> None:
+        for pid in list(self._fds):
+            self.forget(pid)
+
+
 NR_GETPID = 39
 X32_SYSCALL_BIT = 0x40000000
 _x32_abi: bool | None = None

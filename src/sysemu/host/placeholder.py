@@ -23,7 +23,7 @@ from typing import Callable
 
 from sysemu.abi.errno import Errno
 from sysemu.host.control import sandbox_pids, socket_users
-from sysemu.host.libc import getfd_of
+from sysemu.host.libc import Pidfds
 from sysemu.host.sockdiag import UnixDiag
 from sysemu.kernel.errors import SyscallError
 from sysemu.kernel.wait import WaitQueue
@@ -151,6 +151,7 @@ class Placeholders:
         # Kept ends are watched in an epoll of their own, itself watched by the reactor, so
         # settle() can take in every pending hang-up at once before an answer depends on it.
         self._epoll = select.epoll()
+        self._pidfds = Pidfds()         # program_end()'s borrows
         self._watch_cbs: dict[int, Callable[[int], None]] = {}
         reactor.add_reader(self._epoll.fileno(), self.settle)
 
@@ -266,7 +267,7 @@ class Placeholders:
                 if holder is None:
                     return None
             try:
-                dup = getfd_of(*holder)
+                dup = self._pidfds.getfd(*holder)
             except OSError:
                 continue
             if os.fstat(dup).st_ino == ph.inode:

@@ -249,147 +249,153 @@ class Sock:
 
     _ids = itertools.count(1)
 
+    # sysemu: the defaults that are immutable values are the class's, not each
+    # instance's: a Sock is made per connection, and ~90 instance stores cost ~9 us and
+    # a dict of 128 slots each (measured with timeit); a value set later is the
+    # instance's own, as before. Per-instance state (containers, the wait queue) is
+    # made in __init__.
+    type = SOCK_STREAM
+    state = TcpState.TCP_CLOSE
+    socket = None
+    sk_prot: Proto | None = None
+    icsk_af_ops = None
+    # inet_sock: addresses in network form (4-byte v4, 16-byte v6)
+    rcv_saddr = INADDR_ANY                # inet_rcv_saddr
+    v6_rcv_saddr = IN6ADDR_ANY            # sk_v6_rcv_saddr (AF_INET6 only)
+    daddr = INADDR_ANY
+    v6_daddr = IN6ADDR_ANY
+    num = 0                               # inet_num: local port, 0 when unbound
+    dport = 0
+    ipv6only = False
+    bound_dev_if = 0
+    userlocks = 0                         # SOCK_BINDADDR_LOCK | SOCK_BINDPORT_LOCK
+    bind_address_no_port = False
+    freebind = False                      # IP_FREEBIND
+    transparent = False                   # IP_TRANSPARENT
+    priority = 0                          # SO_PRIORITY
+    rcvlowat = 1                          # SO_RCVLOWAT
+    # sock options
+    reuse = False
+    reuseport = False
+    keepalive = False
+    linger: tuple[int, int] = (0, 0)
+    rcvbuf = TCP_RMEM_DEFAULT
+    sndbuf = TCP_WMEM_DEFAULT
+    rcvtimeo: float | None = None         # None: wait forever (MAX_SCHEDULE_TIMEOUT)
+    sndtimeo: float | None = None
+    max_pacing_rate = ULONG_MAX           # SO_MAX_PACING_RATE: ~0UL, no limit
+    nodelay = False
+    defer_accept = 0                      # rskq_defer_accept, in retransmits
+    syn_retries = 0                       # icsk_syn_retries (TCP_SYNCNT); 0: sysctl
+    total_rto = 0
+    sk_err = 0
+    sk_err_soft = 0
+    shutdown = 0
+    dead = False                          # SOCK_DEAD: orphaned (no file)
+    # listening
+    ack_backlog = 0
+    max_ack_backlog = 0
+    accept_queue = None                   # RequestSockQueue when listening
+    bind_bucket = None                    # icsk_bind_hash
+    hashed = False                        # in ehash
+    # connection
+    peer: Sock | None = None
+    isn = 0
+    write_seq = 0                         # the next connect's ISN; 0: secure_tcp_seq()
+    snd_nxt = 0
+    rcv_nxt = 0
+    # timestamps (tp->rx_opt): negotiated, the peer's latest tsval and when it came
+    # (seconds), the offset added to ours (tp->tsoffset)
+    tstamp_ok = False
+    ts_recent = 0
+    ts_recent_stamp = 0
+    tsoffset = 0
+    # TIME_WAIT (struct tcp_timewait_sock): entered at (ms), last out-of-window ACK
+    tw_entry_stamp = 0
+    tw_last_oow_ack_time: float | None = None
+    retransmits = 0                       # icsk_retransmits
+    backoff = 0
+    total_retrans = 0
+    retrans_stamp = 0.0
+    rto = TCP_TIMEOUT_INIT
+    timer: Timer | None = None            # retransmit / time-wait / fin-wait2 timer
+    delack: Timer | None = None           # the delayed ACK (ICSK_TIME_DACK)
+    parent: Sock | None = None            # the listener a child came from
+    data_retries = -1                     # ACK-carrying data retransmissions, -1: none
+    # The data path (tcp_sock), used when the bytes go through the model (--datapath
+    # model; in the native data path the queues stay empty). sndq holds the bytes from
+    # snd_una on: the first snd_sent of them are in flight, the rest not yet sent
+    # (Linux: the write queue / rtx queue). rcvq holds what arrived in order and was
+    # not yet read (sk_receive_queue; copied_seq is rcv_nxt - len(rcvq)).
+    snd_una = 0
+    snd_sent = 0
+    snd_wnd_end = 0                       # snd_una + snd_wnd of the latest ACK
+    snd_sml = 0                           # end of the last small segment (Minshall)
+    fin_pending = False                   # FIN queued behind unsent data
+    rcv_wnd_end = 0                       # right edge of the window last offered
+    done = False                          # SOCK_DONE: a FIN came in
+    nonagle = 0                           # TCP_NAGLE_OFF | TCP_NAGLE_CORK | TCP_NAGLE_PUSH
+    mss_cache = 536
+    urg_data: int | None = None           # the urgent byte not yet read (TCP_URG_VALID)
+    urg_seq = 0                           # its sequence number
+    urg_off = -1                          # where in rcvq the urgent mark is (-1: none)
+    snd_up = 0                            # the send side's urgent pointer (0: none)
+    rtx_timer: Timer | None = None        # data retransmission / zero-window probe
+    # Loss recovery (tcp_sock): snd_max is the highest sequence number sent (BSD's
+    # name: Linux keeps snd_nxt there and resends from its rtx queue; sysemu's snd_nxt
+    # goes back to snd_una at an RTO). rtx_q (per instance): one [end_seq, sent at,
+    # retransmitted] per segment in flight (packets_out is its length).
+    snd_max = 0
+    retrans_out = 0                       # segments of rtx_q sent more than once
+    snd_cwnd = TCP_INIT_CWND              # in segments
+    snd_ssthresh = TCP_INFINITE_SSTHRESH
+    snd_cwnd_cnt = 0
+    is_cwnd_limited = False
+    ca_state = TCP_CA_Open
+    dupacks = 0                           # Reno's sacked_out: duplicate ACKs counted
+    high_seq = 0                          # snd_max when recovery or loss began
+    # the RTT estimator (tcp_rtt_estimator), in microseconds as Linux keeps them
+    srtt_us = 0                           # smoothed RTT << 3
+    mdev_us = 0                           # mean deviation << 2
+    mdev_max_us = 0
+    rttvar_us = 0
+    rtt_seq = 0
+    # keepalive and the user timeout
+    ka_timer: Timer | None = None         # sk_timer while connected (keepalive)
+    probes_out = 0                        # icsk_probes_out: unanswered probes
+    rcv_tstamp = 0.0                      # when the last ACK came (tp->rcv_tstamp)
+    lrcvtime = 0.0                        # when the last segment came (icsk_ack.lrcvtime)
+    # delayed ACKs (icsk_ack): quick-ack segments left, ATO, pingpong, what is owed
+    ack_quick = 0
+    ack_ato = 0.0
+    ack_pingpong = 0
+    ack_pending = 0                       # ICSK_ACK_SCHED | ICSK_ACK_TIMER | ...
+    rcv_wup = 0                           # rcv_nxt when the last ACK went out
+    rcv_wnd = 0                           # the window that ACK offered
+    rcv_mss = 536                         # icsk_ack.rcv_mss: the peer's segment size
+    # tcp_info counters
+    bytes_sent = 0
+    bytes_acked = 0
+    bytes_received = 0
+    segs_out = 0
+    segs_in = 0
+    data_segs_out = 0
+    data_segs_in = 0
+
     def __init__(self, net: "Net", family: int, protocol: int, uid: int = 0):
         self.id = next(Sock._ids)
         self.net = net
         self.family = family
-        self.type = SOCK_STREAM
         self.protocol = protocol
         self.uid = uid
-        self.state = TcpState.TCP_CLOSE
-        self.socket = None
-        self.sk_prot: Proto | None = None
-        self.icsk_af_ops = None
         self.wait = WaitQueue(f"sock{self.id}")
-        # inet_sock: addresses in network form (4-byte v4, 16-byte v6)
-        self.rcv_saddr = INADDR_ANY          # inet_rcv_saddr
-        self.v6_rcv_saddr = IN6ADDR_ANY       # sk_v6_rcv_saddr (AF_INET6 only)
-        self.daddr = INADDR_ANY
-        self.v6_daddr = IN6ADDR_ANY
-        self.num = 0                          # inet_num: local port, 0 when unbound
-        self.dport = 0
-        self.ipv6only = False
-        self.bound_dev_if = 0
-        self.userlocks = 0                    # SOCK_BINDADDR_LOCK | SOCK_BINDPORT_LOCK
-        self.bind_address_no_port = False
-        self.freebind = False                 # IP_FREEBIND
-        self.transparent = False              # IP_TRANSPARENT
         self.mc_list: list[tuple[bytes, int]] = []   # inet->mc_list: (group, ifindex)
         self.sockflags: dict[int, bool] = {}  # SO_DEBUG, SO_DONTROUTE, SO_BROADCAST ...
-        self.priority = 0                     # SO_PRIORITY
-        self.rcvlowat = 1                     # SO_RCVLOWAT
-        # sock options
-        self.reuse = False
-        self.reuseport = False
-        self.keepalive = False
-        self.linger: tuple[int, int] = (0, 0)
-        self.rcvbuf = TCP_RMEM_DEFAULT
-        self.sndbuf = TCP_WMEM_DEFAULT
-        self.rcvtimeo: float | None = None    # None: wait forever (MAX_SCHEDULE_TIMEOUT)
-        self.sndtimeo: float | None = None
-        self.max_pacing_rate = ULONG_MAX     # SO_MAX_PACING_RATE: ~0UL, no limit
-        self.nodelay = False
-        self.defer_accept = 0                 # rskq_defer_accept, in retransmits
-        self.syn_retries = 0                  # icsk_syn_retries (TCP_SYNCNT); 0: sysctl
         self.tcp_opts: dict = {}              # other stored options (keepidle, tos ...)
-        self.total_rto = 0
-        self.sk_err = 0
-        self.sk_err_soft = 0
-        self.shutdown = 0
-        self.dead = False                     # SOCK_DEAD: orphaned (no file)
-        # listening
-        self.ack_backlog = 0
-        self.max_ack_backlog = 0
-        self.accept_queue = None              # RequestSockQueue when listening
-        self.bind_bucket = None               # icsk_bind_hash
-        self.hashed = False                   # in ehash
-        # connection
-        self.peer: Sock | None = None
-        self.isn = 0
-        self.write_seq = 0                    # the next connect's ISN; 0: secure_tcp_seq()
-        self.snd_nxt = 0
-        self.rcv_nxt = 0
-        # timestamps (tp->rx_opt): negotiated, the peer's latest tsval and when it came
-        # (seconds), the offset added to ours (tp->tsoffset)
-        self.tstamp_ok = False
-        self.ts_recent = 0
-        self.ts_recent_stamp = 0
-        self.tsoffset = 0
-        # TIME_WAIT (struct tcp_timewait_sock): entered at (ms), last out-of-window ACK
-        self.tw_entry_stamp = 0
-        self.tw_last_oow_ack_time: float | None = None
-        self.retransmits = 0                  # icsk_retransmits
-        self.backoff = 0
-        self.total_retrans = 0
-        self.retrans_stamp = 0.0
-        self.rto = TCP_TIMEOUT_INIT
-        self.timer: Timer | None = None       # retransmit / time-wait / fin-wait2 timer
-        self.delack: Timer | None = None      # the delayed ACK (ICSK_TIME_DACK)
-        self.parent: Sock | None = None       # the listener a child came from
-        self.data_retries = -1                # ACK-carrying data retransmissions, -1: none
-        # The data path (tcp_sock), used when the bytes go through the model (--datapath
-        # model; in the native data path the queues stay empty). sndq holds the bytes from
-        # snd_una on: the first snd_sent of them are in flight, the rest not yet sent
-        # (Linux: the write queue / rtx queue). rcvq holds what arrived in order and was
-        # not yet read (sk_receive_queue; copied_seq is rcv_nxt - len(rcvq)).
-        self.snd_una = 0
         self.sndq = bytearray()
-        self.snd_sent = 0
-        self.snd_wnd_end = 0                  # snd_una + snd_wnd of the latest ACK
-        self.snd_sml = 0                      # end of the last small segment (Minshall)
-        self.fin_pending = False              # FIN queued behind unsent data
         self.rcvq = bytearray()
-        self.rcv_wnd_end = 0                  # right edge of the window last offered
-        self.done = False                     # SOCK_DONE: a FIN came in
-        self.nonagle = 0                      # TCP_NAGLE_OFF | TCP_NAGLE_CORK | TCP_NAGLE_PUSH
-        self.mss_cache = 536
-        self.urg_data: int | None = None      # the urgent byte not yet read (TCP_URG_VALID)
-        self.urg_seq = 0                      # its sequence number
-        self.urg_off = -1                     # where in rcvq the urgent mark is (-1: none)
-        self.snd_up = 0                       # the send side's urgent pointer (0: none)
-        self.rtx_timer: Timer | None = None   # data retransmission / zero-window probe
-        # Loss recovery (tcp_sock): snd_max is the highest sequence number sent (BSD's
-        # name: Linux keeps snd_nxt there and resends from its rtx queue; sysemu's snd_nxt
-        # goes back to snd_una at an RTO). rtx_q: one [end_seq, sent at, retransmitted]
-        # per segment in flight (packets_out is its length).
-        self.snd_max = 0
-        self.rtx_q: deque = deque()
-        self.retrans_out = 0                  # segments of rtx_q sent more than once
-        self.snd_cwnd = TCP_INIT_CWND         # in segments
-        self.snd_ssthresh = TCP_INFINITE_SSTHRESH
-        self.snd_cwnd_cnt = 0
-        self.is_cwnd_limited = False
-        self.ca_state = TCP_CA_Open
-        self.dupacks = 0                      # Reno's sacked_out: duplicate ACKs counted
-        self.high_seq = 0                     # snd_max when recovery or loss began
-        # the RTT estimator (tcp_rtt_estimator), in microseconds as Linux keeps them
-        self.srtt_us = 0                      # smoothed RTT << 3
-        self.mdev_us = 0                      # mean deviation << 2
-        self.mdev_max_us = 0
-        self.rttvar_us = 0
-        self.rtt_seq = 0
-        # keepalive and the user timeout
-        self.ka_timer: Timer | None = None    # sk_timer while connected (keepalive)
-        self.probes_out = 0                   # icsk_probes_out: unanswered probes
-        self.rcv_tstamp = 0.0                 # when the last ACK came (tp->rcv_tstamp)
-        self.lrcvtime = 0.0                   # when the last segment came (icsk_ack.lrcvtime)
-        # delayed ACKs (icsk_ack): quick-ack segments left, ATO, pingpong, what is owed
-        self.ack_quick = 0
-        self.ack_ato = 0.0
-        self.ack_pingpong = 0
-        self.ack_pending = 0                  # ICSK_ACK_SCHED | ICSK_ACK_TIMER | ...
-        self.rcv_wup = 0                      # rcv_nxt when the last ACK went out
-        self.rcv_wnd = 0                      # the window that ACK offered
-        self.rcv_mss = 536                    # icsk_ack.rcv_mss: the peer's segment size
+        self.rtx_q: deque = deque()           # loss recovery: [end_seq, sent at, retransmitted]
         self.ofo: dict[int, bytes] = {}       # out-of-order segments by sequence number
-        # tcp_info counters
-        self.bytes_sent = 0
-        self.bytes_acked = 0
-        self.bytes_received = 0
-        self.segs_out = 0
-        self.segs_in = 0
-        self.data_segs_out = 0
-        self.data_segs_in = 0
 
     # -- views -------------------------------------------------------------------
     def wire_local(self) -> bytes:
