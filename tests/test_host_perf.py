@@ -179,3 +179,53 @@ def test_sweep_period_follows_the_dump_cost(monkeypatch):
             assert not phs.handed          # inode 1 is not in the dump: released
     finally:
         reactor.close()
+
+
+
+def test_pidfds_borrow_from_the_process_that_has_the_number_now():
+    """Pidfds keeps a pidfd per pid: a borrow is one pidfd_getfd. A kept pidfd whose
+    process is gone is not trusted: the borrow comes from the process that has the
+    number now, or fails as getfd_of() does; at most `limit` pidfds are kept."""
+    from sysemu.host.libc import Pidfds
+
+    me = os.getpid()
+    pidfds = Pidfds(limit=1)
+    r, w = os.pipe()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             stdin=subprocess.DEVNULL)
+    try:
+        dup = pidfds.getfd(me, w)
+        assert os.fstat(dup).st_ino == os.fstat(w).st_ino
+        os.close(dup)
+        gone = subprocess.Popen(["true"])
+        gone_fd = os.pidfd_open(gone.pid)
+        gone.wait()                             # reaped: its pidfd names no process
+        pidfds.forget(me)
+        pidfds._fds[me] = gone_fd               # as if our number had been its
+        dup = pidfds.getfd(me, w)
+        assert os.fstat(dup).st_ino == os.fstat(w).st_ino
+        os.close(dup)
+        with pytest.raises(OSError):
+            pidfds.getfd(me, 1 << 20)           # no such descriptor: EBADF
+        with pytest.raises(ProcessLookupError):
+            pidfds.getfd(gone.pid, 0)           # no such process
+        os.close(pidfds.getfd(child.pid, 0))
+        assert list(pidfds._fds) == [child.pid]  # bounded: the oldest went first
+    finally:
+        child.kill()
+        child.wait()
+        pidfds.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_sock_defaults_are_shared_values_and_containers_are_not():
+    """Sock's immutable defaults are class attributes (cheap to make); what a Sock
+    mutates in place is its own."""
+    from sysemu.net.core import Sock
+
+    a, b = Sock(None, 2, 6), Sock(None, 2, 6)
+    for name in ("mc_list", "sockflags", "tcp_opts", "sndq", "rcvq", "wait"):
+        assert getattr(a, name) is not getattr(b, name), name
+    a.num, a.sndq[:] = 5, b"x"
+    assert (b.num, bytes(b.sndq), Sock.num) == (0, b"", 0)
