@@ -14,6 +14,7 @@ The model's objects hold none of this: everything is keyed by the File or the So
 """
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import os
@@ -114,7 +115,7 @@ DGRAM_SNDBUF = 8 << 20
 SO_SNDBUFFORCE = 32
 
 
-def _big_sndbuf(kept: socket.socket) -> None:
+def _big_sndbuf(kept) -> None:
     """A datagram placeholder's kept end holds, in flight, every datagram the program has
     not read (up to its SO_RCVBUF, at most net.core.rmem_max): give it room beyond
     wmem_max when allowed (SO_SNDBUFFORCE needs CAP_NET_ADMIN); what still does not fit
@@ -125,6 +126,21 @@ def _big_sndbuf(kept: socket.socket) -> None:
             return
         except OSError:
             continue
+
+
+# The socketpair type of each kind of placeholder sysemu makes (Placeholders.new).
+_PAIR_TYPES = {"socket": socket.SOCK_STREAM, "proc": socket.SOCK_STREAM,
+               "dgram": socket.SOCK_SEQPACKET}
+
+
+def _end_socket(ph: Placeholder, fd: int) -> socket.socket:
+    """A socket object for a copy of ph's program end. Its family and type are known
+    (one of sysemu's socketpairs): given, CPython asks the kernel only getsockname, not
+    SO_TYPE and SO_PROTOCOL too (two system calls per borrow fewer)."""
+    kind_type = _PAIR_TYPES.get(ph.kind)
+    if kind_type is None:
+        return socket.socket(fileno=fd)
+    return socket.socket(socket.AF_UNIX, kind_type, 0, fd)
 
 
 def _set_status(fd: int, nonblocking: bool) -> None:
@@ -172,7 +188,9 @@ class Placeholders:
         SyscallError(ENFILE) when the supervisor's own descriptor table is full."""
         kind_type = socket.SOCK_SEQPACKET if kind == "dgram" else socket.SOCK_STREAM
         try:
-            prog, kept = socket.socketpair(
+            # _socket's: socket.socketpair() wraps each end again, asking the kernel
+            # getsockname of each (two system calls a placeholder for nothing)
+            prog, kept = _socket.socketpair(
                 socket.AF_UNIX, kind_type | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
@@ -269,7 +287,7 @@ class Placeholders:
         if ph is None:
             return None
         if ph.prog_fd >= 0:
-            return socket.socket(fileno=os.dup(ph.prog_fd))
+            return _end_socket(ph, os.dup(ph.prog_fd))
         for holder in (ph.holder, None):
             if holder is None:
                 holder = self._find_holder(ph.inode)
@@ -281,7 +299,7 @@ class Placeholders:
                 continue
             if os.fstat(dup).st_ino == ph.inode:
                 ph.holder = holder
-                return socket.socket(fileno=dup)
+                return _end_socket(ph, dup)
             os.close(dup)
         return None
 
