@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import _socket
 import errno
-import fcntl
 import os
 import select
 import socket
@@ -143,14 +142,6 @@ def _end_socket(ph: Placeholder, fd: int) -> socket.socket:
     return socket.socket(socket.AF_UNIX, kind_type, 0, fd)
 
 
-def _set_status(fd: int, nonblocking: bool) -> None:
-    """O_NONBLOCK on or off for a placeholder's end, in one F_SETFL: its other status
-    flags (O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME) are never set on an end sysemu holds,
-    so os.set_blocking()'s F_GETFL first is a system call spent for nothing (two per
-    connection)."""
-    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK if nonblocking else 0)
-
-
 class Placeholders:
     """The table of placeholders (see the module docstring).
 
@@ -207,7 +198,7 @@ class Placeholders:
             _big_sndbuf(kept)
         prog_fd, kept_fd = prog.detach(), kept.detach()
         if not nonblocking:             # both ends were made non-blocking
-            _set_status(prog_fd, False)
+            os.set_blocking(prog_fd, True)
         return self.track(Placeholder(file, prog_fd, kept_fd, kind))
 
     def replaced(self, old: Placeholder, new: Placeholder, holder: tuple[int, int]) -> None:
@@ -221,7 +212,7 @@ class Placeholders:
     def adopt(self, file, prog_fd: int, nonblocking: bool) -> Placeholder:
         """`file`'s program end is `prog_fd`, a socket sysemu already holds (an accepted
         connection gets its client's kept end); sysemu keeps no end of it."""
-        _set_status(prog_fd, nonblocking)
+        os.set_blocking(prog_fd, not nonblocking)
         return self.track(Placeholder(file, prog_fd, None, "socket"))
 
     def passthrough_socket(self, file, fd: int) -> Placeholder:
