@@ -1,6 +1,6 @@
 """`make bench`: one table, native and sysemu in the same run, ratios included (issue 10).
 
-    python bench/table.py [--rounds N] [--quick]
+    python bench/table.py [--rounds N] [--quick] [--only REGEX]
 
 Every figure runs natively and under `sysemu run` in turn (interleaved rounds, medians),
 so load from elsewhere on the machine falls on both alike. "speed" is sysemu's speed as
@@ -195,6 +195,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections held")
+    parser.add_argument("--only", metavar="REGEX",
+                        help="only the rows whose name matches (the floor rows are kept)")
     args = parser.parse_args()
     if not SYSEMU.exists():
         print(f"no sysemu next to {sys.executable}: run from the project's venv",
@@ -312,12 +314,16 @@ def main() -> int:
                         {"native": c_rate("pingpong", rtts_model, [], r"([\d.]+) us/rtt"),
                          "sysemu": c_rate("pingpong", rtts_model, model,
                                           r"([\d.]+) us/rtt")}, True))
+        if args.only:
+            rows = [row for row in rows
+                    if "floor" in row.fns or re.search(args.only, row.name)]
         for r in range(args.rounds):
             for row in rows:
                 row.run_round()
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         try:
-            per_conn = f"{idle_memory(exes, args.idle):.2f}"
+            per_conn = (f"{idle_memory(exes, args.idle):.2f}"
+                        if not args.only or re.search(args.only, "memory") else "not run")
         except Exception as exc:  # noqa: BLE001
             per_conn = f"failed: {exc}"
         floor_sync = rows[1].median("floor")
