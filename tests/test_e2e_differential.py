@@ -93,10 +93,6 @@ XFAIL = {
                            "placeholder's: an error in a later entry does not become "
                            "SO_ERROR, and a reset's error does not come before the queued "
                            "bytes (--datapath model agrees with Linux)",
-    "accept_efault_loses_the_connection": "sysemu dequeues an accepted child only once the "
-                                          "program has its descriptor: an accept whose "
-                                          "address copy faults leaves it queued (Linux "
-                                          "loses the connection)",
 }
 
 
@@ -105,7 +101,7 @@ XFAIL = {
 # pair are gone (shutdown_rd_empty_read, linger_zero_send_first, write_after_peer_close,
 # listener_recv, time_wait_rebind pass), and so is the unconnected socket's poll
 # (tcp_poll's POLLOUT|POLLHUP, from the model).
-MODEL_XFAIL = {name: XFAIL[name] for name in ("accept_efault_loses_the_connection",)}
+MODEL_XFAIL: dict[str, str] = {}
 
 
 def scenario_params(xfail=None):

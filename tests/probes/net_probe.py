@@ -1075,7 +1075,8 @@ def unconnected_socket_calls():
 def accept_efault_loses_the_connection():
     """Linux's do_accept() dequeues the child and makes its file before it copies the
     peer's address out: a copy that faults puts both, so the connection is gone (the
-    next accept has nothing; the client reads EOF) though accept said EFAULT."""
+    next accept has nothing; the client reads EOF, or ECONNRESET when it had sent bytes
+    the child never read) though accept said EFAULT."""
     srv = listener()
     srv.setblocking(False)
     c = socket.create_connection(srv.getsockname(), timeout=5)
@@ -1086,6 +1087,14 @@ def accept_efault_loses_the_connection():
     result["next_accept"] = outcome(srv.accept)
     c.settimeout(2)
     result["client_reads"] = outcome(lambda: len(c.recv(10)))
+    c.close()
+    # a client that sent bytes first: the child closes with them unread, a reset
+    c = socket.create_connection(srv.getsockname(), timeout=5)
+    c.sendall(b"request")
+    wait_fd(srv.fileno(), select.POLLIN, 5)
+    result["sent_accept_bad_addrlen"] = c_outcome(libc.accept4, srv.fileno(), 16, 8, 0)
+    result["sent_next_accept"] = outcome(srv.accept)
+    result["sent_client_reads"] = outcome(lambda: len(c.recv(10)))
     c.close()
     srv.close()
     return result

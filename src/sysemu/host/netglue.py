@@ -789,6 +789,33 @@ class NetGlue(HostHooks):
         phs.hand_off(ph, sock)
         return kept
 
+    def accept_dropped(self, child) -> bool:
+        """A child dequeued by an accept that then failed goes (inet_accept_drop()): the
+        kept end of its client's pair, which holds what the client sent, closes with it,
+        so the client reads EOF, or ECONNRESET when bytes were unread (AF_UNIX's close
+        with a non-empty queue, as tcp_close() resets); its placeholder is then handed
+        off (the sweep sees the client's close). In the model data path the model holds
+        the bytes."""
+        if self.model:
+            return False
+        phs = self.placeholders
+        kept = phs.orphan_kept.pop(child, None)
+        cph = None
+        if kept is None:
+            cph = phs.of_sock(child.peer) if child.peer is not None else None
+            if cph is None or cph.kept_fd is None:
+                return False
+            kept = cph.kept_fd
+            phs.unwatch(cph)
+            cph.kept_fd = None
+            phs.hand_off(cph, child.peer)
+        try:
+            unread = struct.unpack("i", fcntl.ioctl(kept, termios.FIONREAD, b"\0" * 4))[0] > 0
+        except OSError:
+            unread = False
+        os.close(kept)
+        return unread
+
     def _take_client_kept(self, child) -> int | None:
         kept = self.placeholders.orphan_kept.get(child)
         if kept is not None:

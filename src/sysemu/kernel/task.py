@@ -25,6 +25,10 @@ class HostHooks:
     new_file(file)               a File was created and is about to be installed
     established(sock)            a socket became connected (sock.peer is the other end)
     listen_queue_changed(sock)   a listener's accept queue length changed (readiness)
+    accept_dropped(child) -> bool
+                                 an accept that dequeued `child` failed (do_accept()): what
+                                 of the connection is outside the model goes with it; True
+                                 when bytes its client sent were unread there (a RST)
     connecting(sock)             a non-blocking connect returned still in progress
     connect_done(sock, errno)    an asynchronous connect finished (0 or the error)
     shutdown(sock, how)          shutdown(2) succeeded on a connected socket
@@ -110,6 +114,10 @@ class HostHooks:
     def new_file(self, file) -> None: ...
     def established(self, sock) -> None: ...
     def listen_queue_changed(self, sock) -> None: ...
+
+    def accept_dropped(self, child) -> bool:
+        return False                                # in process: the model holds it all
+
     def connecting(self, sock) -> None: ...
     def connect_done(self, sock, errno: int) -> None: ...
     def shutdown(self, sock, how: int) -> None: ...

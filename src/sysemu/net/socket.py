@@ -45,6 +45,7 @@ class ProtoOps:
     listen: Callable[[Net, "Socket", int], None]
     accept: Callable[[Net, "Socket", bool], Sock]
     accept_commit: Callable[[Net, Sock, Sock, "Socket"], None]
+    accept_drop: Callable[[Net, Sock, Sock], None]
     getname: Callable[[Sock, bool], tuple[int, bytes, int, int]]
     shutdown: Callable[[Net, "Socket", int], None]
     # The data calls (sock_sendmsg() / sock_recvmsg()); None: the family has none here.
@@ -282,9 +283,9 @@ def sys_connect(task, fd: CInt, uservaddr: UserPtr, addrlen: CInt) -> int:
 def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int):
     """Linux: __sys_accept4() -> __sys_accept4_file() -> do_accept(): EBADF, EINVAL
     (flags), ENOTSOCK, then the protocol (EINVAL not listening, EAGAIN, wait), then the
-    peer address (EFAULT/EINVAL). sysemu: the child is dequeued only once the program
-    has its descriptor, so a failed copy of the address leaves it queued (Linux drops
-    the connection)."""
+    peer address (EFAULT/EINVAL). sysemu: the child is dequeued once the program has
+    its descriptor (accept_commit); a failed copy of the address dequeues and closes it
+    (accept_drop), as Linux's do_accept() loses the connection it had dequeued."""
     file = task.files.lookup(fd)
     if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
         raise SyscallError(Errno.EINVAL)
@@ -296,8 +297,12 @@ def _accept4(task, fd: int, upeer_sockaddr: int, upeer_addrlen: int, flags: int)
     child = do_accept(sock)
     if upeer_sockaddr:
         family, addr, port, scope = ops.getname(child, True)
-        move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope),
-                          upeer_sockaddr, upeer_addrlen)
+        try:
+            move_addr_to_user(task.mem, encode_sockaddr(family, addr, port, scope),
+                              upeer_sockaddr, upeer_addrlen)
+        except SyscallError:
+            ops.accept_drop(net, sock.sk, child)
+            raise
     newsock = Socket(net, child, ops, sock.type, graft=False)   # grafted in the commit
     newsock.state = SocketState.SS_CONNECTED
     newfile = _new_file(task, newsock, flags)

@@ -279,6 +279,20 @@ def inet_accept_commit(net: "Net", listener: Sock, child: Sock, newsock: Socket)
     net.kernel.host.listen_queue_changed(listener)
 
 
+def inet_accept_drop(net: "Net", listener: Sock, child: Sock) -> None:
+    """Linux: do_accept() failing after inet_accept() dequeued the child (the peer's
+    address could not be copied out): fput() of the new file closes it, sock_close() ->
+    tcp_close(), so the connection is lost: its client reads EOF, or ECONNRESET when
+    bytes it sent were unread (HostHooks.accept_dropped says, for bytes outside the
+    model)."""
+    queue = listener.accept_queue
+    if queue is None or not queue.accept or queue.accept[0].sk is not child:
+        return
+    reqsk_queue_remove(listener)
+    net.kernel.host.listen_queue_changed(listener)
+    net.release(child, net.kernel.host.accept_dropped(child))
+
+
 def inet_getname(sk: Sock, peer: bool) -> tuple[int, bytes, int, int]:
     """Linux: inet_getname() / inet6_getname(): (family, addr, port, scope_id). ENOTCONN
     for the peer of an unconnected (or still connecting) socket."""
@@ -347,12 +361,14 @@ def inet_ioctl(sock: Socket, what: str) -> int:
 
 inet_stream_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
-    accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
+    accept=inet_accept, accept_commit=inet_accept_commit, accept_drop=inet_accept_drop,
+    getname=inet_getname,
     shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl,
     poll=tcp_poll)
 inet6_stream_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
-    accept=inet_accept, accept_commit=inet_accept_commit, getname=inet_getname,
+    accept=inet_accept, accept_commit=inet_accept_commit, accept_drop=inet_accept_drop,
+    getname=inet_getname,
     shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl,
     poll=tcp_poll)
 
@@ -365,12 +381,14 @@ def _not_supported(*args):
 
 inet_dgram_ops = ProtoOps(
     family=AF_INET, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+    getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
     ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet6_dgram_ops = ProtoOps(
     family=AF_INET6, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+    getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
     ioctl=udp_ioctl_ops, poll=datagram_poll)
 
@@ -378,19 +396,23 @@ inet6_dgram_ops = ProtoOps(
 # (inet_dgram_ops with ping_prot): send and receive are the protocol's, over UDP's queue
 inet_ping_ops = ProtoOps(
     family=AF_INET, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+    getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet6_ping_ops = ProtoOps(
     family=AF_INET6, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+    getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet_raw_ops = ProtoOps(
     family=AF_INET, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+    getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 inet6_raw_ops = ProtoOps(
     family=AF_INET6, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, getname=inet_getname,
+    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+    getname=inet_getname,
     shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
