@@ -343,8 +343,10 @@ class Sock:
     rtx_timer: Timer | None = None        # data retransmission / zero-window probe
     # Loss recovery (tcp_sock): snd_max is the highest sequence number sent (BSD's
     # name: Linux keeps snd_nxt there and resends from its rtx queue; sysemu's snd_nxt
-    # goes back to snd_una at an RTO). rtx_q (per instance): one [end_seq, sent at,
-    # retransmitted] per segment in flight (packets_out is its length).
+    # goes back to snd_una at an RTO). rtx_q: one [end_seq, sent at, retransmitted]
+    # per segment in flight (packets_out is its length), a deque while any is (an empty
+    # deque is 760 bytes, and an idle connection has two Socks).
+    rtx_q: "deque | tuple" = ()
     snd_max = 0
     retrans_out = 0                       # segments of rtx_q sent more than once
     snd_cwnd = TCP_INIT_CWND              # in segments
@@ -394,7 +396,6 @@ class Sock:
         self.tcp_opts: dict = {}              # other stored options (keepidle, tos ...)
         self.sndq = bytearray()
         self.rcvq = bytearray()
-        self.rtx_q: deque = deque()           # loss recovery: [end_seq, sent at, retransmitted]
         self.ofo: dict[int, bytes] = {}       # out-of-order segments by sequence number
 
     # -- views -------------------------------------------------------------------

@@ -254,7 +254,7 @@ def tcp_purge_queues(sk: "Sock") -> None:
 def tcp_reset_recovery(sk: "Sock") -> None:
     """Linux: tcp_disconnect()'s reset of the RTT estimator, the congestion state, the
     delayed-ACK state and the probes: a new connection starts afresh."""
-    sk.rtx_q.clear()
+    sk.rtx_q = ()
     sk.retrans_out = sk.dupacks = sk.probes_out = sk.snd_cwnd_cnt = 0
     sk.ofo.clear()
     sk.snd_cwnd = TCP_INIT_CWND

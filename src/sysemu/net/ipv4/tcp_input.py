@@ -252,6 +252,8 @@ def tcp_clean_rtx_queue(net: "Net", sk: "Sock", ack: int, seg: "Segment") -> int
             sk.retrans_out -= 1
         elif first_sent is None:
             first_sent = sent
+    if not q:
+        sk.rtx_q = ()
     rtt_us = -1
     if first_sent is not None and not retrans_acked:
         rtt_us = round((now - first_sent) * 1_000_000)

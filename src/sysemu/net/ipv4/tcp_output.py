@@ -17,6 +17,7 @@ sysemu: no SACK (Linux with net.ipv4.tcp_sack=0), no TSO/GSO, no pacing.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from sysemu.abi.inet import TCP_USER_TIMEOUT, TcpFlags, TcpState
@@ -237,6 +238,8 @@ def tcp_packets_in_flight(sk: "Sock") -> int:
 def tcp_event_new_data_sent(net: "Net", sk: "Sock", seq: int, end_seq: int) -> None:
     """Linux: tcp_event_new_data_sent() / tcp_rearm_rto(): the segment [seq, end_seq)
     joins the ones in flight; the retransmission timer runs while any is."""
+    if not sk.rtx_q:
+        sk.rtx_q = deque()              # made when needed: an empty deque is 760 bytes
     sk.rtx_q.append([end_seq, net.now(), before(seq, sk.snd_max)])
     if after(end_seq, sk.snd_max):
         sk.snd_max = end_seq

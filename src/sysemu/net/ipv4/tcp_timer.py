@@ -84,7 +84,7 @@ def tcp_write_err(net: "Net", sk: "Sock") -> None:
     del sk.sndq[:]
     sk.snd_sent = 0
     sk.fin_pending = False
-    sk.rtx_q.clear()
+    sk.rtx_q = ()
     if not sk.dead:
         net.kernel.host.reset(sk)
     tcp_done(net, sk)
@@ -172,7 +172,7 @@ def tcp_enter_loss(net: "Net", sk: "Sock") -> None:
         sk.fin_pending = True           # the FIN is out too: go back before it as well
     sk.snd_nxt = sk.snd_una
     sk.snd_sent = 0
-    sk.rtx_q.clear()
+    sk.rtx_q = ()
     sk.retrans_out = 0
 
 
