@@ -87,9 +87,13 @@ def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None,
                 and sk.state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV, S.TCP_CLOSE):
             seq = sk.snd_max        # Linux: tcp_acceptable_seq(), its snd_nxt never goes back
     tsval = tcp_tsval(net, sk.tsoffset) if sk.tstamp_ok else None
-    window = tcp_select_window(sk)
     if flags & F.SYN:
-        window = min(window, 65535)     # Linux: a SYN's window is never scaled
+        # Linux: tcp_transmit_skb(): a SYN's window is never scaled, and it is not
+        # tcp_select_window()'s: the right edge is kept from the first window offered
+        # after the peer's ISN is known (a SYN_SENT sock's rcv_nxt is 0)
+        window = min(max(0, tcp_full_space(sk) - len(sk.rcvq)), 65535)
+    else:
+        window = tcp_select_window(sk)
     sk.segs_out += 1
     tcp_transmit(net, sk.wire_local(), sk.num, sk.wire_remote(), sk.dport,
                  seq, sk.rcv_nxt, flags, tsval, sk.ts_recent,
@@ -142,6 +146,7 @@ def tcp_init_transfer(net: "Net", sk: "Sock", peer_window: int) -> None:
     sk.snd_una = sk.snd_max = sk.snd_nxt
     sk.snd_wnd_end = (sk.snd_nxt + peer_window) & U32_MAX
     sk.rcv_wup = sk.rcv_nxt
+    sk.rcv_wnd_end = 0          # the next window offered sets it, from this rcv_nxt
     sk.rcv_tstamp = sk.lrcvtime = net.now()
     sk.snd_sml = sk.snd_nxt
     sk.mss_cache = tcp_current_mss(sk)
