@@ -305,6 +305,34 @@ def test_bulk_to_a_slow_reader_needs_no_retransmission(monkeypatch, server_isn):
     assert env.sk(s).total_retrans == 0
 
 
+def test_window_offered_is_taken_after_so_rcvbuf_shrinks(env):
+    """The receiver offered 128 KiB, then the program shrinks SO_RCVBUF: what the peer
+    sends within the offered window is taken (Linux never shrinks the window it offered,
+    and its memory accounting takes such a segment), not cut to the new space and
+    left to the RTO; later windows follow the new space."""
+    _, c, s = env.pair()
+    assert env.setsockopt(s, SOL_SOCKET, SO_RCVBUF, 4096) == 0      # 8192 of room
+    data = bytes(range(256)) * 1200                                 # 307200 bytes
+    start = env.clock.now()
+    sent = 0
+    received = bytearray()
+    for _ in range(1000):
+        if sent < len(data):
+            n = env.send(c, data[sent:], MSG_DONTWAIT)
+            sent += n if isinstance(n, int) and n > 0 else 0
+        r = env.recv(s, 1 << 20, MSG_DONTWAIT)
+        if isinstance(r, bytes) and r:
+            received += r
+        elif len(received) == len(data):
+            break
+    assert bytes(received) == data
+    assert env.clock.now() == start     # no timer needed: nothing was dropped
+    assert env.net.mib.get("TCPTimeouts", 0) == 0 and env.net.mib.get("TCPOFODrop", 0) == 0
+    assert env.net.mib.get("RetransSegs", 0) == 0 and env.sk(c).total_retrans == 0
+    offered = [seg.window for seg in env.seen if seg.sport == env.sk(s).num]
+    assert offered[-1] <= 8192
+
+
 def _keepalive(env, fd, idle, intvl, cnt):
     assert env.setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle) == 0
     assert env.setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, intvl) == 0
