@@ -270,6 +270,69 @@ def test_two_full_segments_are_acked_at_once(env):
     assert len(_acks_to(env, c)) == n + 1 and _acks_to(env, c)[-1].ack == env.sk(c).snd_nxt
 
 
+@pytest.mark.parametrize("server_isn", [0x10000000, 0x90000000])
+def test_bulk_to_a_slow_reader_needs_no_retransmission(monkeypatch, server_isn):
+    """Issue 12: a bulk sender, a reader slower than it, no loss: the sender stays
+    within the window the reader offers (never more than its receive space), so no
+    segment is dropped, none is sent again and no RTO fires. The windows the client
+    offers start from the server's ISN; both halves of the sequence space (a SYN_SENT
+    sock's rcv_nxt is 0: the window of its SYN must not fix the right edge)."""
+    import sysemu.net.ipv4.tcp_input as tcp_input
+    monkeypatch.setattr(tcp_input, "secure_tcp_seq", lambda *a: server_isn)
+    env = DataEnv()
+    _, c, s = env.pair()
+    assert env.sk(s).isn == server_isn
+    data = bytes(range(256)) * 4096                         # 1 MiB, 8 receive buffers
+    sent = got = 0
+    received = bytearray()
+    for _ in range(10_000):
+        if sent < len(data):
+            n = env.send(s, data[sent:sent + 65536], MSG_DONTWAIT)
+            sent += n if isinstance(n, int) and n > 0 else 0
+        r = env.recv(c, 16384, MSG_DONTWAIT)                # a slow reader: 16 KiB a ms
+        if isinstance(r, bytes) and r:
+            received += r
+        env.run_until(env.clock.now() + 0.001)
+        if len(received) == len(data):
+            break
+    assert bytes(received) == data
+    csk = env.sk(c)
+    offered = [seg.window for seg in env.seen if seg.sport == csk.num]
+    assert max(offered) <= csk.rcvbuf
+    mib = env.net.mib
+    assert mib.get("TCPTimeouts", 0) == 0 and mib.get("RetransSegs", 0) == 0
+    assert mib.get("TCPOFODrop", 0) == 0 and mib.get("TCPRenoRecovery", 0) == 0
+    assert env.sk(s).total_retrans == 0
+
+
+def test_window_offered_is_taken_after_so_rcvbuf_shrinks(env):
+    """The receiver offered 128 KiB, then the program shrinks SO_RCVBUF: what the peer
+    sends within the offered window is taken (Linux never shrinks the window it offered,
+    and its memory accounting takes such a segment), not cut to the new space and
+    left to the RTO; later windows follow the new space."""
+    _, c, s = env.pair()
+    assert env.setsockopt(s, SOL_SOCKET, SO_RCVBUF, 4096) == 0      # 8192 of room
+    data = bytes(range(256)) * 1200                                 # 307200 bytes
+    start = env.clock.now()
+    sent = 0
+    received = bytearray()
+    for _ in range(1000):
+        if sent < len(data):
+            n = env.send(c, data[sent:], MSG_DONTWAIT)
+            sent += n if isinstance(n, int) and n > 0 else 0
+        r = env.recv(s, 1 << 20, MSG_DONTWAIT)
+        if isinstance(r, bytes) and r:
+            received += r
+        elif len(received) == len(data):
+            break
+    assert bytes(received) == data
+    assert env.clock.now() == start     # no timer needed: nothing was dropped
+    assert env.net.mib.get("TCPTimeouts", 0) == 0 and env.net.mib.get("TCPOFODrop", 0) == 0
+    assert env.net.mib.get("RetransSegs", 0) == 0 and env.sk(c).total_retrans == 0
+    offered = [seg.window for seg in env.seen if seg.sport == env.sk(s).num]
+    assert offered[-1] <= 8192
+
+
 def _keepalive(env, fd, idle, intvl, cnt):
     assert env.setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle) == 0
     assert env.setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, intvl) == 0

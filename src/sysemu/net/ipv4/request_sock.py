@@ -34,7 +34,7 @@ class RequestSock:
 
     __slots__ = ("listener", "rsk_ops", "loc_addr", "loc_port", "rmt_addr", "rmt_port",
                  "snt_isn", "rcv_isn", "num_timeout", "timer", "sk", "tstamp_ok",
-                 "ts_recent", "ts_off", "snt_synack")
+                 "ts_recent", "ts_off", "snt_synack", "rcv_wnd")
     state = TcpState.TCP_NEW_SYN_RECV      # what ehash lookups see (sk_state)
 
     def __init__(self, listener: "Sock", rsk_ops: RequestSockOps, loc_addr: bytes,
@@ -52,6 +52,7 @@ class RequestSock:
         self.ts_recent = 0
         self.ts_off = 0
         self.snt_synack = 0.0           # when the last SYN-ACK went (an RTT sample)
+        self.rcv_wnd = 0                # the window it offered (rsk_rcv_wnd)
 
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:

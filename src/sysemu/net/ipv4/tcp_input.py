@@ -29,7 +29,7 @@ from sysemu.net.ipv4.tcp_output import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_
                                         ICSK_ACK_SCHED, F, sk_stream_is_writeable,
                                         tcp_arm_rtx, tcp_enter_quickack_mode,
                                         tcp_full_space, tcp_in_quickack_mode,
-                                        tcp_incr_quickack, tcp_init_transfer,
+                                        tcp_incr_quickack, tcp_init_transfer, tcp_rcv_room,
                                         tcp_retransmit_head, tcp_send, tcp_send_ack,
                                         tcp_send_delayed_ack, tcp_send_synack,
                                         tcp_stop_rtx, tcp_tsval, tcp_write_xmit,
@@ -392,7 +392,7 @@ def tcp_enter_recovery(net: "Net", sk: "Sock") -> None:
 
 def tcp_data_queue(net: "Net", sk: "Sock", seg: "Segment") -> bool:
     """Linux: tcp_data_queue(): the next bytes in order join the receive queue (what fits
-    the receive space), then what waited out of order behind them (tcp_ofo_queue());
+    the receive space or the window offered: tcp_rcv_room()), then what waited out of order behind them (tcp_ofo_queue());
     bytes beyond a hole wait out of order (tcp_data_queue_ofo()) and are answered by a
     duplicate ACK at once; a segment that starts before rcv_nxt gives its new part. The
     reader wakes. An urgent pointer (tcp_urg()) marks its byte: out of band unless
@@ -407,8 +407,7 @@ def tcp_data_queue(net: "Net", sk: "Sock", seg: "Segment") -> bool:
         payload = payload[cut:]
         seq = sk.rcv_nxt
         tcp_enter_quickack_mode(sk)
-    free = tcp_full_space(sk) - len(sk.rcvq)
-    n = min(len(payload), max(free, 0))
+    n = min(len(payload), tcp_rcv_room(sk))
     if not n:
         tcp_send_ack(net, sk)
         return False
@@ -448,12 +447,12 @@ def tcp_data_queue(net: "Net", sk: "Sock", seg: "Segment") -> bool:
 
 def tcp_data_queue_ofo(net: "Net", sk: "Sock", seq: int, payload: bytes, fin: bool) -> None:
     """Linux: tcp_data_queue_ofo(): a segment beyond a hole waits (TCPOFOQueue) while it
-    fits the receive space (else TCPOFODrop); a duplicate ACK goes at once, which is what
+    fits the receive space or the window offered (else TCPOFODrop); a duplicate ACK goes at once, which is what
     tells the sender of the hole."""
     held = sum(len(p) for p, _ in sk.ofo.values())
     end = (seq + len(payload)) & U32_MAX
-    if held + len(payload) > tcp_full_space(sk) - len(sk.rcvq) \
-            or after(end, (sk.rcv_nxt + tcp_full_space(sk)) & U32_MAX):
+    room = tcp_rcv_room(sk)
+    if held + len(payload) > room or after(end, (sk.rcv_nxt + room) & U32_MAX):
         net.count("TCPOFODrop")
     else:
         net.count("TCPOFOQueue")
@@ -478,7 +477,7 @@ def tcp_ofo_queue(net: "Net", sk: "Sock") -> None:
             if cut > len(payload) or (cut == len(payload) and not fin):
                 continue
             rest = payload[cut:]
-            room = max(tcp_full_space(sk) - len(sk.rcvq), 0)
+            room = tcp_rcv_room(sk)
             if len(rest) > room:
                 rest = rest[:room]
                 fin = False

@@ -194,6 +194,7 @@ def tcp_v4_syn_recv_sock(net: "Net", sk: "Sock", req: RequestSock) -> "Sock | No
         child.tsoffset = req.ts_off
     child.state = S.TCP_ESTABLISHED
     tcp_synack_rtt(net, child, req.snt_synack if not req.num_timeout else None, 0)
+    child.rcv_wnd = req.rcv_wnd              # Linux: tcp_create_openreq_child()
     tcp_init_transfer(net, child, 65535)     # sysemu: the peer's window is the SYN's
     if child.keepalive:
         tcp_reset_keepalive_timer(net, child, keepalive_time_when(net, child))

@@ -88,9 +88,12 @@ def tcp_send(net: "Net", sk: "Sock", flags: int, seq: int | None = None,
                 and sk.state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV, S.TCP_CLOSE):
             seq = sk.snd_max        # Linux: tcp_acceptable_seq(), its snd_nxt never goes back
     tsval = tcp_tsval(net, sk.tsoffset) if sk.tstamp_ok else None
-    window = tcp_select_window(sk)
     if flags & F.SYN:
-        window = min(window, 65535)     # Linux: a SYN's window is never scaled
+        # Linux: tcp_transmit_skb(): a SYN's window is rcv_wnd, not tcp_select_window()'s
+        # (a SYN_SENT sock's rcv_nxt is 0: no right edge can be counted from it yet)
+        window = sk.rcv_wnd = tcp_syn_window(sk)
+    else:
+        window = tcp_select_window(sk)
     sk.segs_out += 1
     tcp_transmit(net, sk.wire_local(), sk.num, sk.wire_remote(), sk.dport,
                  seq, sk.rcv_nxt, flags, tsval, sk.ts_recent,
@@ -104,16 +107,32 @@ def tcp_full_space(sk: "Sock") -> int:
     return sk.rcvbuf
 
 
+def tcp_syn_window(sk: "Sock") -> int:
+    """Linux: tcp_select_initial_window(): the window a SYN or SYN-ACK offers, the free
+    receive space, never scaled (at most 65535); once the peer's ISN is known the right
+    edge starts from it (tcp_init_transfer())."""
+    return min(max(0, tcp_full_space(sk) - len(sk.rcvq)), 65535)
+
+
+def tcp_rcv_room(sk: "Sock") -> int:
+    """The bytes from rcv_nxt the receiver takes, and offers: the free space of the
+    receive queue, or up to the right edge it offered before if that is further (Linux:
+    tcp_select_window() never shrinks the offered window).
+    sysemu: what was offered is taken even when SO_RCVBUF shrank since, or the reader has
+    not made room (Linux's rmem accounting has the slack for it, and tcp_data_queue()
+    forces a segment in when the receive queue is empty); the space is counted in bytes."""
+    free = max(0, tcp_full_space(sk) - len(sk.rcvq))
+    if sk.rcv_wnd_end and after(sk.rcv_wnd_end, (sk.rcv_nxt + free) & U32_MAX):
+        return (sk.rcv_wnd_end - sk.rcv_nxt) & U32_MAX
+    return free
+
+
 def tcp_select_window(sk: "Sock") -> int:
     """Linux: tcp_select_window(): the free space of the receive queue; the right edge
     it offers never moves back (the space only grows as the program reads)."""
-    free = max(0, tcp_full_space(sk) - len(sk.rcvq))
-    end = (sk.rcv_nxt + free) & U32_MAX
-    if sk.rcv_wnd_end and after(sk.rcv_wnd_end, end):
-        free = (sk.rcv_wnd_end - sk.rcv_nxt) & U32_MAX
-    else:
-        sk.rcv_wnd_end = end
-    sk.rcv_wnd = min(free, 0x7FFFFFFF)
+    room = tcp_rcv_room(sk)
+    sk.rcv_wnd_end = (sk.rcv_nxt + room) & U32_MAX
+    sk.rcv_wnd = min(room, 0x7FFFFFFF)
     return sk.rcv_wnd
 
 
@@ -139,10 +158,12 @@ def tcp_current_mss(sk: "Sock") -> int:
 
 def tcp_init_transfer(net: "Net", sk: "Sock", peer_window: int) -> None:
     """Linux: tcp_init_transfer() / tcp_init_wl(): the connection is established, the
-    data path starts at snd_nxt and rcv_nxt with the peer's first window."""
+    data path starts at snd_nxt and rcv_nxt with the peer's first window; the right edge
+    of ours is rcv_nxt (rcv_wup) + the window our SYN (SYN-ACK) offered (rcv_wnd)."""
     sk.snd_una = sk.snd_max = sk.snd_nxt
     sk.snd_wnd_end = (sk.snd_nxt + peer_window) & U32_MAX
     sk.rcv_wup = sk.rcv_nxt
+    sk.rcv_wnd_end = (sk.rcv_nxt + sk.rcv_wnd) & U32_MAX    # what the SYN (SYN-ACK) offered
     sk.rcv_tstamp = sk.lrcvtime = net.now()
     sk.snd_sml = sk.snd_nxt
     sk.mss_cache = tcp_current_mss(sk)
@@ -351,7 +372,7 @@ def tcp_send_synack(net: "Net", req: "RequestSock") -> None:
     """Linux: tcp_v4_send_synack() of tcp_make_synack(): the SYN-ACK of a request."""
     tsval = tcp_tsval(net, req.ts_off) if req.tstamp_ok else None
     req.snt_synack = net.now()
-    window = min(tcp_full_space(req.listener), 65535)      # the child's receive space
+    window = req.rcv_wnd = tcp_syn_window(req.listener)    # the child's receive space
     tcp_transmit(net, req.loc_addr, req.loc_port, req.rmt_addr, req.rmt_port, req.snt_isn,
                  req.rcv_isn + 1, F.SYN | F.ACK, tsval, req.ts_recent, window=window)
 
