@@ -359,19 +359,13 @@ def inet_ioctl(sock: Socket, what: str) -> int:
 
 # -- registration (Linux: inet_init(), inet6_init()) ----------------------------------
 
-inet_stream_ops = ProtoOps(
-    family=AF_INET, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
-    accept=inet_accept, accept_commit=inet_accept_commit, accept_drop=inet_accept_drop,
-    getname=inet_getname,
-    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl,
-    poll=tcp_poll)
-inet6_stream_ops = ProtoOps(
-    family=AF_INET6, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
-    accept=inet_accept, accept_commit=inet_accept_commit, accept_drop=inet_accept_drop,
-    getname=inet_getname,
-    shutdown=inet_shutdown, sendmsg=inet_sendmsg, recvmsg=inet_recvmsg, ioctl=inet_ioctl,
-    poll=tcp_poll)
-
+def _stream_ops(family: int) -> ProtoOps:
+    """Linux: inet_stream_ops / inet6_stream_ops."""
+    return ProtoOps(
+        family=family, bind=inet_bind, connect=inet_stream_connect, listen=inet_listen,
+        accept=inet_accept, accept_commit=inet_accept_commit, accept_drop=inet_accept_drop,
+        getname=inet_getname, shutdown=inet_shutdown, sendmsg=inet_sendmsg,
+        recvmsg=inet_recvmsg, ioctl=inet_ioctl, poll=tcp_poll)
 
 
 def _not_supported(*args):
@@ -379,41 +373,26 @@ def _not_supported(*args):
     raise SyscallError(Errno.ENOTSUP)
 
 
-inet_dgram_ops = ProtoOps(
-    family=AF_INET, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
-    getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl_ops, poll=datagram_poll)
-inet6_dgram_ops = ProtoOps(
-    family=AF_INET6, bind=inet_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
-    getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=udp_sendmsg_ops, recvmsg=udp_recvmsg_ops,
-    ioctl=udp_ioctl_ops, poll=datagram_poll)
+def _dgram_ops(family: int, bind, sendmsg, recvmsg) -> ProtoOps:
+    """Linux: inet_dgram_ops / inet6_dgram_ops (and, for ping and raw sockets, the same
+    table with the protocol's bind, send and receive, over UDP's queue)."""
+    return ProtoOps(
+        family=family, bind=bind, connect=inet_dgram_connect, listen=_not_supported,
+        accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
+        getname=inet_getname, shutdown=udp_shutdown, sendmsg=sendmsg, recvmsg=recvmsg,
+        ioctl=udp_ioctl_ops, poll=datagram_poll)
 
+
+inet_stream_ops = _stream_ops(AF_INET)
+inet6_stream_ops = _stream_ops(AF_INET6)
+inet_dgram_ops = _dgram_ops(AF_INET, inet_bind, udp_sendmsg_ops, udp_recvmsg_ops)
+inet6_dgram_ops = _dgram_ops(AF_INET6, inet_bind, udp_sendmsg_ops, udp_recvmsg_ops)
 # Linux: inet_sockraw_ops / inet6_sockraw_ops and the ping entries of inetsw_array
 # (inet_dgram_ops with ping_prot): send and receive are the protocol's, over UDP's queue
-inet_ping_ops = ProtoOps(
-    family=AF_INET, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
-    getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
-inet6_ping_ops = ProtoOps(
-    family=AF_INET6, bind=ping_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
-    getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=ping_sendmsg_ops, recvmsg=ping_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
-inet_raw_ops = ProtoOps(
-    family=AF_INET, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
-    getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
-inet6_raw_ops = ProtoOps(
-    family=AF_INET6, bind=raw_bind, connect=inet_dgram_connect, listen=_not_supported,
-    accept=_not_supported, accept_commit=_not_supported, accept_drop=_not_supported,
-    getname=inet_getname,
-    shutdown=udp_shutdown, sendmsg=raw_sendmsg_ops, recvmsg=raw_recvmsg, ioctl=udp_ioctl_ops, poll=datagram_poll)
+inet_ping_ops = _dgram_ops(AF_INET, ping_bind, ping_sendmsg_ops, ping_recvmsg)
+inet6_ping_ops = _dgram_ops(AF_INET6, ping_bind, ping_sendmsg_ops, ping_recvmsg)
+inet_raw_ops = _dgram_ops(AF_INET, raw_bind, raw_sendmsg_ops, raw_recvmsg)
+inet6_raw_ops = _dgram_ops(AF_INET6, raw_bind, raw_sendmsg_ops, raw_recvmsg)
 
 sock_register(NetProtoFamily(AF_INET, inet_create))
 sock_register(NetProtoFamily(AF_INET6, inet_create))
