@@ -528,3 +528,32 @@ def test_accept_queue_demo_same_lines(sysemu_bin):
         return [line.split(" (connect()")[0].split(" (at about")[0]
                 for line in text(done).splitlines()]
     assert (got.returncode, story(got)) == (0, story(native)), report(got)
+
+
+# --- a /proc file larger than its placeholder pair holds ---
+
+PROC_TCP_SCRIPT = r"""
+import socket
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(128)
+keep = []
+for _ in range(1000):
+    c = socket.create_connection(srv.getsockname())
+    keep += [c, srv.accept()[0]]
+with open("/proc/net/tcp") as f:
+    lines = f.read().splitlines()
+port = "%04X" % srv.getsockname()[1]
+print(len(lines), sum(1 for l in lines[1:]
+                      if any(a.endswith(":" + port) for a in l.split()[1:3])))
+"""
+
+
+def test_cat_proc_net_tcp_with_2000_sockets(sysemu_bin, tmp_path):
+    """/proc/net/tcp with 2001 rows (~300 KB, more than the AF_UNIX pair that carries it
+    holds): the rest goes as the reader drains the pair (it hung before), every row once."""
+    script = tmp_path / "proc_tcp.py"
+    script.write_text(PROC_TCP_SCRIPT)
+    done = run_sh(f'"{sys.executable}" "{script}"', sysemu_bin, timeout=60)
+    assert done.returncode == 0, report(done)
+    assert text(done).split() == ["2002", "2001"], report(done)

@@ -730,6 +730,8 @@ class NetGlue(HostHooks):
             if self.model and ph.kind == "socket":
                 self.placeholders.rearm(ph, select.EPOLLIN)    # untrapped writes, level
                 self._show(ph, sock_of(ph.file))     # an accepted child may have bytes
+            elif ph.kind == "proc" and ph.pending:
+                self._proc_flush(ph)                 # the rest, as the reader drains it
 
     def _accepted(self, ph: Placeholder, child, ok: bool) -> None:
         if not ok:  # the child stays queued; the kept end stays with its client's entry
@@ -833,7 +835,10 @@ class NetGlue(HostHooks):
     def _kept_event(self, ph: Placeholder, events: int) -> None:
         try:
             if ph.kind == "proc":
-                self._proc_input(ph)
+                if events & select.EPOLLOUT and ph.pending:
+                    self._proc_flush(ph)
+                if events & ~select.EPOLLOUT:
+                    self._proc_input(ph)
             elif ph.kind == "dgram":
                 # what the program sent before it closed was sent (Linux: at write()):
                 # its records are taken before its close is
@@ -1088,6 +1093,8 @@ class NetGlue(HostHooks):
                 ph.pending = b""
                 break
             ph.pending = ph.pending[n:]
+        # what the pair cannot hold yet goes when the reader drains it (EPOLLOUT)
+        self.placeholders.rearm(ph, select.EPOLLIN | (select.EPOLLOUT if ph.pending else 0))
         if not ph.pending:
             try:
                 with socket.socket(fileno=os.dup(ph.kept_fd)) as kept:
