@@ -516,7 +516,13 @@ def test_socat_relay(workdir, sysemu_bin, options):
 
 def test_accept_queue_demo_same_lines(sysemu_bin):
     script = f'"{sys.executable}" "{DEMO}"'
-    native = run_sh(script, None)
+    # Natively two final ACKs handled at once on two CPUs can both pass the accept
+    # queue's full check (a race in the host kernel, seen once in CI: "holds 3"): the
+    # native oracle is taken from a run without it, at most three tries.
+    for _ in range(3):
+        native = run_sh(script, None)
+        if native.returncode == 0:
+            break
     assert native.returncode == 0, report(native)
     assert "the accept queue holds 2 (backlog+1)" in text(native), report(native)
     got = run_sh(script, sysemu_bin)
