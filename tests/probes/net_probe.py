@@ -1369,6 +1369,99 @@ def signal_during_timed_connect():
     return result
 
 
+@scenario
+def process_signal_storm_in_accept():
+    # A signal sent to the process (an interval timer's SIGALRM, here every 200 us, with
+    # SA_RESTART) is taken by one thread: complete_signal() picks the leader when it
+    # wants it (here: sleeping), so the threads blocked in accept go on waiting, and one
+    # that is interrupted restarts its accept. No accept fails, every connection made
+    # meanwhile is accepted and answered. (sysemu parks the accepts and ends a wait itself
+    # when a signal is for its thread: a thread Linux did not pick for the signal got
+    # -512, ERESTARTSYS, with the leader asleep.)
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append(1))
+    signal.siginterrupt(signal.SIGALRM, False)          # SA_RESTART
+    srv = listener(backlog=64)
+    addr = srv.getsockname()
+    errors, answered, done = [], [], threading.Event()    # the clients' end
+
+    def acceptor():
+        while len(errors) < 20:
+            fd = c_outcome(libc.accept, srv.fileno(), None, None)
+            if isinstance(fd, str):
+                errors.append(fd)
+                continue
+            with socket.socket(fileno=fd) as a:
+                a.settimeout(5)
+                if a.recv(3) != b"hi":      # "end"
+                    return
+                a.sendall(b"ok")
+
+    def clients():
+        while not done.is_set():
+            with socket.create_connection(addr, timeout=5) as c:
+                c.sendall(b"hi")
+                answered.append(c.recv(2) == b"ok")
+
+    acceptors = [threading.Thread(target=acceptor) for _ in range(3)]
+    client = threading.Thread(target=clients)
+    for t in acceptors + [client]:
+        t.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        time.sleep(0.01)
+    done.set()
+    client.join(10)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for _ in acceptors:                 # each takes one more connection and ends
+        with socket.create_connection(addr, timeout=5) as c:
+            c.sendall(b"end")
+    for t in acceptors:
+        t.join(10)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    srv.close()
+    return {"accept_errors": sorted(set(errors)), "some_answered": len(answered) > 0,
+            "all_answered": all(answered), "handler_ran": bool(got)}
+
+
+@scenario
+def process_signal_for_the_only_willing_thread():
+    # The leader blocks SIGALRM; the one thread that does not is blocked in accept:
+    # complete_signal() picks it (round-robin over the threads that want the signal), its
+    # accept is interrupted, the handler runs, and the accept restarts (SA_RESTART) and
+    # takes the connection that comes after.
+    got = []
+    signal.signal(signal.SIGALRM, lambda *a: got.append(1))
+    signal.siginterrupt(signal.SIGALRM, False)
+    srv = listener()
+    result = {}
+
+    def acceptor():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGALRM])
+        fd = c_outcome(libc.accept, srv.fileno(), None, None)
+        result["accept"] = fd if isinstance(fd, str) else "fd"
+        if not isinstance(fd, str):
+            os.close(fd)
+
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+    t = threading.Thread(target=acceptor)
+    t.start()
+    time.sleep(0.3)                     # the accept waits
+    os.kill(os.getpid(), signal.SIGALRM)
+    end = time.monotonic() + 3
+    while not got and time.monotonic() < end:
+        time.sleep(0.01)                # Python runs the handler in this thread
+    result["handler_ran"] = bool(got)
+    result["accept_still_waiting"] = t.is_alive()
+    socket.create_connection(srv.getsockname(), timeout=5).close()
+    t.join(10)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    srv.close()
+    return result
+
+
 # --- the data path (tcp_sendmsg / tcp_recvmsg): what the receiver sees ---
 
 SIOCINQ, SIOCOUTQ, SIOCATMARK, SIOCOUTQNSD = 0x541B, 0x5411, 0x8905, 0x894B

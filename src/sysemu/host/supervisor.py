@@ -52,6 +52,8 @@ from sysemu.host.placeholder import Placeholders
 from sysemu.host.procs import descendants
 from sysemu.host.reactor import Reactor, TimerHandle
 from sysemu.host.seccomp import Filter, build_filter
+from sysemu.host.signals import (complete_signal_target, read_signals, read_threads,
+                                 signals_in)
 from sysemu.host.tracing import FD_PENDING, describe_file, render_exit, replace_result
 from sysemu.kernel.errors import HostPassthrough, SyscallError, WouldBlock
 from sysemu.kernel.syscalls import InstallFd, InstallFds
@@ -107,25 +109,6 @@ def read_task_status(tid: int) -> tuple[int, frozenset[int], str]:
     except OSError:
         pass
     return tgid, caps, comm
-
-
-def read_signals(tid: int) -> tuple[int, int]:
-    """(signals pending for the thread, for its process), each without those the thread
-    blocks, from /proc/TID/status (SigPnd, ShdPnd, SigBlk); (0, 0) if it is gone."""
-    pending = shared = blocked = 0
-    try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"SigPnd:"):
-                    pending = int(line[7:], 16)
-                elif line.startswith(b"ShdPnd:"):
-                    shared = int(line[7:], 16)
-                elif line.startswith(b"SigBlk:"):
-                    blocked = int(line[7:], 16)
-                    break
-    except (OSError, ValueError):
-        return 0, 0
-    return pending & ~blocked, shared & ~blocked
 
 
 def read_task_groups(tid: int) -> tuple[int, tuple[int, ...]]:
@@ -204,6 +187,9 @@ class Supervisor:
         # tid -> the call a signal interrupted in a wait that ends with EINTR (see
         # _interrupted_wait): its restart is answered EINTR.
         self._restarts: dict[int, tuple] = {}
+        # pid -> the thread sysemu last took as complete_signal()'s round-robin choice
+        # (Linux: signal->curr_target; _marked_for)
+        self._curr_target: dict[int, int] = {}
         self._log = log
         self._logged_kinds: set[str] = set()
         self._check_timer: TimerHandle | None = None
@@ -320,6 +306,8 @@ class Supervisor:
                 if isinstance(task.files, HostFileTable):
                     task.files.close()
                 self._restarts.pop(tid, None)
+                if self._curr_target.get(task.pid) == tid:
+                    del self._curr_target[task.pid]
                 if self.injector is not None:
                     self.injector.forget(tid)
         self._sweep_timer = self.reactor.call_later(TASK_SWEEP_INTERVAL, self._sweep_tasks)
@@ -728,24 +716,35 @@ class Supervisor:
         """Each parked call: gone (a fatal signal, or without WAIT_KILLABLE_RECV any
         signal ended it: the kernel restarts or fails it), or interrupted by sysemu when
         a signal it would have to act on is pending for its thread (Filter.load: the
-        kernel no longer ends the wait itself)."""
+        kernel no longer ends the wait itself): one sent to the thread, or one sent to
+        its process that Linux would have woken this thread for (_marked_for)."""
         self._check_timer = None
-        taken_shared: set[int] = set()          # processes whose shared signals woke one
-        for parked in sorted(self.parked.values(),
-                             key=lambda p: p.notif.pid != p.task.pid):   # main threads first
+        threads_of: dict[int, list] = {}        # pid -> read_threads(pid), once a sweep
+        for parked in list(self.parked.values()):
             if parked.notif.id not in self.parked:
                 continue
             if not self.listener.id_valid(parked.notif.id):
                 self._interrupted_wait(parked)
                 continue
             own, shared = read_signals(parked.notif.pid)
-            if shared and parked.task.pid not in taken_shared:
-                # Linux: complete_signal() wakes one thread for a process's signal
-                taken_shared.add(parked.task.pid)
-            elif not own:
-                continue
-            self._signal_wait(parked)
+            if own or shared and self._marked_for(parked, shared, threads_of):
+                self._signal_wait(parked)
         self._arm_check()
+
+    def _marked_for(self, parked: Parked, shared: int, threads_of: dict[int, list]) -> bool:
+        """Is the parked thread the one Linux marks (TIF_SIGPENDING) for one of its
+        process's pending signals? Only that thread may be answered -ERESTARTSYS: another
+        would return -512 to the program (host/signals.py). Linux: complete_signal()."""
+        pid, tid = parked.task.pid, parked.notif.pid
+        threads = threads_of.get(pid)
+        if threads is None:
+            threads = threads_of[pid] = read_threads(pid)
+        for sig in signals_in(shared):
+            if complete_signal_target(sig, threads, self._curr_target.get(pid)) == tid:
+                if tid != pid:
+                    self._curr_target[pid] = tid    # the round-robin goes on from here
+                return True
+        return False
 
     def _check_soon(self) -> None:
         """Look at the parked calls' signals now (sysemu just sent one)."""
