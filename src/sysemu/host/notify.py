@@ -14,7 +14,7 @@ import fcntl
 import struct
 
 from sysemu.abi.fcntl import O_CLOEXEC
-from sysemu.host.libc import seccomp
+from sysemu.host.libc import SignalsHeld, seccomp
 
 SECCOMP_GET_NOTIF_SIZES = 3
 SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
@@ -94,6 +94,7 @@ class Listener:
         self._zero = bytes(notif)
         self._resp = bytearray(resp)
         self._addfd = bytearray(ADDFD.size)
+        self._signals_held = SignalsHeld()
         self._id = bytearray(U64.size)
         self.sync_wakeup = False
 
@@ -126,13 +127,19 @@ class Listener:
 
     def _ioctl(self, request: int, buf: bytearray) -> int | None:
         """One notification ioctl; None when the call is gone (ENOENT: a signal cancelled
-        it, or its task died), which callers report instead of raising."""
-        try:
-            return fcntl.ioctl(self.fd, request, buf, True)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return None
-            raise
+        it, or its task died), which callers report instead of raising. EINTR (a signal
+        to the supervisor: SEND and ID_VALID take the notify lock interruptibly, a plain
+        ADDFD waits interruptibly and is withdrawn unless it was already installed, in
+        which case its result is returned instead) means nothing was done: made again."""
+        while True:
+            try:
+                return fcntl.ioctl(self.fd, request, buf, True)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return None
+                raise
 
     def _send(self, id: int, val: int, error: int, flags: int) -> bool:
         RESP.pack_into(self._resp, 0, id, val, error, flags)
@@ -164,7 +171,12 @@ class Listener:
         Linux: seccomp_notify_addfd(); the fd lands at the lowest free number."""
         ADDFD.pack_into(self._addfd, 0, id, SECCOMP_ADDFD_FLAG_SEND, srcfd, 0,
                         O_CLOEXEC if cloexec else 0)
-        return self._ioctl(SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd)
+        # With FLAG_SEND the kernel marks the call answered before it waits for the
+        # caller to take the descriptor: a signal ending that wait withdraws the
+        # descriptor and the call returns 0 with nothing installed (and EINTR here). So
+        # the supervisor's signals wait until the install is done.
+        with self._signals_held:
+            return self._ioctl(SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd)
 
     def add_fd(self, id: int, srcfd: int, cloexec: bool = False) -> int | None:
         """Install a copy of our srcfd in the caller at its lowest free number, the call
