@@ -226,6 +226,39 @@ class Proto:
     trunc_real_len: bool = True
 
 
+def struct_fields(*instance_fields: str):
+    """A class whose body lists its fields with their defaults, as a C struct's
+    declaration does (Sock), made a class of slots: each field a slot (`instance_fields`
+    too: those its __init__ sets), and one function, `_init_fields(self)`, that stores
+    every default; what else is set on an instance goes to its __dict__ as before.
+    sysemu: a field left at a default on the class is found by two dict lookups and
+    a read of a slot is one step; the model reads a few hundred fields a connection
+    (bench/model_connrate.py: 4.5% of a connection's instructions, README:
+    Performance). A slot is also smaller than a dict entry (memory per connection)."""
+    def make(cls):
+        namespace = dict(vars(cls))
+        defaults = {name: value for name, value in namespace.items()
+                    if not name.startswith("_") and not callable(value)
+                    and not isinstance(value, (property, staticmethod, classmethod))}
+        for name in (*defaults, "__dict__", "__weakref__"):
+            namespace.pop(name, None)
+        namespace["__slots__"] = (*defaults, *instance_fields, "__dict__", "__weakref__")
+        # the defaults are keyword-only arguments' defaults: the call fills them in C,
+        # and each store is one STORE_ATTR of a slot
+        names = list(defaults)
+        source = (f"def _init_fields(self, *, {', '.join(names)}):\n"
+                  + "".join(f"    self.{name} = {name}\n" for name in names))
+        scope: dict = {}
+        exec(source, scope)     # noqa: S102  (the class's own field names only)
+        init_fields = scope["_init_fields"]
+        init_fields.__kwdefaults__ = defaults
+        namespace["_init_fields"] = init_fields
+        return type(cls)(cls.__name__, cls.__bases__, namespace)
+    return make
+
+
+@struct_fields("id", "net", "family", "protocol", "uid", "wait", "mc_list", "sockflags",
+               "tcp_opts", "sndq", "rcvq", "ofo")
 class Sock:
     """Linux: struct sock + inet_sock + inet_connection_sock + tcp_sock (TCP only).
 
@@ -250,11 +283,8 @@ class Sock:
 
     _ids = itertools.count(1)
 
-    # sysemu: the defaults that are immutable values are the class's, not each
-    # instance's: a Sock is made per connection, and ~90 instance stores cost ~9 us and
-    # a dict of 128 slots each (measured with timeit); a value set later is the
-    # instance's own, as before. Per-instance state (containers, the wait queue) is
-    # made in __init__.
+    # The fields, with their defaults (struct_fields() makes each a slot, stored by
+    # __init__). Per-instance state (containers, the wait queue) is made in __init__.
     type = SOCK_STREAM
     state = TcpState.TCP_CLOSE
     socket = None
@@ -386,6 +416,7 @@ class Sock:
     data_segs_in = 0
 
     def __init__(self, net: "Net", family: int, protocol: int, uid: int = 0):
+        self._init_fields()
         self.id = next(Sock._ids)
         self.net = net
         self.family = family
