@@ -126,7 +126,7 @@ def mapped(v4: bytes) -> bytes:
     return V4MAPPED_PREFIX + v4
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     """One TCP segment on the virtual wire. Addresses are 16-byte IPv6 (IPv4 v4-mapped).
     tsval/tsecr: the timestamp option (RFC 7323), tsval None when the segment has none."""
