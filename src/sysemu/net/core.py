@@ -243,15 +243,15 @@ def struct_fields(*instance_fields: str):
         for name in (*defaults, "__dict__", "__weakref__"):
             namespace.pop(name, None)
         namespace["__slots__"] = (*defaults, *instance_fields, "__dict__", "__weakref__")
-        # the defaults are keyword-only arguments' defaults: the call fills them in C,
-        # and each store is one STORE_ATTR of a slot
+        # the defaults are the arguments' defaults: the call fills them in C, and each
+        # store is one STORE_ATTR of a slot
         names = list(defaults)
-        source = (f"def _init_fields(self, *, {', '.join(names)}):\n"
+        source = (f"def _init_fields(self, {', '.join(names)}):\n"
                   + "".join(f"    self.{name} = {name}\n" for name in names))
         scope: dict = {}
         exec(source, scope)     # noqa: S102  (the class's own field names only)
         init_fields = scope["_init_fields"]
-        init_fields.__kwdefaults__ = defaults
+        init_fields.__defaults__ = tuple(defaults.values())
         namespace["_init_fields"] = init_fields
         return type(cls)(cls.__name__, cls.__bases__, namespace)
     return make
