@@ -219,13 +219,18 @@ def test_pidfds_borrow_from_the_process_that_has_the_number_now():
         os.close(w)
 
 
-def test_sock_defaults_are_shared_values_and_containers_are_not():
-    """Sock's immutable defaults are class attributes (cheap to make); what a Sock
-    mutates in place is its own."""
+def test_sock_fields_are_slots_with_their_defaults_and_containers_are_not_shared():
+    """Sock's fields are slots (struct_fields()), each Sock starting at the class body's
+    defaults; what a Sock mutates in place is its own; a new Sock has an empty __dict__
+    (every field a slot: memory per connection)."""
     from sysemu.net.core import Sock
 
     a, b = Sock(None, 2, 6), Sock(None, 2, 6)
     for name in ("mc_list", "sockflags", "tcp_opts", "sndq", "rcvq", "wait"):
         assert getattr(a, name) is not getattr(b, name), name
+    assert "num" in Sock.__slots__ and "state" in Sock.__slots__
+    assert vars(a) == {} and (a.num, a.rcvbuf, a.peer) == (0, 131072, None)
     a.num, a.sndq[:] = 5, b"x"
-    assert (b.num, bytes(b.sndq), Sock.num) == (0, b"", 0)
+    assert (b.num, bytes(b.sndq)) == (0, b"")
+    a.not_a_field = 1           # a name the body does not declare still works
+    assert vars(a) == {"not_a_field": 1}

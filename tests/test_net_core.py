@@ -342,3 +342,29 @@ def test_close_both_quickly_fin_carries_ack(env):
 
 def test_io_uring_setup_enosys(env):
     assert env.call("io_uring_setup", 8, 0) == -E.ENOSYS
+
+
+def test_tcp_states_are_tcp_states_own_members():
+    """TcpStates (what the TCP modules read states from) holds TcpState's members
+    themselves: same objects, names and values; nothing more."""
+    from sysemu.abi.inet import TcpStates
+    plain = {name: value for name, value in vars(TcpStates).items() if name.startswith("TCP_")}
+    assert plain == dict(TcpState.__members__)
+    assert all(plain[m.name] is m for m in TcpState)
+
+
+@pytest.mark.parametrize("order", ["server", "client"])
+def test_model_connrate_bench_runs_its_connections(order):
+    """bench/model_connrate.py (the in-process benchmark of a connection's model work)
+    makes its n connections, each opened both ways and closed without a reset."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "bench" / "model_connrate.py"
+    spec = importlib.util.spec_from_file_location("model_connrate", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    box = bench.run(30, server_first=order == "server")
+    bench.check(box, 30)
+    # the side that closed first holds TIME_WAIT; the other side is gone
+    states = sorted(TcpState(sk.state).name for sk in box.net.socks)
+    assert states == ["TCP_LISTEN"] + ["TCP_TIME_WAIT"] * 30, states[:4]

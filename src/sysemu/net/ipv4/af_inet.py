@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_IP, IPPROTO_MAX, IPPROTO_TCP,
-                             IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP, TcpState)
+                             IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP, TcpState,
+                             TcpStates)
 from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, SHUTDOWN_MASK, SOCK_DGRAM,
                                SOCK_RAW, SOCK_STREAM, RCV_SHUTDOWN, SocketState)
 from sysemu.kernel.errors import SyscallError, WouldBlock
@@ -41,7 +42,7 @@ from sysemu.net.socket import NetProtoFamily, ProtoOps, Socket, sock_register
 if TYPE_CHECKING:
     from sysemu.net.core import Net
 
-S = TcpState
+S = TcpStates
 
 
 def inet_create(task, net: "Net", family: int, type_: int, protocol: int) -> Socket:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import INADDR_ANY, IPPROTO_TCP, TcpState
+from sysemu.abi.inet import INADDR_ANY, IPPROTO_TCP, TcpStates
 from sysemu.abi.socket import AF_INET
 from sysemu.kernel.errors import SyscallError
 from sysemu.net.core import Sock, mapped
@@ -41,7 +41,7 @@ from sysemu.net.ipv4.tcp_output import tcp_connect
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Segment
 
-S = TcpState
+S = TcpStates
 Key = tuple[bytes, int, bytes, int]         # (saddr, sport, daddr, dport), wire form
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import TcpState
+from sysemu.abi.inet import TcpState, TcpStates
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.poll import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP,
                              POLLRDNORM, POLLWRNORM)
@@ -42,7 +42,7 @@ from sysemu.net.ipv4.tcp_output import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
 
-S = TcpState
+S = TcpStates
 
 
 def tcp_set_state(net: "Net", sk: "Sock", state: TcpState) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import TcpState
+from sysemu.abi.inet import TcpStates
 from sysemu.abi.limits import HZ, U32_MAX
 from sysemu.abi.socket import RCV_SHUTDOWN, SEND_SHUTDOWN, SO_OOBINLINE
 from sysemu.net.core import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from sysemu.net.core import Net, Segment, Sock
     from sysemu.net.ipv4.request_sock import RequestSockOps
 
-S = TcpState
+S = TcpStates
 
 
 def tcp_rcv_state_process(net: "Net", sk: "Sock", seg: "Segment") -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sysemu.abi.errno import Errno
 from sysemu.abi.inet import (IN6ADDR_ANY, IN6ADDR_LOOPBACK, INADDR_ANY, TCP_KEEPCNT,
                              TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_LINGER2, TCP_USER_TIMEOUT,
-                             V4MAPPED_PREFIX, TcpState)
+                             V4MAPPED_PREFIX, TcpState, TcpStates)
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import AF_INET, AF_INET6
 from sysemu.kernel.errors import SyscallError
@@ -43,7 +43,7 @@ from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Segment
 
-S = TcpState
+S = TcpStates
 
 
 # -- receive -------------------------------------------------------------------------

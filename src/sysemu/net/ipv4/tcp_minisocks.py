@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from sysemu.abi.inet import TcpState
+from sysemu.abi.inet import TcpStates
 from sysemu.abi.limits import U32_MAX
 from sysemu.net.core import (TCP_INVALID_RATELIMIT, TCP_TIMEWAIT_LEN, after, ktime_get_seconds,
                              s32, tcp_clock_ms, tcp_paws_reject)
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sysemu.net.core import Net, Segment, Sock
     from sysemu.net.ipv4.request_sock import RequestSock
 
-S = TcpState
+S = TcpStates
 
 
 class TcpTwStatus(enum.IntEnum):

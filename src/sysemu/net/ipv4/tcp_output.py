@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from sysemu.abi.inet import TCP_USER_TIMEOUT, TcpFlags, TcpState
+from sysemu.abi.inet import TCP_USER_TIMEOUT, TcpFlags, TcpStates
 from sysemu.abi.limits import HZ, U32_MAX
 from sysemu.abi.socket import SEND_SHUTDOWN
 from sysemu.net.core import (SOCK_SNDBUF_LOCK, TCP_ATO_MIN, TCP_CA_Disorder, TCP_CA_Loss,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
     from sysemu.net.ipv4.request_sock import RequestSock
 
-S = TcpState
+S = TcpStates
 
 
 class F:

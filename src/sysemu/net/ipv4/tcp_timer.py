@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TcpState
+from sysemu.abi.inet import TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TcpStates
 from sysemu.abi.limits import U32_MAX
 from sysemu.abi.socket import SEND_SHUTDOWN
 from sysemu.net.core import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Recovery, TCP_RTO_MAX,
@@ -26,7 +26,7 @@ from sysemu.net.ipv4.tcp_output import (TCP_NAGLE_PUSH, F, tcp_arm_rtx, tcp_send
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
 
-S = TcpState
+S = TcpStates
 
 
 def tcp_model_timeout(boundary: int, rto_base: float) -> float:

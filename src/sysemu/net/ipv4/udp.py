@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sysemu.abi.errno import Errno
-from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_UDP, V4MAPPED_PREFIX, TcpState)
+from sysemu.abi.inet import (IN6ADDR_ANY, INADDR_ANY, IPPROTO_UDP, V4MAPPED_PREFIX, TcpStates)
 from sysemu.abi.poll import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM,
                              POLLWRBAND, POLLWRNORM)
 from sysemu.abi.socket import (AF_INET, AF_INET6, AF_UNSPEC, RCV_SHUTDOWN, SHUTDOWN_MASK,
@@ -41,7 +41,7 @@ from sysemu.net.sockaddr import decode_sockaddr_in, decode_sockaddr_in6, sa_fami
 if TYPE_CHECKING:
     from sysemu.net.core import Net, Sock
 
-S = TcpState
+S = TcpStates
 
 # Linux: net.core.rmem_default / wmem_default (a UDP socket's SO_RCVBUF / SO_SNDBUF)
 UDP_RMEM_DEFAULT = 212992
