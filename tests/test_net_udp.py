@@ -276,3 +276,34 @@ def test_socketcall_reaches_the_udp_handlers():
         i386.abi = "64"
     assert env.mem.read(buf, 14) == b"via socketcall"
     assert parse_sockaddr(env.mem.read(name, 16)) == ("127.0.0.1", env.port(b))
+
+
+def test_recvfrom_copies_the_data_before_the_address_faults():
+    """__sys_recvfrom(): sock_recvmsg() copies the data and takes the datagram, then
+    move_addr_to_user() reads the length: an unreadable or negative length fails the
+    call (EFAULT, EINVAL) after the data is in the buffer. sysemu reads the length first
+    and copies data, address and length in one batch: the same outcome."""
+    env = U()
+    a, b = env.udp(), env.udp()
+    env.bind(a, "127.0.0.1", 0)
+    pa = env.port(a)
+    for data, ln, expect in ((b"first", None, -E.EFAULT),
+                             (b"second", struct.pack("<i", -1), -E.EINVAL)):
+        env.sendto(b, data, "127.0.0.1", pa)
+        buf = env.mem.alloc(bytes(16))
+        name = env.mem.alloc(bytes(128))
+        lnaddr = env.mem.alloc(ln) if ln is not None else 8      # 8: unmapped
+        assert env.call("recvfrom", a, buf, 16, MSG_DONTWAIT, name, lnaddr) == expect
+        assert env.mem.read(buf, len(data)) == data
+        assert env.mem.read(name, 16) == bytes(16)              # no address written
+        if ln is not None:
+            assert env.mem.read(lnaddr, 4) == ln                # nor its length
+        env.task.commits = []
+    assert env.recvfrom(a)[0] == -E.EAGAIN                      # both datagrams taken
+    env.sendto(b, b"third", "127.0.0.1", pa)
+    ln = env.mem.alloc(struct.pack("<i", 128))
+    name = env.mem.alloc(bytes(128))
+    # the data's fault comes first: neither the address nor its length is written
+    assert env.call("recvfrom", a, 8, 16, MSG_DONTWAIT, name, ln) == -E.EFAULT
+    assert env.mem.read(ln, 4) == struct.pack("<i", 128)
+    assert env.mem.read(name, 16) == bytes(16)

@@ -77,11 +77,10 @@ class HostFileTable:
                 target = self._readlink(fd)
         except OSError:
             raise HostPassthrough() from None   # no such fd: the host's EBADF
-        if target.startswith(SOCKET_PREFIX):
+        if target[:8] == SOCKET_PREFIX:
             ph = self.registry.get(int(target[8:-1]))
             if ph is not None:
-                holder = ph.holder
-                if holder is None or holder[1] != fd or holder[0] != self.pid:
+                if ph.holder != (self.pid, fd):
                     ph.holder = (self.pid, fd)     # who to reach the placeholder through
                 return ph.file
         raise HostPassthrough()

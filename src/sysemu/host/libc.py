@@ -84,6 +84,17 @@ def tgkill(tgid: int, tid: int, sig: int) -> None:
     _check(LIBC.syscall(NR_TGKILL, tgid, tid, sig))
 
 
+MSG_TRUNC = 0x20
+MSG_DONTWAIT = 0x40
+
+
+def drop_record(fd: int) -> None:
+    """Take the next record (datagram) off socket `fd` without copying it, not waiting:
+    recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) (CPython's recv() of 0 bytes returns at
+    once without asking the kernel). Nothing queued is not an error here."""
+    LIBC.recv(fd, None, 0, MSG_DONTWAIT | MSG_TRUNC)
+
+
 def seccomp(operation: int, flags: int, args) -> int:
     return _check(LIBC.syscall(NR_SECCOMP, operation, flags, args))
 

@@ -6,6 +6,7 @@ transfer (the range ends in an unmapped page) is EFAULT for the syscall, never a
 from __future__ import annotations
 
 import ctypes
+import struct
 
 from sysemu.host.libc import LIBC
 from sysemu.kernel.errors import fault
@@ -30,26 +31,34 @@ BUF_SIZE = 4096
 WRITEV_MAX = 4          # remote pieces batched into one process_vm_writev
 
 
+# local iovec, then 1..WRITEV_MAX remote ones, as words: set with one pack_into (a
+# ctypes field set per word costs more than the whole pack)
+_IOVECS = [struct.Struct(f"{2 + 2 * n}Q") for n in range(WRITEV_MAX + 1)]
+
+
 class ProcessMemory:
     """The UserMemory of thread `tid` (kernel/usermem.py protocol).
 
-    One preallocated buffer and iovec pair per thread: most copies are a few bytes (a
+    One preallocated buffer and iovec array per thread: most copies are a few bytes (a
     sockaddr, a length), and the ctypes set-up would cost more than the syscall."""
 
     __slots__ = ("tid", "_local", "_remote", "_laddr", "_raddr", "_buf", "_bufaddr",
-                 "_view", "_pieces", "_paddr")
+                 "_view", "_iov", "_iovview", "_paddr")
 
     def __init__(self, tid: int):
         self.tid = tid
         self._buf = ctypes.create_string_buffer(BUF_SIZE)
         self._bufaddr = ctypes.addressof(self._buf)
         self._view = memoryview(self._buf).cast("B")
-        self._local = IoVec(self._bufaddr, 0)
-        self._remote = IoVec()
+        # [local base, local len, remote base, remote len, ...]: _local and _remote are
+        # the first two iovecs of it, the remote pieces of writev() all but the first
+        self._iov = (ctypes.c_uint64 * (2 + 2 * WRITEV_MAX))()
+        self._iovview = memoryview(self._iov).cast("B")
+        self._local = IoVec.from_buffer(self._iov, 0)
+        self._remote = IoVec.from_buffer(self._iov, ctypes.sizeof(IoVec))
         self._laddr = ctypes.c_void_p(ctypes.addressof(self._local))
         self._raddr = ctypes.c_void_p(ctypes.addressof(self._remote))
-        self._pieces = (IoVec * WRITEV_MAX)()
-        self._paddr = ctypes.c_void_p(ctypes.addressof(self._pieces))
+        self._paddr = self._raddr
 
     def _transfer(self, fn, addr: int, size: int, what: str) -> None:
         if addr < 0 or addr + size > ADDR_LIMIT:
@@ -66,10 +75,7 @@ class ProcessMemory:
     def read(self, addr: int, size: int) -> bytes:
         if 0 < size <= BUF_SIZE and 0 <= addr <= ADDR_LIMIT - size:
             # The common case, _transfer() written out: a few bytes into the buffer.
-            local, remote = self._local, self._remote
-            local.iov_base = self._bufaddr
-            local.iov_len = remote.iov_len = size
-            remote.iov_base = addr
+            _IOVECS[1].pack_into(self._iovview, 0, self._bufaddr, size, addr, size)
             if _readv(self.tid, self._laddr, 1, self._raddr, 1, 0) == size:
                 return self._view[:size].tobytes()
             self._transfer(_readv, addr, size, "read")      # raises EFAULT
@@ -100,7 +106,8 @@ class ProcessMemory:
         if len(pieces) > WRITEV_MAX:
             writev_pieces(self, pieces)
             return
-        view, remote, offset, i = self._view, self._pieces, 0, 0
+        view, offset = self._view, 0
+        words = [self._bufaddr, 0]
         for addr, data in pieces:
             size = len(data)
             end = offset + size
@@ -108,16 +115,13 @@ class ProcessMemory:
                 writev_pieces(self, pieces)     # a faulting piece raises there
                 return
             view[offset:end] = data
-            piece = remote[i]
-            piece.iov_base = addr
-            piece.iov_len = size
+            words += (addr, size)
             offset = end
-            i += 1
-        total = offset
-        self._local.iov_base = self._bufaddr
-        self._local.iov_len = total
+        words[1] = offset
+        i = len(pieces)
+        _IOVECS[i].pack_into(self._iovview, 0, *words)
         n = _writev(self.tid, self._laddr, 1, self._paddr, i, 0)
-        if n != total:
+        if n != offset:
             raise fault(f"writev {i} pieces ({self.tid}): "
                         f"{n if n >= 0 else 'errno %d' % ctypes.get_errno()}")
 

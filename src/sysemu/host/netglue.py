@@ -92,7 +92,7 @@ from sysemu.kernel.file import File
 from sysemu.kernel.syscalls import InstallFd, InstallFds
 from sysemu.kernel.wait import WaitQueue
 from sysemu.host.files import HostFileReader, HostPipe
-from sysemu.host.libc import tgkill
+from sysemu.host.libc import drop_record, tgkill
 from sysemu.kernel.task import DATAPATH_MODEL, HostHooks
 from sysemu.net.ipv4.tcp import tcp_data_pending, tcp_placeholder_poll, tcp_sendpage
 from sysemu.net.scm import KvecIter
@@ -125,7 +125,7 @@ class NetGlue(HostHooks):
         self.refuse_rights = False
         self.abstract_inside = False
         self._abort_armed: set = set()      # Socks with an abort byte (linger_changed)
-        self._borrowed: dict = {}           # Placeholder -> its program end, for one batch
+        self._borrowed: dict = {}           # Placeholder -> its program end (fd), one batch
         self._pulling: set = set()          # placeholders _pull() is working on
         # Sock -> callable(child, child_kept_fd): a client from outside the sandbox (a
         # published port: host/portfwd.py), which takes the accepted child's kept end
@@ -472,12 +472,13 @@ class NetGlue(HostHooks):
             ph.backlog.popleft()
         self.placeholders.rearm(ph, select.EPOLLIN)
 
-    def _borrow(self, ph: Placeholder):
-        """The program's end of `ph` (a borrowed copy), kept until the end of the batch
-        of events being handled (release_borrowed): one trapped recvfrom uses it twice."""
+    def _borrow(self, ph: Placeholder) -> int | None:
+        """The program's end of `ph` (a borrowed copy, a bare descriptor), kept until the
+        end of the batch of events being handled (release_borrowed): one trapped recvfrom
+        uses it twice."""
         end = self._borrowed.get(ph)
         if end is None:
-            end = self.placeholders.program_end(ph)
+            end = self.placeholders.program_end_fd(ph)
             if end is not None:
                 self._borrowed[ph] = end
         return end
@@ -487,7 +488,7 @@ class NetGlue(HostHooks):
         the program's last close)."""
         if self._borrowed:
             for end in self._borrowed.values():
-                end.close()
+                os.close(end)
             self._borrowed.clear()
 
     def datagram_dequeued(self, sock, skb) -> None:
@@ -506,10 +507,7 @@ class NetGlue(HostHooks):
         end = self._borrow(ph)
         if end is None:
             return
-        try:
-            end.recv(1, socket.MSG_DONTWAIT | socket.MSG_TRUNC)    # (CPython skips recv(0))
-        except OSError:
-            pass
+        drop_record(end)
         if ph.backlog:
             self._flush_backlog(ph)
 
@@ -529,7 +527,7 @@ class NetGlue(HostHooks):
             if end is None:
                 return 0
             try:
-                buf = fcntl.ioctl(end.fileno(), termios.FIONREAD, b"\0\0\0\0")
+                buf = fcntl.ioctl(end, termios.FIONREAD, b"\0\0\0\0")
                 left = int.from_bytes(buf, "little", signed=True)
             except OSError:
                 return 0

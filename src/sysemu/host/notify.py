@@ -141,14 +141,12 @@ class Listener:
                     return None
                 raise
 
-    def _send(self, id: int, val: int, error: int, flags: int) -> bool:
-        RESP.pack_into(self._resp, 0, id, val, error, flags)
-        return self._ioctl(SECCOMP_IOCTL_NOTIF_SEND, self._resp) is not None
-
-    def send_value(self, id: int, val: int) -> bool:
-        """The call returns val (rax)."""
+    def send(self, id: int, val: int, error: int, flags: int) -> bool:
+        """SECCOMP_IOCTL_NOTIF_SEND of one response: True if the kernel took it, False if
+        the call was gone (ENOENT). Every answer of a trapped call ends here, so it is
+        one frame: no helper between it and the ioctl."""
         resp = self._resp
-        RESP.pack_into(resp, 0, id, val, 0, 0)
+        RESP.pack_into(resp, 0, id, val, error, flags)
         try:
             fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, resp, True)
         except OSError as exc:
@@ -157,13 +155,17 @@ class Listener:
             raise
         return True
 
+    def send_value(self, id: int, val: int) -> bool:
+        """The call returns val (rax)."""
+        return self.send(id, val, 0, 0)
+
     def send_error(self, id: int, err: int) -> bool:
         """The call fails with -err."""
-        return self._send(id, 0, -abs(err), 0)
+        return self.send(id, 0, -abs(err), 0)
 
     def send_continue(self, id: int) -> bool:
         """The host kernel runs the call itself (SECCOMP_USER_NOTIF_FLAG_CONTINUE)."""
-        return self._send(id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+        return self.send(id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
 
     def send_fd(self, id: int, srcfd: int, cloexec: bool = False) -> int | None:
         """Install a copy of our srcfd in the caller and answer its number in one step

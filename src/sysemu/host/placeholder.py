@@ -275,10 +275,17 @@ class Placeholders:
         """A copy of the program's end (close it after use): sysemu's own while it still
         holds one, else borrowed (pidfd_getfd) from its last holder, else from whichever
         sandbox process /proc shows holding it. None when no program has it any more."""
+        fd = self.program_end_fd(ph)
+        return _end_socket(ph, fd) if fd is not None else None
+
+    def program_end_fd(self, ph: Placeholder | None) -> int | None:
+        """program_end() as a bare descriptor (close it after use), for a caller that
+        needs no socket object: CPython's socket() of a descriptor asks the kernel its
+        getsockname, a system call per borrow."""
         if ph is None:
             return None
         if ph.prog_fd >= 0:
-            return _end_socket(ph, os.dup(ph.prog_fd))
+            return os.dup(ph.prog_fd)
         for holder in (ph.holder, None):
             if holder is None:
                 holder = self._find_holder(ph.inode)
@@ -290,7 +297,7 @@ class Placeholders:
                 continue
             if os.fstat(dup).st_ino == ph.inode:
                 ph.holder = holder
-                return _end_socket(ph, dup)
+                return dup
             os.close(dup)
         return None
 

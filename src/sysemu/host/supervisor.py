@@ -47,7 +47,8 @@ from sysemu.host.files import HostFileTable
 from sysemu.host.libc import PR_SET_PDEATHSIG, pidfd_getfd, prctl, tgkill
 from sysemu.host.memory import ProcessMemory
 from sysemu.host.namespaces import Containment
-from sysemu.host.notify import Listener, Notification, ReplaceFd
+from sysemu.host.notify import (SECCOMP_USER_NOTIF_FLAG_CONTINUE, Listener, Notification,
+                                ReplaceFd)
 from sysemu.host.placeholder import Placeholders
 from sysemu.host.procs import descendants
 from sysemu.host.reactor import Reactor, TimerHandle
@@ -413,21 +414,22 @@ class Supervisor:
         if flight is not None:
             text = self._exit_text(flight, kind, value)
         try:
+            # one SEND (Listener.send) for a value, an error or CONTINUE
             if kind == VALUE:
-                accepted = listener.send_value(
-                    notif.id, value if value.__class__ is int else int(value))
+                accepted = listener.send(
+                    notif.id, value if value.__class__ is int else int(value), 0, 0)
+            elif kind == CONTINUE:
+                accepted = listener.send(notif.id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
             elif kind == INSTALL:
                 newfd = self._install_fd(notif, value)
                 accepted = newfd is not None and newfd >= 0
                 if text is not None and newfd is not None:
                     text = replace_result(text, self._fd_result(value.file, newfd))
-            elif kind == CONTINUE:
-                accepted = listener.send_continue(notif.id)
             elif kind == INJECTED and value >= 0:
                 accepted = listener.send_value(
                     notif.id, value if value.__class__ is int else int(value))
             else:                       # ERROR, FAILED, an injected error (-errno)
-                accepted = listener.send_error(notif.id, abs(value))
+                accepted = listener.send(notif.id, 0, -abs(value), 0)
         except Exception as exc:
             self._internal_error(f"answer of {self._call_name(notif)}", exc)
             listener.send_error(notif.id, Errno.ENOSYS)

@@ -113,13 +113,21 @@ class IovIter:
         if len(self.segs) == 1:
             self.mem.write(self.segs[0][0] + offset, data)
             return
+        pieces = self.pieces(offset, data)
+        if pieces:
+            self.mem.writev(pieces)
+
+    def pieces(self, offset: int, data: bytes) -> tuple[tuple[int, bytes], ...]:
+        """What write(offset, data) copies, as (address, bytes) pieces in order, for a
+        caller that batches them with copies of its own (UserMemory.writev)."""
+        if len(self.segs) == 1:
+            return ((self.segs[0][0] + offset, data),) if data else ()
         pos = 0
         pieces = []
         for addr, take in self._spans(offset, len(data)):
             pieces.append((addr, data[pos:pos + take]))
             pos += take
-        if pieces:
-            self.mem.writev(tuple(pieces))
+        return tuple(pieces)
 
 
 def access_ok(addr: int, size: int) -> None:

@@ -143,19 +143,31 @@ def move_addr_to_kernel(mem, uaddr: int, ulen: int) -> bytes:
     return mem.read(uaddr, ulen)
 
 
-def move_addr_to_user(mem, kaddr: bytes, uaddr: int, ulen: int) -> None:
+def move_addr_to_user(mem, kaddr: bytes, uaddr: int, ulen: int,
+                      before: tuple[tuple[int, bytes], ...] = ()) -> None:
     """Linux: move_addr_to_user(): read *ulen (EFAULT), copy min(len, klen) (EINVAL for
-    a negative len), write back the full klen."""
+    a negative len), write back the full klen. `before`: the copies the call makes
+    before it (a receive's data, IovIter.pieces), made first whatever happens to the
+    address, in the same batch as the address and its length.
+    sysemu: *ulen is read before the data is copied (Linux reads it after); the data's
+    fault, if any, still comes first, and nothing else is written after a fault."""
     klen = len(kaddr)
-    length = get_user_int(mem, ulen)
+    try:
+        length = get_user_int(mem, ulen)
+    except SyscallError:
+        if before:
+            mem.writev(before)
+        raise
     if length > klen:
         length = klen
     if length < 0:
+        if before:
+            mem.writev(before)
         raise SyscallError(Errno.EINVAL)
-    if length:      # the address, then the length: one batched copy
-        mem.writev(((uaddr, kaddr[:length]), (ulen, S32.pack(klen))))
+    if length:      # the data, the address, then the length: one batched copy
+        mem.writev(before + ((uaddr, kaddr[:length]), (ulen, S32.pack(klen))))
         return
-    put_user_int(mem, ulen, klen)
+    mem.writev(before + ((ulen, S32.pack(klen)),))
 
 
 def _new_file(task, sock: Socket, flags: int) -> File:
@@ -518,10 +530,11 @@ def _recv_one(task, sock: Socket, it: IovIter, flags: int, uaddr: int, uaddr_len
     if skb.ee is not None:
         msg_flags |= MSG_ERRQUEUE
     try:
-        it.write(0, data[:copied])
-        if uaddr:
+        if uaddr:       # the data and the address in one batch (move_addr_to_user)
             name = _errqueue_name(sock, skb) if skb.ee is not None else _source_name(sock, skb)
-            move_addr_to_user(task.mem, name, uaddr, uaddr_len)
+            move_addr_to_user(task.mem, name, uaddr, uaddr_len, it.pieces(0, data[:copied]))
+        else:
+            it.write(0, data[:copied])
     except SyscallError:
         _consume(task, sock, skb, flags, failed=True)
         raise

@@ -156,6 +156,9 @@ class SyscallTable:
             slot.compat, slot.noreturn = compat, noreturn
             slot.table = abi
             self.slots[nr] = slot
+        # what each slot calls, by number: the entry's one index (Linux: sys_call_table
+        # holds the functions themselves)
+        self.calls: list[Callable] = [slot.call for slot in self.slots]
 
     @staticmethod
     def _unserved(slot: Slot, on_unserved):
@@ -223,8 +226,12 @@ class Syscalls:
         return NI_SLOT
 
     def do_syscall_64(self, task, nr: int, args) -> int | InstallFd:
+        """Linux: do_syscall_64(): the 64-bit table's slot, else the x32 table's."""
         unr = nr & 0xFFFFFFFF
-        slot = self.x64.slots[unr] if unr < self.x64.nr_syscalls else self.slot_64(nr)
+        if unr < self.x64.nr_syscalls:      # a 64-bit number: bit 30 (x32) is clear
+            task.abi = "64"
+            return self.x64.calls[unr](task, args)
+        slot = self.slot_64(nr)
         task.abi = "x32" if slot.abi == "x32" or (nr & X32_SYSCALL_BIT) else "64"
         return slot.call(task, args)
 
@@ -237,6 +244,10 @@ class Syscalls:
         HostPassthrough. Side effects deferred with task.on_commit() are the caller's to run
         once the response is accepted."""
         if arch == AUDIT_ARCH_X86_64:
+            unr = nr & 0xFFFFFFFF
+            if unr < self.x64.nr_syscalls:  # do_syscall_64()'s common case, written out
+                task.abi = "64"
+                return self.x64.calls[unr](task, args)
             return self.do_syscall_64(task, nr, args)
         if arch == AUDIT_ARCH_I386:
             return self.do_syscall_32(task, nr, args)
