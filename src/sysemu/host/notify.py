@@ -149,6 +149,8 @@ class Listener:
         RESP.pack_into(resp, 0, id, val, error, flags)
         try:
             fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, resp, True)
+        except InterruptedError:    # the notify lock, taken interruptibly: nothing done
+            return self.send(id, val, error, flags)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return False
