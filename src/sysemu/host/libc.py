@@ -7,6 +7,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from sysemu.abi.socket import MSG_DONTWAIT, MSG_TRUNC
+
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 # arch/x86/entry/syscalls/syscall_64.tbl
@@ -82,10 +84,6 @@ def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int) -> None:
 
 def tgkill(tgid: int, tid: int, sig: int) -> None:
     _check(LIBC.syscall(NR_TGKILL, tgid, tid, sig))
-
-
-MSG_TRUNC = 0x20
-MSG_DONTWAIT = 0x40
 
 
 def drop_record(fd: int) -> None:

@@ -147,15 +147,16 @@ class Listener:
         one frame: no helper between it and the ioctl."""
         resp = self._resp
         RESP.pack_into(resp, 0, id, val, error, flags)
-        try:
-            fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, resp, True)
-        except InterruptedError:    # the notify lock, taken interruptibly: nothing done
-            return self.send(id, val, error, flags)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return False
-            raise
-        return True
+        while True:
+            try:
+                fcntl.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, resp, True)
+                return True
+            except InterruptedError:    # the notify lock, taken interruptibly: nothing done
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return False
+                raise
 
     def send_value(self, id: int, val: int) -> bool:
         """The call returns val (rax)."""
